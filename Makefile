@@ -1,0 +1,101 @@
+# pstm - persistent software transactional memory.  Plain GNU make.
+#   make            library, CLI, examples into build/
+#   make check      install missing deps, build, run all tests (prove)
+#   make asan|tsan  the same tests under sanitizers (build-asan/, build-tsan/)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make bench      benchmarks (see docs/benchmarks.md)
+
+VERSION  = 0.1.0
+SOMAJOR  = 0
+PREFIX  ?= /usr/local
+DESTDIR ?=
+B       ?= build
+
+CC      ?= gcc
+OPT     ?= -O2
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla
+CFLAGS  ?= $(OPT) -g
+ALLCFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(XCFLAGS) -Iinclude -Ilib -pthread
+LIBDEPS  = -lpmem -lurcu-common -lz -pthread
+TESTLIBS = -lcmocka
+
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
+TEST_SRC = $(wildcard tests/test_*.c)
+TESTS    = $(TEST_SRC:tests/%.c=$(B)/tests/%)
+TEST_HELP = $(B)/tests/helpers.o
+EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+TOOLS    = $(B)/pstm
+
+.PHONY: all check test asan tsan install clean deps bench bench-quick demo
+all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
+
+$(B)/lib/%.o: lib/%.c lib/*.h include/pstm.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(B)/libpstm.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libpstm.so.$(VERSION): $(LIB_OBJ)
+	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libpstm.so.$(SOMAJOR) \
+	    -Wl,--version-script=lib/libpstm.map -o $@ $^ $(LIBDEPS)
+	ln -sf libpstm.so.$(VERSION) $(B)/libpstm.so.$(SOMAJOR)
+	ln -sf libpstm.so.$(SOMAJOR) $(B)/libpstm.so
+
+# tools and tests link the static library: they may use internal headers
+$(B)/pstm: tools/pstm.c $(B)/libpstm.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS)
+
+$(B)/examples/%: examples/%.c $(B)/libpstm.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS)
+
+$(B)/tests/helpers.o: tests/helpers.c tests/helpers.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(B)/tests/%: tests/%.c $(TEST_HELP) $(B)/libpstm.a tests/helpers.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(TEST_HELP) $(B)/libpstm.a $(LIBDEPS) $(TESTLIBS)
+
+deps:
+	@scripts/install-deps.sh
+
+# prove runs each test binary; each prints TAP (cmocka)
+test: all
+	PSTM_BIN=$(B) prove -f $(TESTS) tests/cli.t
+
+check: deps
+	$(MAKE) test
+
+asan:
+	$(MAKE) B=build-asan OPT=-O1 \
+	    XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    test
+
+tsan:
+	$(MAKE) B=build-tsan OPT=-O1 XCFLAGS="-fsanitize=thread" test
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 include/pstm.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(B)/libpstm.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libpstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libpstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libpstm.so.$(SOMAJOR)
+	ln -sf libpstm.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libpstm.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    lib/pstm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pstm.pc
+	install -m 755 $(B)/pstm $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 docs/pstm.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 docs/pstm.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+
+demo: deps all
+	scripts/demo.sh
+
+clean:
+	rm -rf build build-asan build-tsan

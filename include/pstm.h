@@ -1,0 +1,259 @@
+/*
+ * pstm.h - persistent software transactional memory shared by processes.
+ *
+ * This header is the manual.  A region is a block of shared memory (POSIX
+ * shm, volatile) or a file mapped with libpmem (durable) that several
+ * processes map at once.  Code runs against it in transactions that behave
+ * as if all transactions of all processes ran one after another (strict
+ * serializability), and a running transaction never sees a state that no
+ * such serial order could produce (opacity), even one that will abort.
+ *
+ * References inside a region are byte offsets from its start (pstm_off,
+ * 0 = null), so each process may map the region at a different address.
+ *
+ * Conventions:
+ *  - Functions returning int return 0 on success or a negative PSTM_E*
+ *    code; pstm_strerror() gives its text.  A user transaction function's
+ *    own non-zero return value is passed back unchanged (use positive values
+ *    or values below PSTM_ERR_LAST to keep them apart from ours).
+ *  - "May unwind": the call may not return to the transaction function; the
+ *    transaction is rolled back and re-executed (conflict) or ended with an
+ *    error (bad offset, full log).  Code inside a transaction must not own
+ *    outside resources (heap memory, locks, fds) across such calls; it must
+ *    be safe to re-run from the start.
+ *  - A pstm_region handle may be used by any number of threads of the
+ *    process that opened it; it must not be used in a forked child (open the
+ *    region again there).
+ */
+#ifndef PSTM_H
+#define PSTM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PSTM_API __attribute__((visibility("default")))
+
+#define PSTM_VERSION_MAJOR 0
+#define PSTM_VERSION_MINOR 1
+
+/* Offset of a byte in a region, from the region's start.  0 is null. */
+typedef uint64_t pstm_off;
+
+typedef struct pstm_region pstm_region; /* an open region (per process) */
+typedef struct pstm_tx pstm_tx;         /* a running transaction */
+
+/*
+ * A transaction body.  Return 0 to commit; any other value rolls the
+ * transaction back (nothing it wrote becomes visible) and is returned by
+ * pstm_atomic()/pstm_run() unchanged.  May be executed several times.
+ */
+typedef int (*pstm_fn)(pstm_tx *tx, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+enum pstm_error {
+	PSTM_OK = 0,
+	PSTM_EINVAL = -1001,    /* invalid argument (NULL, bad option, bad URI) */
+	PSTM_ENOENT = -1002,    /* region does not exist */
+	PSTM_EEXIST = -1003,    /* region exists (create without replace) */
+	PSTM_EACCES = -1004,    /* permission denied on the region */
+	PSTM_EIO = -1005,       /* system call failed (see errno) */
+	PSTM_ENOMEM = -1006,    /* out of process memory */
+	PSTM_EBADMAGIC = -1007, /* not a pstm region (wrong magic) */
+	PSTM_EVERSION = -1008,  /* region format newer than this library */
+	PSTM_ECORRUPT = -1009,  /* superblock checksum or fields invalid */
+	PSTM_ETRUNC = -1010,    /* file shorter than its superblock says */
+	PSTM_ETOOSMALL = -1011, /* requested size too small for the layout */
+	PSTM_EPROCFULL = -1012, /* process table full */
+	PSTM_ESLOTFULL = -1013, /* no free transaction slot (threads) */
+	PSTM_ERANGE = -1014,    /* offset/length outside the region heap */
+	PSTM_ELOGFULL = -1015,  /* transaction writes more than its redo log holds */
+	PSTM_EHEAPFULL = -1016, /* region heap exhausted */
+	PSTM_EINTX = -1017,     /* call not allowed inside a transaction */
+	PSTM_EBUSY = -1018,     /* pstm_run already active in this process */
+	PSTM_ECANCELED = -1019, /* transaction cancelled (a sibling failed) */
+	PSTM_ENOTX = -1020,     /* call only allowed inside a transaction */
+	PSTM_ECLOCK = -1021,    /* version clock exhausted; reopen with no users */
+	PSTM_EEMPTY = -1022,    /* region file is empty (0 bytes) */
+	PSTM_ERR_LAST = -1022
+};
+
+/* Text for a PSTM_E* code (or strerror text for a positive errno). */
+PSTM_API const char *pstm_strerror(int err);
+
+/* ------------------------------------------------------------------ */
+/* Regions                                                             */
+
+enum pstm_durability {
+	PSTM_DEFAULT = 0,  /* volatile for shm:, durable for files */
+	PSTM_VOLATILE = 1, /* no flushing: survives process crashes only */
+	PSTM_DURABLE = 2,  /* committed transactions survive power failure */
+};
+
+/*
+ * Options for pstm_create.  Zero-initialise and set what you need; zero
+ * fields take the documented default.
+ */
+struct pstm_create_opts {
+	uint64_t size_bytes;   /* whole region; default 64 MiB, min 1 MiB */
+	mode_t mode;           /* permission bits; default 0600 */
+	int durability;        /* enum pstm_durability; default PSTM_DEFAULT */
+	uint32_t max_procs;    /* attached processes; default 64 (fewer for
+	                          small regions), max 1023 */
+	uint32_t max_threads;  /* transacting threads (all processes);
+	                          default 128 (fewer for small regions), max 2047 */
+	uint32_t log_bytes;    /* redo log per thread; default 64 KiB, or
+	                          size/1024 below 64 MiB (4 KiB..16 MiB) */
+	uint32_t orecs_log2;   /* log2 of ownership records; default 20, or
+	                          fewer (about size/8 bytes) below 64 MiB (8 MiB
+	                          of runtime), range 10..26 */
+	int replace;           /* non-zero: replace an existing region */
+};
+
+/*
+ * pstm_create - create a region and open it.
+ * @uri: "shm:NAME" for POSIX shared memory (/dev/shm/NAME), anything else is
+ *       a file path (mapped with libpmem; DAX detected automatically).
+ * @o: options, or NULL for defaults.
+ * @out: receives the handle.
+ * Creation is atomic: other processes see either no region or a complete
+ * one.  Errors: PSTM_EINVAL, PSTM_EEXIST, PSTM_EACCES, PSTM_ETOOSMALL,
+ * PSTM_EIO, PSTM_ENOMEM.
+ */
+PSTM_API int pstm_create(const char *uri, const struct pstm_create_opts *o,
+			 pstm_region **out);
+
+/*
+ * pstm_open - open an existing region and attach this process to it.
+ * Validates the superblock (magic, version, checksum, sizes, layout) before
+ * mapping, so a failed open never modifies the region.  Recovers slots of
+ * dead processes, and after a reboot or power failure replays committed
+ * redo logs.  Errors: PSTM_EINVAL, PSTM_ENOENT, PSTM_EACCES,
+ * PSTM_EBADMAGIC, PSTM_EVERSION, PSTM_ECORRUPT, PSTM_ETRUNC,
+ * PSTM_EPROCFULL, PSTM_EIO, PSTM_ENOMEM.
+ */
+PSTM_API int pstm_open(const char *uri, pstm_region **out);
+
+/*
+ * pstm_close - detach and unmap.  All threads must have finished their
+ * transactions on @r; not allowed inside a transaction (PSTM_EINTX).
+ */
+PSTM_API int pstm_close(pstm_region *r);
+
+/* pstm_unlink - remove a region by URI (no handle needed). */
+PSTM_API int pstm_unlink(const char *uri);
+
+/* Fixed facts about an open region, for tools and tests. */
+struct pstm_region_info {
+	uint64_t size_bytes;
+	uint64_t heap_off, heap_bytes; /* user-addressable range */
+	int durability;                /* PSTM_VOLATILE or PSTM_DURABLE */
+	int is_pmem;                   /* mapped on real (or forced) pmem */
+	uint32_t max_procs, max_threads, log_bytes, orecs_log2;
+	uint32_t format_version;
+	uint8_t uuid[16];
+	uint64_t created_ns;           /* CLOCK_REALTIME at creation */
+};
+PSTM_API int pstm_region_info(pstm_region *r, struct pstm_region_info *out);
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                        */
+
+/*
+ * pstm_atomic - run @fn(tx, arg) as one transaction.
+ * Re-executes fn after conflicts until it commits (returns 0), or until fn
+ * returns non-zero (rolled back; that value is returned) or a pstm_* call
+ * inside it fails (rolled back; the PSTM_E* code is returned).  Nested
+ * calls are flattened into the outer transaction; a non-zero return from
+ * a nested body aborts the outer transaction with that value.
+ * Thread-safe; serializes with all transactions of all processes.
+ */
+PSTM_API int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg);
+
+/*
+ * Transactional access.  All may unwind.  @off must lie in the heap
+ * (pstm_region_info.heap_off .. + heap_bytes); otherwise the transaction
+ * ends with PSTM_ERANGE.  load64/store64 accept any alignment; aligned
+ * words are the fast path.  Writes are buffered until commit and seen by
+ * later reads of the same transaction.  A transaction that writes more
+ * than its redo log holds ends with PSTM_ELOGFULL.
+ */
+PSTM_API uint64_t pstm_load64(pstm_tx *tx, pstm_off off);
+PSTM_API void pstm_store64(pstm_tx *tx, pstm_off off, uint64_t v);
+PSTM_API void pstm_read(pstm_tx *tx, pstm_off off, void *dst, size_t n);
+PSTM_API void pstm_write(pstm_tx *tx, pstm_off off, const void *src, size_t n);
+
+/*
+ * pstm_root - offset of the region's root object of @n bytes, allocated and
+ * zeroed on first use.  Later calls with n <= the first size return the
+ * same offset; a larger n ends the transaction with PSTM_EINVAL.
+ */
+PSTM_API pstm_off pstm_root(pstm_tx *tx, size_t n);
+
+/*
+ * pstm_alloc - allocate @n bytes (16-byte aligned) as part of @tx: if the
+ * transaction aborts the block is returned.  Heap exhausted: the
+ * transaction ends with PSTM_EHEAPFULL.  pstm_free releases a block
+ * obtained from pstm_alloc; it becomes reusable once @tx commits.
+ */
+PSTM_API pstm_off pstm_alloc(pstm_tx *tx, size_t n);
+PSTM_API void pstm_free(pstm_tx *tx, pstm_off off);
+
+/* The region a transaction runs on. */
+PSTM_API pstm_region *pstm_tx_region(pstm_tx *tx);
+
+/* ------------------------------------------------------------------ */
+/* add / run (after PyPy's transaction module)                         */
+
+/*
+ * pstm_add - outside a transaction: put fn(arg) in this process's pending
+ * set, to be run by the next (or the active) pstm_run.  Errors:
+ * PSTM_EINTX (use pstm_tx_add), PSTM_ENOMEM.
+ */
+PSTM_API int pstm_add(pstm_region *r, pstm_fn fn, void *arg);
+
+/*
+ * pstm_tx_add - inside a transaction: schedule fn(arg) to be added to the
+ * pending set if and when @tx commits.  Dropped if tx aborts.  May unwind
+ * only on PSTM_ENOMEM.
+ */
+PSTM_API int pstm_tx_add(pstm_tx *tx, pstm_fn fn, void *arg);
+
+/*
+ * pstm_run - run every pending transaction, and all they add, on @nthreads
+ * worker threads, each as by pstm_atomic, in no guaranteed order, until
+ * none is left.  Returns 0; or, if a transaction fails (non-zero return or
+ * pstm error), that first failure once the running ones finish; the
+ * pending ones are then cancelled (discarded, not run).  Errors without
+ * running anything: PSTM_EINVAL (nthreads < 1), PSTM_EINTX (called inside
+ * a transaction), PSTM_EBUSY (a run of this process is already active).
+ */
+PSTM_API int pstm_run(pstm_region *r, int nthreads);
+
+/* ------------------------------------------------------------------ */
+/* Statistics                                                          */
+
+struct pstm_stats {
+	uint64_t commits;        /* committed update transactions */
+	uint64_t commits_ro;     /* committed read-only transactions */
+	uint64_t aborts_read;    /* read found a newer or locked word */
+	uint64_t aborts_lock;    /* commit could not lock its write set */
+	uint64_t aborts_validate;/* commit-time read-set validation failed */
+	uint64_t aborts_user;    /* body returned non-zero or pstm error */
+	uint64_t escalations;    /* transactions that had to run alone */
+	uint64_t recoveries;     /* dead slots this process recovered */
+};
+
+/* Totals for this process (all its threads), flushed up to now. */
+PSTM_API int pstm_stats_get(pstm_region *r, struct pstm_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PSTM_H */

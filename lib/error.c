@@ -1,0 +1,39 @@
+/*
+ * error.c - error texts.
+ */
+#include <string.h>
+
+#include "pstm.h"
+
+const char *pstm_strerror(int err)
+{
+	switch (err) {
+	case PSTM_OK: return "success";
+	case PSTM_EINVAL: return "invalid argument";
+	case PSTM_ENOENT: return "region does not exist";
+	case PSTM_EEXIST: return "region already exists";
+	case PSTM_EACCES: return "permission denied on the region";
+	case PSTM_EIO: return "system call failed";
+	case PSTM_ENOMEM: return "out of memory";
+	case PSTM_EBADMAGIC: return "not a pstm region (bad magic)";
+	case PSTM_EVERSION: return "region format is newer than this library";
+	case PSTM_ECORRUPT: return "region superblock is corrupt (checksum or layout)";
+	case PSTM_ETRUNC: return "region file is truncated";
+	case PSTM_ETOOSMALL: return "region size too small for its layout";
+	case PSTM_EPROCFULL: return "process table is full";
+	case PSTM_ESLOTFULL: return "no free transaction slot (too many threads)";
+	case PSTM_ERANGE: return "offset outside the region heap";
+	case PSTM_ELOGFULL: return "transaction writes more than its redo log holds";
+	case PSTM_EHEAPFULL: return "region heap (or device) is full";
+	case PSTM_EINTX: return "not allowed inside a transaction";
+	case PSTM_EBUSY: return "a pstm_run is already active in this process";
+	case PSTM_ECANCELED: return "transaction cancelled";
+	case PSTM_ENOTX: return "only allowed inside a transaction";
+	case PSTM_ECLOCK: return "version clock exhausted";
+	case PSTM_EEMPTY: return "region file is empty";
+	default:
+		if (err > 0)
+			return strerror(err);
+		return "unknown pstm error";
+	}
+}

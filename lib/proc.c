@@ -1,0 +1,288 @@
+/*
+ * proc.c - process table and slot table: attaching, claiming a slot per
+ * transacting thread, and recovering the slots of dead processes.
+ *
+ * A process is identified by pid plus its start time from /proc/PID/stat,
+ * so a reused pid is never taken for the old process; a zombie counts as
+ * dead.  Recovery of a dead process P is decided by one CAS on P's entry
+ * (ALIVE -> RECOVERING naming the recoverer), so exactly one process does
+ * it; if that recoverer dies too, anyone may take over with another CAS.
+ * Settling a slot's redo log is idempotent (redo_log.c), so a takeover
+ * simply starts again.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "proc.h"
+#include "redo_log.h"
+#include "stm.h"
+
+uint64_t proc_start_ticks(pid_t pid, bool *zombie)
+{
+	char path[64], buf[1024];
+	FILE *f;
+	size_t n;
+	char *p;
+	unsigned long long start = 0;
+	char state = 0;
+
+	if (zombie)
+		*zombie = false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* comm may contain spaces and ')' */
+	if (!p)
+		return 0;
+	/* after ") ": field 3 (state) ... field 22 (starttime) */
+	if (sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
+			  "%*u %*d %*d %*d %*d %*d %*d %llu",
+		   &state, &start) != 2)
+		return 0;
+	if (zombie)
+		*zombie = state == 'Z' || state == 'X';
+	return start;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* recoverer tag: process index (10 bits) and low 14 bits of its gen;
+ * REC_OPENER: an opener not yet attached, holding the region flock */
+#define REC_OPENER 0x3ffu
+static uint64_t rec_tag(uint32_t idx, uint64_t state)
+{
+	return (idx & 0x3ff) | ((PROC_GEN(state) & 0x3fff) << 10);
+}
+
+/* Is the process described by entry @p (whose state word was @ps) alive? */
+static bool entry_alive(struct pstm_region *r, uint32_t p, uint64_t ps)
+{
+	struct proc_entry *e = &r->procs[p];
+	uint64_t pid = atomic_load_explicit(&e->pid, memory_order_relaxed);
+	uint64_t start = atomic_load_explicit(&e->start_ticks, memory_order_relaxed);
+	bool zombie;
+
+	/* pid/start are stable while the state word is unchanged */
+	if (atomic_load_explicit(&e->state, memory_order_acquire) != ps)
+		return true; /* changed under us: let the caller look again */
+	if (p == r->proc_idx && ps == r->proc_state)
+		return true;
+	uint64_t now = proc_start_ticks((pid_t)pid, &zombie);
+	return now != 0 && now == start && !zombie;
+}
+
+int proc_attach(struct pstm_region *r)
+{
+	pid_t pid = getpid();
+	uint64_t start = proc_start_ticks(pid, NULL);
+
+	for (uint32_t i = 0; i < r->sb.max_procs; i++) {
+		struct proc_entry *e = &r->procs[i];
+		uint64_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+		if (PROC_ST(s) != PROC_FREE)
+			continue;
+		/* FREE entries are written only by attachers, who hold the
+		 * region flock: no other writer of pid/start now */
+		atomic_store_explicit(&e->pid, (uint64_t)pid, memory_order_relaxed);
+		atomic_store_explicit(&e->start_ticks, start, memory_order_relaxed);
+		atomic_store_explicit(&e->attach_ns, now_ns(), memory_order_relaxed);
+		for (int k = 0; k < 8; k++)
+			atomic_store_explicit(&e->stats[k], 0, memory_order_relaxed);
+		uint64_t ns = proc_pack(PROC_GEN(s) + 1, 0, PROC_ALIVE);
+		if (atomic_compare_exchange_strong_explicit(
+			    &e->state, &s, ns, memory_order_release,
+			    memory_order_relaxed)) {
+			r->proc_idx = i;
+			r->proc_state = ns;
+			return 0;
+		}
+	}
+	return PSTM_EPROCFULL;
+}
+
+int slot_claim(struct pstm_region *r)
+{
+	uint32_t n = r->sb.max_slots;
+	uint32_t first = (uint32_t)((uint64_t)r->proc_idx * 7) % n;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t s = (first + k) % n;
+			struct slot *sl = &r->slots[s];
+			uint64_t st = atomic_load_explicit(&sl->state,
+							   memory_order_relaxed);
+			if (SLOT_ST(st) != SLOT_FREE)
+				continue;
+			uint64_t ns = slot_pack(r->proc_idx, SLOT_GEN(st) + 1,
+						SLOT_ACTIVE);
+			if (atomic_compare_exchange_strong_explicit(
+				    &sl->state, &st, ns, memory_order_acquire,
+				    memory_order_relaxed))
+				return (int)s;
+		}
+		if (pass == 0 && proc_recover_all_dead(r) == 0)
+			break;
+	}
+	return -1;
+}
+
+void slot_release(struct pstm_region *r, uint32_t s)
+{
+	struct slot *sl = &r->slots[s];
+	struct proc_entry *e = &r->procs[r->proc_idx];
+	uint64_t st = atomic_load_explicit(&sl->state, memory_order_relaxed);
+
+	for (int k = 0; k < 8; k++) {
+		uint64_t v = atomic_load_explicit(&sl->stats[k], memory_order_relaxed);
+		atomic_fetch_add_explicit(&e->stats[k], v, memory_order_relaxed);
+		atomic_store_explicit(&sl->stats[k], 0, memory_order_relaxed);
+	}
+	atomic_store_explicit(&sl->state, slot_pack(0, SLOT_GEN(st), SLOT_FREE),
+			      memory_order_release);
+}
+
+/* Settle every slot of process @p, whose entry we hold in RECOVERING state
+ * @ps, then free the entry. */
+static void recover_proc(struct pstm_region *r, uint32_t p, uint64_t ps)
+{
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		struct slot *sl = &r->slots[s];
+		uint64_t st = atomic_load_explicit(&sl->state, memory_order_acquire);
+		if (SLOT_ST(st) != SLOT_ACTIVE || SLOT_PROC(st) != p)
+			continue;
+		redo_log_recover_slot(r, s);
+		uint64_t tok = s + 1;
+		atomic_compare_exchange_strong_explicit(
+			&r->rt->serial, &tok, 0, memory_order_release,
+			memory_order_relaxed);
+		for (int k = 0; k < 8; k++)
+			atomic_store_explicit(&sl->stats[k], 0, memory_order_relaxed);
+		atomic_compare_exchange_strong_explicit(
+			&sl->state, &st, slot_pack(0, SLOT_GEN(st), SLOT_FREE),
+			memory_order_release, memory_order_relaxed);
+	}
+	atomic_compare_exchange_strong_explicit(
+		&r->procs[p].state, &ps, proc_pack(PROC_GEN(ps), 0, PROC_FREE),
+		memory_order_release, memory_order_relaxed);
+	stm_count_recovery(r);
+}
+
+/*
+ * If process entry @p is dead (or its recoverer is), recover it.  Returns
+ * true if the entry changed (the caller should look again), false if its
+ * owner is alive (or being recovered by a live process).
+ */
+static bool proc_dead_recover(struct pstm_region *r, uint32_t p)
+{
+	struct proc_entry *e = &r->procs[p];
+	uint64_t ps = atomic_load_explicit(&e->state, memory_order_acquire);
+	uint64_t mine;
+	bool took_flock = false;
+
+	if (p == r->proc_idx && ps == r->proc_state)
+		return false;
+	switch (PROC_ST(ps)) {
+	case PROC_FREE:
+		return true;
+	case PROC_ALIVE:
+		if (entry_alive(r, p, ps))
+			return atomic_load_explicit(&e->state,
+						    memory_order_relaxed) != ps;
+		break;
+	case PROC_RECOVERING: {
+		uint32_t ri = (uint32_t)(PROC_REC(ps) & 0x3ff);
+		uint64_t rgen = PROC_REC(ps) >> 10;
+		if (ri == REC_OPENER) {
+			/* recovered by an opener holding the region flock:
+			 * alive as long as someone holds the flock */
+			if (r->in_open)
+				break; /* that is us now: the tagger died */
+			if (flock(r->fd, LOCK_EX | LOCK_NB) != 0)
+				return false;
+			took_flock = true;
+			break;
+		}
+		if (ri >= r->sb.max_procs)
+			break;
+		uint64_t rs = atomic_load_explicit(&r->procs[ri].state,
+						   memory_order_acquire);
+		if (ri == r->proc_idx && rs == r->proc_state)
+			return false; /* we are at it already (re-entry) */
+		if (PROC_ST(rs) == PROC_ALIVE &&
+		    (PROC_GEN(rs) & 0x3fff) == rgen && entry_alive(r, ri, rs))
+			return false; /* a live recoverer is at work */
+		break;
+	}
+	default:
+		return false;
+	}
+	if (r->in_open)
+		mine = proc_pack(PROC_GEN(ps), REC_OPENER, PROC_RECOVERING);
+	else
+		mine = proc_pack(PROC_GEN(ps), rec_tag(r->proc_idx, r->proc_state),
+				 PROC_RECOVERING);
+	if (atomic_compare_exchange_strong_explicit(&e->state, &ps, mine,
+						    memory_order_acq_rel,
+						    memory_order_relaxed))
+		recover_proc(r, p, mine);
+	if (took_flock)
+		flock(r->fd, LOCK_UN);
+	return true;
+}
+
+bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s)
+{
+	if (s >= r->sb.max_slots)
+		return false;
+	uint64_t st = atomic_load_explicit(&r->slots[s].state,
+					   memory_order_acquire);
+	if (SLOT_ST(st) != SLOT_ACTIVE)
+		return true;
+	uint32_t p = (uint32_t)SLOT_PROC(st);
+	if (p >= r->sb.max_procs)
+		return false;
+	return proc_dead_recover(r, p);
+}
+
+int proc_recover_all_dead(struct pstm_region *r)
+{
+	int n = 0;
+	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
+		uint64_t ps = atomic_load_explicit(&r->procs[p].state,
+						   memory_order_acquire);
+		if (PROC_ST(ps) == PROC_FREE)
+			continue;
+		if (proc_dead_recover(r, p))
+			n++;
+	}
+	return n;
+}
+
+void proc_detach(struct pstm_region *r)
+{
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		uint64_t st = atomic_load_explicit(&r->slots[s].state,
+						   memory_order_acquire);
+		if (SLOT_ST(st) == SLOT_ACTIVE && SLOT_PROC(st) == r->proc_idx)
+			slot_release(r, s);
+	}
+	uint64_t ps = r->proc_state;
+	atomic_compare_exchange_strong_explicit(
+		&r->procs[r->proc_idx].state, &ps,
+		proc_pack(PROC_GEN(ps), 0, PROC_FREE), memory_order_release,
+		memory_order_relaxed);
+}

@@ -1,0 +1,33 @@
+/*
+ * proc.h - the process and slot tables: attach/detach, liveness of the
+ * owner of a slot, and recovery of dead processes.
+ */
+#ifndef PSTM_PROC_H
+#define PSTM_PROC_H
+
+#include "region.h"
+
+/* /proc/PID/stat start time (clock ticks since boot), 0 if no such pid. */
+HIDDEN uint64_t proc_start_ticks(pid_t pid, bool *zombie);
+
+/* Attach this process (called under the region flock). */
+HIDDEN int proc_attach(struct pstm_region *r);
+/* Detach: release our slots and our table entry. */
+HIDDEN void proc_detach(struct pstm_region *r);
+
+/* Claim a free slot for a thread of this process; -1 if none. */
+HIDDEN int slot_claim(struct pstm_region *r);
+/* Release a slot whose log is IDLE. Folds its stats into the proc entry. */
+HIDDEN void slot_release(struct pstm_region *r, uint32_t s);
+
+/*
+ * Is the process owning slot @s dead?  If so, recover it (exactly one
+ * recoverer wins) and return true: the caller should retry what it was
+ * doing.  Cheap when the slot is free; reads /proc otherwise.
+ */
+HIDDEN bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s);
+
+/* Recover every dead process in the table; returns how many. */
+HIDDEN int proc_recover_all_dead(struct pstm_region *r);
+
+#endif /* PSTM_PROC_H */

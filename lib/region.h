@@ -1,0 +1,91 @@
+/*
+ * region.h - the process-local handle of an open region, and the helpers
+ * every module uses to reach the parts of the mapping.
+ */
+#ifndef PSTM_REGION_H
+#define PSTM_REGION_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "pstm.h"
+#include "layout.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+
+struct pstm_tx;
+struct run_state;
+
+struct pstm_region {
+	char path[PATH_MAX];     /* file path, or /dev/shm/NAME */
+	char rt_path[96];        /* companion runtime path ("" if inside) */
+	bool is_shm;
+	int fd;                  /* region file, kept open (flock) */
+	uint8_t *base;           /* mapping of the whole region */
+	size_t map_len;
+	bool map_by_pmem;        /* mapped with pmem_map_file */
+	bool is_pmem;            /* flush+fence persistence */
+	bool durable;            /* persist at all */
+	struct superblock sb;    /* validated copy */
+
+	uint8_t *rt_base;        /* runtime (inside base, or companion map) */
+	size_t rt_map_len;       /* companion mapping length, 0 if inside */
+	struct rt_header *rt;
+	struct proc_entry *procs;
+	struct slot *slots;
+	_Atomic uint64_t *orecs;
+	uint64_t orec_mask;
+
+	uint64_t heap_lo, heap_hi; /* user-addressable [lo, hi) */
+	uint32_t log_cap;          /* entries per redo log */
+
+	uint32_t proc_idx;       /* our entry in the process table */
+	uint64_t proc_state;     /* its ALIVE state word */
+	uint64_t open_id;        /* unique per open in this process */
+
+	pthread_key_t key;       /* thread -> struct txd */
+	pthread_mutex_t lock;    /* guards txds list */
+	struct pstm_tx *txds;    /* all descriptors of this handle */
+
+	struct run_state *run;   /* add/run pending set */
+
+	bool test_no_validate;   /* PSTM_TEST_BREAK_VALIDATION=1: tests only */
+	bool closing;
+	bool in_open;            /* inside pstm_open, holding the flock */
+};
+
+/* Persist [p, p+n) if the region is durable (pmem flush or msync). */
+HIDDEN void region_persist(struct pstm_region *r, const void *p, size_t n);
+/* Flush without draining (pmem); msync on plain files. Pair with drain. */
+HIDDEN void region_flush(struct pstm_region *r, const void *p, size_t n);
+HIDDEN void region_drain(struct pstm_region *r);
+
+static inline struct log_header *region_log(struct pstm_region *r, uint32_t s)
+{
+	return (struct log_header *)(r->base + r->sb.log_off +
+				     (uint64_t)s * r->sb.log_bytes);
+}
+
+static inline struct log_entry *log_entries(struct log_header *h)
+{
+	return (struct log_entry *)(h + 1);
+}
+
+static inline _Atomic uint64_t *region_orec(struct pstm_region *r,
+					    uint64_t off)
+{
+	return &r->orecs[(off >> 3) & r->orec_mask];
+}
+
+static inline uint64_t *region_word(struct pstm_region *r, uint64_t off)
+{
+	return (uint64_t *)(r->base + off);
+}
+
+/* Layout computed from the creation parameters (also used to validate). */
+HIDDEN int layout_compute(struct superblock *sb);
+HIDDEN uint64_t rt_bytes_for(uint32_t max_procs, uint32_t max_slots,
+			     uint32_t orecs_log2);
+
+#endif /* PSTM_REGION_H */

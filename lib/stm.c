@@ -1,0 +1,752 @@
+/*
+ * stm.c - the word-based STM (TL2 / TinySTM-LSA family) over a region.
+ *
+ * Execution.  A transaction samples the global clock into rv.  Each load
+ * reads the word's orec, the word, then the orec again (a sequence lock);
+ * an unlocked orec whose version is <= rv means the word belongs to the
+ * snapshot rv.  A newer version triggers an extension: sample the clock,
+ * revalidate every read, and move rv forward; if that fails the
+ * transaction aborts right there, so user code never sees a value from
+ * outside one snapshot (opacity).  Stores go to a private write set and
+ * are found again by later loads (read-your-own-writes).
+ *
+ * Commit of an update transaction (read-only ones just return: they
+ * write nothing shared):
+ *   1. copy the write set into this slot's redo log, state LOCKING
+ *   2. lock every written orec by CAS (version kept, slot in the word)
+ *   3. wv = ++clock; if anyone committed since rv, revalidate reads
+ *   4. log wv (and crc), state COMMITTED, persist log    <- commit point
+ *   5. write the words back, persist them
+ *   6. state RELEASING, persist the header
+ *   7. release each orec with version wv; state IDLE
+ * A process that dies anywhere here is settled by redo_log_recover_slot:
+ * before 4 its locks are dropped (nothing changed), from 4 on its log is
+ * replayed and its orecs released with wv.
+ *
+ * Unwinding.  Conflicts and errors siglongjmp to the driver in
+ * pstm_atomic, which rolls back and re-runs (conflict) or returns the
+ * error.  Nested pstm_atomic calls are flattened into the outermost.
+ *
+ * Contention management.  After an abort the driver backs off for a
+ * random time that doubles with each retry (capped), yielding the CPU
+ * after a few.  After ESCALATE_AFTER consecutive aborts the transaction
+ * takes the region's serial token: no transaction of any process begins
+ * while it is held, so the holder soon runs alone and commits.  The token
+ * of a dead holder is cleared by its recoverer.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proc.h"
+#include "redo_log.h"
+#include "run.h"
+#include "stm.h"
+
+#define JUMP_RETRY 1
+#define JUMP_ERROR 2
+#define ESCALATE_AFTER 64
+#define LOCK_SPINS 256
+#define STATS_FLUSH_EVERY 256
+
+static __thread txd *tl_cur;          /* running transaction, if any */
+static __thread struct {
+	uint64_t open_id;
+	txd *t;
+} tl_cache;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+bool stm_in_tx(void) { return tl_cur != NULL; }
+
+/* ------------------------------------------------------- statistics */
+
+static void stats_flush(txd *t)
+{
+	struct slot *sl = &t->r->slots[t->slot];
+	for (int k = 0; k < ST_COUNT; k++)
+		atomic_store_explicit(&sl->stats[k], t->st[k], memory_order_relaxed);
+	t->st_unflushed = 0;
+}
+
+void stm_count_recovery(struct pstm_region *r)
+{
+	txd *t = tl_cache.open_id == r->open_id ? tl_cache.t : NULL;
+	if (t)
+		t->st[ST_RECOVERIES]++;
+	else
+		atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
+					  1, memory_order_relaxed);
+}
+
+int pstm_stats_get(pstm_region *r, struct pstm_stats *out)
+{
+	uint64_t sum[ST_COUNT] = {0};
+
+	if (!r || !out)
+		return PSTM_EINVAL;
+	pthread_mutex_lock(&r->lock);
+	for (txd *t = r->txds; t; t = t->next)
+		if (t == tl_cache.t && t->depth == 0)
+			stats_flush(t);
+	pthread_mutex_unlock(&r->lock);
+	for (int k = 0; k < ST_COUNT; k++)
+		sum[k] = atomic_load_explicit(&r->procs[r->proc_idx].stats[k],
+					      memory_order_relaxed);
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		uint64_t st = atomic_load_explicit(&r->slots[s].state,
+						   memory_order_acquire);
+		if (SLOT_ST(st) != SLOT_ACTIVE || SLOT_PROC(st) != r->proc_idx)
+			continue;
+		for (int k = 0; k < ST_COUNT; k++)
+			sum[k] += atomic_load_explicit(&r->slots[s].stats[k],
+						       memory_order_relaxed);
+	}
+	out->commits = sum[ST_COMMITS];
+	out->commits_ro = sum[ST_COMMITS_RO];
+	out->aborts_read = sum[ST_AB_READ];
+	out->aborts_lock = sum[ST_AB_LOCK];
+	out->aborts_validate = sum[ST_AB_VALIDATE];
+	out->aborts_user = sum[ST_AB_USER];
+	out->escalations = sum[ST_ESCALATIONS];
+	out->recoveries = sum[ST_RECOVERIES];
+	return 0;
+}
+
+/* ------------------------------------------------------ descriptors */
+
+static void txd_free(txd *t)
+{
+	free(t->ws);
+	free(t->wtab);
+	free(t->wtab_epoch);
+	free(t->rs);
+	free(t->locks);
+	free(t);
+}
+
+static txd *txd_new(struct pstm_region *r)
+{
+	txd *t = calloc(1, sizeof(*t));
+	uint32_t tab = 16;
+
+	if (!t)
+		return NULL;
+	t->r = r;
+	t->ws_cap = r->log_cap;
+	while (tab < 2 * t->ws_cap)
+		tab <<= 1;
+	t->wtab_mask = tab - 1;
+	t->ws = malloc(sizeof(*t->ws) * t->ws_cap);
+	t->wtab = malloc(sizeof(*t->wtab) * tab);
+	t->wtab_epoch = calloc(tab, sizeof(*t->wtab_epoch));
+	t->locks = malloc(sizeof(*t->locks) * t->ws_cap);
+	t->rs_cap = 1024;
+	t->rs = malloc(sizeof(*t->rs) * t->rs_cap);
+	t->prng = (uint64_t)(uintptr_t)t ^ ((uint64_t)getpid() << 32) ^
+		  (uint64_t)clock();
+	if (!t->prng)
+		t->prng = 88172645463325252ull;
+	if (!t->ws || !t->wtab || !t->wtab_epoch || !t->locks || !t->rs) {
+		txd_free(t);
+		return NULL;
+	}
+	int s = slot_claim(r);
+	if (s < 0) {
+		txd_free(t);
+		return NULL;
+	}
+	t->slot = (uint32_t)s;
+	/* a fresh slot's log must be idle (its previous owner settled it) */
+	pthread_mutex_lock(&r->lock);
+	t->next = r->txds;
+	r->txds = t;
+	pthread_mutex_unlock(&r->lock);
+	return t;
+}
+
+static void txd_unlink(struct pstm_region *r, txd *t)
+{
+	for (txd **p = &r->txds; *p; p = &(*p)->next)
+		if (*p == t) {
+			*p = t->next;
+			return;
+		}
+}
+
+void stm_thread_exit(void *p)
+{
+	txd *t = p;
+	struct pstm_region *r = t->r;
+
+	stats_flush(t);
+	pthread_mutex_lock(&r->lock);
+	txd_unlink(r, t);
+	pthread_mutex_unlock(&r->lock);
+	slot_release(r, t->slot);
+	if (tl_cache.t == t)
+		tl_cache.open_id = 0;
+	txd_free(t);
+}
+
+void stm_release_all(struct pstm_region *r)
+{
+	pthread_mutex_lock(&r->lock);
+	while (r->txds) {
+		txd *t = r->txds;
+		r->txds = t->next;
+		stats_flush(t);
+		slot_release(r, t->slot);
+		if (tl_cache.t == t)
+			tl_cache.open_id = 0;
+		txd_free(t);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* This thread's descriptor for @r, claiming a slot on first use. */
+static txd *txd_get(struct pstm_region *r, int *err)
+{
+	if (tl_cache.open_id == r->open_id)
+		return tl_cache.t;
+	txd *t = pthread_getspecific(r->key);
+	if (!t) {
+		t = txd_new(r);
+		if (!t) {
+			*err = PSTM_ESLOTFULL;
+			return NULL;
+		}
+		if (pthread_setspecific(r->key, t) != 0) {
+			stm_thread_exit(t);
+			*err = PSTM_ENOMEM;
+			return NULL;
+		}
+	}
+	tl_cache.open_id = r->open_id;
+	tl_cache.t = t;
+	return t;
+}
+
+/* ---------------------------------------------------------- aborting */
+
+static void drop_adds(txd *t)
+{
+	while (t->adds) {
+		struct addnode *n = t->adds;
+		t->adds = n->next;
+		free(n);
+	}
+}
+
+/* Unlock what we locked at commit, keeping the old versions. */
+static void release_locks_unchanged(txd *t)
+{
+	struct pstm_region *r = t->r;
+	for (uint32_t i = 0; i < t->nlocks; i++) {
+		_Atomic uint64_t *o = &r->orecs[t->locks[i]];
+		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
+		atomic_store_explicit(o, orec_make(orec_version(v)),
+				      memory_order_release);
+	}
+	t->nlocks = 0;
+	atomic_store_explicit(&region_log(r, t->slot)->state, LOG_IDLE,
+			      memory_order_release);
+}
+
+static _Noreturn void tx_abort(txd *t, int cause)
+{
+	t->st[cause]++;
+	if (t->nlocks)
+		release_locks_unchanged(t);
+	drop_adds(t);
+	siglongjmp(t->env, JUMP_RETRY);
+}
+
+void stm_fail(txd *t, int err)
+{
+	t->err = err;
+	if (t->nlocks)
+		release_locks_unchanged(t);
+	drop_adds(t);
+	siglongjmp(t->env, JUMP_ERROR);
+}
+
+/* -------------------------------------------------------- validation */
+
+static bool validate(txd *t)
+{
+	struct pstm_region *r = t->r;
+	uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+
+	for (uint32_t i = 0; i < t->nrs; i++) {
+		uint64_t cur = atomic_load_explicit(&r->orecs[t->rs[i].idx],
+						    memory_order_acquire);
+		if (cur == t->rs[i].o)
+			continue;
+		if ((cur & ((1ull << OREC_VSHIFT) - 1)) == mine &&
+		    orec_make(orec_version(cur)) == t->rs[i].o)
+			continue; /* locked by us at commit, unchanged before */
+		return false;
+	}
+	return true;
+}
+
+static bool extend(txd *t)
+{
+	uint64_t now = atomic_load_explicit(&t->r->rt->clock, memory_order_acquire);
+	if (!validate(t))
+		return false;
+	t->rv = now;
+	return true;
+}
+
+/*
+ * The orec at @o is locked by another slot.  Wait briefly for its commit
+ * to finish; if it does not, check whether its owner died (and recover it)
+ * or give up with an abort.  Returns the new orec value.
+ */
+static uint64_t wait_unlocked(txd *t, _Atomic uint64_t *o, uint64_t v,
+			      int cause)
+{
+	for (int i = 0; i < LOCK_SPINS; i++) {
+		cpu_relax();
+		v = atomic_load_explicit(o, memory_order_acquire);
+		if (!orec_is_locked(v))
+			return v;
+	}
+	if (slot_owner_dead_recover(t->r, orec_owner(v)))
+		return atomic_load_explicit(o, memory_order_acquire);
+	tx_abort(t, cause);
+}
+
+/* ----------------------------------------------------------- the set */
+
+static inline uint32_t word_hash(uint64_t off)
+{
+	return (uint32_t)((off >> 3) * 0x9E3779B97F4A7C15ull >> 32);
+}
+
+static inline uint64_t bloom_bit(uint64_t off)
+{
+	return 1ull << ((off >> 3) & 63);
+}
+
+static int ws_find(txd *t, uint64_t off)
+{
+	uint32_t h = word_hash(off) & t->wtab_mask;
+	while (t->wtab_epoch[h] == t->epoch) {
+		uint32_t i = t->wtab[h];
+		if (t->ws[i].off == off)
+			return (int)i;
+		h = (h + 1) & t->wtab_mask;
+	}
+	return -1;
+}
+
+static void ws_put(txd *t, uint64_t off, uint64_t v)
+{
+	if (t->wbloom & bloom_bit(off)) {
+		int i = ws_find(t, off);
+		if (i >= 0) {
+			t->ws[i].val = v;
+			return;
+		}
+	}
+	if (t->nws == t->ws_cap)
+		stm_fail(t, PSTM_ELOGFULL);
+	uint32_t h = word_hash(off) & t->wtab_mask;
+	while (t->wtab_epoch[h] == t->epoch)
+		h = (h + 1) & t->wtab_mask;
+	t->wtab_epoch[h] = t->epoch;
+	t->wtab[h] = t->nws;
+	t->ws[t->nws++] = (struct wentry){off, v};
+	t->wbloom |= bloom_bit(off);
+}
+
+static void rs_push(txd *t, uint64_t idx, uint64_t o)
+{
+	if (t->nrs == t->rs_cap) {
+		uint32_t nc = t->rs_cap * 2;
+		struct rentry *n = realloc(t->rs, sizeof(*n) * nc);
+		if (!n)
+			stm_fail(t, PSTM_ENOMEM);
+		t->rs = n;
+		t->rs_cap = nc;
+	}
+	t->rs[t->nrs++] = (struct rentry){idx, o};
+}
+
+/* ------------------------------------------------------------ access */
+
+static inline void check_range(txd *t, uint64_t off, uint64_t n, uint64_t lo)
+{
+	if (off < lo || off > t->r->heap_hi || n > t->r->heap_hi - off)
+		stm_fail(t, PSTM_ERANGE);
+}
+
+/* Transactional load of the aligned word at @off (range checked). */
+static uint64_t load_word(txd *t, uint64_t off)
+{
+	struct pstm_region *r = t->r;
+
+	if (t->wbloom & bloom_bit(off)) {
+		int i = ws_find(t, off);
+		if (i >= 0)
+			return t->ws[i].val;
+	}
+	uint64_t idx = (off >> 3) & r->orec_mask;
+	_Atomic uint64_t *o = &r->orecs[idx];
+	const uint64_t *w = region_word(r, off);
+	uint64_t o1 = atomic_load_explicit(o, memory_order_acquire);
+	for (;;) {
+		if (orec_is_locked(o1)) {
+			o1 = wait_unlocked(t, o, o1, ST_AB_READ);
+			continue;
+		}
+		uint64_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
+		atomic_thread_fence(memory_order_acquire);
+		uint64_t o2 = atomic_load_explicit(o, memory_order_relaxed);
+		if (o1 != o2) {
+			o1 = o2;
+			continue;
+		}
+		if (orec_version(o1) > t->rv && !r->test_no_validate) {
+			if (!extend(t))
+				tx_abort(t, ST_AB_READ);
+			continue;
+		}
+		rs_push(t, idx, o1);
+		return v;
+	}
+}
+
+uint64_t stm_load(txd *t, uint64_t off, uint64_t lo)
+{
+	check_range(t, off, 8, lo);
+	if (off & 7)
+		stm_fail(t, PSTM_EINVAL);
+	return load_word(t, off);
+}
+
+void stm_store(txd *t, uint64_t off, uint64_t v, uint64_t lo)
+{
+	check_range(t, off, 8, lo);
+	if (off & 7)
+		stm_fail(t, PSTM_EINVAL);
+	ws_put(t, off, v);
+}
+
+void pstm_read(pstm_tx *tx, pstm_off off, void *dst, size_t n)
+{
+	txd *t = tx;
+	uint8_t *d = dst;
+
+	check_range(t, off, n, t->r->heap_lo);
+	while (n) {
+		uint64_t w = off & ~7ull, sh = off & 7;
+		size_t k = 8 - sh < n ? 8 - sh : n;
+		uint64_t v = load_word(t, w);
+		memcpy(d, (uint8_t *)&v + sh, k);
+		d += k;
+		off += k;
+		n -= k;
+	}
+}
+
+void pstm_write(pstm_tx *tx, pstm_off off, const void *src, size_t n)
+{
+	txd *t = tx;
+	const uint8_t *s = src;
+
+	check_range(t, off, n, t->r->heap_lo);
+	while (n) {
+		uint64_t w = off & ~7ull, sh = off & 7;
+		size_t k = 8 - sh < n ? 8 - sh : n;
+		uint64_t v = 0;
+		if (k != 8)
+			v = load_word(t, w);
+		memcpy((uint8_t *)&v + sh, s, k);
+		ws_put(t, w, v);
+		s += k;
+		off += k;
+		n -= k;
+	}
+}
+
+uint64_t pstm_load64(pstm_tx *tx, pstm_off off)
+{
+	txd *t = tx;
+	if (off & 7) {
+		uint64_t v;
+		pstm_read(tx, off, &v, 8);
+		return v;
+	}
+	check_range(t, off, 8, t->r->heap_lo);
+	return load_word(t, off);
+}
+
+void pstm_store64(pstm_tx *tx, pstm_off off, uint64_t v)
+{
+	txd *t = tx;
+	if (off & 7) {
+		pstm_write(tx, off, &v, 8);
+		return;
+	}
+	check_range(t, off, 8, t->r->heap_lo);
+	ws_put(t, off, v);
+}
+
+pstm_region *pstm_tx_region(pstm_tx *tx) { return tx ? tx->r : NULL; }
+
+int pstm_tx_add(pstm_tx *tx, pstm_fn fn, void *arg)
+{
+	if (!tx || !fn)
+		return PSTM_EINVAL;
+	struct addnode *n = malloc(sizeof(*n));
+	if (!n)
+		stm_fail(tx, PSTM_ENOMEM);
+	n->fn = fn;
+	n->arg = arg;
+	n->next = tx->adds;
+	tx->adds = n;
+	return 0;
+}
+
+/* ------------------------------------------------------------ commit */
+
+static void commit(txd *t)
+{
+	struct pstm_region *r = t->r;
+
+	if (t->nws == 0) {
+		t->st[ST_COMMITS_RO]++; /* flushed later: no shared write */
+		return;
+	}
+	struct log_header *h = region_log(r, t->slot);
+	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+
+	/* 1. the write set into the log: recovery can name our orecs */
+	memcpy(log_entries(h), t->ws, sizeof(struct log_entry) * t->nws);
+	h->count = t->nws;
+	atomic_store_explicit(&h->state, LOG_LOCKING, memory_order_release);
+
+	/* 2. lock */
+	for (uint32_t i = 0; i < t->nws; i++) {
+		uint64_t idx = (t->ws[i].off >> 3) & r->orec_mask;
+		_Atomic uint64_t *o = &r->orecs[idx];
+		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
+		for (;;) {
+			if (orec_is_locked(v)) {
+				if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
+					break; /* shared orec, already ours */
+				v = wait_unlocked(t, o, v, ST_AB_LOCK);
+				continue;
+			}
+			if (atomic_compare_exchange_weak_explicit(
+				    o, &v, orec_make_locked(v, t->slot),
+				    memory_order_acquire, memory_order_relaxed)) {
+				t->locks[t->nlocks++] = idx;
+				break;
+			}
+		}
+	}
+	/* data stores below must not become visible before the locks */
+	atomic_thread_fence(memory_order_release);
+
+	/* 3. commit version, validation */
+	uint64_t wv = atomic_fetch_add_explicit(&r->rt->clock, 1,
+						memory_order_acq_rel) + 1;
+	if (wv >= OREC_VMAX)
+		stm_fail(t, PSTM_ECLOCK);
+	if (wv != t->rv + 1 && !r->test_no_validate && !validate(t))
+		tx_abort(t, ST_AB_VALIDATE);
+
+	/* 4. commit point */
+	h->wv = wv;
+	if (r->durable)
+		h->crc = redo_log_crc(h);
+	atomic_store_explicit(&h->state, LOG_COMMITTED, memory_order_release);
+	region_persist(r, h, sizeof(*h) + sizeof(struct log_entry) * t->nws);
+
+	/* 5. write back */
+	for (uint32_t i = 0; i < t->nws; i++) {
+		uint64_t *w = region_word(r, t->ws[i].off);
+		__atomic_store_n(w, t->ws[i].val, __ATOMIC_RELAXED);
+		region_flush(r, w, 8);
+	}
+	region_drain(r);
+
+	/* 6. retire: never replay this log again */
+	atomic_store_explicit(&h->state, LOG_RELEASING, memory_order_release);
+	region_persist(r, h, sizeof(*h));
+
+	/* 7. release */
+	const uint64_t nv = orec_make(wv);
+	for (uint32_t i = 0; i < t->nlocks; i++)
+		atomic_store_explicit(&r->orecs[t->locks[i]], nv,
+				      memory_order_release);
+	t->nlocks = 0;
+	atomic_store_explicit(&h->state, LOG_IDLE, memory_order_relaxed);
+
+	t->st[ST_COMMITS]++;
+	if (++t->st_unflushed >= STATS_FLUSH_EVERY)
+		stats_flush(t);
+}
+
+/* ------------------------------------------------------------ driver */
+
+static void wait_serial(txd *t)
+{
+	struct pstm_region *r = t->r;
+	uint64_t me = t->slot + 1, s;
+	unsigned n = 0;
+
+	while ((s = atomic_load_explicit(&r->rt->serial, memory_order_acquire)) &&
+	       s != me) {
+		if (++n % 64 == 0) {
+			if (n % 4096 == 0)
+				slot_owner_dead_recover(r, (uint32_t)(s - 1));
+			sched_yield();
+		} else {
+			cpu_relax();
+		}
+	}
+}
+
+static void escalate(txd *t)
+{
+	struct pstm_region *r = t->r;
+	uint64_t zero;
+
+	for (;;) {
+		wait_serial(t);
+		zero = 0;
+		if (atomic_compare_exchange_strong_explicit(
+			    &r->rt->serial, &zero, t->slot + 1,
+			    memory_order_acq_rel, memory_order_relaxed))
+			break;
+	}
+	t->escalated = true;
+	t->st[ST_ESCALATIONS]++;
+}
+
+static void backoff(txd *t)
+{
+	t->retries++;
+	if (t->retries >= ESCALATE_AFTER && !t->escalated) {
+		escalate(t);
+		return;
+	}
+	if (t->escalated)
+		return;
+	unsigned shift = t->retries < 12 ? t->retries : 12;
+	uint64_t spins = xorshift(&t->prng) & ((1ull << shift) - 1);
+	for (uint64_t i = 0; i < spins; i++)
+		cpu_relax();
+	if (t->retries > 4)
+		sched_yield();
+}
+
+static void begin(txd *t)
+{
+	if (!t->escalated)
+		wait_serial(t);
+	t->nws = t->nrs = t->nlocks = 0;
+	t->wbloom = 0;
+	if (++t->epoch == 0) {
+		memset(t->wtab_epoch, 0, sizeof(*t->wtab_epoch) * (t->wtab_mask + 1));
+		t->epoch = 1;
+	}
+	t->rv = atomic_load_explicit(&t->r->rt->clock, memory_order_acquire);
+}
+
+static void end(txd *t)
+{
+	if (t->escalated) {
+		atomic_store_explicit(&t->r->rt->serial, 0, memory_order_release);
+		t->escalated = false;
+	}
+	t->depth = 0;
+	tl_cur = NULL;
+}
+
+static int drive(txd *t, pstm_fn fn, void *arg)
+{
+	volatile int rc = 0;
+
+	t->retries = 0;
+	t->depth = 1;
+	tl_cur = t;
+	int j = sigsetjmp(t->env, 0);
+	if (j == JUMP_ERROR) {
+		rc = t->err;
+		t->st[ST_AB_USER]++;
+		end(t);
+		return rc;
+	}
+	if (j == JUMP_RETRY) {
+		t->depth = 1;
+		tl_cur = t;
+		backoff(t);
+	}
+	begin(t);
+	rc = fn(t, arg);
+	if (rc != 0) {
+		t->st[ST_AB_USER]++;
+		drop_adds(t);
+		end(t);
+		return rc;
+	}
+	commit(t);
+	struct addnode *adds = t->adds;
+	t->adds = NULL;
+	end(t);
+	run_enqueue_list(t->r, adds);
+	return 0;
+}
+
+int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
+{
+	int err = 0;
+
+	if (!r || !fn)
+		return PSTM_EINVAL;
+	txd *cur = tl_cur;
+	if (cur) {
+		/* flattened nesting */
+		if (cur->r != r)
+			return PSTM_EINVAL;
+		int rc = fn(cur, arg);
+		if (rc != 0) {
+			cur->err = rc;
+			drop_adds(cur);
+			if (cur->nlocks)
+				release_locks_unchanged(cur);
+			siglongjmp(cur->env, JUMP_ERROR);
+		}
+		return 0;
+	}
+	txd *t = txd_get(r, &err);
+	if (!t)
+		return err;
+	return drive(t, fn, arg);
+}

@@ -1,0 +1,328 @@
+/*
+ * pstm - admin CLI: create, inspect and remove regions.
+ * Exit status: 0 success, 1 operation failed, 2 usage error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pstm.h"
+#include "region.h"
+#include "proc.h"
+#include "stm.h"
+
+static const char *prog = "pstm";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pstm COMMAND [options] URI\n"
+		"\n"
+		"URI is shm:NAME (POSIX shared memory, /dev/shm/NAME) or a file path.\n"
+		"\n"
+		"commands:\n"
+		"  create URI [--size N[K|M|G]] [--mode 0640] [--durable|--volatile]\n"
+		"             [--max-procs N] [--max-threads N] [--log-bytes N] [--force]\n"
+		"  info URI [--json]   superblock, layout, attached processes, stats\n"
+		"  rm URI              remove a region\n"
+		"\n"
+		"pstm COMMAND --help for details.\n");
+}
+
+static int die_usage(const char *msg)
+{
+	fprintf(stderr, "%s: %s (try 'pstm --help')\n", prog, msg);
+	return 2;
+}
+
+static int fail(const char *what, const char *uri, int rc)
+{
+	fprintf(stderr, "%s: %s %s: %s\n", prog, what, uri, pstm_strerror(rc));
+	return 1;
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || s[0] == '-')
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_u32(const char *s, uint32_t *out, int base)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, base);
+	if (errno || end == s || *end || v > 0xffffffffu || s[0] == '-')
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"size", required_argument, 0, 's'},
+		{"mode", required_argument, 0, 'm'},
+		{"durable", no_argument, 0, 'D'},
+		{"volatile", no_argument, 0, 'V'},
+		{"max-procs", required_argument, 0, 'p'},
+		{"max-threads", required_argument, 0, 't'},
+		{"log-bytes", required_argument, 0, 'l'},
+		{"force", no_argument, 0, 'f'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0}};
+	struct pstm_create_opts o = {0};
+	uint32_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:m:fh", lo, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (parse_size(optarg, &o.size_bytes) || !o.size_bytes)
+				return die_usage("bad --size");
+			break;
+		case 'm':
+			if (parse_u32(optarg, &v, 8) || v > 07777)
+				return die_usage("bad --mode (octal, e.g. 0640)");
+			o.mode = (mode_t)v;
+			break;
+		case 'D': o.durability = PSTM_DURABLE; break;
+		case 'V': o.durability = PSTM_VOLATILE; break;
+		case 'p':
+			if (parse_u32(optarg, &o.max_procs, 0) || !o.max_procs)
+				return die_usage("bad --max-procs");
+			break;
+		case 't':
+			if (parse_u32(optarg, &o.max_threads, 0) || !o.max_threads)
+				return die_usage("bad --max-threads");
+			break;
+		case 'l': {
+			uint64_t lb;
+			if (parse_size(optarg, &lb) || !lb || lb > 0xffffffffu)
+				return die_usage("bad --log-bytes");
+			o.log_bytes = (uint32_t)lb;
+			break;
+		}
+		case 'f': o.replace = 1; break;
+		case 'h':
+			printf("usage: pstm create URI [--size N[K|M|G]] [--mode 0640]\n"
+			       "       [--durable|--volatile] [--max-procs N] [--max-threads N]\n"
+			       "       [--log-bytes N] [--force]\n"
+			       "Create a region (default 64M, mode 0600, volatile for shm:,\n"
+			       "durable for files). --force replaces an existing region.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return die_usage("create needs exactly one URI");
+	pstm_region *r;
+	int rc = pstm_create(argv[optind], &o, &r);
+	if (rc)
+		return fail("cannot create", argv[optind], rc);
+	pstm_close(r);
+	return 0;
+}
+
+static void uuid_str(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
+		 u[11], u[12], u[13], u[14], u[15]);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
+					   {"help", no_argument, 0, 'h'},
+					   {0, 0, 0, 0}};
+	int json = 0, c;
+
+	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
+		if (c == 'j')
+			json = 1;
+		else if (c == 'h') {
+			printf("usage: pstm info URI [--json]\n"
+			       "Show the superblock, layout, attached processes and their\n"
+			       "transaction statistics.\n");
+			return 0;
+		} else
+			return 2;
+	}
+	if (optind != argc - 1)
+		return die_usage("info needs exactly one URI");
+	const char *uri = argv[optind];
+	pstm_region *r;
+	int rc = pstm_open(uri, &r);
+	if (rc)
+		return fail("cannot open", uri, rc);
+	struct pstm_region_info in;
+	pstm_region_info(r, &in);
+	char uu[37];
+	uuid_str(in.uuid, uu);
+	time_t ct = (time_t)(in.created_ns / 1000000000ull);
+	char tbuf[64];
+	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ct));
+	uint64_t clk = atomic_load(&r->rt->clock);
+	const char *dur = in.durability == PSTM_DURABLE ? "durable" : "volatile";
+
+	if (json) {
+		printf("{\"uri\":\"");
+		for (const char *p = uri; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				putchar('\\');
+			if ((unsigned char)*p < 0x20)
+				printf("\\u%04x", *p);
+			else
+				putchar(*p);
+		}
+		printf("\",\"uuid\":\"%s\",\"format_version\":%u,\"size_bytes\":%llu,"
+		       "\"durability\":\"%s\",\"is_pmem\":%s,\"created\":\"%s\","
+		       "\"max_procs\":%u,\"max_threads\":%u,\"log_bytes\":%u,"
+		       "\"orecs\":%llu,\"layout\":{\"runtime_off\":%llu,"
+		       "\"runtime_bytes\":%llu,\"runtime_inside\":%s,\"log_off\":%llu,"
+		       "\"heap_off\":%llu,\"heap_bytes\":%llu},\"clock\":%llu,"
+		       "\"processes\":[",
+		       uu, in.format_version, (unsigned long long)in.size_bytes, dur,
+		       in.is_pmem ? "true" : "false", tbuf, in.max_procs,
+		       in.max_threads, in.log_bytes, 1ull << in.orecs_log2,
+		       (unsigned long long)r->sb.rt_off,
+		       (unsigned long long)r->sb.rt_bytes,
+		       r->sb.rt_inside ? "true" : "false",
+		       (unsigned long long)r->sb.log_off,
+		       (unsigned long long)in.heap_off,
+		       (unsigned long long)in.heap_bytes, (unsigned long long)clk);
+	} else {
+		printf("region      %s\n", uri);
+		printf("uuid        %s\n", uu);
+		printf("format      %u\n", in.format_version);
+		printf("size        %llu bytes\n", (unsigned long long)in.size_bytes);
+		printf("durability  %s%s\n", dur, in.is_pmem ? " (pmem)" : "");
+		printf("created     %s\n", tbuf);
+		printf("limits      %u processes, %u threads, %u-byte redo logs, "
+		       "%llu orecs\n",
+		       in.max_procs, in.max_threads, in.log_bytes,
+		       1ull << in.orecs_log2);
+		printf("layout      runtime %s@%llu+%llu, logs @%llu, heap @%llu+%llu\n",
+		       r->sb.rt_inside ? "" : "(companion shm) ",
+		       (unsigned long long)r->sb.rt_off,
+		       (unsigned long long)r->sb.rt_bytes,
+		       (unsigned long long)r->sb.log_off,
+		       (unsigned long long)in.heap_off,
+		       (unsigned long long)in.heap_bytes);
+		printf("clock       %llu\n", (unsigned long long)clk);
+		printf("processes   (this pstm command is one of them)\n");
+		printf("  %5s %8s %10s %10s %10s %10s %6s\n", "entry", "pid",
+		       "commits", "ro", "aborts", "user-ab", "slots");
+	}
+	int first = 1;
+	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
+		uint64_t ps = atomic_load(&r->procs[p].state);
+		if (PROC_ST(ps) == PROC_FREE)
+			continue;
+		uint64_t st[ST_COUNT];
+		for (int k = 0; k < ST_COUNT; k++)
+			st[k] = atomic_load(&r->procs[p].stats[k]);
+		unsigned nslots = 0;
+		for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+			uint64_t ss = atomic_load(&r->slots[s].state);
+			if (SLOT_ST(ss) == SLOT_ACTIVE && SLOT_PROC(ss) == p) {
+				nslots++;
+				for (int k = 0; k < ST_COUNT; k++)
+					st[k] += atomic_load(&r->slots[s].stats[k]);
+			}
+		}
+		uint64_t aborts = st[ST_AB_READ] + st[ST_AB_LOCK] + st[ST_AB_VALIDATE];
+		unsigned long long pid = atomic_load(&r->procs[p].pid);
+		const char *state = PROC_ST(ps) == PROC_ALIVE ? "alive" : "recovering";
+		if (json) {
+			printf("%s{\"entry\":%u,\"pid\":%llu,\"state\":\"%s\",\"slots\":%u,"
+			       "\"commits\":%llu,\"commits_ro\":%llu,\"aborts_read\":%llu,"
+			       "\"aborts_lock\":%llu,\"aborts_validate\":%llu,"
+			       "\"aborts_user\":%llu,\"escalations\":%llu,"
+			       "\"recoveries\":%llu}",
+			       first ? "" : ",", p, pid, state, nslots,
+			       (unsigned long long)st[ST_COMMITS],
+			       (unsigned long long)st[ST_COMMITS_RO],
+			       (unsigned long long)st[ST_AB_READ],
+			       (unsigned long long)st[ST_AB_LOCK],
+			       (unsigned long long)st[ST_AB_VALIDATE],
+			       (unsigned long long)st[ST_AB_USER],
+			       (unsigned long long)st[ST_ESCALATIONS],
+			       (unsigned long long)st[ST_RECOVERIES]);
+		} else {
+			printf("  %5u %8llu %10llu %10llu %10llu %10llu %6u %s\n", p,
+			       pid, (unsigned long long)st[ST_COMMITS],
+			       (unsigned long long)st[ST_COMMITS_RO],
+			       (unsigned long long)aborts,
+			       (unsigned long long)st[ST_AB_USER], nslots,
+			       PROC_ST(ps) == PROC_ALIVE ? "" : "recovering");
+		}
+		first = 0;
+	}
+	if (json)
+		printf("]}\n");
+	pstm_close(r);
+	return 0;
+}
+
+static int cmd_rm(int argc, char **argv)
+{
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: pstm rm URI\nRemove a region (and its companion "
+		       "runtime segment).\n");
+		return 0;
+	}
+	if (argc != 2 || argv[1][0] == '-')
+		return die_usage("rm needs exactly one URI");
+	int rc = pstm_unlink(argv[1]);
+	if (rc)
+		return fail("cannot remove", argv[1], rc);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "create"))
+		return cmd_create(argc, argv);
+	if (!strcmp(cmd, "info"))
+		return cmd_info(argc, argv);
+	if (!strcmp(cmd, "rm"))
+		return cmd_rm(argc, argv);
+	fprintf(stderr, "%s: unknown command '%s' (try 'pstm --help')\n", prog, cmd);
+	return 2;
+}

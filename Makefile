@@ -99,3 +99,6 @@ demo: deps all
 
 clean:
 	rm -rf build build-asan build-tsan
+
+# benchmark targets (bench, bench-quick) live beside the benchmarks
+-include bench/bench.mk

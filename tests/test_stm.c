@@ -1,0 +1,528 @@
+/*
+ * test_stm.c - the STM across real processes: exact counters, the bank
+ * invariant seen from inside transactions (opacity), read-only
+ * transactions that write nothing shared, bounds and log limits, user
+ * errors, nesting.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "region.h"
+
+/* ------------------------------------------------------------ shared */
+
+struct fix {
+	const char *uri;
+	pstm_off base;   /* data array */
+	uint64_t n;      /* words */
+};
+
+static int get_root(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	pstm_off root = pstm_root(tx, 64);
+	uint64_t b = pstm_load64(tx, root);
+	if (!b) {
+		b = pstm_alloc(tx, f->n * 8);
+		pstm_store64(tx, root, b);
+	}
+	f->base = b;
+	return 0;
+}
+
+struct fill {
+	struct fix *f;
+	uint64_t from, to, val;
+};
+
+static int fill_fn(pstm_tx *tx, void *arg)
+{
+	struct fill *a = arg;
+	for (uint64_t i = a->from; i < a->to; i++)
+		pstm_store64(tx, a->f->base + 8 * i, a->val);
+	return 0;
+}
+
+/* Create a region with an n-word array set to val. */
+static pstm_region *setup(struct fix *f, uint64_t n, uint64_t val,
+			  uint64_t size)
+{
+	struct pstm_create_opts o = {.size_bytes = size};
+	pstm_region *r;
+	f->uri = strdup(test_shm_uri("stm"));
+	f->n = n;
+	assert_pstm_ok(pstm_create(f->uri, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, get_root, f));
+	for (uint64_t i = 0; i < n; i += 1000) {
+		struct fill a = {f, i, i + 1000 < n ? i + 1000 : n, val};
+		assert_pstm_ok(pstm_atomic(r, fill_fn, &a));
+	}
+	return r;
+}
+
+static void teardown(struct fix *f, pstm_region *r)
+{
+	if (r)
+		pstm_close(r);
+	pstm_unlink(f->uri);
+	free((void *)f->uri);
+}
+
+/* ----------------------------------------------------------- counter */
+
+struct cnt {
+	struct fix *f;
+	int words;
+	int k;
+};
+
+static int inc_fn(pstm_tx *tx, void *arg)
+{
+	struct cnt *c = arg;
+	for (int w = 0; w < c->words; w++) {
+		pstm_off o = c->f->base + 8 * (uint64_t)w;
+		pstm_store64(tx, o, pstm_load64(tx, o) + 1);
+	}
+	return 0;
+}
+
+static void *inc_thread(void *arg)
+{
+	struct cnt *c = arg;
+	pstm_region *r;
+	if (pstm_open(c->f->uri, &r))
+		return (void *)1;
+	for (int i = 0; i < c->k; i++)
+		if (pstm_atomic(r, inc_fn, c))
+			return (void *)2;
+	pstm_close(r);
+	return NULL;
+}
+
+static int counter_child(void *arg, int i)
+{
+	(void)i;
+	pthread_t th[2];
+	void *res;
+	int bad = 0;
+	for (int t = 0; t < 2; t++)
+		pthread_create(&th[t], NULL, inc_thread, arg);
+	for (int t = 0; t < 2; t++) {
+		pthread_join(th[t], &res);
+		bad |= res != NULL;
+	}
+	return bad;
+}
+
+static int read_words(pstm_tx *tx, void *arg)
+{
+	struct fix *f = ((void **)arg)[0];
+	uint64_t *out = ((void **)arg)[1];
+	for (uint64_t i = 0; i < f->n; i++)
+		out[i] = pstm_load64(tx, f->base + 8 * i);
+	return 0;
+}
+
+static void run_counter(int words)
+{
+	enum { P = 4, T = 2, K = 5000 };
+	struct fix f;
+	pstm_region *r = setup(&f, 8, 0, 0);
+	struct cnt c = {&f, words, K};
+	pid_t pids[P];
+
+	for (int p = 0; p < P; p++)
+		pids[p] = test_spawn(counter_child, &c, p);
+	for (int p = 0; p < P; p++)
+		assert_int_equal(test_wait(pids[p]), 0);
+	uint64_t out[8];
+	void *a[2] = {&f, out};
+	assert_pstm_ok(pstm_atomic(r, read_words, a));
+	for (int w = 0; w < 8; w++)
+		assert_int_equal(out[w], w < words ? (uint64_t)P * T * K : 0);
+	teardown(&f, r);
+}
+
+static void test_counter_one_word(void **s) { (void)s; run_counter(1); }
+static void test_counter_eight_words(void **s) { (void)s; run_counter(8); }
+
+/* -------------------------------------------------------------- bank */
+
+struct bank {
+	struct fix *f;
+	uint64_t seed;
+	uint64_t from, to, amount;
+};
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static int transfer(pstm_tx *tx, void *arg)
+{
+	struct bank *b = arg;
+	pstm_off a = b->f->base + 8 * b->from, c = b->f->base + 8 * b->to;
+	uint64_t va = pstm_load64(tx, a);
+	if (va < b->amount)
+		return 0;
+	pstm_store64(tx, a, va - b->amount);
+	pstm_store64(tx, c, pstm_load64(tx, c) + b->amount);
+	return 0;
+}
+
+struct audit {
+	struct fix *f;
+	uint64_t expect;
+	uint64_t wrong; /* observations of a wrong total, inside a tx */
+};
+
+static int audit_fn(pstm_tx *tx, void *arg)
+{
+	struct audit *a = arg;
+	uint64_t sum = 0;
+	for (uint64_t i = 0; i < a->f->n; i++)
+		sum += pstm_load64(tx, a->f->base + 8 * i);
+	/* opacity: even an attempt that is going to abort must never see
+	 * a wrong total, so count it here, before commit */
+	if (sum != a->expect)
+		a->wrong++;
+	return 0;
+}
+
+static void *bank_thread(void *arg)
+{
+	struct bank b = *(struct bank *)arg;
+	pstm_region *r;
+	if (pstm_open(b.f->uri, &r))
+		return (void *)1;
+	for (int i = 0; i < 20000; i++) {
+		b.from = rnd(&b.seed) % b.f->n;
+		b.to = rnd(&b.seed) % b.f->n;
+		b.amount = rnd(&b.seed) % 50;
+		if (pstm_atomic(r, transfer, &b))
+			return (void *)2;
+	}
+	pstm_close(r);
+	return NULL;
+}
+
+static int bank_child(void *arg, int i)
+{
+	pthread_t th[2];
+	struct bank b[2];
+	void *res;
+	int bad = 0;
+	for (int t = 0; t < 2; t++) {
+		b[t] = *(struct bank *)arg;
+		b[t].seed = 0x9E3779B97F4A7C15ull * (uint64_t)(i * 2 + t + 1);
+		pthread_create(&th[t], NULL, bank_thread, &b[t]);
+	}
+	for (int t = 0; t < 2; t++) {
+		pthread_join(th[t], &res);
+		bad |= res != NULL;
+	}
+	return bad;
+}
+
+struct auditor_arg {
+	struct fix *f;
+	uint64_t expect;
+	int rounds;
+};
+
+static int auditor_child(void *arg, int i)
+{
+	(void)i;
+	struct auditor_arg *aa = arg;
+	struct audit a = {aa->f, aa->expect, 0};
+	pstm_region *r;
+	if (pstm_open(aa->f->uri, &r))
+		return 10;
+	for (int k = 0; k < aa->rounds; k++)
+		if (pstm_atomic(r, audit_fn, &a))
+			return 11;
+	pstm_close(r);
+	if (a.wrong) {
+		fprintf(stderr, "auditor saw %llu wrong totals\n",
+			(unsigned long long)a.wrong);
+		return 12;
+	}
+	return 0;
+}
+
+static void run_bank(uint64_t n, int audit_rounds, uint64_t size)
+{
+	enum { P = 4 };
+	struct fix f;
+	pstm_region *r = setup(&f, n, 1000, size);
+	struct bank b = {.f = &f};
+	struct auditor_arg aa = {&f, n * 1000, audit_rounds};
+	pid_t pids[P + 1];
+
+	for (int p = 0; p < P; p++)
+		pids[p] = test_spawn(bank_child, &b, p);
+	pids[P] = test_spawn(auditor_child, &aa, 0);
+	for (int p = 0; p <= P; p++)
+		assert_int_equal(test_wait(pids[p]), 0);
+	struct audit a = {&f, n * 1000, 0};
+	assert_pstm_ok(pstm_atomic(r, audit_fn, &a));
+	assert_int_equal(a.wrong, 0);
+	struct pstm_stats st;
+	assert_pstm_ok(pstm_stats_get(r, &st));
+	teardown(&f, r);
+}
+
+static void test_bank_64(void **s) { (void)s; run_bank(64, 3000, 0); }
+static void test_bank_100k(void **s) { (void)s; run_bank(100000, 20, 0); }
+
+/* ---------------------------------------------------- read-only txs */
+
+static int ro_fn(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	uint64_t s = 0;
+	for (int i = 0; i < 8; i++)
+		s += pstm_load64(tx, f->base + 8 * (uint64_t)i);
+	return s == 8 * 7 ? 0 : 5;
+}
+
+static int ro_child(void *arg, int i)
+{
+	(void)i;
+	struct fix *f = arg;
+	pstm_region *r;
+	if (pstm_open(f->uri, &r))
+		return 2;
+	/* warm up: this thread's slot is claimed */
+	if (pstm_atomic(r, ro_fn, f))
+		return 3;
+	/* from here any store to the region (data, orecs, clock, slot,
+	 * stats: all in this one mapping for shm) is a SIGSEGV */
+	if (mprotect(r->base, r->map_len, PROT_READ))
+		return 4;
+	for (int k = 0; k < 10000; k++)
+		if (pstm_atomic(r, ro_fn, f))
+			return 5;
+	if (mprotect(r->base, r->map_len, PROT_READ | PROT_WRITE))
+		return 7;
+	struct pstm_stats st;
+	if (pstm_stats_get(r, &st) || st.commits_ro != 10001)
+		return 6;
+	return 0;
+}
+
+static void test_read_only_writes_nothing(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = setup(&f, 8, 7, 0);
+	pid_t p = test_spawn(ro_child, &f, 0);
+	assert_int_equal(test_wait(p), 0);
+	teardown(&f, r);
+}
+
+/* ------------------------------------------------------ bad input */
+
+struct bad {
+	int op;
+	pstm_off off;
+	size_t n;
+};
+
+static int bad_fn(pstm_tx *tx, void *arg)
+{
+	struct bad *b = arg;
+	uint8_t buf[64] = {0};
+	switch (b->op) {
+	case 0: (void)pstm_load64(tx, b->off); break;
+	case 1: pstm_store64(tx, b->off, 1); break;
+	case 2: pstm_read(tx, b->off, buf, b->n); break;
+	case 3: pstm_write(tx, b->off, buf, b->n); break;
+	}
+	return 0;
+}
+
+static void test_out_of_range(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = setup(&f, 8, 0, 0);
+	struct pstm_region_info in;
+	assert_pstm_ok(pstm_region_info(r, &in));
+	pstm_off bads[] = {0, 8, in.heap_off - 8, in.heap_off + in.heap_bytes,
+			   in.heap_off + in.heap_bytes - 4, UINT64_MAX - 3,
+			   UINT64_MAX};
+	for (int op = 0; op < 4; op++)
+		for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+			struct bad b = {op, bads[i], 8};
+			assert_int_equal(pstm_atomic(r, bad_fn, &b), PSTM_ERANGE);
+		}
+	/* length that overflows */
+	struct bad b = {2, in.heap_off, SIZE_MAX};
+	assert_int_equal(pstm_atomic(r, bad_fn, &b), PSTM_ERANGE);
+	/* the last word is fine */
+	struct bad ok = {1, in.heap_off + in.heap_bytes - 8, 8};
+	assert_pstm_ok(pstm_atomic(r, bad_fn, &ok));
+	teardown(&f, r);
+}
+
+struct big {
+	struct fix *f;
+	uint64_t words;
+};
+
+static int big_fn(pstm_tx *tx, void *arg)
+{
+	struct big *b = arg;
+	for (uint64_t i = 0; i < b->words; i++)
+		pstm_store64(tx, b->f->base + 8 * i, 99);
+	return 0;
+}
+
+static void test_log_full(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = setup(&f, 20000, 1, 0);
+	struct big b = {&f, 20000}; /* 64 KiB log holds ~4000 words */
+	assert_int_equal(pstm_atomic(r, big_fn, &b), PSTM_ELOGFULL);
+	uint64_t *out = calloc(f.n, 8);
+	void *a[2] = {&f, out};
+	assert_pstm_ok(pstm_atomic(r, read_words, a));
+	for (uint64_t i = 0; i < f.n; i++)
+		assert_int_equal(out[i], 1);
+	free(out);
+	/* a transaction that fits still commits */
+	b.words = 3000;
+	assert_pstm_ok(pstm_atomic(r, big_fn, &b));
+	teardown(&f, r);
+}
+
+/* ------------------------------------------- user errors, nesting */
+
+static int write_then_fail(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	pstm_store64(tx, f->base, 12345);
+	return 42;
+}
+
+static int inner_add(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	pstm_store64(tx, f->base + 8, pstm_load64(tx, f->base + 8) + 1);
+	return 0;
+}
+
+static int outer(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	pstm_region *r = pstm_tx_region(tx);
+	pstm_store64(tx, f->base, 7);
+	if (pstm_atomic(r, inner_add, f))
+		return 1;
+	/* the inner write is visible to the outer transaction */
+	return pstm_load64(tx, f->base + 8) == 1 ? 0 : 2;
+}
+
+static int outer_inner_fails(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	pstm_store64(tx, f->base + 16, 5);
+	pstm_atomic(pstm_tx_region(tx), write_then_fail, f);
+	return 0; /* not reached: the inner failure ends the outer */
+}
+
+static void test_user_error_and_nesting(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = setup(&f, 8, 0, 0);
+	uint64_t out[8];
+	void *a[2] = {&f, out};
+
+	assert_int_equal(pstm_atomic(r, write_then_fail, &f), 42);
+	assert_pstm_ok(pstm_atomic(r, read_words, a));
+	assert_int_equal(out[0], 0);
+
+	assert_pstm_ok(pstm_atomic(r, outer, &f));
+	assert_pstm_ok(pstm_atomic(r, read_words, a));
+	assert_int_equal(out[0], 7);
+	assert_int_equal(out[1], 1);
+
+	assert_int_equal(pstm_atomic(r, outer_inner_fails, &f), 42);
+	assert_pstm_ok(pstm_atomic(r, read_words, a));
+	assert_int_equal(out[0], 7);
+	assert_int_equal(out[2], 0);
+
+	assert_int_equal(pstm_atomic(r, NULL, NULL), PSTM_EINVAL);
+	teardown(&f, r);
+}
+
+/* unaligned and byte-granular access, read-your-own-writes */
+static int bytes_fn(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	char buf[32];
+	pstm_write(tx, f->base + 3, "hello, transactional world", 27);
+	pstm_read(tx, f->base + 3, buf, 27);
+	if (memcmp(buf, "hello, transactional world", 27))
+		return 1;
+	pstm_store64(tx, f->base + 41, 0x1122334455667788ull);
+	if (pstm_load64(tx, f->base + 41) != 0x1122334455667788ull)
+		return 2;
+	return 0;
+}
+
+static int bytes_check(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	char buf[32];
+	pstm_read(tx, f->base + 3, buf, 27);
+	if (memcmp(buf, "hello, transactional world", 27))
+		return 3;
+	if (pstm_load64(tx, f->base + 41) != 0x1122334455667788ull)
+		return 4;
+	/* bytes around the written range are untouched */
+	uint8_t b0;
+	pstm_read(tx, f->base + 2, &b0, 1);
+	return b0 == 0 ? 0 : 5;
+}
+
+static void test_bytes_unaligned(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = setup(&f, 16, 0, 0);
+	assert_pstm_ok(pstm_atomic(r, bytes_fn, &f));
+	assert_pstm_ok(pstm_atomic(r, bytes_check, &f));
+	teardown(&f, r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_counter_one_word),
+		cmocka_unit_test(test_counter_eight_words),
+		cmocka_unit_test(test_bank_64),
+		cmocka_unit_test(test_bank_100k),
+		cmocka_unit_test(test_read_only_writes_nothing),
+		cmocka_unit_test(test_out_of_range),
+		cmocka_unit_test(test_log_full),
+		cmocka_unit_test(test_user_error_and_nesting),
+		cmocka_unit_test(test_bytes_unaligned),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,13 @@
+#!/bin/sh
+# The demo: several processes share one region in /dev/shm and move money
+# between accounts; the total must be unchanged at the end.
+set -e
+cd "$(dirname "$0")/.."
+B=${B:-build}
+URI=shm:pstm-demo
+echo "== pstm demo: 4 processes x 2 threads, 1024 accounts, region $URI"
+"$B/examples/bank" -p 4 -t 2 -a 1024 -s 3 "$URI"
+echo
+echo "== pstm info $URI"
+"$B/pstm" info "$URI"
+"$B/pstm" rm "$URI"

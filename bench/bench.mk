@@ -1,0 +1,31 @@
+# bench/bench.mk - benchmark programs and the bench / bench-quick targets,
+# included by the top-level Makefile (uses its B, CC, ALLCFLAGS, LIBDEPS).
+# One program per system family, all built from the one shared driver.
+# See docs/benchmarks.md.
+
+BENCH_B    = $(B)/bench
+BENCH_SYS  = floor mutex lmdb sqlite pmemobj pstm
+BENCH_BINS = $(BENCH_SYS:%=$(BENCH_B)/bench_%)
+BENCH_HDR  = $(wildcard bench/*.h)
+
+$(BENCH_B)/bench_lmdb:    BENCH_LIBS = -llmdb
+$(BENCH_B)/bench_sqlite:  BENCH_LIBS = -lsqlite3
+$(BENCH_B)/bench_pmemobj: BENCH_LIBS = -lpmemobj -lpmem
+$(BENCH_B)/bench_pstm:    BENCH_LIBS = $(B)/libpstm.a $(LIBDEPS)
+$(BENCH_B)/bench_pstm:    $(B)/libpstm.a
+
+$(BENCH_B)/bench_%: bench/sys_%.c bench/driver.c $(BENCH_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Ibench bench/driver.c $< -o $@ $(BENCH_LIBS)
+
+bench-bins: $(BENCH_BINS)
+
+# full: ~8 minutes on 2 cores; quick: < 1 minute smoke check.  Both exit
+# non-zero if any run broke its workload's invariant.
+bench: $(BENCH_BINS)
+	BENCH_B=$(BENCH_B) sh bench/run.sh full
+
+bench-quick: $(BENCH_BINS)
+	BENCH_B=$(BENCH_B) sh bench/run.sh quick
+
+.PHONY: bench-bins

@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "proc.h"
 #include "redo_log.h"
 #include "stm.h"
@@ -237,8 +238,10 @@ static bool proc_dead_recover(struct pstm_region *r, uint32_t p)
 				 PROC_RECOVERING);
 	if (atomic_compare_exchange_strong_explicit(&e->state, &ps, mine,
 						    memory_order_acq_rel,
-						    memory_order_relaxed))
+						    memory_order_relaxed)) {
+		CRASH_POINT(CP_RECOVER_CLAIMED);
 		recover_proc(r, p, mine);
+	}
 	if (took_flock)
 		flock(r->fd, LOCK_UN);
 	return true;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "crash.h"
 #include "redo_log.h"
 
 uint32_t redo_log_crc(const struct log_header *h)
@@ -71,6 +72,7 @@ void redo_log_recover_slot(struct pstm_region *r, uint32_t s)
 	}
 	if (st == LOG_COMMITTED) {
 		replay(r, h);
+		CRASH_POINT(CP_RECOVER_REPLAYED);
 		set_state(r, h, LOG_RELEASING);
 		st = LOG_RELEASING;
 	}

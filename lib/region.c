@@ -28,6 +28,7 @@
 #include <zlib.h>
 
 #include "alloc.h"
+#include "crash.h"
 #include "proc.h"
 #include "redo_log.h"
 #include "region.h"
@@ -606,6 +607,7 @@ int pstm_open(const char *uri, pstm_region **out)
 	}
 	locked = true;
 	r->in_open = true;
+	crash_arm_from_env();
 	rc = map_region(r);
 	if (rc)
 		goto fail;

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "proc.h"
 #include "redo_log.h"
 #include "run.h"
@@ -548,6 +549,7 @@ static void commit(txd *t)
 	memcpy(log_entries(h), t->ws, sizeof(struct log_entry) * t->nws);
 	h->count = t->nws;
 	atomic_store_explicit(&h->state, LOG_LOCKING, memory_order_release);
+	CRASH_POINT(CP_COMMIT_LOCKING);
 
 	/* 2. lock */
 	for (uint32_t i = 0; i < t->nws; i++) {
@@ -571,6 +573,7 @@ static void commit(txd *t)
 	}
 	/* data stores below must not become visible before the locks */
 	atomic_thread_fence(memory_order_release);
+	CRASH_POINT(CP_COMMIT_LOCKED);
 
 	/* 3. commit version, validation */
 	uint64_t wv = atomic_fetch_add_explicit(&r->rt->clock, 1,
@@ -586,6 +589,7 @@ static void commit(txd *t)
 		h->crc = redo_log_crc(h);
 	atomic_store_explicit(&h->state, LOG_COMMITTED, memory_order_release);
 	region_persist(r, h, sizeof(*h) + sizeof(struct log_entry) * t->nws);
+	CRASH_POINT(CP_COMMIT_LOGGED);
 
 	/* 5. write back */
 	for (uint32_t i = 0; i < t->nws; i++) {
@@ -594,16 +598,21 @@ static void commit(txd *t)
 		region_flush(r, w, 8);
 	}
 	region_drain(r);
+	CRASH_POINT(CP_COMMIT_WRITTEN);
 
 	/* 6. retire: never replay this log again */
 	atomic_store_explicit(&h->state, LOG_RELEASING, memory_order_release);
 	region_persist(r, h, sizeof(*h));
+	CRASH_POINT(CP_COMMIT_RETIRED);
 
 	/* 7. release */
 	const uint64_t nv = orec_make(wv);
-	for (uint32_t i = 0; i < t->nlocks; i++)
+	for (uint32_t i = 0; i < t->nlocks; i++) {
+		if (i == t->nlocks / 2)
+			CRASH_POINT(CP_COMMIT_RELEASED);
 		atomic_store_explicit(&r->orecs[t->locks[i]], nv,
 				      memory_order_release);
+	}
 	t->nlocks = 0;
 	atomic_store_explicit(&h->state, LOG_IDLE, memory_order_relaxed);
 

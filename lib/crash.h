@@ -1,0 +1,38 @@
+/*
+ * crash.h - named crash points for fault injection.
+ *
+ * PSTM_CRASH_AT=NAME:N in the environment (read at pstm_open) makes the
+ * process SIGKILL itself the Nth time it passes crash point NAME.  Present
+ * in every build; unarmed, a point costs one predictable branch on a
+ * process-global word.  docs/design.md lists the points.
+ */
+#ifndef PSTM_CRASH_H
+#define PSTM_CRASH_H
+
+#include "region.h"
+
+enum crash_point {
+	CP_COMMIT_LOCKING,   /* log holds the write set; no orec locked yet */
+	CP_COMMIT_LOCKED,    /* write set locked, before the commit version */
+	CP_COMMIT_LOGGED,    /* commit point passed: log COMMITTED (durable) */
+	CP_COMMIT_WRITTEN,   /* data written back (and persisted) */
+	CP_COMMIT_RETIRED,   /* log RELEASING, orecs still locked */
+	CP_COMMIT_RELEASED,  /* half of the orecs released */
+	CP_RECOVER_CLAIMED,  /* recoverer won the CAS on the dead process */
+	CP_RECOVER_REPLAYED, /* dead slot's log replayed, orecs still held */
+	CP_COUNT
+};
+
+extern HIDDEN _Atomic int crash_armed; /* point + 1, or 0 */
+HIDDEN void crash_arm_from_env(void);
+HIDDEN void crash_hit(int point);
+HIDDEN const char *crash_point_name(int point);
+
+#define CRASH_POINT(p)                                                       \
+	do {                                                                 \
+		if (__builtin_expect(atomic_load_explicit(&crash_armed,   \
+				memory_order_relaxed) != 0, 0))                   \
+			crash_hit(p);                                        \
+	} while (0)
+
+#endif /* PSTM_CRASH_H */

@@ -590,6 +590,7 @@ int pstm_open(const char *uri, pstm_region **out)
 	if (!r)
 		return PSTM_ENOMEM;
 	r->fd = -1;
+	r->open_id = atomic_fetch_add(&next_open_id, 1); /* never 0 */
 	rc = parse_uri(uri, r->path, sizeof(r->path), &r->is_shm);
 	if (rc)
 		goto fail;
@@ -643,10 +644,11 @@ int pstm_open(const char *uri, pstm_region **out)
 	if (rc)
 		goto fail;
 	r->in_open = false;
+	atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
+				  r->open_recoveries, memory_order_relaxed);
 	flock(r->fd, LOCK_UN);
 	locked = false;
 
-	r->open_id = atomic_fetch_add(&next_open_id, 1);
 	const char *brk = getenv("PSTM_TEST_BREAK_VALIDATION");
 	r->test_no_validate = brk && strcmp(brk, "1") == 0;
 	if (pthread_mutex_init(&r->lock, NULL) != 0 ||

@@ -53,6 +53,7 @@ struct pstm_region {
 	bool test_no_validate;   /* PSTM_TEST_BREAK_VALIDATION=1: tests only */
 	bool closing;
 	bool in_open;            /* inside pstm_open, holding the flock */
+	uint64_t open_recoveries;/* dead processes recovered during open */
 };
 
 /* Persist [p, p+n) if the region is durable (pmem flush or msync). */

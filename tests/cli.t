@@ -1,0 +1,284 @@
+#!/usr/bin/perl
+# cli.t - the pstm admin CLI: create / info / rm on shm: and file regions,
+# exit statuses (0 ok, 1 failed, 2 usage) and one-line error messages.
+# Runs $PSTM_BIN/pstm (default build/pstm); cleans up everything it makes.
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use JSON::PP qw(decode_json);
+use POSIX qw(_exit);
+use Test::More;
+
+my $bin = ($ENV{PSTM_BIN} // 'build') . '/pstm';
+plan skip_all => "$bin not built" unless -x $bin;
+
+my $tmp = tempdir('pstm-cli-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my (@shm_names, @companions, $seq);
+
+sub shm_name {
+	my $n = "pstm-test-cli-$$-" . $seq++;
+	push @shm_names, $n;
+	return $n;
+}
+
+sub slurp {
+	my ($f) = @_;
+	open(my $fh, '<', $f) or return '';
+	local $/;
+	my $s = <$fh>;
+	return $s // '';
+}
+
+# run the CLI with @args; returns (exit status, stdout, stderr)
+sub pstm {
+	my @args = @_;
+	my ($out, $err) = ("$tmp/stdout", "$tmp/stderr");
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0) {
+		open(STDOUT, '>', $out) or _exit(126);
+		open(STDERR, '>', $err) or _exit(126);
+		exec($bin, @args) or _exit(127);
+	}
+	waitpid($pid, 0);
+	my $st = $?;
+	my $rc = $st & 127 ? 128 + ($st & 127) : $st >> 8;
+	return ($rc, slurp($out), slurp($err));
+}
+
+# exactly one non-empty line, newline-terminated
+sub one_line {
+	my ($s) = @_;
+	return $s =~ /\A[^\n]+\n\z/;
+}
+
+sub json_info {
+	my ($uri) = @_;
+	my ($rc, $out, $err) = pstm('info', '--json', $uri);
+	is($rc, 0, "info --json $uri exits 0") or diag($err);
+	my $j = eval { decode_json($out) };
+	ok($j && ref $j eq 'HASH', "info --json $uri parses as a JSON object")
+	    or diag("parse error: $@\noutput: $out");
+	return $j // {};
+}
+
+sub mode_of { return (stat($_[0]))[2] & 07777; }
+
+sub companion_of {
+	my ($uuid) = @_;
+	(my $hex = $uuid) =~ s/-//g;
+	return "/dev/shm/pstm.rt.$hex";
+}
+
+my $uuid_re = qr/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+my ($rc, $out, $err);
+
+# ---------------------------------------------------------------- help
+for my $h ('--help', '-h', 'help') {
+	($rc, $out, $err) = pstm($h);
+	is($rc, 0, "pstm $h exits 0");
+	like($out, qr/usage: pstm/, "pstm $h prints usage on stdout");
+	is($err, '', "pstm $h prints nothing on stderr");
+}
+for my $cmd (qw(create info rm)) {
+	($rc, $out, $err) = pstm($cmd, '--help');
+	is($rc, 0, "pstm $cmd --help exits 0");
+	like($out, qr/usage: pstm $cmd/, "pstm $cmd --help prints its usage");
+}
+
+# ------------------------------------------------------- create / info
+my $a = shm_name();
+($rc, $out, $err) = pstm('create', "shm:$a");
+is($rc, 0, 'create shm: exits 0') or diag($err);
+is($err, '', 'create prints nothing on stderr');
+ok(-f "/dev/shm/$a", "/dev/shm/$a exists");
+is(-s "/dev/shm/$a", 64 << 20, 'default size is 64 MiB');
+is(mode_of("/dev/shm/$a"), 0600, 'default mode is 0600');
+
+($rc, $out, $err) = pstm('info', "shm:$a");
+is($rc, 0, 'info exits 0') or diag($err);
+my ($text_uuid) = $out =~ /($uuid_re)/;
+ok($text_uuid, 'info shows a uuid') or diag($out);
+like($out, qr/\b67108864\b/, 'info shows the size in bytes');
+
+my $j = json_info("shm:$a");
+is($j->{uuid}, $text_uuid, 'json uuid matches the text output');
+like($j->{uuid} // '', qr/\A$uuid_re\z/, 'json uuid is a uuid');
+is($j->{size_bytes}, 64 << 20, 'json size_bytes');
+is($j->{durability}, 'volatile', 'json durability: shm defaults to volatile');
+is(ref $j->{processes}, 'ARRAY', 'json processes is an array');
+ok(@{$j->{processes} // []} >= 1, 'the info process itself is listed');
+ok((grep { ref $_ eq 'HASH' && ($_->{pid} // 0) > 0 } @{$j->{processes} // []}),
+   'process entries carry a pid');
+($rc, $out, $err) = pstm('info', "shm:$a", '--json');
+is($rc, 0, 'info URI --json (option after URI) exits 0');
+is(eval { decode_json($out)->{uuid} }, $j->{uuid}, '... same uuid');
+
+# ------------------------------------------------- exists / --force
+($rc, $out, $err) = pstm('create', "shm:$a");
+is($rc, 1, 'create over an existing region exits 1');
+ok(one_line($err), 'with a one-line error on stderr') or diag("stderr: '$err'");
+like($err, qr/\Q$a\E/, 'the error names the region');
+is(json_info("shm:$a")->{uuid}, $j->{uuid}, 'the existing region is untouched');
+
+($rc, $out, $err) = pstm('create', '--force', "shm:$a");
+is($rc, 0, 'create --force over an existing region exits 0') or diag($err);
+my $j2 = json_info("shm:$a");
+like($j2->{uuid} // '', qr/\A$uuid_re\z/, 'replaced region has a uuid');
+isnt($j2->{uuid}, $j->{uuid}, 'create --force made a new region (new uuid)');
+
+# ---------------------------------------------------- --size / --mode
+my $b = shm_name();
+($rc, $out, $err) = pstm('create', '--size', '2M', "shm:$b");
+is($rc, 0, 'create --size 2M exits 0') or diag($err);
+is(-s "/dev/shm/$b", 2 << 20, '--size 2M: the segment is 2 MiB');
+is(json_info("shm:$b")->{size_bytes}, 2 << 20, '--size 2M: info size_bytes');
+
+my $c = shm_name();
+($rc, $out, $err) = pstm('create', '--mode', '0640', '--size', '1M', "shm:$c");
+is($rc, 0, 'create --mode 0640 exits 0') or diag($err);
+is(mode_of("/dev/shm/$c"), 0640, '--mode 0640 honoured');
+is(json_info("shm:$c")->{size_bytes}, 1 << 20, '--size 1M (the minimum) works');
+
+my $d = shm_name();
+($rc, $out, $err) = pstm('create', '--size=3M', '--max-procs', '5', "shm:$d");
+is($rc, 0, 'create --size=3M --max-procs 5 exits 0') or diag($err);
+my $jd = json_info("shm:$d");
+is($jd->{size_bytes}, 3 << 20, '--size=3M honoured');
+is($jd->{max_procs}, 5, '--max-procs 5 honoured');
+
+# ----------------------------------------------------------- usage
+my $u = shm_name();
+my @usage = (
+	[],
+	['frobnicate', "shm:$u"],
+	['create'],
+	['create', "shm:$u", "shm:$u-2"],
+	['create', '--bogus', "shm:$u"],
+	['create', '--size', 'lots', "shm:$u"],
+	['create', '--size', '0', "shm:$u"],
+	['create', '--size', '-2M', "shm:$u"],
+	['create', '--mode', '999', "shm:$u"],
+	['create', '--mode', '017777', "shm:$u"],
+	['create', '--max-procs', 'x', "shm:$u"],
+	['create', '--size'],
+	['info'],
+	['info', '--bogus', "shm:$a"],
+	['info', "shm:$a", "shm:$b"],
+	['rm'],
+	['rm', "shm:$a", "shm:$b"],
+	['rm', '--bogus'],
+);
+for my $args (@usage) {
+	($rc, $out, $err) = pstm(@$args);
+	is($rc, 2, "usage error exits 2: pstm @$args");
+	isnt($err, '', '... with a message on stderr');
+}
+ok(!-e "/dev/shm/$u", 'no usage error created a region');
+ok(-e "/dev/shm/$a" && -e "/dev/shm/$b", 'no usage error removed a region');
+
+# sizes that overflow 64 bits must be refused, not wrapped around:
+# (2^44 + 1) MiB is 2^64 + 1 MiB, which wraps to a valid 1 MiB;
+# (2^54 + 1) KiB wraps to 1 KiB
+for my $size ('17592186044417M', '18446744073709551617', '18014398509481985K') {
+	my $ov = shm_name();
+	($rc, $out, $err) = pstm('create', '--size', $size, "shm:$ov");
+	is($rc, 2, "create --size $size (overflows 64 bits) exits 2");
+	ok(!-e "/dev/shm/$ov", '... and creates nothing');
+}
+
+# too small is an operation failure, not a usage error
+($rc, $out, $err) = pstm('create', '--size', '4K', "shm:$u");
+is($rc, 1, 'create --size 4K (too small) exits 1');
+ok(one_line($err), '... with a one-line error') or diag("stderr: '$err'");
+ok(!-e "/dev/shm/$u", '... and creates nothing');
+
+# ------------------------------------------------- missing / rm
+my $m = shm_name();
+($rc, $out, $err) = pstm('info', "shm:$m");
+is($rc, 1, 'info of a missing region exits 1');
+ok(one_line($err), '... with a one-line error on stderr') or diag("stderr: '$err'");
+like($err, qr/\Q$m\E/, '... naming the region');
+is($out, '', '... and nothing on stdout');
+ok(!-e "/dev/shm/$m", '... and does not create it');
+
+($rc, $out, $err) = pstm('info', '--json', "shm:$m");
+is($rc, 1, 'info --json of a missing region exits 1');
+ok(one_line($err), '... with a one-line error on stderr');
+
+for my $n ($a, $b, $c, $d) {
+	($rc, $out, $err) = pstm('rm', "shm:$n");
+	is($rc, 0, "rm shm:$n exits 0") or diag($err);
+	ok(!-e "/dev/shm/$n", "/dev/shm/$n is gone");
+}
+($rc, $out, $err) = pstm('rm', "shm:$a");
+is($rc, 1, 'rm of a missing region exits 1');
+ok(one_line($err), '... with a one-line error on stderr') or diag("stderr: '$err'");
+($rc, $out, $err) = pstm('info', "shm:$a");
+is($rc, 1, 'info after rm exits 1');
+
+# bad files: operation failures with one-line errors
+my $junk = "$tmp/junk.region";
+{
+	open(my $fh, '>', $junk) or die;
+	print $fh 'x' x 8192;
+	close($fh);
+}
+($rc, $out, $err) = pstm('info', $junk);
+is($rc, 1, 'info of a non-region file exits 1');
+ok(one_line($err), '... with a one-line error on stderr') or diag("stderr: '$err'");
+is(-s $junk, 8192, '... and leaves the file alone');
+($rc, $out, $err) = pstm('create', $junk);
+is($rc, 1, 'create over an existing non-region file exits 1');
+
+# ------------------------------------------------------ file regions
+my $f = "$tmp/r.region";
+($rc, $out, $err) = pstm('create', '--size', '2M', $f);
+is($rc, 0, 'create of a file region exits 0') or diag($err);
+ok(-f $f, 'the region file exists');
+is(-s $f, 2 << 20, 'file region size honoured');
+my $jf = json_info($f);
+is($jf->{durability}, 'durable', 'file regions default to durable');
+is($jf->{size_bytes}, 2 << 20, 'json size_bytes of the file region');
+my $comp = companion_of($jf->{uuid} // 'none');
+push @companions, $comp;
+ok(-e $comp, "companion runtime $comp exists");
+
+($rc, $out, $err) = pstm('create', '--size', '2M', $f);
+is($rc, 1, 'create over an existing file region exits 1');
+ok(one_line($err), '... with a one-line error');
+($rc, $out, $err) = pstm('create', '--force', '--size', '2M', $f);
+is($rc, 0, 'create --force over a file region exits 0') or diag($err);
+my $jf2 = json_info($f);
+push @companions, companion_of($jf2->{uuid} // 'none');
+isnt($jf2->{uuid}, $jf->{uuid}, '--force: new uuid');
+ok(!-e $comp, "--force removed the old companion $comp");
+$comp = companion_of($jf2->{uuid} // 'none');
+ok(-e $comp, 'the new companion exists');
+
+($rc, $out, $err) = pstm('rm', $f);
+is($rc, 0, 'rm of a file region exits 0') or diag($err);
+ok(!-e $f, 'the region file is gone');
+ok(!-e $comp, 'rm removed the companion /dev/shm/pstm.rt.* segment');
+
+my $g = "$tmp/v.region";
+($rc, $out, $err) = pstm('create', '--volatile', '--mode', '0640', '--size', '1M', $g);
+is($rc, 0, 'create --volatile file region exits 0') or diag($err);
+my $jg = json_info($g);
+push @companions, companion_of($jg->{uuid} // 'none');
+is($jg->{durability}, 'volatile', '--volatile honoured on a file');
+is(mode_of($g), 0640, '--mode 0640 honoured on a file');
+($rc, $out, $err) = pstm('rm', $g);
+is($rc, 0, 'rm of the volatile file region exits 0');
+ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion gone');
+
+done_testing();
+
+END {
+	# remove whatever a failed check left behind (not our exit status)
+	my $keep = $?;
+	for my $n (@shm_names) {
+		unlink("/dev/shm/$n", "/dev/shm/$n-2");
+	}
+	unlink(@companions);
+	$? = $keep;
+}

@@ -128,7 +128,8 @@ static int sb_validate(const struct superblock *sb, uint64_t file_size)
 
 	if (memcmp(sb->magic, PSTM_MAGIC, 8) != 0)
 		return PSTM_EBADMAGIC;
-	if (sb->sb_bytes != sizeof(*sb) || sb_crc(sb) != sb->crc)
+	/* the pad word after the crc is not covered by it: must be zero */
+	if (sb->sb_bytes != sizeof(*sb) || sb_crc(sb) != sb->crc || sb->pad)
 		return PSTM_ECORRUPT;
 	if (sb->version > PSTM_FORMAT_VERSION)
 		return PSTM_EVERSION;
@@ -432,7 +433,10 @@ static void remove_companion_of(const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (pread(fd, &sb, sizeof(sb), 0) == (ssize_t)sizeof(sb) &&
+	/* only magic, uuid and rt_inside are needed: works on a damaged or
+	 * truncated region too */
+	memset(&sb, 0, sizeof(sb));
+	if (pread(fd, &sb, sizeof(sb), 0) >= (ssize_t)offsetof(struct superblock, rt_off) &&
 	    memcmp(sb.magic, PSTM_MAGIC, 8) == 0 && sb.rt_inside == 0) {
 		companion_path(sb.uuid, rt, sizeof(rt));
 		unlink(rt);

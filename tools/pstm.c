@@ -52,12 +52,16 @@ static int parse_size(const char *s, uint64_t *out)
 	unsigned long long v = strtoull(s, &end, 0);
 	if (errno || end == s || s[0] == '-')
 		return -1;
+	unsigned shift = 0;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
 	default: break;
 	}
+	if (shift && v > (~0ull >> shift))
+		return -1; /* would overflow */
+	v <<= shift;
 	if (*end == 'i' || *end == 'B')
 		end++;
 	if (*end == 'B')
@@ -317,6 +321,7 @@ int main(int argc, char **argv)
 	}
 	argc--;
 	argv++;
+	argv[0] = (char *)prog; /* getopt's messages say "pstm: ..." */
 	if (!strcmp(cmd, "create"))
 		return cmd_create(argc, argv);
 	if (!strcmp(cmd, "info"))

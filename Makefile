@@ -2,6 +2,7 @@
 #   make            library, CLI, examples into build/
 #   make check      install missing deps, build, run all tests (prove)
 #   make asan|tsan  the same tests under sanitizers (build-asan/, build-tsan/)
+#   make valgrind   the test programs under memcheck
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make bench      benchmarks (see docs/benchmarks.md)
 
@@ -27,8 +28,10 @@ TESTS    = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_HELP = $(B)/tests/helpers.o
 EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TOOLS    = $(B)/pstm
+# Perl TAP scripts; install.t links an outside program, so not under sanitizers
+TEST_SCRIPTS ?= tests/cli.t tests/install.t
 
-.PHONY: all check test asan tsan install clean deps bench bench-quick demo
+.PHONY: all check test asan tsan valgrind install clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
 
 $(B)/lib/%.o: lib/%.c lib/*.h include/pstm.h
@@ -66,7 +69,7 @@ deps:
 
 # prove runs each test binary; each prints TAP (cmocka)
 test: all
-	PSTM_BIN=$(B) prove -f $(TESTS) tests/cli.t
+	PSTM_BIN=$(B) prove -f $(TESTS) $(TEST_SCRIPTS)
 
 check: deps
 	$(MAKE) test
@@ -74,10 +77,19 @@ check: deps
 asan:
 	$(MAKE) B=build-asan OPT=-O1 \
 	    XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    test
+	    TEST_SCRIPTS=tests/cli.t test
 
 tsan:
-	$(MAKE) B=build-tsan OPT=-O1 XCFLAGS="-fsanitize=thread" test
+	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" \
+	$(MAKE) B=build-tsan OPT=-O1 XCFLAGS="-fsanitize=thread" \
+	    TEST_SCRIPTS=tests/cli.t test
+
+# every test program under memcheck (children included: they are forks)
+valgrind: all
+	@for t in $(TESTS); do echo "== valgrind $$t"; \
+	    PSTM_KILL_ROUNDS=30 valgrind -q --error-exitcode=99 --leak-check=full \
+	        --errors-for-leak-kinds=definite $$t >/dev/null || exit 1; done
+	@echo "valgrind: all clean"
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \

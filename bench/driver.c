@@ -230,8 +230,10 @@ static void kill_all(pid_t *pids, int n)
 /* Wait for all workers until deadline; 0 if all exited with status 0. */
 static int reap(pid_t *pids, int n, uint64_t deadline)
 {
-	int bad = 0, left = n, st;
+	int bad = 0, left = 0, st;
 
+	for (int i = 0; i < n; i++)
+		left += pids[i] > 0;
 	while (left > 0) {
 		for (int i = 0; i < n; i++) {
 			if (pids[i] <= 0)
@@ -509,10 +511,30 @@ int main(int argc, char **argv)
 				     "txps_min,txps_max,invariant\n");
 	}
 
+	for (int s = 0; s < nsys; s++)
+		if (!find_system(systems[s]))
+			usage(argv[0]);
+	/*
+	 * Each system runs in its own child process: libraries keep
+	 * process-wide state (libpmem reads PMEM_IS_PMEM_FORCE once), so
+	 * one system's settings must not leak into the next.
+	 */
 	for (int s = 0; s < nsys; s++) {
 		const struct bench_system *sys = find_system(systems[s]);
-		if (!sys)
-			usage(argv[0]);
+		int st;
+
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 2;
+		}
+		if (pid > 0) {
+			if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+			    WEXITSTATUS(st) != 0)
+				failures++;
+			continue;
+		}
 		cur_system = sys->name;
 		for (int w = 0; w < nwl; w++) {
 			struct bench_cfg c = { .system = sys->name };
@@ -527,6 +549,8 @@ int main(int argc, char **argv)
 							 csv);
 			}
 		}
+		fflush(NULL);
+		_exit(failures ? 1 : 0);
 	}
 	if (csv != stdout)
 		fclose(csv);

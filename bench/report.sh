@@ -1,0 +1,97 @@
+#!/bin/sh
+# bench/report.sh RESULTS.CSV OUTDIR - table of medians with ratios to
+# mutex-global (same workload, size, procs) and to the floor (same
+# workload and size, 1 process); one PNG bar chart per workload.
+set -u
+csv=$1
+out=$2
+# fixed order and colours: baselines in greys/greens/blues, pstm in reds
+colors="#555555 #e69f00 #f0c060 #1b7837 #7fbf7b #2166ac #92c5de #8c510a #d7191c #f4a582 #762a83"
+systems="floor mutex-global mutex-striped lmdb-shm lmdb-disk sqlite-shm sqlite-disk pmemobj pstm-shm pstm-file pstm-pmem"
+
+awk -F, -v systems="$systems" '
+function human(v) {
+	if (v >= 1e6) return sprintf("%.2fM", v / 1e6)
+	if (v >= 1e3) return sprintf("%.1fk", v / 1e3)
+	return sprintf("%.0f", v)
+}
+function ratio(v, base) {
+	if (base == "" || base <= 0) return "-"
+	return sprintf("%.3g", v / base)
+}
+NR == 1 { next }
+{
+	key = $1 SUBSEP $3 SUBSEP $4
+	med[key, $2] = $5; lo[key, $2] = $6; hi[key, $2] = $7; inv[key, $2] = $8
+	if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
+	if ($8 != "ok") bad++
+}
+END {
+	ns = split(systems, sys, " ")
+	nw = split("bank readmostly intset", wl, " ")
+	printf "%-10s %8s %2s  %-13s %10s %10s %10s %9s %9s  %s\n", \
+	    "workload", "size", "P", "system", "tx/s", "min", "max", \
+	    "/mutex-g", "/floor", "invariant"
+	for (w = 1; w <= nw; w++)
+	for (i = 1; i <= nk; i++) {
+		split(keys[i], k, SUBSEP)
+		if (k[1] != wl[w]) continue
+		for (s = 1; s <= ns; s++) {
+			if (!((keys[i], sys[s]) in med)) continue
+			v = med[keys[i], sys[s]]
+			printf "%-10s %8s %2s  %-13s %10s %10s %10s %9s %9s  %s\n", \
+			    k[1], k[2], k[3], sys[s], human(v), \
+			    human(lo[keys[i], sys[s]]), \
+			    human(hi[keys[i], sys[s]]), \
+			    ratio(v, med[keys[i], "mutex-global"]), \
+			    ratio(v, med[k[1], k[2], 1, "floor"]), \
+			    inv[keys[i], sys[s]]
+		}
+		print ""
+	}
+	if (bad) printf "%d configuration(s) FAILED their invariant\n", bad
+}' "$csv"
+
+command -v gnuplot >/dev/null 2>&1 || { echo "no gnuplot: plots skipped"; exit 0; }
+
+for w in bank readmostly intset; do
+	dat=$out/$w.dat
+	# rows: size/procs configurations; columns: systems ("-" = not run)
+	awk -F, -v w="$w" -v systems="$systems" '
+	NR == 1 || $1 != w { next }
+	{
+		c = $3 "/P" $4; if ($3 >= 1000000) c = ($3 / 1000000) "M/P" $4
+		if (!(c in seen)) { seen[c] = 1; cfg[++nc] = c }
+		v[c, $2] = $5
+	}
+	END {
+		ns = split(systems, sys, " ")
+		printf "config"
+		for (s = 1; s <= ns; s++) printf " %s", sys[s]
+		printf "\n"
+		for (i = 1; i <= nc; i++) {
+			printf "%s", cfg[i]
+			for (s = 1; s <= ns; s++)
+				printf " %s", ((cfg[i], sys[s]) in v && v[cfg[i], sys[s]] > 0) ? v[cfg[i], sys[s]] : "-"
+			printf "\n"
+		}
+	}' "$csv" > "$dat"
+	[ "$(wc -l < "$dat")" -gt 1 ] || continue
+	gnuplot <<GP || echo "gnuplot failed for $w" >&2
+set terminal pngcairo size 1200,600 noenhanced
+set output "$out/$w.png"
+set title "pstm bench: $w (tx/s, log scale; size/processes)"
+set datafile missing "-"
+set style data histogram
+set style histogram clustered gap 2
+set style fill solid 0.9 border -1
+set logscale y
+set format y "%.0s%c"
+set grid ytics
+set key outside right
+set ylabel "transactions per second"
+colors = "$colors"
+plot for [i=2:12] "$dat" using i:xtic(1) title columnheader(i) lc rgb word(colors, i-1)
+GP
+done
+ls "$out"/*.png 2>/dev/null | sed 's/^/plot: /'

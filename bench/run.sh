@@ -1,0 +1,45 @@
+#!/bin/sh
+# bench/run.sh full|quick - run every system on every workload with the
+# shared driver, write $BENCH_B/results.csv, print the table, draw plots.
+# Exits non-zero if any run broke its workload's invariant (or crashed).
+set -u
+mode=${1:-full}
+B=${BENCH_B:-build/bench}
+case $mode in
+quick) sizes=1024; runs=1; dur=0.1 ;;
+full) sizes=1024,1000000; runs=3; dur=0.5 ;;
+*) echo "usage: $0 full|quick" >&2; exit 2 ;;
+esac
+
+csv=$B/results.csv
+mkdir -p "$B"
+rm -f "$csv" "$B"/*.png "$B"/*.dat
+start=$(date +%s)
+fail=0
+
+echo "pstm bench ($mode): sizes $sizes, $runs run(s) of ${dur}s per configuration"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+
+# run PROGRAM SYSTEMS PROCS
+run() {
+	"$B/bench_$1" -s "$2" -p "$3" -n "$sizes" -r "$runs" -d "$dur" \
+	    -o "$csv" || fail=1
+}
+
+# one-process systems first; pmemobj and pstm-pmem set PMEM_IS_PMEM_FORCE=1
+# themselves before mapping (each system runs in its own process)
+run floor floor 1
+run mutex mutex-global,mutex-striped 1,2
+run lmdb lmdb-shm,lmdb-disk 1,2
+run sqlite sqlite-shm,sqlite-disk 1,2
+run pmemobj pmemobj 1
+run pstm pstm-shm,pstm-file,pstm-pmem 1,2
+
+echo
+sh bench/report.sh "$csv" "$B" || fail=1
+end=$(date +%s)
+echo "bench $mode: $((end - start)) s"
+if grep -q ',FAIL$' "$csv" || [ "$fail" -ne 0 ]; then
+	echo "bench $mode: INVARIANT FAILURES (see above)" >&2
+	exit 1
+fi

@@ -110,9 +110,10 @@ struct pstm_create_opts {
 	                          default 128 (fewer for small regions), max 2047 */
 	uint32_t log_bytes;    /* redo log per thread; default 64 KiB, or
 	                          size/1024 below 64 MiB (4 KiB..16 MiB) */
-	uint32_t orecs_log2;   /* log2 of ownership records; default 20, or
-	                          fewer (about size/8 bytes) below 64 MiB (8 MiB
-	                          of runtime), range 10..26 */
+	uint32_t orecs_log2;   /* log2 of ownership records (8 bytes each);
+	                          default 16, fewer below 4 MiB; range 10..26.
+	                          More: fewer false conflicts; fewer: fewer
+	                          cache misses */
 	int replace;           /* non-zero: replace an existing region */
 };
 

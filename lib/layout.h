@@ -194,6 +194,8 @@ _Static_assert(sizeof(struct heap_header) == HEAP_HDR_BYTES, "heap header");
  * read (acquire) before and (relaxed, after an acquire fence) after each
  * transactional data load, as a sequence lock.
  */
+#define OREC_SHIFT 3 /* one orec per data word (index = off >> 3 & mask);
+			measured: 4..6 (coarser stripes) no faster */
 #define OREC_LOCK 1ull
 #define OREC_SLOT_BITS 11
 #define OREC_VSHIFT 12

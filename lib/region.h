@@ -73,10 +73,15 @@ static inline struct log_entry *log_entries(struct log_header *h)
 	return (struct log_entry *)(h + 1);
 }
 
+static inline uint64_t region_orec_idx(struct pstm_region *r, uint64_t off)
+{
+	return (off >> OREC_SHIFT) & r->orec_mask;
+}
+
 static inline _Atomic uint64_t *region_orec(struct pstm_region *r,
 					    uint64_t off)
 {
-	return &r->orecs[(off >> 3) & r->orec_mask];
+	return &r->orecs[region_orec_idx(r, off)];
 }
 
 static inline uint64_t *region_word(struct pstm_region *r, uint64_t off)

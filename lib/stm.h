@@ -35,6 +35,7 @@ struct pstm_tx {
 	uint32_t slot;
 	uint32_t depth;           /* >0 while a transaction runs */
 	uint64_t rv;              /* snapshot version */
+	uint64_t rv_bound;        /* orec words <= this are within rv */
 	sigjmp_buf env;           /* unwinding point of the running attempt */
 	int err;                  /* error carried by an unwinding failure */
 

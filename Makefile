@@ -47,10 +47,12 @@ $(B)/libpstm.so.$(VERSION): $(LIB_OBJ)
 	ln -sf libpstm.so.$(VERSION) $(B)/libpstm.so.$(SOMAJOR)
 	ln -sf libpstm.so.$(SOMAJOR) $(B)/libpstm.so
 
-# tools and tests link the static library: they may use internal headers
-$(B)/pstm: tools/pstm.c $(B)/libpstm.a
+# tools and tests link the static library: they may use internal headers.
+# The CLI is tools/pstm.c plus one tools/cmd_*.c per larger command.
+CLI_SRC = tools/pstm.c $(wildcard tools/cmd_*.c)
+$(B)/pstm: $(CLI_SRC) tools/*.h $(B)/libpstm.a
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS)
+	$(CC) $(ALLCFLAGS) -Itools $(CLI_SRC) -o $@ $(B)/libpstm.a $(LIBDEPS)
 
 $(B)/examples/%: examples/%.c $(B)/libpstm.a
 	@mkdir -p $(@D)

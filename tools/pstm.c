@@ -10,12 +10,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "pstm.h"
 #include "region.h"
 #include "proc.h"
 #include "stm.h"
 
-static const char *prog = "pstm";
+const char *cli_prog = "pstm";
+#define prog cli_prog
 
 static void usage(FILE *f)
 {
@@ -33,17 +35,34 @@ static void usage(FILE *f)
 		"pstm COMMAND --help for details.\n");
 }
 
-static int die_usage(const char *msg)
+int cli_usage_error(const char *msg)
 {
 	fprintf(stderr, "%s: %s (try 'pstm --help')\n", prog, msg);
 	return 2;
 }
 
-static int fail(const char *what, const char *uri, int rc)
+int cli_fail(const char *what, const char *uri, int rc)
 {
 	fprintf(stderr, "%s: %s %s: %s\n", prog, what, uri, pstm_strerror(rc));
 	return 1;
 }
+
+void cli_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+#define die_usage cli_usage_error
+#define fail cli_fail
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -194,16 +213,9 @@ static int cmd_info(int argc, char **argv)
 	const char *dur = in.durability == PSTM_DURABLE ? "durable" : "volatile";
 
 	if (json) {
-		printf("{\"uri\":\"");
-		for (const char *p = uri; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				putchar('\\');
-			if ((unsigned char)*p < 0x20)
-				printf("\\u%04x", *p);
-			else
-				putchar(*p);
-		}
-		printf("\",\"uuid\":\"%s\",\"format_version\":%u,\"size_bytes\":%llu,"
+		printf("{\"uri\":");
+		cli_json_string(stdout, uri);
+		printf(",\"uuid\":\"%s\",\"format_version\":%u,\"size_bytes\":%llu,"
 		       "\"durability\":\"%s\",\"is_pmem\":%s,\"created\":\"%s\","
 		       "\"max_procs\":%u,\"max_threads\":%u,\"log_bytes\":%u,"
 		       "\"orecs\":%llu,\"layout\":{\"runtime_off\":%llu,"

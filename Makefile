@@ -34,7 +34,7 @@ TEST_SCRIPTS ?= tests/cli.t tests/install.t
 .PHONY: all check test asan tsan valgrind install clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
 
-$(B)/lib/%.o: lib/%.c lib/*.h include/pstm.h
+$(B)/lib/%.o: lib/%.c lib/*.h include/*.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
@@ -97,7 +97,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man3
-	install -m 644 include/pstm.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(B)/libpstm.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(B)/libpstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libpstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libpstm.so.$(SOMAJOR)

@@ -268,10 +268,11 @@ static int reap(pid_t *pids, int n, uint64_t deadline)
 	return bad ? -1 : 0;
 }
 
-/* Runs one timed run; returns tx/s, or -1 if the invariant broke. */
+/* One timed run: returns tx/s; *ok = 0 if the invariant broke or a
+ * worker failed (the rate is still reported, flagged). */
 static double run_once(const struct bench_system *sys,
 		       const struct bench_cfg *c, double duration_s,
-		       uint64_t seed)
+		       uint64_t seed, int *run_ok)
 {
 	struct control *ctl;
 	pid_t pids[MAX_PROCS] = { 0 };
@@ -280,6 +281,7 @@ static double run_once(const struct bench_system *sys,
 	int ok = 1;
 	double txps;
 
+	*run_ok = 0;
 	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (ctl == MAP_FAILED) {
@@ -351,7 +353,8 @@ static double run_once(const struct bench_system *sys,
 	}
 	txps = end > t0 ? (double)txs * 1e9 / (double)(end - t0) : 0;
 	munmap(ctl, sizeof(*ctl));
-	return ok ? txps : -1;
+	*run_ok = ok;
+	return txps;
 }
 
 /* ---- configurations --------------------------------------------------- */
@@ -427,11 +430,12 @@ static int bench_config(const struct bench_system *sys, struct bench_cfg *c,
 			uint64_t seed = (uint64_t)c->workload * 7919 +
 					c->size * 31 + (uint64_t)c->procs * 13 +
 					(uint64_t)r;
-			v[r] = run_once(sys, c, dur, seed);
-			if (v[r] < 0) {
+			int run_ok;
+			v[r] = run_once(sys, c, dur, seed, &run_ok);
+			if (v[r] < 0 || !run_ok)
 				ok = 0;
+			if (v[r] < 0)
 				v[r] = 0;
-			}
 		}
 		qsort(v, (size_t)runs, sizeof(v[0]), cmp_double);
 		double med = runs % 2 ? v[runs / 2]

@@ -5,6 +5,7 @@
 set -u
 csv=$1
 out=$2
+mkdir -p "$out"
 # fixed order and colours: baselines in greys/greens/blues, pstm in reds
 colors="#555555 #e69f00 #f0c060 #1b7837 #7fbf7b #2166ac #92c5de #8c510a #d7191c #f4a582 #762a83"
 systems="floor mutex-global mutex-striped lmdb-shm lmdb-disk sqlite-shm sqlite-disk pmemobj pstm-shm pstm-file pstm-pmem"
@@ -15,6 +16,12 @@ function human(v) {
 	if (v >= 1e3) return sprintf("%.1fk", v / 1e3)
 	return sprintf("%.0f", v)
 }
+function isort(a, n,    i, j, t) {
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+			t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+		}
+}
 function ratio(v, base) {
 	if (base == "" || base <= 0) return "-"
 	return sprintf("%.3g", v / base)
@@ -24,6 +31,8 @@ NR == 1 { next }
 	key = $1 SUBSEP $3 SUBSEP $4
 	med[key, $2] = $5; lo[key, $2] = $6; hi[key, $2] = $7; inv[key, $2] = $8
 	if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
+	if (!(($3 + 0) in sz)) { sz[$3 + 0] = 1; sizes[++nz] = $3 + 0 }
+	if (!(($4 + 0) in pr)) { pr[$4 + 0] = 1; procs[++np] = $4 + 0 }
 	if ($8 != "ok") bad++
 }
 END {
@@ -32,20 +41,23 @@ END {
 	printf "%-10s %8s %2s  %-13s %10s %10s %10s %9s %9s  %s\n", \
 	    "workload", "size", "P", "system", "tx/s", "min", "max", \
 	    "/mutex-g", "/floor", "invariant"
+	isort(sizes, nz)
+	isort(procs, np)
 	for (w = 1; w <= nw; w++)
-	for (i = 1; i <= nk; i++) {
-		split(keys[i], k, SUBSEP)
-		if (k[1] != wl[w]) continue
+	for (z = 1; z <= nz; z++)
+	for (p = 1; p <= np; p++) {
+		key = wl[w] SUBSEP sizes[z] SUBSEP procs[p]
+		if (!(key in seen)) continue
+		split(key, k, SUBSEP)
 		for (s = 1; s <= ns; s++) {
-			if (!((keys[i], sys[s]) in med)) continue
-			v = med[keys[i], sys[s]]
+			if (!((key, sys[s]) in med)) continue
+			v = med[key, sys[s]]
 			printf "%-10s %8s %2s  %-13s %10s %10s %10s %9s %9s  %s\n", \
 			    k[1], k[2], k[3], sys[s], human(v), \
-			    human(lo[keys[i], sys[s]]), \
-			    human(hi[keys[i], sys[s]]), \
-			    ratio(v, med[keys[i], "mutex-global"]), \
+			    human(lo[key, sys[s]]), human(hi[key, sys[s]]), \
+			    ratio(v, med[key, "mutex-global"]), \
 			    ratio(v, med[k[1], k[2], 1, "floor"]), \
-			    inv[keys[i], sys[s]]
+			    inv[key, sys[s]]
 		}
 		print ""
 	}

@@ -28,6 +28,7 @@
 #include <zlib.h>
 
 #include "alloc.h"
+#include "check.h"
 #include "crash.h"
 #include "proc.h"
 #include "redo_log.h"
@@ -288,7 +289,8 @@ static int rt_attach_companion(struct pstm_region *r)
 	if (fresh || !rt_is_valid(r, true)) {
 		memset(r->rt_base, 0, r->rt_map_len);
 		/* nobody can be attached to a runtime we just rebuilt */
-		redo_log_replay_all(r);
+		r->open_replayed = (uint64_t)redo_log_replay_all(r);
+		r->rt_rebuilt = true;
 		rt_init(r);
 	}
 out:
@@ -679,6 +681,83 @@ fail:
 		close(r->fd);
 	free(r);
 	return rc;
+}
+
+/*
+ * Map a region read-only for inspection (pstm check): validated
+ * superblock, PROT_READ mapping, runtime pointers if a runtime exists
+ * (r->rt_base NULL otherwise).  Never writes, never attaches.
+ */
+int region_map_readonly(const char *uri, struct pstm_region *r)
+{
+	int rc;
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	rc = parse_uri(uri, r->path, sizeof(r->path), &r->is_shm);
+	if (rc)
+		return rc;
+	r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0)
+		return errno_to_pstm(errno);
+	rc = read_superblock(r->fd, &r->sb);
+	if (rc)
+		goto fail;
+	r->base = mmap(NULL, r->sb.size_bytes, PROT_READ, MAP_SHARED, r->fd, 0);
+	if (r->base == MAP_FAILED) {
+		r->base = NULL;
+		rc = errno_to_pstm(errno);
+		goto fail;
+	}
+	r->map_len = r->sb.size_bytes;
+	r->durable = r->sb.durability == PSTM_DURABLE;
+	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
+	r->heap_hi = r->sb.size_bytes;
+	r->log_cap = (uint32_t)((r->sb.log_bytes - sizeof(struct log_header)) /
+				sizeof(struct log_entry));
+	if (r->sb.rt_inside) {
+		r->rt_base = r->base + r->sb.rt_off;
+		rt_set_pointers(r);
+	} else {
+		companion_path(r->sb.uuid, r->rt_path, sizeof(r->rt_path));
+		int cfd = open(r->rt_path, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (cfd >= 0 && fstat(cfd, &st) == 0 &&
+		    (uint64_t)st.st_size == r->sb.rt_bytes) {
+			void *m = mmap(NULL, r->sb.rt_bytes, PROT_READ, MAP_SHARED,
+				       cfd, 0);
+			if (m != MAP_FAILED) {
+				r->rt_base = m;
+				r->rt_map_len = r->sb.rt_bytes;
+				rt_set_pointers(r);
+			}
+		}
+		if (cfd >= 0)
+			close(cfd);
+	}
+	return 0;
+fail:
+	close(r->fd);
+	r->fd = -1;
+	return rc;
+}
+
+void region_unmap_readonly(struct pstm_region *r)
+{
+	if (r->rt_map_len && r->rt_base)
+		munmap(r->rt_base, r->rt_map_len);
+	if (r->base)
+		munmap(r->base, r->map_len);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->base = r->rt_base = NULL;
+	r->fd = -1;
+}
+
+void region_open_recovery(pstm_region *r, struct open_recovery *out)
+{
+	out->procs_recovered = r->open_recoveries;
+	out->logs_replayed = r->open_replayed;
+	out->runtime_rebuilt = r->rt_rebuilt;
 }
 
 int pstm_close(pstm_region *r)

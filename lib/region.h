@@ -54,6 +54,8 @@ struct pstm_region {
 	bool closing;
 	bool in_open;            /* inside pstm_open, holding the flock */
 	uint64_t open_recoveries;/* dead processes recovered during open */
+	uint64_t open_replayed;  /* logs replayed rebuilding the runtime */
+	bool rt_rebuilt;         /* this open rebuilt the runtime */
 };
 
 /* Persist [p, p+n) if the region is durable (pmem flush or msync). */
@@ -88,6 +90,10 @@ static inline uint64_t *region_word(struct pstm_region *r, uint64_t off)
 {
 	return (uint64_t *)(r->base + off);
 }
+
+/* Read-only inspection mapping (check.c); no attach, no writes. */
+HIDDEN int region_map_readonly(const char *uri, struct pstm_region *r);
+HIDDEN void region_unmap_readonly(struct pstm_region *r);
 
 /* Layout computed from the creation parameters (also used to validate). */
 HIDDEN int layout_compute(struct superblock *sb);

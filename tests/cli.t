@@ -271,6 +271,46 @@ is(mode_of($g), 0640, '--mode 0640 honoured on a file');
 is($rc, 0, 'rm of the volatile file region exits 0');
 ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion gone');
 
+# --- check / recover ---------------------------------------------------
+{
+	my $f = "$tmp/check.region";
+	my ($rc) = pstm('create', '--size', '4M', $f);
+	is($rc, 0, 'create file region for check');
+	my ($out, $err);
+	($rc, $out) = pstm('check', $f);
+	is($rc, 0, 'check: clean region exits 0');
+	like($out, qr/clean/, 'check says clean');
+	($rc, $out) = pstm('check', '--json', $f);
+	is($rc, 0, 'check --json exits 0');
+	my $j = eval { decode_json($out) };
+	ok($j && $j->{clean} && ref $j->{findings} eq 'ARRAY', 'check --json parses')
+		or diag($out);
+	($rc, $out) = pstm('recover', $f);
+	is($rc, 0, 'recover exits 0');
+	like($out, qr/dead process.*recovered/, 'recover reports what it did');
+	($rc, $out) = pstm('info', '--json', $f);
+	my $info = decode_json($out);
+	push @companions, companion_of($info->{uuid});
+	# damage the heap header magic: the 512-byte heap header sits just
+	# before the user heap that info reports
+	open(my $fh, '+<', $f) or die;
+	seek($fh, $info->{layout}{heap_off} - 512, 0);
+	print $fh "\0" x 8;
+	close $fh;
+	($rc, $out, $err) = pstm('check', $f);
+	is($rc, 1, 'check: damaged region exits 1');
+	like($out, qr/DAMAGED/, 'check says DAMAGED');
+	($rc, $out, $err) = pstm('check', "$tmp/nonexistent");
+	is($rc, 1, 'check: missing region exits 1');
+	ok(one_line($err), 'check: missing region gives a one-line error');
+	($rc) = pstm('check');
+	is($rc, 2, 'check without URI is a usage error');
+	($rc) = pstm('recover', '--bogus');
+	is($rc, 2, 'recover with a bad option is a usage error');
+	($rc) = pstm('check', '--help');
+	is($rc, 0, 'check --help');
+}
+
 done_testing();
 
 END {

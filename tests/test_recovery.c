@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "helpers.h"
 #include "layout.h"
 #include "region.h"
@@ -321,6 +323,63 @@ static int kill_rounds(void)
 static void test_random_kills_shm(void **s) { (void)s; random_kills("shm", kill_rounds()); }
 static void test_random_kills_file(void **s) { (void)s; random_kills("file", kill_rounds()); }
 
+/* pstm check sees a dead committer as pending (not damage); recovery
+ * settles it; damage in a log or the heap header is reported. */
+static void check_and_recover(const char *kind)
+{
+	struct check_report rep;
+	start(kind);
+	assert_pstm_ok(region_check(C.uri, &rep));
+	assert_int_equal(rep.damage, 0);
+	assert_int_equal(rep.pending, 0);
+	check_report_free(&rep);
+
+	C.crash_at = "commit.logged:3";
+	pid_t v = test_spawn(victim_child, NULL, 0);
+	assert_int_equal(test_wait(v), 128 + SIGKILL);
+	assert_pstm_ok(region_check(C.uri, &rep));
+	assert_int_equal(rep.damage, 0);
+	assert_int_equal(rep.logs_committed, 1);
+	assert_int_equal(rep.procs_dead, 1);
+	assert_true(rep.orecs_locked >= 1);
+	check_report_free(&rep);
+
+	pstm_region *r;
+	struct open_recovery rec;
+	assert_pstm_ok(pstm_open(C.uri, &r));
+	region_open_recovery(r, &rec);
+	assert_int_equal(rec.procs_recovered, 1);
+	pstm_close(r);
+	assert_pstm_ok(region_check(C.uri, &rep));
+	assert_int_equal(rep.damage + rep.pending + rep.orecs_locked, 0);
+	check_report_free(&rep);
+	verify("check", 1);
+
+	/* damage: an impossible log state, a bad heap header */
+	assert_pstm_ok(pstm_open(C.uri, &r));
+	uint64_t log_off = r->sb.log_off, heap_off = r->sb.heap_off;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s", r->path);
+	pstm_close(r);
+	FILE *f = fopen(path, "r+");
+	assert_non_null(f);
+	uint64_t bad = 77;
+	assert_int_equal(fseek(f, (long)log_off, SEEK_SET), 0);
+	assert_int_equal(fwrite(&bad, 8, 1, f), 1);
+	assert_int_equal(fseek(f, (long)heap_off, SEEK_SET), 0);
+	assert_int_equal(fwrite(&bad, 8, 1, f), 1);
+	fclose(f);
+	assert_pstm_ok(region_check(C.uri, &rep));
+	assert_int_equal(rep.damage, 2);
+	check_report_free(&rep);
+	/* a damaged heap header keeps the region from opening */
+	assert_int_equal(pstm_open(C.uri, &r), PSTM_ECORRUPT);
+	finish();
+}
+
+static void test_check_recover_shm(void **s) { (void)s; check_and_recover("shm"); }
+static void test_check_recover_file(void **s) { (void)s; check_and_recover("file"); }
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +389,8 @@ int main(void)
 		cmocka_unit_test(test_recovery_points_file),
 		cmocka_unit_test(test_random_kills_shm),
 		cmocka_unit_test(test_random_kills_file),
+		cmocka_unit_test(test_check_recover_shm),
+		cmocka_unit_test(test_check_recover_file),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,4 +17,8 @@ int cli_fail(const char *what, const char *uri, int rc);
 /* write s as a JSON string literal (with quotes) */
 void cli_json_string(FILE *f, const char *s);
 
+/* commands living in their own files */
+int cmd_check(int argc, char **argv);
+int cmd_recover(int argc, char **argv);
+
 #endif

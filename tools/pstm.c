@@ -31,6 +31,8 @@ static void usage(FILE *f)
 		"             [--max-procs N] [--max-threads N] [--log-bytes N] [--force]\n"
 		"  info URI [--json]   superblock, layout, attached processes, stats\n"
 		"  rm URI              remove a region\n"
+		"  check URI [--json]  verify a region offline (exit 1 if damaged)\n"
+		"  recover URI         run recovery now and report what it did\n"
 		"\n"
 		"pstm COMMAND --help for details.\n");
 }
@@ -340,6 +342,10 @@ int main(int argc, char **argv)
 		return cmd_info(argc, argv);
 	if (!strcmp(cmd, "rm"))
 		return cmd_rm(argc, argv);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc, argv);
+	if (!strcmp(cmd, "recover"))
+		return cmd_recover(argc, argv);
 	fprintf(stderr, "%s: unknown command '%s' (try 'pstm --help')\n", prog, cmd);
 	return 2;
 }

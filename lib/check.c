@@ -1,0 +1,201 @@
+/*
+ * check.c - offline verification of a region (pstm check).  Read-only:
+ * the file is opened O_RDONLY and mapped PROT_READ, so checking can never
+ * damage anything.  Every field read from the region is treated as hostile
+ * input.  Findings are damage (exit 1 from the CLI), pending recovery (a
+ * dead process or a committed log that the next open will settle), or
+ * information.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "proc.h"
+#include "redo_log.h"
+
+static void add(struct check_report *rep, int sev, const char *fmt, ...)
+{
+	if (sev == CHECK_DAMAGE)
+		rep->damage++;
+	else if (sev == CHECK_PENDING)
+		rep->pending++;
+	if (rep->n == rep->cap) {
+		unsigned nc = rep->cap ? rep->cap * 2 : 16;
+		struct check_finding *nf = realloc(rep->f, nc * sizeof(*nf));
+		if (!nf)
+			return; /* counted, not described */
+		rep->f = nf;
+		rep->cap = nc;
+	}
+	struct check_finding *f = &rep->f[rep->n++];
+	f->severity = sev;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->text, sizeof(f->text), fmt, ap);
+	va_end(ap);
+}
+
+void check_report_free(struct check_report *rep)
+{
+	free(rep->f);
+	memset(rep, 0, sizeof(*rep));
+}
+
+static void check_logs(struct pstm_region *r, struct check_report *rep)
+{
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		struct log_header *h = region_log(r, s);
+		uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+		if (st == LOG_IDLE)
+			continue;
+		if (st > LOG_RELEASING) {
+			add(rep, CHECK_DAMAGE, "log %u: invalid state %llu", s,
+			    (unsigned long long)st);
+			continue;
+		}
+		if (h->count > r->log_cap) {
+			add(rep, CHECK_DAMAGE, "log %u: %llu entries, capacity %u", s,
+			    (unsigned long long)h->count, r->log_cap);
+			continue;
+		}
+		struct log_entry *e = log_entries(h);
+		uint64_t bad = 0;
+		for (uint64_t i = 0; i < h->count; i++)
+			if ((e[i].off & 7) || e[i].off < r->sb.heap_off ||
+			    e[i].off > r->heap_hi - 8)
+				bad++;
+		if (bad)
+			add(rep, CHECK_DAMAGE, "log %u: %llu entries outside the heap",
+			    s, (unsigned long long)bad);
+		if (st == LOG_COMMITTED) {
+			rep->logs_committed++;
+			if (r->durable && redo_log_crc(h) != h->crc)
+				add(rep, CHECK_INFO,
+				    "log %u: committed mark torn (crc mismatch): "
+				    "never acknowledged, will be ignored", s);
+			else
+				add(rep, CHECK_PENDING,
+				    "log %u: committed transaction (version %llu, %llu "
+				    "words) not yet fully applied: recovery replays it",
+				    s, (unsigned long long)h->wv,
+				    (unsigned long long)h->count);
+		} else {
+			add(rep, CHECK_PENDING,
+			    "log %u: commit in progress (%s): recovery settles it", s,
+			    st == LOG_LOCKING ? "locking" : "releasing");
+		}
+	}
+}
+
+static void check_runtime(struct pstm_region *r, struct check_report *rep)
+{
+	if (!r->rt_base) {
+		add(rep, CHECK_INFO, "no runtime segment (%s): the next open "
+		    "rebuilds it and replays committed logs", r->rt_path);
+		return;
+	}
+	if (atomic_load(&r->rt->magic) != PSTM_RT_MAGIC ||
+	    memcmp(r->rt->uuid, r->sb.uuid, 16) != 0) {
+		if (r->sb.rt_inside)
+			add(rep, CHECK_DAMAGE, "runtime header invalid (magic/uuid)");
+		else
+			add(rep, CHECK_INFO, "runtime segment stale or foreign: "
+			    "the next open rebuilds it");
+		return;
+	}
+	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
+		uint64_t ps = atomic_load(&r->procs[p].state);
+		if (PROC_ST(ps) == PROC_FREE)
+			continue;
+		if (PROC_ST(ps) > PROC_RECOVERING) {
+			add(rep, CHECK_DAMAGE, "process entry %u: invalid state", p);
+			continue;
+		}
+		rep->procs_attached++;
+		bool zombie;
+		uint64_t pid = atomic_load(&r->procs[p].pid);
+		uint64_t st = proc_start_ticks((pid_t)pid, &zombie);
+		if (PROC_ST(ps) == PROC_RECOVERING ||
+		    st != atomic_load(&r->procs[p].start_ticks) || zombie) {
+			rep->procs_dead++;
+			add(rep, CHECK_PENDING, "process entry %u (pid %llu) is dead%s: "
+			    "recovery settles its slots", p, (unsigned long long)pid,
+			    PROC_ST(ps) == PROC_RECOVERING ? " (recovery interrupted)" : "");
+		} else {
+			add(rep, CHECK_INFO, "process entry %u: pid %llu attached", p,
+			    (unsigned long long)pid);
+		}
+	}
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		uint64_t st = atomic_load(&r->slots[s].state);
+		if (SLOT_ST(st) == SLOT_FREE)
+			continue;
+		if (SLOT_ST(st) != SLOT_ACTIVE || SLOT_PROC(st) >= r->sb.max_procs) {
+			add(rep, CHECK_DAMAGE, "slot %u: invalid state", s);
+			continue;
+		}
+		uint64_t ps = atomic_load(&r->procs[SLOT_PROC(st)].state);
+		if (PROC_ST(ps) == PROC_FREE)
+			add(rep, CHECK_DAMAGE, "slot %u: owned by free process entry "
+			    "%llu", s, (unsigned long long)SLOT_PROC(st));
+	}
+	uint64_t orphan = 0;
+	for (uint64_t i = 0; i <= r->orec_mask; i++) {
+		uint64_t o = atomic_load(&r->orecs[i]);
+		if (!orec_is_locked(o))
+			continue;
+		rep->orecs_locked++;
+		uint32_t s = orec_owner(o);
+		if (s >= r->sb.max_slots ||
+		    SLOT_ST(atomic_load(&r->slots[s].state)) != SLOT_ACTIVE)
+			orphan++;
+	}
+	if (orphan)
+		add(rep, CHECK_DAMAGE, "%llu orecs locked by slots nobody owns",
+		    (unsigned long long)orphan);
+	uint64_t tok = atomic_load(&r->rt->serial);
+	if (tok && (tok > r->sb.max_slots ||
+		    SLOT_ST(atomic_load(&r->slots[tok - 1].state)) != SLOT_ACTIVE))
+		add(rep, CHECK_DAMAGE, "escalation token held by free slot %llu",
+		    (unsigned long long)(tok - 1));
+}
+
+static void check_heap(struct pstm_region *r, struct check_report *rep)
+{
+	const struct heap_header *hh =
+		(const struct heap_header *)(r->base + r->sb.heap_off);
+	if (hh->magic != PSTM_HEAP_MAGIC) {
+		add(rep, CHECK_DAMAGE, "heap header magic invalid");
+		return;
+	}
+	if (hh->top < r->heap_lo || hh->top > r->heap_hi)
+		add(rep, CHECK_DAMAGE, "heap top %llu outside [%llu, %llu]",
+		    (unsigned long long)hh->top, (unsigned long long)r->heap_lo,
+		    (unsigned long long)r->heap_hi);
+	if (hh->root_off && (hh->root_off < r->heap_lo || hh->root_off >= r->heap_hi ||
+			     hh->root_bytes > r->heap_hi - hh->root_off))
+		add(rep, CHECK_DAMAGE, "root object %llu+%llu outside the heap",
+		    (unsigned long long)hh->root_off,
+		    (unsigned long long)hh->root_bytes);
+}
+
+int region_check(const char *uri, struct check_report *rep)
+{
+	struct pstm_region r;
+	memset(rep, 0, sizeof(*rep));
+	int rc = region_map_readonly(uri, &r);
+	if (rc) {
+		rep->open_error = rc;
+		return rc;
+	}
+	add(rep, CHECK_INFO, "superblock valid: format %u, %llu bytes, %s",
+	    r.sb.version, (unsigned long long)r.sb.size_bytes,
+	    r.durable ? "durable" : "volatile");
+	check_logs(&r, rep);
+	check_runtime(&r, rep);
+	check_heap(&r, rep);
+	region_unmap_readonly(&r);
+	return 0;
+}

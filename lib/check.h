@@ -1,0 +1,44 @@
+/*
+ * check.h - offline, read-only verification of a region (pstm check).
+ */
+#ifndef PSTM_CHECK_H
+#define PSTM_CHECK_H
+
+#include "region.h"
+
+enum { CHECK_INFO = 0, CHECK_PENDING = 1, CHECK_DAMAGE = 2 };
+
+struct check_finding {
+	int severity;      /* CHECK_* */
+	char text[160];
+};
+
+struct check_report {
+	struct check_finding *f;
+	unsigned n, cap;
+	unsigned damage, pending;
+	/* what was looked at */
+	unsigned logs_committed, procs_attached, procs_dead, orecs_locked;
+	int open_error;    /* superblock could not be validated: PSTM_E* */
+};
+
+/*
+ * Check the region at @uri without modifying anything (the file is opened
+ * read-only and mapped PROT_READ): superblock, redo logs (states, counts,
+ * entry offsets, crcs of committed logs), runtime (process and slot
+ * tables, orecs locked by slots nobody owns, the escalation token), heap
+ * header.  Returns 0 if it could look (see rep->damage), or a PSTM_E*
+ * code if the region could not be opened at all.
+ */
+HIDDEN int region_check(const char *uri, struct check_report *rep);
+HIDDEN void check_report_free(struct check_report *rep);
+
+/* What the last pstm_open of @r did while recovering (pstm recover). */
+struct open_recovery {
+	uint64_t procs_recovered;  /* dead processes settled */
+	uint64_t logs_replayed;    /* after a reboot: committed logs replayed */
+	bool runtime_rebuilt;
+};
+HIDDEN void region_open_recovery(pstm_region *r, struct open_recovery *out);
+
+#endif /* PSTM_CHECK_H */

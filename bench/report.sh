@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/report.sh RESULTS.CSV OUTDIR - table of medians with ratios to
+# bench/report.sh RESULTS.CSV OUTDIR [md] - table of medians with ratios to
 # mutex-global (same workload, size, procs) and to the floor (same
 # workload and size, 1 process); one PNG bar chart per workload.
 set -u
@@ -9,6 +9,48 @@ mkdir -p "$out"
 # fixed order and colours: baselines in greys/greens/blues, pstm in reds
 colors="#555555 #e69f00 #f0c060 #1b7837 #7fbf7b #2166ac #92c5de #8c510a #d7191c #f4a582 #762a83"
 systems="floor mutex-global mutex-striped lmdb-shm lmdb-disk sqlite-shm sqlite-disk pmemobj pstm-shm pstm-file pstm-pmem"
+
+# "md": markdown tables of medians, one per workload (systems x size/P)
+if [ "${3:-}" = md ]; then
+	awk -F, -v systems="$systems" '
+	function human(v) {
+		if (v >= 1e6) return sprintf("%.2fM", v / 1e6)
+		if (v >= 1e3) return sprintf("%.1fk", v / 1e3)
+		return sprintf("%.0f", v)
+	}
+	NR == 1 { next }
+	{
+		c = sprintf("%012d %03d", $3, $4)  # sorts by size, then procs
+		if (!(c in seen)) {
+			seen[c] = 1; cfg[++nc] = c
+			name[c] = ($3 >= 1000000 ? ($3 / 1000000) "M" : $3) " P" $4
+		}
+		v[$1, c, $2] = human($5) ($8 == "ok" ? "" : " FAIL")
+	}
+	END {
+		for (i = 2; i <= nc; i++)
+			for (j = i; j > 1 && cfg[j - 1] > cfg[j]; j--) {
+				t = cfg[j]; cfg[j] = cfg[j - 1]; cfg[j - 1] = t
+			}
+		ns = split(systems, sys, " ")
+		nw = split("bank readmostly intset", wl, " ")
+		for (w = 1; w <= nw; w++) {
+			printf "%s (tx/s, median of runs)\n\n| system |", wl[w]
+			for (i = 1; i <= nc; i++) printf " %s |", name[cfg[i]]
+			printf "\n|---|"
+			for (i = 1; i <= nc; i++) printf "--:|"
+			printf "\n"
+			for (s = 1; s <= ns; s++) {
+				printf "| %s |", sys[s]
+				for (i = 1; i <= nc; i++)
+					printf " %s |", ((wl[w], cfg[i], sys[s]) in v) ? v[wl[w], cfg[i], sys[s]] : "-"
+				printf "\n"
+			}
+			printf "\n"
+		}
+	}' "$csv"
+	exit 0
+fi
 
 awk -F, -v systems="$systems" '
 function human(v) {

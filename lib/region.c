@@ -29,6 +29,7 @@
 
 #include "alloc.h"
 #include "check.h"
+#include "powerfail.h"
 #include "crash.h"
 #include "proc.h"
 #include "redo_log.h"
@@ -163,6 +164,11 @@ void region_flush(struct pstm_region *r, const void *p, size_t n)
 {
 	if (!r->durable || n == 0)
 		return;
+	if (__builtin_expect(r->powerfail != NULL, 0)) {
+		powerfail_flush(r, p, n);
+		if (!r->is_pmem) /* msync: flushed and drained at once */
+			powerfail_drain(r);
+	}
 	if (r->is_pmem)
 		pmem_flush(p, n);
 	else
@@ -171,8 +177,11 @@ void region_flush(struct pstm_region *r, const void *p, size_t n)
 
 void region_drain(struct pstm_region *r)
 {
-	if (r->durable && r->is_pmem)
+	if (r->durable && r->is_pmem) {
+		if (__builtin_expect(r->powerfail != NULL, 0))
+			powerfail_drain(r);
 		pmem_drain();
+	}
 }
 
 void region_persist(struct pstm_region *r, const void *p, size_t n)
@@ -671,6 +680,7 @@ int pstm_open(const char *uri, pstm_region **out)
 		proc_detach(r);
 		goto fail;
 	}
+	powerfail_arm(r);
 	*out = r;
 	return 0;
 fail:
@@ -772,6 +782,7 @@ int pstm_close(pstm_region *r)
 	pthread_key_delete(r->key);
 	pthread_mutex_destroy(&r->lock);
 	proc_detach(r);
+	powerfail_free(r);
 	unmap_region(r);
 	close(r->fd);
 	free(r);

@@ -16,6 +16,7 @@
 
 struct pstm_tx;
 struct run_state;
+struct powerfail;
 
 struct pstm_region {
 	char path[PATH_MAX];     /* file path, or /dev/shm/NAME */
@@ -50,6 +51,7 @@ struct pstm_region {
 
 	struct run_state *run;   /* add/run pending set */
 
+	struct powerfail *powerfail; /* PSTM_TEST_POWERFAIL: tests only */
 	bool test_no_validate;   /* PSTM_TEST_BREAK_VALIDATION=1: tests only */
 	bool closing;
 	bool in_open;            /* inside pstm_open, holding the flock */

@@ -1,0 +1,242 @@
+/*
+ * test_powerfail.c - simulated power failures on durable file regions.
+ *
+ * A child runs bank transfers on a durable region with the power-failure
+ * simulator armed (PSTM_TEST_POWERFAIL, lib/powerfail.c): at a random
+ * flush or drain it writes a crash image (what was persisted, plus a
+ * random half of what was written but not yet persisted) and dies on the
+ * spot.  The parent opens each image as a fresh boot would (no runtime
+ * segment), lets recovery replay committed logs, and checks: the bank
+ * total is exact, every transfer the child saw acknowledged is there and
+ * at most the one in flight besides, and pstm check finds no damage.
+ * Both persistence paths are covered: flush + drain (PMEM_IS_PMEM_FORCE=1,
+ * as on real pmem; libpmem reads it at start-up, so that half runs in a
+ * re-executed child) and msync.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "helpers.h"
+#include "region.h"
+
+enum { ACCOUNTS = 32 };
+
+struct shared {
+	_Atomic uint64_t acked;   /* transfers the child saw committed */
+};
+
+static struct shared *SH;
+static pstm_off BASE;
+
+struct xfer {
+	uint64_t from, to, amount;
+};
+
+/* Word ACCOUNTS counts this child's commits: it tells whether the
+ * transfer in flight at the failure survived. */
+static int transfer(pstm_tx *tx, void *arg)
+{
+	struct xfer *x = arg;
+	pstm_off a = BASE + 8 * x->from, b = BASE + 8 * x->to;
+	pstm_off c = BASE + 8 * ACCOUNTS;
+	pstm_store64(tx, c, pstm_load64(tx, c) + 1);
+	uint64_t va = pstm_load64(tx, a);
+	if (va < x->amount || x->from == x->to)
+		return 0;
+	pstm_store64(tx, a, va - x->amount);
+	pstm_store64(tx, b, pstm_load64(tx, b) + x->amount);
+	return 0;
+}
+
+static int setup_fn(pstm_tx *tx, void *arg)
+{
+	(void)arg;
+	pstm_off root = pstm_root(tx, 16);
+	pstm_off b = pstm_load64(tx, root);
+	if (!b) {
+		b = pstm_alloc(tx, 8 * (ACCOUNTS + 1));
+		for (int i = 0; i < ACCOUNTS; i++)
+			pstm_store64(tx, b + 8 * (uint64_t)i, 1000);
+		pstm_store64(tx, b + 8 * ACCOUNTS, 0);
+		pstm_store64(tx, root, b);
+	}
+	BASE = b;
+	return 0;
+}
+
+struct state {
+	uint64_t total, count;
+};
+
+static int state_fn(pstm_tx *tx, void *arg)
+{
+	struct state *s = arg;
+	s->total = 0;
+	for (int i = 0; i < ACCOUNTS; i++)
+		s->total += pstm_load64(tx, BASE + 8 * (uint64_t)i);
+	s->count = pstm_load64(tx, BASE + 8 * ACCOUNTS);
+	return 0;
+}
+
+/* The workload in the child: transfers until the simulated power fails
+ * (the library _exit(0)s inside a persistence call). */
+static int child_run(const char *work, const char *image, unsigned seed)
+{
+	char env[512];
+	pstm_region *r;
+	snprintf(env, sizeof(env), "%s:%u:%u", image, seed, 300);
+	setenv("PSTM_TEST_POWERFAIL", env, 1);
+	if (pstm_open(work, &r))
+		return 5;
+	if (pstm_atomic(r, setup_fn, NULL))
+		return 6;
+	uint64_t s = 0x9E3779B97F4A7C15ull * (seed + 1);
+	for (int i = 0; i < 100000; i++) {
+		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+		struct xfer x = {s % ACCOUNTS, (s >> 20) % ACCOUNTS, (s >> 40) % 300};
+		if (pstm_atomic(r, transfer, &x))
+			return 7;
+		atomic_fetch_add(&SH->acked, 1);
+	}
+	return 9; /* the power never failed */
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	char buf[65536];
+	ssize_t n;
+	assert_true(in >= 0 && out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+static char BASEFILE[128], WORK[128], IMAGE[128], ACKED[128], SELF[PATH_MAX];
+
+/* The acknowledgement counter lives in a file so that a re-executed
+ * child shares it too. */
+static struct shared *map_shared(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT, 0600);
+	if (fd < 0 || ftruncate(fd, sizeof(struct shared)) != 0)
+		return NULL;
+	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
+		       MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Remove the runtime segment: the next open is a fresh boot. */
+static void forget_runtime(const char *path)
+{
+	struct pstm_region r;
+	if (region_map_readonly(path, &r) == 0) {
+		if (r.rt_path[0])
+			unlink(r.rt_path);
+		region_unmap_readonly(&r);
+	}
+}
+
+static void one_failure(unsigned seed, int pmem)
+{
+	copy_file(BASEFILE, WORK);
+	forget_runtime(WORK);
+	unlink(IMAGE);
+	atomic_store(&SH->acked, 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (pmem) {
+			/* libpmem reads PMEM_IS_PMEM_FORCE when it starts */
+			char sd[32];
+			snprintf(sd, sizeof(sd), "%u", seed);
+			setenv("PMEM_IS_PMEM_FORCE", "1", 1);
+			execl(SELF, SELF, "--child", WORK, IMAGE, sd, ACKED, (char *)NULL);
+			_exit(8);
+		}
+		_exit(child_run(WORK, IMAGE, seed));
+	}
+	assert_int_equal(test_wait(pid), 0);
+	forget_runtime(WORK);
+
+	/* a fresh boot on the crash image: recovery replays committed logs */
+	forget_runtime(IMAGE);
+	pstm_region *r;
+	struct state st;
+	assert_pstm_ok(pstm_open(IMAGE, &r));
+	assert_pstm_ok(pstm_atomic(r, setup_fn, NULL));
+	assert_pstm_ok(pstm_atomic(r, state_fn, &st));
+	pstm_close(r);
+	uint64_t acked = atomic_load(&SH->acked);
+	if (st.total != ACCOUNTS * 1000 || st.count < acked || st.count > acked + 1)
+		print_error("seed %u %s: total %llu, count %llu, acked %llu\n", seed,
+			    pmem ? "pmem" : "msync", (unsigned long long)st.total,
+			    (unsigned long long)st.count, (unsigned long long)acked);
+	assert_int_equal(st.total, ACCOUNTS * 1000);
+	assert_true(st.count >= acked && st.count <= acked + 1);
+	struct check_report rep;
+	assert_pstm_ok(region_check(IMAGE, &rep));
+	assert_int_equal(rep.damage, 0);
+	check_report_free(&rep);
+	forget_runtime(IMAGE);
+	unlink(IMAGE);
+}
+
+static int images(void)
+{
+	const char *e = getenv("PSTM_POWERFAIL_IMAGES");
+	return e ? atoi(e) : 500;
+}
+
+static void run_failures(int pmem)
+{
+	pstm_region *r;
+	struct pstm_create_opts o = {.size_bytes = 1 << 20, .replace = 1};
+	snprintf(BASEFILE, sizeof(BASEFILE), "/dev/shm/pstm-test-pf-%d-%d.base", getpid(), pmem);
+	snprintf(WORK, sizeof(WORK), "/dev/shm/pstm-test-pf-%d-%d.work", getpid(), pmem);
+	snprintf(IMAGE, sizeof(IMAGE), "/dev/shm/pstm-test-pf-%d-%d.image", getpid(), pmem);
+	snprintf(ACKED, sizeof(ACKED), "/dev/shm/pstm-test-pf-%d.acked", getpid());
+	SH = map_shared(ACKED);
+	assert_non_null(SH);
+	assert_pstm_ok(pstm_create(BASEFILE, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, setup_fn, NULL));
+	pstm_close(r);
+	int n = images() / 2;
+	for (int i = 0; i < n; i++)
+		one_failure((unsigned)(i * 2 + pmem + 1), pmem);
+	print_message("# %d simulated power failures (%s), all recovered\n", n,
+		      pmem ? "flush+drain, PMEM_IS_PMEM_FORCE=1" : "msync");
+	pstm_unlink(BASEFILE);
+	forget_runtime(WORK);
+	unlink(WORK);
+	munmap(SH, sizeof(*SH));
+	unlink(ACKED);
+}
+
+static void test_powerfail_pmem(void **s) { (void)s; run_failures(1); }
+static void test_powerfail_msync(void **s) { (void)s; run_failures(0); }
+
+int main(int argc, char **argv)
+{
+	if (argc == 6 && strcmp(argv[1], "--child") == 0) {
+		SH = map_shared(argv[5]);
+		return SH ? child_run(argv[2], argv[3], (unsigned)atoi(argv[4])) : 10;
+	}
+	if (!realpath("/proc/self/exe", SELF))
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_powerfail_pmem),
+		cmocka_unit_test(test_powerfail_msync),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -3,6 +3,7 @@
 #   make check      install missing deps, build, run all tests (prove)
 #   make asan|tsan  the same tests under sanitizers (build-asan/, build-tsan/)
 #   make valgrind   the test programs under memcheck
+#   make torture    10,000 kill rounds, 100,000 simulated power failures
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make bench      benchmarks (see docs/benchmarks.md)
 
@@ -31,7 +32,7 @@ TOOLS    = $(B)/pstm
 # Perl TAP scripts; install.t links an outside program, so not under sanitizers
 TEST_SCRIPTS ?= tests/cli.t tests/install.t
 
-.PHONY: all check test asan tsan valgrind install clean deps bench bench-quick demo
+.PHONY: all check test asan tsan valgrind torture install clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
 
 $(B)/lib/%.o: lib/%.c lib/*.h include/*.h
@@ -85,6 +86,12 @@ tsan:
 	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" \
 	$(MAKE) B=build-tsan OPT=-O1 XCFLAGS="-fsanitize=thread" \
 	    TEST_SCRIPTS=tests/cli.t test
+
+# long crash campaigns (make check runs the short versions: 200 kill rounds,
+# 500 power-failure images)
+torture: all
+	PSTM_KILL_ROUNDS=10000 $(B)/tests/test_recovery
+	PSTM_POWERFAIL_IMAGES=100000 $(B)/tests/test_powerfail
 
 # every test program under memcheck (children included: they are forks)
 valgrind: all

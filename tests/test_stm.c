@@ -510,6 +510,68 @@ static void test_bytes_unaligned(void **s)
 	teardown(&f, r);
 }
 
+/* More transacting threads than slots: a clear error, and a slot is
+ * reusable once its thread exits. */
+struct slot_arg {
+	pstm_region *r;
+	struct fix *f;
+	int rc;
+	pthread_barrier_t *hold;
+};
+
+static void *slot_thread(void *arg)
+{
+	struct slot_arg *a = arg;
+	a->rc = pstm_atomic(a->r, ro_fn, a->f);
+	pthread_barrier_wait(a->hold); /* keep the slot until all have tried */
+	return NULL;
+}
+
+static void test_slot_table_full(void **s)
+{
+	(void)s;
+	struct fix f;
+	f.uri = strdup(test_shm_uri("slots"));
+	f.n = 8;
+	struct pstm_create_opts o = {.max_threads = 3, .max_procs = 1};
+	pstm_region *r;
+	assert_pstm_ok(pstm_create(f.uri, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, get_root, &f));
+	for (uint64_t i = 0; i < 8; i++) {
+		struct fill a = {&f, i, i + 1, 7};
+		assert_pstm_ok(pstm_atomic(r, fill_fn, &a));
+	}
+	/* this thread holds one slot; three more threads want the other two */
+	pthread_barrier_t hold;
+	pthread_barrier_init(&hold, NULL, 4);
+	struct slot_arg a[3];
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) {
+		a[i] = (struct slot_arg){r, &f, 1, &hold};
+		pthread_create(&th[i], NULL, slot_thread, &a[i]);
+	}
+	pthread_barrier_wait(&hold);
+	int ok = 0, full = 0;
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		ok += a[i].rc == 0;
+		full += a[i].rc == PSTM_ESLOTFULL;
+	}
+	assert_int_equal(ok, 2);
+	assert_int_equal(full, 1);
+	/* the threads have exited: their slots are free again */
+	pthread_barrier_destroy(&hold);
+	pthread_barrier_init(&hold, NULL, 1);
+	for (int i = 0; i < 2; i++) {
+		a[i] = (struct slot_arg){r, &f, 1, &hold};
+		pthread_create(&th[i], NULL, slot_thread, &a[i]);
+		pthread_join(th[i], NULL);
+		assert_pstm_ok(a[i].rc);
+	}
+	pthread_barrier_destroy(&hold);
+	teardown(&f, r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -522,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_log_full),
 		cmocka_unit_test(test_user_error_and_nesting),
 		cmocka_unit_test(test_bytes_unaligned),
+		cmocka_unit_test(test_slot_table_full),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

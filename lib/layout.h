@@ -77,9 +77,29 @@ struct rt_header {
 	 * stores 0.  Read (acquire) at every transaction begin.
 	 */
 	ALIGNED_LINE _Atomic uint64_t serial;
-	ALIGNED_LINE uint64_t pad1[8];
+	/*
+	 * Durable regions only.  dseq: next commit sequence number, taken by
+	 * fetch_add (seq_cst) after a committer has published a lower bound
+	 * in its slot's inflight word; orders the redo records of commits
+	 * that wrote the same word (the second locks after the first
+	 * released).  Initialised from the durable horizon when the runtime
+	 * is built.
+	 */
+	ALIGNED_LINE _Atomic uint64_t dseq;
+	/*
+	 * Group commit of msync'ed (non-pmem) durable regions: a committer
+	 * needs one msync of the log area that *started* after its record was
+	 * written.  sync_owner: slot + 1 of the process running one (CAS
+	 * 0 -> s+1, store 0 after; cleared by the recoverer of a dead owner);
+	 * sync_started / sync_finished count them (the owner increments
+	 * started before msync and stores finished after, release).
+	 */
+	ALIGNED_LINE _Atomic uint64_t sync_owner;
+	_Atomic uint64_t sync_started;
+	_Atomic uint64_t sync_finished;
+	uint64_t pad1[5];
 };
-_Static_assert(sizeof(struct rt_header) == 256, "rt header layout");
+_Static_assert(sizeof(struct rt_header) == 320, "rt header layout");
 
 /*
  * Process table entry, one per attached process.
@@ -119,7 +139,18 @@ struct slot {
 	_Atomic uint64_t state;
 	/* statistics, written (relaxed) only by the owning thread */
 	_Atomic uint64_t stats[8];
-	uint64_t pad[7];
+	/*
+	 * Durable regions: inflight is 0, or a lower bound of the sequence
+	 * number of this slot's commit whose data is not yet written back
+	 * (and, on pmem, flushed).  Written by the owner (seq_cst) or by the
+	 * recoverer of a dead owner; read by checkpoints to compute the
+	 * durable horizon.  ring_head: where the next redo record goes in the
+	 * slot's ring (owner only; kept across owners so unretired records
+	 * are never overwritten).
+	 */
+	_Atomic uint64_t inflight;
+	_Atomic uint64_t ring_head;
+	uint64_t pad[5];
 } ALIGNED_LINE;
 _Static_assert(sizeof(struct slot) == 128, "slot layout");
 
@@ -140,19 +171,28 @@ static inline uint64_t proc_pack(uint64_t gen, uint64_t rec, uint64_t st)
 #define PROC_GEN(s) ((s) >> 32)
 
 /*
- * Redo log, one per slot, in the persistent part.
- * state (only the slot owner or the recoverer of a dead owner writes it):
- *   IDLE       entries meaningless; the slot holds no orec
- *   LOCKING    entries/count complete; orecs of the entries may be locked by
- *              the slot with their old versions (commit in progress)
- *   COMMITTED  wv and crc set and (durable mode) persisted: the commit
- *              point.  Data may be partly written back.
- *   RELEASING  data written back (and persisted); orecs being released to
- *              version wv.  Never replayed.
- * Crash of the owner: the recoverer replays COMMITTED logs, then releases
- * each entry's orec still locked by the slot (to wv, or to its old version
- * if the log was LOCKING).  Power failure: COMMITTED logs whose crc matches
- * are replayed in wv order; the rest are ignored.
+ * Redo log area, one per slot, in the persistent part: a 64-byte header
+ * (the slot's commit state) followed by a ring of redo records.
+ *
+ * header.state (only the slot owner or the recoverer of a dead owner
+ * writes it; what a *process* crash leaves behind):
+ *   IDLE       no commit in progress; the slot holds no orec
+ *   LOCKING    the record at rec_off holds the write set; orecs of its
+ *              entries may be locked by the slot with their old versions
+ *   COMMITTED  commit point passed (durable: record persisted); data may
+ *              be partly written back
+ *   RELEASING  data written back; orecs being released to version wv
+ * Crash of the owner: the recoverer replays a COMMITTED record, then
+ * releases each entry's orec still locked by the slot (to wv, or to its
+ * old version if LOCKING).
+ *
+ * Records (what a *power failure* leaves behind, durable regions): each
+ * commit appends {magic, seq, count, crc, entries} to its slot's ring,
+ * 64-byte aligned, and persists it: the commit point.  Data is written
+ * back without waiting; a checkpoint later makes it durable and raises
+ * the durable horizon (struct durable_state) past it.  After a power
+ * failure every record with a valid crc and seq >= horizon is replayed
+ * in seq order.  Volatile regions always use the record at offset 0.
  */
 enum { LOG_IDLE = 0, LOG_LOCKING = 1, LOG_COMMITTED = 2, LOG_RELEASING = 3 };
 struct log_entry {
@@ -161,30 +201,58 @@ struct log_entry {
 };
 struct log_header {
 	_Atomic uint64_t state;
-	uint64_t count;   /* entries that follow */
-	uint64_t wv;      /* commit version */
-	uint32_t crc;     /* crc32 of count, wv and entries */
-	uint32_t pad0;
+	uint64_t count;   /* entries of the current record */
+	uint64_t wv;      /* commit version (orecs) */
+	uint64_t rec_off; /* current record, from the start of the ring */
 	uint64_t pad[4];
+};
+#define LOG_REC_MAGIC 0x7073746d72656331ull
+struct log_record {
+	uint64_t magic;   /* LOG_REC_MAGIC */
+	uint64_t seq;     /* commit sequence number (durable regions) */
+	uint64_t count;
+	uint32_t crc;     /* crc32 of seq, count and the entries */
+	uint32_t pad;
+};
+_Static_assert(sizeof(struct log_record) == 32, "log record layout");
+
+/*
+ * Durable state, in the superblock page after the superblock (not covered
+ * by its crc: it changes).  horizon: every commit with seq < horizon is
+ * in the data; written (CAS max, then persisted) by checkpoints, and by
+ * recovery after replaying.
+ */
+#define DURABLE_STATE_OFF 2048
+#define DURABLE_MAGIC 0x7073746d64757261ull
+struct durable_state {
+	uint64_t magic;
+	_Atomic uint64_t horizon;
 };
 _Static_assert(sizeof(struct log_header) == 64, "log header layout");
 
 /*
  * Heap header at heap_off (accessed transactionally like user data).  The
- * user range starts at heap_off + HEAP_HDR_BYTES.
+ * user range starts at heap_off + HEAP_HDR_BYTES.  lib/alloc.c describes
+ * the allocator that owns every word here but magic.
  */
 #define HEAP_CLASSES 32
 #define HEAP_HDR_BYTES 512u
+#define HEAP_DIR_PAGES 16       /* pages of per-slot cache offsets */
+#define HEAP_DIR_PAGE_SLOTS 128 /* slots per page */
 struct heap_header {
 	uint64_t magic;
 	uint64_t root_off;     /* 0 until pstm_root's first use */
 	uint64_t root_bytes;
 	uint64_t top;          /* first never-allocated byte */
-	uint64_t free_head[HEAP_CLASSES]; /* per size class free lists */
-	uint64_t large_head;   /* first-fit list of freed large blocks */
-	uint64_t reserved[27];
+	uint64_t free_head[HEAP_CLASSES]; /* shared per size class free lists */
+	uint64_t large_head;   /* first-fit list of other free blocks */
+	uint64_t cache_dir[HEAP_DIR_PAGES]; /* 0, or a page of slot caches */
+	uint64_t reserved[11];
 };
 _Static_assert(sizeof(struct heap_header) == HEAP_HDR_BYTES, "heap header");
+_Static_assert(offsetof(struct heap_header, top) == 24, "heap top position");
+_Static_assert(HEAP_DIR_PAGES * HEAP_DIR_PAGE_SLOTS >= ((1u << 11) - 1),
+	       "cache directory covers every slot");
 
 /*
  * Orec: one 64-bit word per stripe of data words.

@@ -200,52 +200,14 @@ static int init_keys_fn(pstm_tx *tx, void *arg)
 	return 0;
 }
 
-/* Copy a closed region file (fsync'd, atomically renamed into place). */
-static int copy_file(const char *from, const char *to)
-{
-	char tmp[300], *buf = malloc(1 << 20);
-	int in = open(from, O_RDONLY), out = -1, rc = -1;
-	ssize_t got = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", to);
-	if (buf && in >= 0)
-		out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	while (out >= 0 && (got = read(in, buf, 1 << 20)) > 0)
-		if (write(out, buf, (size_t)got) != got)
-			break;
-	if (out >= 0 && got == 0 && fsync(out) == 0 && rename(tmp, to) == 0)
-		rc = 0;
-	if (rc != 0)
-		bench_fail("copy region", strerror(errno));
-	if (out >= 0)
-		close(out);
-	if (in >= 0)
-		close(in);
-	unlink(tmp);
-	free(buf);
-	return rc;
-}
-
 static int pstm_setup(const struct bench_cfg *c)
 {
 	struct pstm_create_opts o = { .size_bytes = REGION_BYTES, .replace = 1 };
 	struct init_ctx x = { .c = c };
-	char target[256] = "";
 	uint64_t words;
 	int rc;
 
 	set_uri(c);
-	if (strcmp(c->system, "pstm-file") == 0) {
-		/*
-		 * A durable file region on disk commits a few thousand
-		 * transactions a second (msync), so populating a million
-		 * accounts there would take minutes.  Populate a copy on
-		 * tmpfs instead (same format, durable, not pmem) and move it
-		 * to disk closed; only the timed runs use the disk file.
-		 */
-		memcpy(target, uri, sizeof(target));
-		bench_path(uri, sizeof(uri), "/dev/shm", c->system, ".stage");
-	}
 	if ((rc = pstm_create(uri, &o, &r)) != 0)
 		return fail(uri, rc);
 	if ((rc = pstm_atomic(r, init_root_fn, &x)) != 0 ||
@@ -266,12 +228,6 @@ out:
 		fail("populate", rc);
 	pstm_close(r);
 	r = NULL;
-	if (target[0]) {
-		if (rc == 0 && copy_file(uri, target) != 0)
-			rc = -1;
-		pstm_unlink(uri); /* and its runtime segment */
-		memcpy(uri, target, sizeof(uri));
-	}
 	return rc ? -1 : 0;
 }
 

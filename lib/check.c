@@ -45,7 +45,25 @@ void check_report_free(struct check_report *rep)
 
 static void check_logs(struct pstm_region *r, struct check_report *rep)
 {
+	struct durable_state *ds = region_dstate(r);
+	if (ds->magic != DURABLE_MAGIC) {
+		add(rep, CHECK_DAMAGE, "durable state magic invalid");
+		return;
+	}
+	uint64_t horizon = atomic_load(&ds->horizon), above = 0;
 	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		/* records a power failure would replay: count and verify them */
+		for (uint64_t off = 0; r->durable &&
+		     off + sizeof(struct log_record) <= r->ring_bytes;) {
+			struct log_record *rec = region_record(r, s, off);
+			if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
+			    off + record_bytes(rec->count) > r->ring_bytes ||
+			    redo_log_crc(rec) != rec->crc)
+				break;
+			if (rec->seq >= horizon)
+				above++;
+			off += record_bytes(rec->count);
+		}
 		struct log_header *h = region_log(r, s);
 		uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
 		if (st == LOG_IDLE)
@@ -55,12 +73,14 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 			    (unsigned long long)st);
 			continue;
 		}
-		if (h->count > r->log_cap) {
-			add(rep, CHECK_DAMAGE, "log %u: %llu entries, capacity %u", s,
-			    (unsigned long long)h->count, r->log_cap);
+		if (h->count > r->log_cap || (h->rec_off & (CACHELINE - 1)) ||
+		    h->rec_off + record_bytes(h->count) > r->ring_bytes) {
+			add(rep, CHECK_DAMAGE, "log %u: record %llu+%llu entries does "
+			    "not fit its ring", s, (unsigned long long)h->rec_off,
+			    (unsigned long long)h->count);
 			continue;
 		}
-		struct log_entry *e = log_entries(h);
+		struct log_entry *e = record_entries(region_record(r, s, h->rec_off));
 		uint64_t bad = 0;
 		for (uint64_t i = 0; i < h->count; i++)
 			if ((e[i].off & 7) || e[i].off < r->sb.heap_off ||
@@ -71,22 +91,20 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 			    s, (unsigned long long)bad);
 		if (st == LOG_COMMITTED) {
 			rep->logs_committed++;
-			if (r->durable && redo_log_crc(h) != h->crc)
-				add(rep, CHECK_INFO,
-				    "log %u: committed mark torn (crc mismatch): "
-				    "never acknowledged, will be ignored", s);
-			else
-				add(rep, CHECK_PENDING,
-				    "log %u: committed transaction (version %llu, %llu "
-				    "words) not yet fully applied: recovery replays it",
-				    s, (unsigned long long)h->wv,
-				    (unsigned long long)h->count);
+			add(rep, CHECK_PENDING,
+			    "log %u: committed transaction (version %llu, %llu "
+			    "words) not yet fully applied: recovery replays it",
+			    s, (unsigned long long)h->wv, (unsigned long long)h->count);
 		} else {
 			add(rep, CHECK_PENDING,
 			    "log %u: commit in progress (%s): recovery settles it", s,
 			    st == LOG_LOCKING ? "locking" : "releasing");
 		}
 	}
+	if (r->durable)
+		add(rep, CHECK_INFO, "durable horizon %llu; %llu redo records above "
+		    "it (replayed if the runtime is lost)",
+		    (unsigned long long)horizon, (unsigned long long)above);
 }
 
 static void check_runtime(struct pstm_region *r, struct check_report *rep)

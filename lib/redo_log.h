@@ -1,26 +1,40 @@
 /*
- * redo_log.h - per-slot redo logs: the commit point, and what recovery
- * does with a log left behind by a dead slot or a power failure.
+ * redo_log.h - redo records: the commit point, checkpoints, and what
+ * recovery does with a log left behind by a dead slot or a power failure.
  */
 #ifndef PSTM_REDO_LOG_H
 #define PSTM_REDO_LOG_H
 
 #include "region.h"
 
-/* crc over count, wv and the entries (durable commit mark). */
-HIDDEN uint32_t redo_log_crc(const struct log_header *h);
+/* crc over seq, count and the entries of a record. */
+HIDDEN uint32_t redo_log_crc(const struct log_record *rec);
 
 /*
- * Settle the log of dead slot @s: replay it if COMMITTED, then release
- * every orec it still holds.  Idempotent; safe to repeat after the
+ * Durable regions: make the record just written by slot @s durable (pmem:
+ * flush + drain; plain file: a group-committed msync of the log area).
+ */
+HIDDEN void redo_log_persist_record(struct pstm_region *r, uint32_t s,
+				    struct log_record *rec, uint64_t bytes);
+
+/*
+ * Durable regions: make written-back data durable and raise the durable
+ * horizon above @past, so that records up to seq @past may be reused.
+ */
+HIDDEN void redo_log_checkpoint(struct pstm_region *r, uint64_t past);
+
+/*
+ * Settle the log of dead slot @s: replay its record if COMMITTED, then
+ * release every orec it still holds.  Idempotent; safe to repeat after the
  * recoverer itself dies at any point.
  */
 HIDDEN void redo_log_recover_slot(struct pstm_region *r, uint32_t s);
 
 /*
  * After a reboot or power failure (fresh runtime, nobody attached): replay
- * every COMMITTED log with a valid crc in commit-version order and reset
- * all logs to IDLE.  Returns the number of logs replayed.
+ * every record with a valid crc and seq >= the durable horizon, in seq
+ * order, raise the horizon past them and reset the slot states.  Returns
+ * the number of records replayed.
  */
 HIDDEN int redo_log_replay_all(struct pstm_region *r);
 

@@ -226,6 +226,9 @@ static void rt_init(struct pstm_region *r)
 	read_boot_id(h->boot_id);
 	atomic_store_explicit(&h->clock, 0, memory_order_relaxed);
 	atomic_store_explicit(&h->serial, 0, memory_order_relaxed);
+	/* sequence numbers continue above everything already durable */
+	atomic_store_explicit(&h->dseq, r->base ? atomic_load(&region_dstate(r)->horizon) : 1,
+			      memory_order_relaxed);
 	atomic_store_explicit(&h->magic, PSTM_RT_MAGIC, memory_order_release);
 }
 
@@ -397,6 +400,9 @@ static int init_contents(int fd, const struct superblock *sb)
 	if (base == MAP_FAILED)
 		return errno_to_pstm(errno);
 	memcpy(base, sb, sizeof(*sb));
+	struct durable_state *ds = (struct durable_state *)(base + DURABLE_STATE_OFF);
+	ds->magic = DURABLE_MAGIC;
+	atomic_store_explicit(&ds->horizon, 1, memory_order_relaxed);
 	struct heap_header *hh = (struct heap_header *)(base + sb->heap_off);
 	hh->magic = PSTM_HEAP_MAGIC;
 	hh->top = sb->heap_off + HEAP_HDR_BYTES;
@@ -637,8 +643,15 @@ int pstm_open(const char *uri, pstm_region **out)
 	r->durable = r->sb.durability == PSTM_DURABLE;
 	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
 	r->heap_hi = r->sb.size_bytes;
-	r->log_cap = (uint32_t)((r->sb.log_bytes - sizeof(struct log_header)) /
+	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
+	r->log_cap = (uint32_t)((r->ring_bytes - sizeof(struct log_record)) /
 				sizeof(struct log_entry));
+	if (((struct heap_header *)(r->base + r->sb.heap_off))->magic !=
+		    PSTM_HEAP_MAGIC ||
+	    region_dstate(r)->magic != DURABLE_MAGIC) {
+		rc = PSTM_ECORRUPT;
+		goto fail;
+	}
 	if (r->sb.rt_inside) {
 		r->rt_base = r->base + r->sb.rt_off;
 		rt_set_pointers(r);
@@ -650,11 +663,6 @@ int pstm_open(const char *uri, pstm_region **out)
 		rc = rt_attach_companion(r);
 		if (rc)
 			goto fail;
-	}
-	if (((struct heap_header *)(r->base + r->sb.heap_off))->magic !=
-	    PSTM_HEAP_MAGIC) {
-		rc = PSTM_ECORRUPT;
-		goto fail;
 	}
 	proc_recover_all_dead(r);
 	rc = proc_attach(r);
@@ -722,7 +730,8 @@ int region_map_readonly(const char *uri, struct pstm_region *r)
 	r->durable = r->sb.durability == PSTM_DURABLE;
 	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
 	r->heap_hi = r->sb.size_bytes;
-	r->log_cap = (uint32_t)((r->sb.log_bytes - sizeof(struct log_header)) /
+	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
+	r->log_cap = (uint32_t)((r->ring_bytes - sizeof(struct log_record)) /
 				sizeof(struct log_entry));
 	if (r->sb.rt_inside) {
 		r->rt_base = r->base + r->sb.rt_off;

@@ -39,7 +39,8 @@ struct pstm_region {
 	uint64_t orec_mask;
 
 	uint64_t heap_lo, heap_hi; /* user-addressable [lo, hi) */
-	uint32_t log_cap;          /* entries per redo log */
+	uint32_t log_cap;          /* entries per redo record (transaction) */
+	uint64_t ring_bytes;       /* redo ring per slot */
 
 	uint32_t proc_idx;       /* our entry in the process table */
 	uint64_t proc_state;     /* its ALIVE state word */
@@ -72,9 +73,28 @@ static inline struct log_header *region_log(struct pstm_region *r, uint32_t s)
 				     (uint64_t)s * r->sb.log_bytes);
 }
 
-static inline struct log_entry *log_entries(struct log_header *h)
+/* The record at @off of slot @s's ring. */
+static inline struct log_record *region_record(struct pstm_region *r,
+					       uint32_t s, uint64_t off)
 {
-	return (struct log_entry *)(h + 1);
+	return (struct log_record *)((uint8_t *)(region_log(r, s) + 1) + off);
+}
+
+static inline struct log_entry *record_entries(struct log_record *rec)
+{
+	return (struct log_entry *)(rec + 1);
+}
+
+/* Bytes a record of @n entries takes in the ring (cache-line aligned). */
+static inline uint64_t record_bytes(uint64_t n)
+{
+	return (sizeof(struct log_record) + n * sizeof(struct log_entry) +
+		CACHELINE - 1) & ~(uint64_t)(CACHELINE - 1);
+}
+
+static inline struct durable_state *region_dstate(struct pstm_region *r)
+{
+	return (struct durable_state *)(r->base + DURABLE_STATE_OFF);
 }
 
 static inline uint64_t region_orec_idx(struct pstm_region *r, uint64_t off)

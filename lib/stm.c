@@ -622,10 +622,28 @@ static void commit(txd *t)
 		return;
 	}
 	struct log_header *h = region_log(r, t->slot);
+	struct slot *sl = &r->slots[t->slot];
 	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+	const uint64_t rbytes = record_bytes(t->nws);
 
-	/* 1. the write set into the log: recovery can name our orecs */
-	memcpy(log_entries(h), t->ws, sizeof(struct log_entry) * t->nws);
+	/*
+	 * 1. the write set into a redo record: recovery can name our orecs.
+	 * Durable regions append to the slot's ring; when it is full, a
+	 * checkpoint first makes every record in it obsolete.
+	 */
+	uint64_t pos = 0;
+	if (r->durable) {
+		pos = atomic_load_explicit(&sl->ring_head, memory_order_relaxed);
+		if (pos + rbytes > r->ring_bytes) {
+			redo_log_checkpoint(r, atomic_load(&r->rt->dseq) - 1);
+			pos = 0;
+		}
+	}
+	struct log_record *rec = region_record(r, t->slot, pos);
+	memcpy(record_entries(rec), t->ws, sizeof(struct log_entry) * t->nws);
+	rec->count = t->nws;
+	rec->magic = LOG_REC_MAGIC;
+	h->rec_off = pos;
 	h->count = t->nws;
 	atomic_store_explicit(&h->state, LOG_LOCKING, memory_order_release);
 	CRASH_POINT(CP_COMMIT_LOCKING);
@@ -671,30 +689,41 @@ static void commit(txd *t)
 	if (!r->test_no_validate && !validate(t))
 		tx_abort(t, ST_AB_VALIDATE);
 
-	/* 4. commit point */
+	/*
+	 * 4. commit point.  Durable: a sequence number orders our record
+	 * against others writing the same words; inflight (a lower bound of
+	 * it, published first, seq_cst) keeps checkpoints from declaring it
+	 * in the data before our write-back; then the record is persisted.
+	 */
 	h->wv = wv;
-	if (r->durable)
-		h->crc = redo_log_crc(h);
+	if (r->durable) {
+		atomic_store(&sl->inflight, atomic_load(&r->rt->dseq));
+		rec->seq = atomic_fetch_add(&r->rt->dseq, 1);
+		rec->crc = redo_log_crc(rec);
+	}
 	atomic_store_explicit(&h->state, LOG_COMMITTED, memory_order_release);
 	if (r->durable)
-		region_persist(r, h, sizeof(*h) + sizeof(struct log_entry) * t->nws);
+		redo_log_persist_record(r, t->slot, rec, rbytes);
 	CRASH_POINT(CP_COMMIT_LOGGED);
 
-	/* 5. write back */
+	/* 5. write back (pmem: flushed by us, so checkpoints need not) */
 	for (uint32_t i = 0; i < t->nws; i++)
 		__atomic_store_n(region_word(r, t->ws[i].off), t->ws[i].val,
 				 DATA_STORE);
 	if (r->durable) {
-		for (uint32_t i = 0; i < t->nws; i++)
-			region_flush(r, region_word(r, t->ws[i].off), 8);
-		region_drain(r);
+		if (r->is_pmem) {
+			for (uint32_t i = 0; i < t->nws; i++)
+				region_flush(r, region_word(r, t->ws[i].off), 8);
+			region_drain(r);
+		}
+		atomic_store_explicit(&sl->ring_head, pos + rbytes,
+				      memory_order_relaxed);
+		atomic_store(&sl->inflight, 0);
 	}
 	CRASH_POINT(CP_COMMIT_WRITTEN);
 
-	/* 6. retire: never replay this log again */
+	/* 6. written back: a recoverer must not replay any more */
 	atomic_store_explicit(&h->state, LOG_RELEASING, memory_order_release);
-	if (r->durable)
-		region_persist(r, h, sizeof(*h));
 	CRASH_POINT(CP_COMMIT_RETIRED);
 
 	/* 7. release */

@@ -20,9 +20,10 @@
  * 128 bytes in steps of 16, then four per doubling, so at most ~25% is
  * lost to rounding.  A free block is filed under the largest class it can
  * serve (its total may exceed the class size when a leftover too small to
- * be a block of its own was absorbed).  Larger blocks are cut, first fit,
- * from the large list of free blocks (from the back, so the free rest
- * keeps its place in the list) or from top; they are not coalesced.
+ * be a block of its own was absorbed); small blocks are not coalesced.
+ * Larger blocks (and chunks) come from the large list, K&R style: free
+ * blocks in address order, first fit, cut from the back (so the free rest
+ * keeps its place), merged with free neighbours when freed; or from top.
  *
  * Concurrency: per-slot caches.  A transaction runs in a slot (one per
  * thread), and each slot owns a cache in the heap, reached through the
@@ -44,7 +45,7 @@
  * PSTM_EHEAPFULL, which rolls back everything the transaction did.
  *
  * Freed blocks.  pstm_free pushes the block onto the own list of its
- * class (or the large list) and tags it with the attempt (slot + 1 and
+ * class (or gives it to the large list) and tags it with the attempt (slot + 1 and
  * the descriptor's epoch, new at each begin).  A block is handed out only
  * if its tag is not the running attempt's, so a transaction never gets
  * back a block it freed itself; no other transaction sees it free before
@@ -271,29 +272,28 @@ static uint64_t take_class(struct ctx *x, int k, int c)
 
 /*
  * Take @need bytes of the shared pool: first fit over the large list
- * (skipping blocks this attempt freed), else from top.  Returns the start
- * (header not written) and its size in *got: need, or up to 16 more when
- * the rest would be too small for a block.  0 if nothing fits.
+ * (address order; blocks this attempt freed are skipped), else from top
+ * (together with the last free block if it ends there).  Returns the
+ * start (header not written) and its size in *got: need, or up to 16
+ * more when the rest would be too small for a block.  0 if nothing fits.
  */
 static uint64_t pool_take(struct ctx *x, uint64_t need, uint64_t *got)
 {
 	struct pstm_region *r = x->r;
-	uint64_t prevw = x->hh + HF(large_head), b = L(x, prevw);
-	uint64_t steps = (r->heap_hi - r->heap_lo) / 32;
+	uint64_t prevw = x->hh + HF(large_head), b = L(x, prevw), prev = 0;
+	uint64_t tw = x->hh + HF(top), top = L(x, tw);
 
+	if (top < r->heap_lo || top > r->heap_hi || (top & 15))
+		corrupt(x);
 	while (b) {
-		if (!steps--)
-			corrupt(x); /* a cycle */
 		uint64_t T = free_total(x, b), next = L(x, b + 16);
-		if (T >= need && L(x, b + 24) != x->tag) {
+		if (b <= prev || (next && next < b + T))
+			corrupt(x); /* out of order: a cycle or an overlap */
+		bool mine = L(x, b + 24) == x->tag;
+		if (T >= need && !mine) {
 			uint64_t rest = T - need;
-			if (rest >= 32) {
-				/* cut from the back; the front stays free */
+			if (rest >= 32) { /* cut from the back */
 				S(x, b, rest);
-				if (rest <= ALLOC_SMALL_MAX && x->cache) {
-					S(x, prevw, next);
-					push_own(x, b, rest);
-				}
 				*got = need;
 				return b + rest;
 			}
@@ -301,17 +301,57 @@ static uint64_t pool_take(struct ctx *x, uint64_t need, uint64_t *got)
 			*got = T;
 			return b;
 		}
+		if (!next && b + T == top && !mine &&
+		    need <= T + (r->heap_hi - top)) {
+			S(x, prevw, 0); /* the last block and top together */
+			top = b;
+			break;
+		}
+		prev = b;
 		prevw = b + 16;
 		b = next;
 	}
-	uint64_t tw = x->hh + HF(top), top = L(x, tw);
-	if (top < r->heap_lo || top > r->heap_hi || (top & 15))
-		corrupt(x);
 	if (need > r->heap_hi - top)
 		return 0;
 	S(x, tw, top + need);
 	*got = need;
 	return top;
+}
+
+/*
+ * Give back free block @b of @total bytes (header FREE, tagged) to the
+ * large list, in address order, merged with a free neighbour on either
+ * side.  A merged block keeps this attempt's tag.
+ */
+static void pool_give(struct ctx *x, uint64_t b, uint64_t total)
+{
+	uint64_t prevw = x->hh + HF(large_head), p = L(x, prevw), prev = 0;
+	uint64_t prev_total = 0;
+
+	while (p && p < b) {
+		uint64_t T = free_total(x, p);
+		if (p + T > b || p <= prev)
+			corrupt(x); /* overlaps the freed block, or a cycle */
+		prev = p;
+		prev_total = T;
+		prevw = p + 16;
+		p = L(x, p + 16);
+	}
+	if (p && p < b + total)
+		corrupt(x);
+	if (p == b + total) { /* merge the next one in */
+		total += free_total(x, p);
+		p = L(x, p + 16);
+		S(x, b, total);
+	}
+	if (prev && prev + prev_total == b) { /* merge into the previous */
+		S(x, prev, prev_total + total);
+		S(x, prev + 16, p);
+		S(x, prev + 24, x->tag);
+		return;
+	}
+	S(x, b + 16, p);
+	S(x, prevw, b);
 }
 
 /* Allocator metadata of @n bytes (never freed, not zeroed): user offset. */
@@ -530,9 +570,7 @@ void pstm_free(pstm_tx *t, pstm_off off)
 	S(&x, b + 8, BLOCK_MAGIC | BLOCK_FREE);
 	S(&x, off + 8, x.tag); /* not reusable by this attempt */
 	if (T > ALLOC_SMALL_MAX) {
-		uint64_t lw = x.hh + HF(large_head);
-		S(&x, off, L(&x, lw));
-		S(&x, lw, b);
+		pool_give(&x, b, T);
 		return;
 	}
 	cache_get(&x);
@@ -627,10 +665,10 @@ static struct alloc_class_stat *stat_for(struct alloc_report *rep, uint64_t T)
 }
 
 /* Walk a free list; each block must be free, of class @cls (-1: any), on
- * no other list.  Returns its length. */
+ * no other list; the large list in address order.  Returns its length. */
 static uint64_t check_list(struct chk *k, uint64_t b, int cls, const char *name)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, prev = 0;
 	for (; b; b = rd(k, b + 16)) {
 		if (!is_start(k, b)) {
 			problem(k, "%s: %llu is not a block", name, (unsigned long long)b);
@@ -644,6 +682,12 @@ static uint64_t check_list(struct chk *k, uint64_t b, int cls, const char *name)
 		if (cls >= 0 && (T > ALLOC_SMALL_MAX || class_floor(T) != cls))
 			problem(k, "%s: block %llu of %llu bytes in the wrong class",
 				name, (unsigned long long)b, (unsigned long long)T);
+		if (cls < 0 && b <= prev) {
+			problem(k, "%s: block %llu out of address order", name,
+				(unsigned long long)b);
+			break;
+		}
+		prev = b;
 		if (bit(k->listed, gran(k, b))) {
 			problem(k, "%s: block %llu on two lists (or a cycle)", name,
 				(unsigned long long)b);

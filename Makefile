@@ -74,8 +74,11 @@ deps:
 test: all
 	PSTM_BIN=$(B) prove -f $(TESTS) $(TEST_SCRIPTS)
 
+# the tests, then a one-minute benchmark smoke run (every baseline's
+# invariant must hold; figures are not judged here)
 check: deps
 	$(MAKE) test
+	$(MAKE) bench-quick
 
 asan:
 	$(MAKE) B=build-asan OPT=-O1 \

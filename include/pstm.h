@@ -81,7 +81,9 @@ enum pstm_error {
 	PSTM_ENOTX = -1020,     /* call only allowed inside a transaction */
 	PSTM_ECLOCK = -1021,    /* version clock exhausted; reopen with no users */
 	PSTM_EEMPTY = -1022,    /* region file is empty (0 bytes) */
-	PSTM_ERR_LAST = -1022
+	PSTM_ERUNTIME = -1023,  /* runtime segment of a file region vanished
+	                           while processes are attached */
+	PSTM_ERR_LAST = -1023
 };
 
 /* Text for a PSTM_E* code (or strerror text for a positive errno). */
@@ -136,8 +138,10 @@ PSTM_API int pstm_create(const char *uri, const struct pstm_create_opts *o,
  * mapping, so a failed open never modifies the region.  Recovers slots of
  * dead processes, and after a reboot or power failure replays committed
  * redo logs.  Errors: PSTM_EINVAL, PSTM_ENOENT, PSTM_EACCES,
- * PSTM_EBADMAGIC, PSTM_EVERSION, PSTM_ECORRUPT, PSTM_ETRUNC,
- * PSTM_EPROCFULL, PSTM_EIO, PSTM_ENOMEM.
+ * PSTM_EBADMAGIC, PSTM_EVERSION, PSTM_ECORRUPT, PSTM_ETRUNC, PSTM_EEMPTY,
+ * PSTM_EPROCFULL, PSTM_ERUNTIME (file region whose /dev/shm runtime
+ * segment was removed while processes are attached: close them first),
+ * PSTM_EIO, PSTM_ENOMEM.
  */
 PSTM_API int pstm_open(const char *uri, pstm_region **out);
 

@@ -257,6 +257,25 @@ static void companion_path(const uint8_t uuid[16], char *out, size_t n)
 }
 
 /*
+ * Byte 1 of a file region carries an OFD lock: every attached process
+ * holds a read lock on it for as long as it is attached (the kernel drops
+ * it when the process dies), so an opener that must build a new runtime
+ * first takes a write lock there.  If it cannot, processes are attached to
+ * a runtime segment that has gone missing (someone removed it from
+ * /dev/shm): building a second one would let two groups of processes run
+ * without seeing each other's locks, so the open fails instead.
+ */
+#define ATTACH_LOCK_BYTE 1
+static int attach_lock(int fd, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET,
+			   .l_start = ATTACH_LOCK_BYTE, .l_len = 1};
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0 || errno == EINVAL)
+		return 0; /* EINVAL: no OFD locks here; no guard */
+	return -1;
+}
+
+/*
  * Map the runtime of a file region from its companion segment, creating
  * and initialising it (after replaying committed logs) when it is missing,
  * stale (other boot) or half-initialised.  Called under the flock.
@@ -282,6 +301,10 @@ static int rt_attach_companion(struct pstm_region *r)
 	}
 	if ((uint64_t)st.st_size != r->sb.rt_bytes) {
 		/* new or foreign: start from zero */
+		if (attach_lock(r->fd, F_WRLCK) != 0) {
+			rc = PSTM_ERUNTIME;
+			goto out;
+		}
 		if (ftruncate(fd, 0) != 0 ||
 		    posix_fallocate(fd, 0, (off_t)r->sb.rt_bytes) != 0) {
 			rc = PSTM_EIO;
@@ -299,6 +322,10 @@ static int rt_attach_companion(struct pstm_region *r)
 	}
 	rt_set_pointers(r);
 	if (fresh || !rt_is_valid(r, true)) {
+		if (attach_lock(r->fd, F_WRLCK) != 0) {
+			rc = PSTM_ERUNTIME;
+			goto out;
+		}
 		memset(r->rt_base, 0, r->rt_map_len);
 		/* nobody can be attached to a runtime we just rebuilt */
 		r->open_replayed = (uint64_t)redo_log_replay_all(r);
@@ -668,6 +695,11 @@ int pstm_open(const char *uri, pstm_region **out)
 	rc = proc_attach(r);
 	if (rc)
 		goto fail;
+	if (!r->sb.rt_inside && attach_lock(r->fd, F_RDLCK) != 0) {
+		proc_detach(r);
+		rc = PSTM_EIO;
+		goto fail;
+	}
 	r->in_open = false;
 	atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
 				  r->open_recoveries, memory_order_relaxed);

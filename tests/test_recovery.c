@@ -380,6 +380,62 @@ static void check_and_recover(const char *kind)
 static void test_check_recover_shm(void **s) { (void)s; check_and_recover("shm"); }
 static void test_check_recover_file(void **s) { (void)s; check_and_recover("file"); }
 
+/* Removing a file region's runtime segment under attached processes must
+ * not create a second runtime: the open fails until they are gone (or
+ * dead), then rebuilds it. */
+static int holder_child(void *arg, int id)
+{
+	int *fds = arg;
+	pstm_region *r;
+	char c;
+	(void)id;
+	if (pstm_open(C.uri, &r))
+		return 2;
+	if (write(fds[1], "a", 1) != 1 || read(fds[2], &c, 1) != 1)
+		return 3;
+	if (c == 'k')
+		pause(); /* wait to be killed, attached */
+	pstm_close(r);
+	return 0;
+}
+
+static void test_runtime_removed_while_attached(void **s)
+{
+	(void)s;
+	int up[2], down[2];
+	char c;
+	pstm_region *r;
+	struct pstm_region ro;
+	start("file");
+	assert_int_equal(region_map_readonly(C.uri, &ro), 0);
+	char rt[96];
+	snprintf(rt, sizeof(rt), "%s", ro.rt_path);
+	region_unmap_readonly(&ro);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(pipe(up), 0);
+		assert_int_equal(pipe(down), 0);
+		int fds[3] = {up[0], up[1], down[0]};
+		pid_t h = test_spawn(holder_child, fds, 0);
+		assert_int_equal(read(up[0], &c, 1), 1);
+		assert_int_equal(unlink(rt), 0);
+		assert_int_equal(pstm_open(C.uri, &r), PSTM_ERUNTIME);
+		if (round == 0) { /* a clean close */
+			assert_int_equal(write(down[1], "c", 1), 1);
+			assert_int_equal(test_wait(h), 0);
+		} else { /* or death */
+			assert_int_equal(write(down[1], "k", 1), 1);
+			usleep(10000);
+			kill(h, SIGKILL);
+			assert_int_equal(test_wait(h), 128 + SIGKILL);
+		}
+		assert_pstm_ok(pstm_open(C.uri, &r));
+		pstm_close(r);
+		verify("runtime rebuilt", -1);
+		close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+	}
+	finish();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_random_kills_file),
 		cmocka_unit_test(test_check_recover_shm),
 		cmocka_unit_test(test_check_recover_file),
+		cmocka_unit_test(test_runtime_removed_while_attached),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,7 @@ struct transfer {
 
 struct stats { /* shared with the parent (MAP_SHARED) */
 	uint64_t commits[64];
+	struct pstm_stats tx[64]; /* each worker's pstm_stats_get at the end */
 	uint64_t audits, wrong;
 };
 
@@ -141,6 +142,7 @@ static int worker(const char *uri, int id, int threads, double secs,
 			return die("run", rc);
 		st->commits[id] += BATCH;
 	}
+	pstm_stats_get(r, &st->tx[id]);
 	pstm_close(r);
 	return 0;
 }
@@ -234,8 +236,14 @@ int main(int argc, char **argv)
 		return die("sum", rc);
 	uint64_t total = 0;
 	for (int p = 0; p < procs; p++) {
-		printf("  process %d: %llu transfers\n", p,
-		       (unsigned long long)st->commits[p]);
+		struct pstm_stats *x = &st->tx[p];
+		printf("  process %d: %llu transfers; aborts: %llu read, %llu lock, "
+		       "%llu validation; %llu escalations\n", p,
+		       (unsigned long long)st->commits[p],
+		       (unsigned long long)x->aborts_read,
+		       (unsigned long long)x->aborts_lock,
+		       (unsigned long long)x->aborts_validate,
+		       (unsigned long long)x->escalations);
 		total += st->commits[p];
 	}
 	printf("transfers:  %llu in %.2f s = %.0f tx/s\n",

@@ -510,6 +510,94 @@ static void test_bytes_unaligned(void **s)
 	teardown(&f, r);
 }
 
+/* ------------------------------------------------ no starvation */
+
+static _Atomic int *hammer_stop;
+
+/* Reads every account slowly, then moves one unit: any transfer that
+ * commits meanwhile invalidates it.  Each attempt outlasts a scheduler
+ * time slice, so it conflicts even when the machine interleaves the
+ * processes rather than running them in parallel. */
+static int long_fn(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	uint64_t sum = 0;
+	for (uint64_t i = 0; i < f->n; i++) {
+		sum += pstm_load64(tx, f->base + 8 * i);
+		uint64_t until = test_now_ns() + 250000;
+		while (test_now_ns() < until)
+			;
+	}
+	if (sum != f->n * 1000)
+		return 9; /* opacity violated */
+	uint64_t a = pstm_load64(tx, f->base), b = pstm_load64(tx, f->base + 8);
+	if (a > 0) {
+		pstm_store64(tx, f->base, a - 1);
+		pstm_store64(tx, f->base + 8, b + 1);
+	}
+	return 0;
+}
+
+static int hammer_child(void *arg, int i)
+{
+	struct fix *f = arg;
+	pstm_region *r;
+	uint64_t s = 77 + (uint64_t)i;
+	if (pstm_open(f->uri, &r))
+		return 2;
+	while (!atomic_load(hammer_stop)) {
+		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+		struct bank b = {.f = f, .from = s % f->n, .to = (s >> 20) % f->n,
+				 .amount = 1};
+		if (pstm_atomic(r, transfer, &b))
+			return 3;
+	}
+	pstm_close(r);
+	return 0;
+}
+
+/* A transaction that loses every race must still commit (escalation),
+ * and the others must go on afterwards. */
+static void test_long_transaction_not_starved(void **s)
+{
+	(void)s;
+	enum { P = 3, ROUNDS = 3 };
+	struct fix f;
+	pstm_region *r = setup(&f, 16, 1000, 0);
+	hammer_stop = mmap(NULL, sizeof(*hammer_stop), PROT_READ | PROT_WRITE,
+			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(hammer_stop != MAP_FAILED);
+	atomic_store(hammer_stop, 0);
+	pid_t pids[P];
+	for (int p = 0; p < P; p++)
+		pids[p] = test_spawn(hammer_child, &f, p);
+	usleep(20000);
+	uint64_t t0 = test_now_ns(), worst = 0;
+	for (int k = 0; k < ROUNDS; k++) {
+		uint64_t a = test_now_ns();
+		assert_pstm_ok(pstm_atomic(r, long_fn, &f));
+		if (test_now_ns() - a > worst)
+			worst = test_now_ns() - a;
+	}
+	atomic_store(hammer_stop, 1);
+	struct pstm_stats st;
+	assert_pstm_ok(pstm_stats_get(r, &st));
+	print_message("# long transaction: %d commits in %.0f ms beside %d "
+		      "hammering processes, worst %.0f ms, %llu escalations, "
+		      "%llu aborts\n", ROUNDS, (double)(test_now_ns() - t0) / 1e6, P,
+		      (double)worst / 1e6, (unsigned long long)st.escalations,
+		      (unsigned long long)(st.aborts_read + st.aborts_validate +
+					   st.aborts_lock));
+	for (int p = 0; p < P; p++)
+		assert_int_equal(test_wait(pids[p]), 0);
+	assert_true(worst < 20000000000ull);
+	struct audit a = {&f, f.n * 1000, 0};
+	assert_pstm_ok(pstm_atomic(r, audit_fn, &a));
+	assert_int_equal(a.wrong, 0);
+	munmap(hammer_stop, sizeof(*hammer_stop));
+	teardown(&f, r);
+}
+
 /* More transacting threads than slots: a clear error, and a slot is
  * reusable once its thread exits. */
 struct slot_arg {
@@ -585,6 +673,7 @@ int main(void)
 		cmocka_unit_test(test_user_error_and_nesting),
 		cmocka_unit_test(test_bytes_unaligned),
 		cmocka_unit_test(test_slot_table_full),
+		cmocka_unit_test(test_long_transaction_not_starved),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

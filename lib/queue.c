@@ -94,6 +94,8 @@ int pstm_queue_pop(pstm_tx *tx, pstm_off q, void *buf, size_t cap, size_t *len)
 		return PSTM_EINVAL;
 	uint64_t next = L(tx, h + N_NEXT);
 	S(tx, q + Q_HEAD, next);
+	if (!next)
+		S(tx, q + Q_TAIL, 0);
 	if (n)
 		pstm_read(tx, h + N_DATA, buf, n);
 	pstm_free(tx, h);

@@ -556,6 +556,18 @@ static void test_queue_fifo(void **s)
 	}
 	assert_pstm_ok(pstm_atomic(r, pop_fn, &q));
 	assert_int_equal(q.rc, PSTM_ENOENT);
+	/* emptied: the next push and pop start afresh */
+	for (int k = 0; k < 3; k++) {
+		memcpy(q.buf, "again", 5);
+		q.len = 5;
+		assert_pstm_ok(pstm_atomic(r, push_fn, &q));
+		assert_pstm_ok(pstm_atomic(r, pop_fn, &q));
+		assert_int_equal(q.rc, 0);
+		assert_int_equal(q.len, 5);
+		assert_memory_equal(q.buf, "again", 5);
+		assert_pstm_ok(pstm_atomic(r, pop_fn, &q));
+		assert_int_equal(q.rc, PSTM_ENOENT);
+	}
 	struct alloc_report rep;
 	assert_int_equal(alloc_check(r, &rep), 0);
 	assert_int_equal(rep.used_blocks, 4); /* root, map, its table, queue */
@@ -583,8 +595,11 @@ static int producer(void *arg, int p)
 		memcpy(q.buf, item, 8);
 		q.len = 8 + i % 40;
 		memset(q.buf + 8, (int)i, q.len - 8);
-		if (pstm_atomic(r, push_fn, &q))
+		int rc = pstm_atomic(r, push_fn, &q);
+		if (rc) {
+			fprintf(stderr, "producer: %s\n", pstm_strerror(rc));
 			return 3;
+		}
 	}
 	pstm_close(r);
 	return 0;
@@ -602,8 +617,11 @@ static int consumer(void *arg, int c)
 	while (atomic_load(&Q->popped) < PRODUCERS * ITEMS) {
 		struct qop q;
 		q.cap = sizeof(q.buf);
-		if (pstm_atomic(r, pop_fn, &q))
+		int rc = pstm_atomic(r, pop_fn, &q);
+		if (rc) {
+			fprintf(stderr, "consumer: %s\n", pstm_strerror(rc));
 			return 3;
+		}
 		if (q.rc == PSTM_ENOENT) { /* give up after 20 s without items */
 			if (!idle_since)
 				idle_since = test_now_ns();
@@ -735,6 +753,51 @@ static void test_composition_and_types(void **s)
 	finish(r);
 }
 
+/* ------------------------------------------------------ pstm dump */
+
+static int fill_fn(pstm_tx *tx, void *arg)
+{
+	(void)arg;
+	int rc = pstm_map_put(tx, F.map, "k1", 2, "v1", 2);
+	if (!rc)
+		rc = pstm_map_put(tx, F.map, "bin", 3, "\x01\"", 2);
+	if (!rc)
+		rc = pstm_queue_push(tx, F.queue, "item1", 5);
+	return rc;
+}
+
+static char *run_dump(const char *opt)
+{
+	static char out[8192];
+	char cmd[512];
+	const char *bin = getenv("PSTM_BIN");
+	snprintf(cmd, sizeof(cmd), "%s/pstm dump %s %s", bin ? bin : "build", opt, F.uri);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	assert_int_equal(pclose(f), 0);
+	return out;
+}
+
+static void test_dump(void **s)
+{
+	(void)s;
+	pstm_region *r = start(8 << 20, 8);
+	assert_pstm_ok(pstm_atomic(r, fill_fn, NULL));
+	char *t = run_dump("");
+	assert_non_null(strstr(t, "-> map"));
+	assert_non_null(strstr(t, "\"k1\" = \"v1\""));
+	assert_non_null(strstr(t, "\"bin\" = \"\\x01\\\"\""));
+	assert_non_null(strstr(t, "[0] \"item1\""));
+	t = run_dump("--json");
+	assert_non_null(strstr(t, "{\"key\":\"k1\",\"value\":\"v1\"}"));
+	assert_non_null(strstr(t, "{\"key\":\"bin\",\"value\":\"\\u0001\\\"\"}"));
+	assert_non_null(strstr(t, "\"type\":\"queue\",\"items\":[\"item1\"]"));
+	assert_non_null(strstr(t, "\"count\":2,"));
+	finish(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -744,6 +807,7 @@ int main(void)
 		cmocka_unit_test(test_queue_fifo),
 		cmocka_unit_test(test_queue_producers_consumers),
 		cmocka_unit_test(test_composition_and_types),
+		cmocka_unit_test(test_dump),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include "region.h"
 #include "proc.h"
 #include "stm.h"
+#include "alloc.h"
 
 const char *cli_prog = "pstm";
 #define prog cli_prog
@@ -33,6 +34,7 @@ static void usage(FILE *f)
 		"  rm URI              remove a region\n"
 		"  check URI [--json]  verify a region offline (exit 1 if damaged)\n"
 		"  recover URI         run recovery now and report what it did\n"
+		"  dump URI [--json]   the root object and the maps and queues it holds\n"
 		"\n"
 		"pstm COMMAND --help for details.\n");
 }
@@ -179,6 +181,59 @@ static void uuid_str(const uint8_t u[16], char out[37])
 		 u[11], u[12], u[13], u[14], u[15]);
 }
 
+/* Heap use per size class (a walk of the heap: best effort while other
+ * processes allocate).  JSON: closes the processes array, adds "heap". */
+static void print_heap(struct pstm_region *r, int json)
+{
+	struct alloc_report h;
+	alloc_check(r, &h);
+	if (json) {
+		printf("],\"heap\":{\"heap_bytes\":%llu,\"carved_bytes\":%llu,"
+		       "\"used_blocks\":%llu,\"used_bytes\":%llu,\"free_blocks\":%llu,"
+		       "\"free_bytes\":%llu,\"meta_bytes\":%llu,\"chunk_bytes\":%llu,"
+		       "\"slot_caches\":%llu,\"problems\":%llu,\"classes\":[",
+		       (unsigned long long)h.heap_bytes, (unsigned long long)h.carved_bytes,
+		       (unsigned long long)h.used_blocks, (unsigned long long)h.used_bytes,
+		       (unsigned long long)h.free_blocks, (unsigned long long)h.free_bytes,
+		       (unsigned long long)h.meta_bytes, (unsigned long long)h.chunk_bytes,
+		       (unsigned long long)h.caches, (unsigned long long)h.problems);
+	} else {
+		printf("heap        %llu of %llu bytes carved: %llu in %llu blocks used, "
+		       "%llu free, %llu in slot chunks, %llu allocator metadata%s\n",
+		       (unsigned long long)h.carved_bytes, (unsigned long long)h.heap_bytes,
+		       (unsigned long long)h.used_bytes, (unsigned long long)h.used_blocks,
+		       (unsigned long long)h.free_bytes, (unsigned long long)h.chunk_bytes,
+		       (unsigned long long)h.meta_bytes,
+		       h.problems ? " (inconsistent: see pstm check)" : "");
+		printf("  %8s %10s %12s %10s %12s\n", "class", "used", "used-bytes",
+		       "free", "free-bytes");
+	}
+	int first = 1;
+	for (int c = 0; c <= ALLOC_NCLASS; c++) {
+		const struct alloc_class_stat *k = &h.cls[c];
+		if (!k->used && !k->free)
+			continue;
+		char size[24];
+		if (c < ALLOC_NCLASS)
+			snprintf(size, sizeof(size), "%llu", (unsigned long long)k->bytes);
+		else
+			snprintf(size, sizeof(size), json ? "\"large\"" : "large");
+		if (json)
+			printf("%s{\"size\":%s,\"used\":%llu,\"used_bytes\":%llu,"
+			       "\"free\":%llu,\"free_bytes\":%llu}",
+			       first ? "" : ",", size, (unsigned long long)k->used,
+			       (unsigned long long)k->used_bytes, (unsigned long long)k->free,
+			       (unsigned long long)k->free_bytes);
+		else
+			printf("  %8s %10llu %12llu %10llu %12llu\n", size,
+			       (unsigned long long)k->used, (unsigned long long)k->used_bytes,
+			       (unsigned long long)k->free, (unsigned long long)k->free_bytes);
+		first = 0;
+	}
+	if (json)
+		printf("]}");
+}
+
 static int cmd_info(int argc, char **argv)
 {
 	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
@@ -301,8 +356,9 @@ static int cmd_info(int argc, char **argv)
 		}
 		first = 0;
 	}
+	print_heap(r, json);
 	if (json)
-		printf("]}\n");
+		printf("}\n");
 	pstm_close(r);
 	return 0;
 }
@@ -321,6 +377,8 @@ static int cmd_rm(int argc, char **argv)
 		return fail("cannot remove", argv[1], rc);
 	return 0;
 }
+
+int cmd_dump(int argc, char **argv); /* tools/cmd_dump.c */
 
 int main(int argc, char **argv)
 {
@@ -346,6 +404,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc, argv);
 	if (!strcmp(cmd, "recover"))
 		return cmd_recover(argc, argv);
+	if (!strcmp(cmd, "dump"))
+		return cmd_dump(argc, argv);
 	fprintf(stderr, "%s: unknown command '%s' (try 'pstm --help')\n", prog, cmd);
 	return 2;
 }

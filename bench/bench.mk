@@ -29,3 +29,15 @@ bench-quick: $(BENCH_BINS)
 	BENCH_B=$(BENCH_B) sh bench/run.sh quick
 
 .PHONY: bench-bins
+
+# bench-map: pstm's hash map beside LMDB (put, get, 50/50 mix; 1 and 2
+# processes; median of 3) and the allocator under 1 and 2 processes.
+$(BENCH_B)/map_bench: bench/map_bench.c $(B)/libpstm.a include/pstm_ds.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS) -llmdb
+
+bench-map: $(BENCH_B)/map_bench
+	$(BENCH_B)/map_bench map
+	$(BENCH_B)/map_bench alloc
+
+.PHONY: bench-map

@@ -11,8 +11,9 @@
  *   line 2+ count[16]                     entry count in stripes, one
  *                                         per line, by slot % 16
  * Table: nb words (a power of two), each the head of a chain of entries
- * (0 = empty).  Entry: {next, hash, klen | vcap << 32, vlen}, then the key
- * padded to 8 bytes, then room for vcap >= vlen value bytes.  Key k lives
+ * (0 = empty).  Entry (a pstm_alloc block): {next, hash, klen | vlen << 32},
+ * then the key padded to 8 bytes, then the value; the block's size says
+ * how long a value fits in place.  Key k lives
  * in bucket hash(k) & (nb - 1); hash is fixed forever (it is part of the
  * format).
  *
@@ -60,9 +61,8 @@
 
 #define E_NEXT 0
 #define E_HASH 8
-#define E_LENS 16 /* klen | vcap << 32 */
-#define E_VLEN 24
-#define E_KEY 32
+#define E_LENS 16 /* klen | vlen << 32 */
+#define E_KEY 24
 
 #define MOVED 1ull      /* an old bucket whose entries moved (not 16-aligned) */
 #define GROW_CHAIN 6    /* chain length that makes a put look at the count */
@@ -154,20 +154,12 @@ static uint64_t count_all(pstm_tx *tx, pstm_off m)
 
 /* ----------------------------------------------------------- entries */
 
-/* Validate entry @e; its key length (and value capacity, length). */
-static uint64_t entry_klen(pstm_tx *tx, uint64_t e, uint64_t *vcap, uint64_t *vlen)
+/* Validate entry @e (its lengths word @lens): key and value in the heap. */
+static void entry_check(pstm_tx *tx, uint64_t e, uint64_t lens)
 {
-	if ((e & 7) || !in_heap(tx, e, E_KEY))
+	if ((e & 7) || !in_heap(tx, e, E_KEY) ||
+	    !in_heap(tx, e + E_KEY, pad8(lens & 0xffffffffu) + (lens >> 32)))
 		stm_fail(tx, PSTM_ECORRUPT);
-	uint64_t lens = L(tx, e + E_LENS), kl = lens & 0xffffffffu, cap = lens >> 32;
-	uint64_t vl = vlen ? L(tx, e + E_VLEN) : 0;
-	if (vl > cap || !in_heap(tx, e + E_KEY, pad8(kl) + cap))
-		stm_fail(tx, PSTM_ECORRUPT);
-	if (vcap)
-		*vcap = cap;
-	if (vlen)
-		*vlen = vl;
-	return kl;
 }
 
 static bool key_equal(pstm_tx *tx, uint64_t at, const uint8_t *key, uint64_t n)
@@ -189,6 +181,7 @@ struct hit {
 	uint64_t link;  /* the word that points to e (or ends the chain) */
 	uint64_t e;     /* the entry, 0 if not found */
 	uint64_t n;     /* entries looked at */
+	uint64_t klen, vlen;
 };
 
 static bool lookup(pstm_tx *tx, const struct mapv *v, uint64_t head_word,
@@ -196,17 +189,22 @@ static bool lookup(pstm_tx *tx, const struct mapv *v, uint64_t head_word,
 {
 	uint64_t link = head_word, e = L(tx, link), n = 0;
 	while (e) {
-		if (++n > v->chain_max)
+		if (++n > v->chain_max || (e & 7) || !in_heap(tx, e, E_KEY))
 			stm_fail(tx, PSTM_ECORRUPT);
-		if (L(tx, e + E_HASH) == h && entry_klen(tx, e, NULL, NULL) == klen &&
-		    key_equal(tx, e + E_KEY, key, klen)) {
-			*out = (struct hit){link, e, n};
-			return true;
+		if (L(tx, e + E_HASH) == h) {
+			uint64_t lens = L(tx, e + E_LENS);
+			if ((lens & 0xffffffffu) == klen) {
+				entry_check(tx, e, lens);
+				if (key_equal(tx, e + E_KEY, key, klen)) {
+					*out = (struct hit){link, e, n, klen, lens >> 32};
+					return true;
+				}
+			}
 		}
 		link = e + E_NEXT;
 		e = L(tx, link);
 	}
-	*out = (struct hit){link, 0, n};
+	*out = (struct hit){link, 0, n, 0, 0};
 	return false;
 }
 
@@ -225,11 +223,9 @@ static uint64_t chain_of(pstm_tx *tx, const struct mapv *v, uint64_t h)
 static uint64_t new_entry(pstm_tx *tx, uint64_t h, const void *key, uint64_t klen,
 			  const void *val, uint64_t vlen)
 {
-	uint64_t cap = pad8(vlen);
-	uint64_t e = pstm_alloc(tx, E_KEY + pad8(klen) + cap);
+	uint64_t e = pstm_alloc(tx, E_KEY + pad8(klen) + (vlen ? vlen : 1));
 	S(tx, e + E_HASH, h);
-	S(tx, e + E_LENS, klen | cap << 32);
-	S(tx, e + E_VLEN, vlen);
+	S(tx, e + E_LENS, klen | vlen << 32);
 	if (klen)
 		pstm_write(tx, e + E_KEY, key, klen);
 	if (vlen)
@@ -340,9 +336,9 @@ int pstm_map_get(pstm_tx *tx, pstm_off map, const void *key, size_t klen,
 	uint64_t h = hash_bytes(key, klen);
 	if (!lookup(tx, &v, chain_of(tx, &v, h), key, klen, h, &hit))
 		return PSTM_ENOENT;
-	uint64_t vl, kl = entry_klen(tx, hit.e, NULL, &vl);
-	if (vcap)
-		pstm_read(tx, hit.e + E_KEY + pad8(kl), val, vl < vcap ? vl : vcap);
+	uint64_t vl = hit.vlen;
+	if (vcap && vl)
+		pstm_read(tx, hit.e + E_KEY + pad8(klen), val, vl < vcap ? vl : vcap);
 	if (vlen)
 		*vlen = vl;
 	return 0;
@@ -360,11 +356,14 @@ int pstm_map_put(pstm_tx *tx, pstm_off map, const void *key, size_t klen,
 	migrate_step(tx, &v, h);
 	uint64_t hw = v.tab + 8 * (h & (v.nb - 1));
 	if (lookup(tx, &v, hw, key, klen, h, &hit)) {
-		uint64_t cap, kl = entry_klen(tx, hit.e, &cap, NULL);
-		if (vlen <= cap) { /* in place */
+		uint64_t bytes = 0;
+		if (!alloc_is_block(tx, hit.e, &bytes))
+			stm_fail(tx, PSTM_ECORRUPT);
+		if (E_KEY + pad8(klen) + vlen <= bytes) { /* fits in place */
 			if (vlen)
-				pstm_write(tx, hit.e + E_KEY + pad8(kl), val, vlen);
-			S(tx, hit.e + E_VLEN, vlen);
+				pstm_write(tx, hit.e + E_KEY + pad8(klen), val, vlen);
+			if (vlen != hit.vlen)
+				S(tx, hit.e + E_LENS, klen | (uint64_t)vlen << 32);
 			return 0;
 		}
 		uint64_t ne = new_entry(tx, h, key, klen, val, vlen);
@@ -443,7 +442,11 @@ static int iter_chain(pstm_tx *tx, const struct mapv *v, uint64_t e,
 	for (; e; e = L(tx, e + E_NEXT)) {
 		if (++n > v->chain_max)
 			stm_fail(tx, PSTM_ECORRUPT);
-		uint64_t vl, kl = entry_klen(tx, e, NULL, &vl);
+		if ((e & 7) || !in_heap(tx, e, E_KEY))
+			stm_fail(tx, PSTM_ECORRUPT);
+		uint64_t lens = L(tx, e + E_LENS);
+		entry_check(tx, e, lens);
+		uint64_t kl = lens & 0xffffffffu, vl = lens >> 32;
 		uint8_t *b = copy_buf(tx, stack, sizeof(stack), kl + vl + 1);
 		pstm_read(tx, e + E_KEY, b, kl);
 		pstm_read(tx, e + E_KEY + pad8(kl), b + kl, vl);

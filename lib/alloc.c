@@ -13,8 +13,8 @@
  * user offset is 16-aligned.  From the heap start to `top`, blocks lie end
  * to end (alloc_check walks them by their headers), except the unused
  * rest [cur, end) of each slot's chunk, which its cache describes.  A free
- * block links its list through its first user word and keeps in its
- * second the tag (slot, attempt) of the transaction attempt that freed it.
+ * block links its list through its first user word, and its state word
+ * carries a 16-bit hash of the transaction attempt that freed it.
  *
  * Size classes.  Small blocks (total <= 8 KiB) come in 31 classes: 32 to
  * 128 bytes in steps of 16, then four per doubling, so at most ~25% is
@@ -45,13 +45,13 @@
  * PSTM_EHEAPFULL, which rolls back everything the transaction did.
  *
  * Freed blocks.  pstm_free pushes the block onto the own list of its
- * class (or gives it to the large list) and tags it with the attempt (slot + 1 and
- * the descriptor's epoch, new at each begin).  A block is handed out only
- * if its tag is not the running attempt's, so a transaction never gets
- * back a block it freed itself; no other transaction sees it free before
- * the commit, because the free was written through the transaction.  A
- * tag collision (a later owner of the slot with the same epoch) only
- * delays reuse.
+ * class (or gives it to the large list) and tags it with a hash of the
+ * attempt (slot + 1 and the descriptor's epoch, new at each begin), in
+ * the same header word that says FREE.  A block is handed out only if its
+ * tag is not the running attempt's, so a transaction never gets back a
+ * block it freed itself; no other transaction sees it free before the
+ * commit, because the free was written through the transaction.  A tag
+ * collision (another attempt with the same hash) only delays reuse.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,6 +123,7 @@ struct ctx {
 	uint64_t hh;     /* heap header offset */
 	uint64_t cache;  /* this slot's cache (first word), 0 until known */
 	uint64_t tag;    /* this attempt: slot + 1 and epoch; never 0 */
+	uint64_t free_word; /* state word of a block this attempt frees */
 };
 
 /*
@@ -151,6 +152,8 @@ static void ctx_init(struct ctx *x, txd *t)
 	x->hh = t->r->sb.heap_off;
 	x->cache = 0;
 	x->tag = ((uint64_t)(t->slot + 1) << 32) | t->epoch;
+	uint64_t h16 = ((x->tag * 0x9E3779B97F4A7C15ull) >> 48) | 1; /* never 0 */
+	x->free_word = BLOCK_MAGIC | h16 << 8 | BLOCK_FREE;
 }
 
 /* A list head word of a cache: block offset and list length. */
@@ -173,15 +176,18 @@ static bool block_off_ok(struct pstm_region *r, uint64_t b)
 	return b >= r->heap_lo && b < r->heap_hi && !(b & 15);
 }
 
-/* Validate the header of free block @b; its total. */
-static uint64_t free_total(struct ctx *x, uint64_t b)
+/* Validate the header of free block @b; its total.  *mine: freed by this
+ * attempt (not reusable yet). */
+static uint64_t free_total(struct ctx *x, uint64_t b, bool *mine)
 {
 	if (!block_off_ok(x->r, b))
 		corrupt(x);
-	uint64_t T = L(x, b);
-	if (L(x, b + 8) != (BLOCK_MAGIC | BLOCK_FREE) || T < 32 || (T & 15) ||
-	    T > x->r->heap_hi - b)
+	uint64_t T = L(x, b), s = L(x, b + 8);
+	if ((s & BLOCK_MAGIC_MASK) != BLOCK_MAGIC || (s & BLOCK_STATE_MASK) != BLOCK_FREE ||
+	    T < 32 || (T & 15) || T > x->r->heap_hi - b)
 		corrupt(x);
+	if (mine)
+		*mine = s == x->free_word;
 	return T;
 }
 
@@ -231,11 +237,12 @@ static void push_own(struct ctx *x, uint64_t b, uint64_t total)
 static uint64_t pop_head(struct ctx *x, uint64_t hw, int c)
 {
 	uint64_t v = L(x, hw), b = HEAD_OFF(v);
+	bool mine;
 	if (!b)
 		return 0;
-	if (free_total(x, b) < class_bytes[c] || !HEAD_COUNT(v))
+	if (free_total(x, b, &mine) < class_bytes[c] || !HEAD_COUNT(v))
 		corrupt(x);
-	if (L(x, b + 24) == x->tag)
+	if (mine)
 		return 0;
 	S(x, hw, head_make(L(x, b + 16), HEAD_COUNT(v) - 1));
 	return b;
@@ -286,10 +293,10 @@ static uint64_t pool_take(struct ctx *x, uint64_t need, uint64_t *got)
 	if (top < r->heap_lo || top > r->heap_hi || (top & 15))
 		corrupt(x);
 	while (b) {
-		uint64_t T = free_total(x, b), next = L(x, b + 16);
+		bool mine;
+		uint64_t T = free_total(x, b, &mine), next = L(x, b + 16);
 		if (b <= prev || (next && next < b + T))
 			corrupt(x); /* out of order: a cycle or an overlap */
-		bool mine = L(x, b + 24) == x->tag;
 		if (T >= need && !mine) {
 			uint64_t rest = T - need;
 			if (rest >= 32) { /* cut from the back */
@@ -319,7 +326,7 @@ static uint64_t pool_take(struct ctx *x, uint64_t need, uint64_t *got)
 }
 
 /*
- * Give back free block @b of @total bytes (header FREE, tagged) to the
+ * Give back free block @b of @total bytes (state word FREE, tagged) to the
  * large list, in address order, merged with a free neighbour on either
  * side.  A merged block keeps this attempt's tag.
  */
@@ -329,7 +336,7 @@ static void pool_give(struct ctx *x, uint64_t b, uint64_t total)
 	uint64_t prev_total = 0;
 
 	while (p && p < b) {
-		uint64_t T = free_total(x, p);
+		uint64_t T = free_total(x, p, NULL);
 		if (p + T > b || p <= prev)
 			corrupt(x); /* overlaps the freed block, or a cycle */
 		prev = p;
@@ -340,14 +347,14 @@ static void pool_give(struct ctx *x, uint64_t b, uint64_t total)
 	if (p && p < b + total)
 		corrupt(x);
 	if (p == b + total) { /* merge the next one in */
-		total += free_total(x, p);
+		total += free_total(x, p, NULL);
 		p = L(x, p + 16);
 		S(x, b, total);
 	}
 	if (prev && prev + prev_total == b) { /* merge into the previous */
 		S(x, prev, prev_total + total);
+		S(x, prev + 8, x->free_word); /* partly ours now */
 		S(x, prev + 16, p);
-		S(x, prev + 24, x->tag);
 		return;
 	}
 	S(x, b + 16, p);
@@ -565,10 +572,9 @@ void pstm_free(pstm_tx *t, pstm_off off)
 	ctx_init(&x, t);
 	uint64_t b = off - BLOCK_HDR, T = L(&x, b);
 	if (L(&x, b + 8) != (BLOCK_MAGIC | BLOCK_USED) || T < 32 || (T & 15) ||
-	    T > r->heap_hi - b || off == L(&x, x.hh + HF(root_off)))
-		stm_fail(t, PSTM_EINVAL); /* not a live block, or the root */
-	S(&x, b + 8, BLOCK_MAGIC | BLOCK_FREE);
-	S(&x, off + 8, x.tag); /* not reusable by this attempt */
+	    T > r->heap_hi - b)
+		stm_fail(t, PSTM_EINVAL); /* not a live block (the root is not) */
+	S(&x, b + 8, x.free_word); /* free, but not for this attempt */
 	if (T > ALLOC_SMALL_MAX) {
 		pool_give(&x, b, T);
 		return;
@@ -591,6 +597,7 @@ pstm_off pstm_root(pstm_tx *t, size_t n)
 	if (n == 0)
 		stm_fail(t, PSTM_EINVAL);
 	root = pstm_alloc(t, n);
+	S(&x, root - 8, BLOCK_MAGIC | BLOCK_ROOT); /* never freed */
 	for (uint64_t i = 0; i < n; i += 8)
 		S(&x, root + i, 0);
 	S(&x, x.hh + HF(root_off), root);
@@ -605,7 +612,8 @@ bool alloc_is_block(struct pstm_tx *t, uint64_t off, uint64_t *bytes)
 		return false;
 	uint64_t b = off - BLOCK_HDR;
 	uint64_t T = stm_load(t, b, r->sb.heap_off);
-	if (stm_load(t, b + 8, r->sb.heap_off) != (BLOCK_MAGIC | BLOCK_USED) ||
+	uint64_t s = stm_load(t, b + 8, r->sb.heap_off);
+	if ((s != (BLOCK_MAGIC | BLOCK_USED) && s != (BLOCK_MAGIC | BLOCK_ROOT)) ||
 	    T < 32 || (T & 15) || T > r->heap_hi - b)
 		return false;
 	if (bytes)
@@ -800,10 +808,12 @@ int alloc_check(struct pstm_region *r, struct alloc_report *rep)
 			continue;
 		}
 		uint64_t T = rd(&k, p), s = rd(&k, p + 8), st = s & BLOCK_STATE_MASK;
-		bool ok = (s & ~BLOCK_STATE_MASK) == BLOCK_MAGIC && !(T & 15) &&
+		bool ok = (s & BLOCK_MAGIC_MASK) == BLOCK_MAGIC && !(T & 15) &&
 			  T >= 16 && T <= k.top - p &&
+			  (st == BLOCK_FREE || s == (BLOCK_MAGIC | st)) && /* tag: free only */
 			  (st == BLOCK_PAD ? T == 16
-					   : T >= 32 && st >= BLOCK_USED && st <= BLOCK_META);
+					   : T >= 32 && st >= BLOCK_USED && st <= BLOCK_ROOT &&
+						     st != BLOCK_PAD);
 		if (!ok) {
 			problem(&k, "bad block header at %llu", (unsigned long long)p);
 			break;
@@ -815,6 +825,10 @@ int alloc_check(struct pstm_region *r, struct alloc_report *rep)
 		}
 		set_bit(k.start, gran(&k, p));
 		switch (st) {
+		case BLOCK_ROOT:
+			if (p + BLOCK_HDR != rd(&k, hh + HF(root_off)))
+				problem(&k, "root block %llu is not the root", (unsigned long long)p);
+			/* fall through */
 		case BLOCK_USED:
 			rep->used_blocks++;
 			rep->used_bytes += T;
@@ -849,7 +863,7 @@ int alloc_check(struct pstm_region *r, struct alloc_report *rep)
 				(unsigned long long)pages[pg]);
 	uint64_t root = rd(&k, hh + HF(root_off));
 	if (root && (!is_start(&k, root - BLOCK_HDR) ||
-		     rd(&k, root - 8) != (BLOCK_MAGIC | BLOCK_USED)))
+		     rd(&k, root - 8) != (BLOCK_MAGIC | BLOCK_ROOT)))
 		problem(&k, "root %llu is not a live block", (unsigned long long)root);
 
 	/* 4. free lists: shared, large, each cache's own */

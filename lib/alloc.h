@@ -8,16 +8,20 @@
 #include "region.h"
 
 /*
- * Block: a 16-byte header {total bytes, BLOCK_MAGIC | state} before the
- * user bytes.  Totals are multiples of 16; a block starts 16-aligned.
+ * Block: a 16-byte header {total bytes, state word} before the user bytes.
+ * Totals are multiples of 16; a block starts 16-aligned.  State word:
+ * BLOCK_MAGIC in bits 24..63, a tag in bits 8..23 (free blocks: a hash of
+ * the transaction attempt that freed it, 0 if none), the state in 0..7.
  */
 #define BLOCK_HDR 16u
-#define BLOCK_MAGIC 0x626c6f636b000000ull /* "block" + state byte */
+#define BLOCK_MAGIC 0x626c6f636b000000ull /* "block" + tag + state */
+#define BLOCK_MAGIC_MASK 0xffffffffff000000ull
 #define BLOCK_STATE_MASK 0xffull
 #define BLOCK_USED 1u   /* handed out by pstm_alloc */
 #define BLOCK_FREE 2u   /* on exactly one free list */
 #define BLOCK_META 3u   /* the allocator's own (slot caches, directory) */
 #define BLOCK_PAD 4u    /* 16-byte filler, header only, never reused */
+#define BLOCK_ROOT 5u   /* the root object (pstm_root): never freed */
 
 #define ALLOC_NCLASS 31          /* small size classes, 32 .. 8192 bytes */
 #define ALLOC_SMALL_MAX 8192u    /* largest small block (total bytes) */
@@ -35,7 +39,7 @@ struct alloc_class_stat {
 struct alloc_report {
 	uint64_t heap_bytes;       /* the user heap, header excluded */
 	uint64_t carved_bytes;     /* below top: cut into blocks or chunks */
-	uint64_t used_blocks, used_bytes;   /* pstm_alloc blocks (root too) */
+	uint64_t used_blocks, used_bytes;   /* pstm_alloc blocks and the root */
 	uint64_t free_blocks, free_bytes;   /* on free lists */
 	uint64_t meta_blocks, meta_bytes;   /* directory pages, slot caches */
 	uint64_t pad_blocks;                /* 16-byte fillers */
@@ -62,7 +66,7 @@ HIDDEN int alloc_check(struct pstm_region *r, struct alloc_report *rep);
 
 /*
  * Inside a transaction: whether @off is the start of a live pstm_alloc
- * block (header valid, state USED); *bytes gets its usable size.  Never
+ * block or the root (header valid); *bytes gets its usable size.  Never
  * unwinds on a bad @off (returns false); may unwind on conflicts.
  */
 HIDDEN bool alloc_is_block(struct pstm_tx *t, uint64_t off, uint64_t *bytes);

@@ -23,7 +23,10 @@
  *    buffers are never retained.  Lengths are limited to 2^32 - 1 bytes,
  *    and in practice by what one transaction may write: each 8 bytes
  *    written costs one redo log entry (about 4000 with the default 64 KiB
- *    log), so keep a transaction's keys and values well under ~30 KiB.
+ *    log).  A put writes its key and value plus ~10 words, and while the
+ *    table grows each put or delete also moves a few buckets (~15 words):
+ *    keep a transaction to about a hundred puts of small entries, and its
+ *    keys and values well under ~30 KiB, or PSTM_ELOGFULL ends it.
  *
  * The layout of both structures is part of the region format, described
  * in docs/datastructures.md.

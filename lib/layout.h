@@ -103,8 +103,9 @@ _Static_assert(sizeof(struct rt_header) == 320, "rt header layout");
 
 /*
  * Process table entry, one per attached process.
- * state packs gen (bits 32..63), st (bits 0..7) and, in RECOVERING, the
- * recoverer's process index + 1 (bits 8..23).  Transitions, all by CAS:
+ * state packs gen (bits 32..63), st (bits 0..7) and, in RECOVERING, a tag
+ * naming the recoverer (bits 8..31: its entry index, 10 bits, and the low
+ * 14 bits of that entry's gen; see proc.c).  Transitions, all by CAS:
  *   FREE(g)  -> ALIVE(g+1)        attach, under the region flock, after
  *                                 pid/start_ticks are written
  *   ALIVE(g) -> FREE(g)           detach by the process itself
@@ -164,11 +165,14 @@ static inline uint64_t slot_pack(uint64_t proc, uint64_t gen, uint64_t st)
 
 static inline uint64_t proc_pack(uint64_t gen, uint64_t rec, uint64_t st)
 {
-	return (gen << 32) | (rec << 8) | st;
+	return (gen << 32) | ((rec & 0xffffff) << 8) | st;
 }
 #define PROC_ST(s) ((s) & 0xff)
-#define PROC_REC(s) (((s) >> 8) & 0xffff)
+#define PROC_REC(s) (((s) >> 8) & 0xffffff)
 #define PROC_GEN(s) ((s) >> 32)
+/* the recoverer tag field must hold all 24 bits proc.c puts there: a
+ * truncated tag made live recoverers look dead (double recovery) */
+_Static_assert(PROC_REC(0xffffffull << 8) == 0xffffff, "recoverer tag width");
 
 /*
  * Redo log area, one per slot, in the persistent part: a 64-byte header

@@ -166,6 +166,12 @@ void redo_log_recover_slot(struct pstm_region *r, uint32_t s)
 	struct log_record *rec = current_record(r, s);
 
 	if (st != LOG_IDLE && rec) {
+		/* past the commit point the record is part of the durable
+		 * history: the slot's next owner must append after it, not
+		 * overwrite it before a checkpoint covers it */
+		if (r->durable && (st == LOG_COMMITTED || st == LOG_RELEASING))
+			atomic_store(&r->slots[s].ring_head,
+				     h->rec_off + record_bytes(h->count));
 		if (st == LOG_COMMITTED) {
 			replay(r, record_entries(rec), h->count);
 			CRASH_POINT(CP_RECOVER_REPLAYED);

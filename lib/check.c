@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "check.h"
 #include "proc.h"
 #include "redo_log.h"
@@ -197,6 +198,21 @@ static void check_heap(struct pstm_region *r, struct check_report *rep)
 		add(rep, CHECK_DAMAGE, "root object %llu+%llu outside the heap",
 		    (unsigned long long)hh->root_off,
 		    (unsigned long long)hh->root_bytes);
+	if (rep->damage)
+		return; /* the walk below trusts the header */
+	struct alloc_report *ar = calloc(1, sizeof(*ar));
+	if (!ar)
+		return;
+	if (alloc_check(r, ar) != 0)
+		add(rep, CHECK_DAMAGE, "heap: %llu problem(s): %s",
+		    (unsigned long long)ar->problems, ar->first);
+	else
+		add(rep, CHECK_INFO, "heap: %llu blocks in use (%llu bytes), %llu "
+		    "free (%llu bytes)", (unsigned long long)ar->used_blocks,
+		    (unsigned long long)ar->used_bytes,
+		    (unsigned long long)ar->free_blocks,
+		    (unsigned long long)ar->free_bytes);
+	free(ar);
 }
 
 int region_check(const char *uri, struct check_report *rep)

@@ -20,5 +20,6 @@ void cli_json_string(FILE *f, const char *s);
 /* commands living in their own files */
 int cmd_check(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
 
 #endif

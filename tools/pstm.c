@@ -378,7 +378,6 @@ static int cmd_rm(int argc, char **argv)
 	return 0;
 }
 
-int cmd_dump(int argc, char **argv); /* tools/cmd_dump.c */
 
 int main(int argc, char **argv)
 {

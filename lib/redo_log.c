@@ -8,8 +8,9 @@
  * persist per commit (on plain files one msync of the log area, shared by
  * every commit that was written before it started: group commit).  The
  * data is written back without waiting for the media.  A checkpoint makes
- * the written-back data durable (msync of the heap; on pmem each commit
- * flushed its own data lines) and then raises the durable horizon: every
+ * the written-back data durable (msync of the heap; on pmem, write-back of
+ * the lines named by the records it covers) and then raises the durable
+ * horizon: every
  * commit with seq below it is in the data, so its record may be
  * overwritten and will not be replayed.  The horizon is the smallest seq
  * still in flight (its slot's inflight word), so it never passes a commit
@@ -140,13 +141,43 @@ static void raise_horizon(struct pstm_region *r, uint64_t h)
 
 /* Make written-back data durable and raise the horizon until it passes
  * @past (all of the calling slot's records). */
+/*
+ * pmem: write back the data lines of every record in [from, to).  Cache
+ * line write-back works on addresses, whoever stored there; every commit
+ * below `to` has finished its write-back (its inflight word said so), so
+ * its stores are visible here and the flushes carry them to the media.
+ */
+static void flush_records(struct pstm_region *r, uint64_t from, uint64_t to)
+{
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		uint64_t off = 0;
+		while (off + sizeof(struct log_record) <= r->ring_bytes) {
+			struct log_record *rec = region_record(r, s, off);
+			if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
+			    off + record_bytes(rec->count) > r->ring_bytes)
+				break;
+			if (rec->seq >= from && rec->seq < to) {
+				struct log_entry *e = record_entries(rec);
+				for (uint64_t i = 0; i < rec->count; i++)
+					if ((e[i].off & 7) == 0 && e[i].off >= r->sb.heap_off &&
+					    e[i].off <= r->heap_hi - 8)
+						region_flush(r, region_word(r, e[i].off), 8);
+			}
+			off += record_bytes(rec->count);
+		}
+	}
+}
+
 void redo_log_checkpoint(struct pstm_region *r, uint64_t past)
 {
 	unsigned tries = 0;
 	while (atomic_load(&region_dstate(r)->horizon) <= past) {
 		uint64_t h = horizon_now(r);
-		if (!r->is_pmem) /* pmem: every commit flushed its own data */
-			region_persist(r, r->base + r->sb.heap_off, r->sb.heap_bytes);
+		if (r->is_pmem) /* commits did not flush their data: we do */
+			flush_records(r, atomic_load(&region_dstate(r)->horizon), h);
+		else /* msync writes every dirty page of the heap */
+			region_flush(r, r->base + r->sb.heap_off, r->sb.heap_bytes);
+		region_drain(r);
 		raise_horizon(r, h);
 		if (atomic_load(&region_dstate(r)->horizon) <= past) {
 			/* an older commit is still writing back: let it */

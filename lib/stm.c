@@ -706,16 +706,11 @@ static void commit(txd *t)
 		redo_log_persist_record(r, t->slot, rec, rbytes);
 	CRASH_POINT(CP_COMMIT_LOGGED);
 
-	/* 5. write back (pmem: flushed by us, so checkpoints need not) */
+	/* 5. write back; the media gets it at the next checkpoint */
 	for (uint32_t i = 0; i < t->nws; i++)
 		__atomic_store_n(region_word(r, t->ws[i].off), t->ws[i].val,
 				 DATA_STORE);
 	if (r->durable) {
-		if (r->is_pmem) {
-			for (uint32_t i = 0; i < t->nws; i++)
-				region_flush(r, region_word(r, t->ws[i].off), 8);
-			region_drain(r);
-		}
 		atomic_store_explicit(&sl->ring_head, pos + rbytes,
 				      memory_order_relaxed);
 		atomic_store(&sl->inflight, 0);

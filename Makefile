@@ -27,10 +27,13 @@ LIB_OBJ  = $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_HELP = $(B)/tests/helpers.o
-EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
-TOOLS    = $(B)/pstm
+# examples/crash_workload.c is a pstm-crashtest workload: a shared object
+EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(filter-out \
+               examples/crash_workload.c,$(wildcard examples/*.c))) \
+           $(B)/examples/crash_workload.so
+TOOLS    = $(B)/pstm $(B)/pstm-crashtest
 # Perl TAP scripts; install.t links an outside program, so not under sanitizers
-TEST_SCRIPTS ?= tests/cli.t tests/install.t
+TEST_SCRIPTS ?= tests/cli.t tests/install.t tests/crashtest.t
 
 .PHONY: all check test asan tsan valgrind torture install clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
@@ -54,6 +57,17 @@ CLI_SRC = tools/pstm.c $(wildcard tools/cmd_*.c)
 $(B)/pstm: $(CLI_SRC) tools/*.h $(B)/libpstm.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Itools $(CLI_SRC) -o $@ $(B)/libpstm.a $(LIBDEPS)
+
+# pstm-crashtest exports the API (-rdynamic, the whole archive) to the
+# workload objects it loads, which therefore link no library themselves
+$(B)/pstm-crashtest: tools/pstm_crashtest.c include/pstm_crashtest.h $(B)/libpstm.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -rdynamic $< -o $@ -Wl,--whole-archive $(B)/libpstm.a \
+	    -Wl,--no-whole-archive $(LIBDEPS) -ldl
+
+$(B)/examples/%.so: examples/%.c include/pstm_crashtest.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -fPIC -shared $< -o $@
 
 $(B)/examples/%: examples/%.c $(B)/libpstm.a
 	@mkdir -p $(@D)
@@ -83,7 +97,7 @@ check: deps
 asan:
 	$(MAKE) B=build-asan OPT=-O1 \
 	    XCFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    TEST_SCRIPTS=tests/cli.t test
+	    TEST_SCRIPTS="tests/cli.t tests/crashtest.t" test
 
 tsan:
 	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" \
@@ -114,7 +128,7 @@ install: all
 	ln -sf libpstm.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libpstm.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    lib/pstm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pstm.pc
-	install -m 755 $(B)/pstm $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(B)/pstm $(B)/pstm-crashtest $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 docs/pstm.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 docs/pstm.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 

@@ -102,7 +102,7 @@ asan:
 tsan:
 	TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" \
 	$(MAKE) B=build-tsan OPT=-O1 XCFLAGS="-fsanitize=thread" \
-	    TEST_SCRIPTS=tests/cli.t test
+	    TEST_SCRIPTS="tests/cli.t tests/crashtest.t" test
 
 # long crash campaigns (make check runs the short versions: 200 kill rounds,
 # 500 power-failure images)
@@ -129,7 +129,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    lib/pstm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pstm.pc
 	install -m 755 $(B)/pstm $(B)/pstm-crashtest $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 docs/pstm.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 docs/pstm.1 docs/pstm-crashtest.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 docs/pstm.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
 demo: deps all

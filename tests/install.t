@@ -18,6 +18,10 @@ ok(-f "$prefix/lib/pkgconfig/pstm.pc", 'pkg-config file installed');
 ok(-f "$prefix/share/man/man1/pstm.1" && -f "$prefix/share/man/man3/pstm.3",
    'man pages installed');
 ok(-x "$prefix/bin/pstm", 'CLI installed');
+ok(-x "$prefix/bin/pstm-crashtest" && -f "$prefix/share/man/man1/pstm-crashtest.1",
+   'pstm-crashtest and its man page installed');
+ok(-f "$prefix/include/pstm_ds.h" && -f "$prefix/include/pstm_crashtest.h",
+   'every public header installed');
 
 open(my $fh, '>', "$dir/prog.c") or die;
 print $fh <<'C';

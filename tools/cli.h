@@ -6,6 +6,8 @@
 #ifndef PSTM_CLI_H
 #define PSTM_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 extern const char *cli_prog;
@@ -14,8 +16,11 @@ extern const char *cli_prog;
 int cli_usage_error(const char *msg);
 /* print "pstm: WHAT URI: <pstm_strerror(rc)>" and return 1 */
 int cli_fail(const char *what, const char *uri, int rc);
-/* write s as a JSON string literal (with quotes) */
+/* write s as a JSON string literal (with quotes) (cli_util.c) */
 void cli_json_string(FILE *f, const char *s);
+/* a non-negative integer; with @units a K/M/G suffix (KiB, MB, ... too);
+ * -1 on junk or overflow (cli_util.c) */
+int cli_parse_u64(const char *s, uint64_t *out, bool units);
 
 /* commands living in their own files */
 int cmd_check(int argc, char **argv);

@@ -51,49 +51,8 @@ int cli_fail(const char *what, const char *uri, int rc)
 	return 1;
 }
 
-void cli_json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 #define die_usage cli_usage_error
 #define fail cli_fail
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || end == s || s[0] == '-')
-		return -1;
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
-	}
-	if (shift && v > (~0ull >> shift))
-		return -1; /* would overflow */
-	v <<= shift;
-	if (*end == 'i' || *end == 'B')
-		end++;
-	if (*end == 'B')
-		end++;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
-}
 
 static int parse_u32(const char *s, uint32_t *out, int base)
 {
@@ -126,7 +85,7 @@ static int cmd_create(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "s:m:fh", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (parse_size(optarg, &o.size_bytes) || !o.size_bytes)
+			if (cli_parse_u64(optarg, &o.size_bytes, true) || !o.size_bytes)
 				return die_usage("bad --size");
 			break;
 		case 'm':
@@ -146,7 +105,7 @@ static int cmd_create(int argc, char **argv)
 			break;
 		case 'l': {
 			uint64_t lb;
-			if (parse_size(optarg, &lb) || !lb || lb > 0xffffffffu)
+			if (cli_parse_u64(optarg, &lb, true) || !lb || lb > 0xffffffffu)
 				return die_usage("bad --log-bytes");
 			o.log_bytes = (uint32_t)lb;
 			break;

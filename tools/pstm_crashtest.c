@@ -37,6 +37,7 @@
 
 #include "check.h"
 #include "pstm.h"
+#include "cli.h"
 #include "pstm_crashtest.h"
 #include "region.h"
 
@@ -974,19 +975,6 @@ static int campaign_powerfail(struct ct *c)
 /* ------------------------------------------------------------------ */
 /* Report                                                              */
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
@@ -998,9 +986,9 @@ static void report(struct ct *c)
 								   : "msync";
 	if (c->json) {
 		printf("{\"ok\":%s,\"uri\":", c->violated ? "false" : "true");
-		json_string(stdout, c->uri);
+		cli_json_string(stdout, c->uri);
 		printf(",\"workload\":");
-		json_string(stdout, c->wl_name);
+		cli_json_string(stdout, c->wl_name);
 		printf(",\"procs\":%d,\"seed\":%llu,\"persistence\":\"%s\","
 		       "\"random_kills\":%ld,\"crash_point_victims\":%ld,"
 		       "\"recovery_point_victims\":%ld,\"powerfail_images\":%ld,"
@@ -1017,10 +1005,10 @@ static void report(struct ct *c)
 			printf("null");
 		printf(",\"violations\":[");
 		if (c->violated)
-			json_string(stdout, c->violation);
+			cli_json_string(stdout, c->violation);
 		printf("],\"kept\":");
 		if (c->violated || c->keep)
-			json_string(stdout, c->violated ? c->inspect : c->uri);
+			cli_json_string(stdout, c->violated ? c->inspect : c->uri);
 		else
 			printf("null");
 		printf("}\n");
@@ -1094,33 +1082,10 @@ static int usage_error(const char *msg)
 	return 2;
 }
 
-static int parse_u64(const char *s, uint64_t *out, unsigned shift_ok)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || end == s || s[0] == '-')
-		return -1;
-	unsigned shift = 0;
-	if (shift_ok && *end) {
-		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		default: return -1;
-		}
-		end++;
-	}
-	if (*end || (shift && v > (~0ull >> shift)))
-		return -1;
-	*out = v << shift;
-	return 0;
-}
-
 static int parse_int(const char *s, int *out, int lo, int hi)
 {
 	uint64_t v;
-	if (parse_u64(s, &v, 0) || v < (uint64_t)lo || v > (uint64_t)hi)
+	if (cli_parse_u64(s, &v, false) || v < (uint64_t)lo || v > (uint64_t)hi)
 		return -1;
 	*out = (int)v;
 	return 0;
@@ -1187,11 +1152,11 @@ static int parse_args(struct ct *c, int argc, char **argv)
 			break;
 		case 'm': c->pmem = true; break;
 		case 's':
-			if (parse_u64(optarg, &c->size_bytes, 1) || !c->size_bytes)
+			if (cli_parse_u64(optarg, &c->size_bytes, true) || !c->size_bytes)
 				return usage_error("bad --size");
 			break;
 		case 'S':
-			if (parse_u64(optarg, &c->seed, 0))
+			if (cli_parse_u64(optarg, &c->seed, false))
 				return usage_error("bad --seed");
 			seeded = true;
 			break;

@@ -60,17 +60,26 @@ static struct log_record *current_record(struct pstm_region *r, uint32_t s)
 	return region_record(r, s, h->rec_off);
 }
 
-/* Write every entry's value and make the data durable. */
+/* Write every entry's value and make the data durable: on pmem a flush
+ * per line, on a plain file one msync over the span (not one per word). */
 static void replay(struct pstm_region *r, const struct log_entry *e,
 		   uint64_t n)
 {
+	uint64_t lo = UINT64_MAX, hi = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		if (!entry_ok(r, &e[i]))
 			continue;
 		uint64_t *w = region_word(r, e[i].off);
 		__atomic_store_n(w, e[i].val, __ATOMIC_RELAXED);
-		region_flush(r, w, 8);
+		if (r->is_pmem)
+			region_flush(r, w, 8);
+		if (e[i].off < lo)
+			lo = e[i].off;
+		if (e[i].off + 8 > hi)
+			hi = e[i].off + 8;
 	}
+	if (!r->is_pmem && hi > lo)
+		region_flush(r, r->base + lo, hi - lo);
 	region_drain(r);
 }
 

@@ -4,6 +4,7 @@
 #   make asan|tsan  the same tests under sanitizers (build-asan/, build-tsan/)
 #   make valgrind   the test programs under memcheck
 #   make torture    10,000 kill rounds, 100,000 simulated power failures
+#   make fuzz       libFuzzer on the region-reading paths (needs clang)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make bench      benchmarks (see docs/benchmarks.md)
 
@@ -35,7 +36,7 @@ TOOLS    = $(B)/pstm $(B)/pstm-crashtest
 # Perl TAP scripts; install.t links an outside program, so not under sanitizers
 TEST_SCRIPTS ?= tests/cli.t tests/install.t tests/crashtest.t
 
-.PHONY: all check test asan tsan valgrind torture install clean deps bench bench-quick demo
+.PHONY: all check test asan tsan valgrind torture fuzz install clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
 
 $(B)/lib/%.o: lib/%.c lib/*.h include/*.h
@@ -111,6 +112,18 @@ tsan:
 torture: all
 	PSTM_KILL_ROUNDS=10000 $(B)/tests/test_recovery
 	PSTM_POWERFAIL_IMAGES=100000 $(B)/tests/test_powerfail
+
+# libFuzzer over the region-reading paths (tests/fuzz/fuzz_region.c):
+# superblock validation, pstm check, fresh-boot open with log replay.
+# Needs clang (Debian: clang); not part of make check.
+FUZZ_SECONDS ?= 120
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@mkdir -p $(B)/fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -D_GNU_SOURCE -Iinclude -Ilib -pthread tests/fuzz/fuzz_region.c lib/*.c \
+	    -o $(B)/fuzz/fuzz_region $(LIBDEPS)
+	$(B)/fuzz/fuzz_region $(B)/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -timeout=10
 
 # every test program under memcheck (children included: they are forks)
 valgrind: all

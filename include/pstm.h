@@ -187,7 +187,9 @@ PSTM_API int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg);
  * ends with PSTM_ERANGE.  load64/store64 accept any alignment; aligned
  * words are the fast path.  Writes are buffered until commit and seen by
  * later reads of the same transaction.  A transaction that writes more
- * than its redo log holds ends with PSTM_ELOGFULL.
+ * than its redo log holds ends with PSTM_ELOGFULL.  A word locked by a
+ * transaction slot that nobody owns (a damaged runtime; `pstm check`
+ * reports it) ends the transaction with PSTM_ECORRUPT.
  */
 PSTM_API uint64_t pstm_load64(pstm_tx *tx, pstm_off off);
 PSTM_API void pstm_store64(pstm_tx *tx, pstm_off off, uint64_t v);

@@ -355,6 +355,31 @@ static bool extend(txd *t, uint64_t seen)
 }
 
 /*
+ * Is @v, still in orec @o, a lock that nobody owns?  Slots are freed only
+ * after their locks are released, so a lock naming a slot that stays free
+ * (same state word, no claim in between) for 10 ms can only come from a
+ * bug or a damaged runtime: the transaction ends with PSTM_ECORRUPT
+ * (pstm check names it) instead of waiting forever.
+ */
+static bool orphan_lock(struct pstm_region *r, _Atomic uint64_t *o, uint64_t v)
+{
+	uint32_t s = orec_owner(v);
+	if (s >= r->sb.max_slots)
+		return true;
+	uint64_t st = atomic_load_explicit(&r->slots[s].state, memory_order_acquire);
+	if (SLOT_ST(st) != SLOT_FREE)
+		return false;
+	for (int i = 0; i < 10; i++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+		if (atomic_load_explicit(o, memory_order_acquire) != v ||
+		    atomic_load_explicit(&r->slots[s].state, memory_order_acquire) != st)
+			return false;
+	}
+	return true;
+}
+
+/*
  * The orec at @o is locked by another slot.  Wait briefly for its commit
  * to finish; if it does not, check whether its owner died (and recover it)
  * or give up with an abort.  Returns the new orec value.
@@ -368,8 +393,12 @@ static uint64_t wait_unlocked(txd *t, _Atomic uint64_t *o, uint64_t v,
 		if (!orec_is_locked(v))
 			return v;
 	}
-	if (slot_owner_dead_recover(t->r, orec_owner(v)))
-		return atomic_load_explicit(o, memory_order_acquire);
+	if (slot_owner_dead_recover(t->r, orec_owner(v))) {
+		uint64_t nv = atomic_load_explicit(o, memory_order_acquire);
+		if (nv == v && orphan_lock(t->r, o, v))
+			stm_fail(t, PSTM_ECORRUPT);
+		return nv;
+	}
 	tx_abort(t, cause);
 }
 

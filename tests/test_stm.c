@@ -660,6 +660,24 @@ static void test_slot_table_full(void **s)
 	teardown(&f, r);
 }
 
+/* A lock naming a slot nobody owns (damage) ends the transaction with a
+ * clear error instead of a hang; pstm check names it. */
+static void test_orphan_lock_is_an_error(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = setup(&f, 8, 5, 0);
+	_Atomic uint64_t *o = region_orec(r, f.base);
+	uint64_t old = atomic_load(o);
+	uint32_t free_slot = r->sb.max_slots - 1; /* never claimed here */
+	atomic_store(o, orec_make_locked(old, free_slot));
+	uint64_t t0 = test_now_ns();
+	assert_int_equal(pstm_atomic(r, ro_fn, &f), PSTM_ECORRUPT);
+	assert_true(test_now_ns() - t0 < 2000000000ull);
+	atomic_store(o, old); /* repair, so teardown can close cleanly */
+	teardown(&f, r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_bytes_unaligned),
 		cmocka_unit_test(test_slot_table_full),
 		cmocka_unit_test(test_long_transaction_not_starved),
+		cmocka_unit_test(test_orphan_lock_is_an_error),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,6 +112,10 @@ tsan:
 torture: all
 	PSTM_KILL_ROUNDS=10000 $(B)/tests/test_recovery
 	PSTM_POWERFAIL_IMAGES=100000 $(B)/tests/test_powerfail
+	$(B)/pstm-crashtest --rounds 5000 --point-rounds 20 shm:pstm-torture
+	$(B)/pstm-crashtest --rounds 2000 --point-rounds 10 --powerfail 5000 \
+	    /dev/shm/pstm-torture.region
+	$(B)/pstm rm shm:pstm-torture; $(B)/pstm rm /dev/shm/pstm-torture.region
 
 # libFuzzer over the region-reading paths (tests/fuzz/fuzz_region.c):
 # superblock validation, pstm check, fresh-boot open with log replay.

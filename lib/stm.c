@@ -12,16 +12,21 @@
  *
  * Commit of an update transaction (read-only ones just return: they
  * write nothing shared):
- *   1. copy the write set into this slot's redo log, state LOCKING
+ *   1. copy the write set into a redo record in this slot's log area
+ *      (durable: appended to the slot's ring), state LOCKING
  *   2. lock every written orec by CAS (version kept, slot in the word)
- *   3. wv = ++clock; if anyone committed since rv, revalidate reads
- *   4. log wv (and crc), state COMMITTED, persist log    <- commit point
- *   5. write the words back, persist them
- *   6. state RELEASING, persist the header
+ *   3. wv = clock + 1 (the clock is not written: GV5, see below);
+ *      revalidate the reads
+ *   4. durable: publish inflight, take a sequence number, crc; state
+ *      COMMITTED; persist the record                      <- commit point
+ *   5. write the words back (the media gets them at the next checkpoint);
+ *      durable: inflight = 0
+ *   6. state RELEASING
  *   7. release each orec with version wv; state IDLE
  * A process that dies anywhere here is settled by redo_log_recover_slot:
- * before 4 its locks are dropped (nothing changed), from 4 on its log is
- * replayed and its orecs released with wv.
+ * before 4 its locks are dropped (nothing changed), from 4 on its record
+ * is replayed and its orecs released with wv.  After a power failure the
+ * durable records above the horizon are replayed (redo_log.c).
  *
  * Unwinding.  Conflicts and errors siglongjmp to the driver in
  * pstm_atomic, which rolls back and re-runs (conflict) or returns the

@@ -64,10 +64,11 @@ struct rt_header {
 	uint8_t uuid[16];        /* region uuid (companion sanity check) */
 	char boot_id[40];        /* /proc/sys/kernel/random/boot_id at init */
 	/*
-	 * Global version clock.  Written only by fetch_add (acq_rel) of an
-	 * update transaction at commit, after it locked its write set; read
-	 * (acquire) at transaction begin and on snapshot extension.  Own line:
-	 * the hottest shared word.
+	 * Global version clock.  Committers only read it (acquire, after
+	 * locking: wv = clock + 1, TL2's GV5); a transaction that meets a
+	 * version above it raises it by CAS-max (acq_rel) while extending
+	 * its snapshot.  Read (acquire) at transaction begin.  Own line: the
+	 * hottest shared word, kept read-mostly.
 	 */
 	ALIGNED_LINE _Atomic uint64_t clock;
 	/*

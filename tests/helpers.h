@@ -45,4 +45,26 @@ int test_wait(pid_t pid);
 
 uint64_t test_now_ns(void);
 
+/*
+ * The crash tests' bank: n accounts of 1000 in an array reached through
+ * the root object, followed by one word counting the commits of "counted"
+ * transfers, so a test can tell whether an interrupted one took effect.
+ */
+struct test_bank {
+	pstm_off base;   /* filled by test_bank_setup */
+	uint64_t n;      /* accounts */
+};
+struct test_xfer {
+	const struct test_bank *bank;
+	uint64_t from, to, amount;
+	int counted;     /* also bump the commit counter */
+};
+struct test_bank_state {
+	const struct test_bank *bank; /* set by the caller */
+	uint64_t total, count;        /* filled by test_bank_read */
+};
+int test_bank_setup(pstm_tx *tx, void *bank);        /* struct test_bank */
+int test_bank_transfer(pstm_tx *tx, void *xfer);     /* struct test_xfer */
+int test_bank_read(pstm_tx *tx, void *state);        /* struct test_bank_state */
+
 #endif

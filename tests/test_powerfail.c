@@ -34,57 +34,9 @@ struct shared {
 };
 
 static struct shared *SH;
-static pstm_off BASE;
-
-struct xfer {
-	uint64_t from, to, amount;
-};
-
-/* Word ACCOUNTS counts this child's commits: it tells whether the
- * transfer in flight at the failure survived. */
-static int transfer(pstm_tx *tx, void *arg)
-{
-	struct xfer *x = arg;
-	pstm_off a = BASE + 8 * x->from, b = BASE + 8 * x->to;
-	pstm_off c = BASE + 8 * ACCOUNTS;
-	pstm_store64(tx, c, pstm_load64(tx, c) + 1);
-	uint64_t va = pstm_load64(tx, a);
-	if (va < x->amount || x->from == x->to)
-		return 0;
-	pstm_store64(tx, a, va - x->amount);
-	pstm_store64(tx, b, pstm_load64(tx, b) + x->amount);
-	return 0;
-}
-
-static int setup_fn(pstm_tx *tx, void *arg)
-{
-	(void)arg;
-	pstm_off root = pstm_root(tx, 16);
-	pstm_off b = pstm_load64(tx, root);
-	if (!b) {
-		b = pstm_alloc(tx, 8 * (ACCOUNTS + 1));
-		for (int i = 0; i < ACCOUNTS; i++)
-			pstm_store64(tx, b + 8 * (uint64_t)i, 1000);
-		pstm_store64(tx, b + 8 * ACCOUNTS, 0);
-		pstm_store64(tx, root, b);
-	}
-	BASE = b;
-	return 0;
-}
-
-struct state {
-	uint64_t total, count;
-};
-
-static int state_fn(pstm_tx *tx, void *arg)
-{
-	struct state *s = arg;
-	s->total = 0;
-	for (int i = 0; i < ACCOUNTS; i++)
-		s->total += pstm_load64(tx, BASE + 8 * (uint64_t)i);
-	s->count = pstm_load64(tx, BASE + 8 * ACCOUNTS);
-	return 0;
-}
+/* Every transfer of the child is "counted" (helpers.h): the counter tells
+ * whether the transfer in flight at the failure survived. */
+static struct test_bank BANK = {0, ACCOUNTS};
 
 /* The workload in the child: transfers until the simulated power fails
  * (the library _exit(0)s inside a persistence call). */
@@ -96,13 +48,14 @@ static int child_run(const char *work, const char *image, unsigned seed)
 	setenv("PSTM_TEST_POWERFAIL", env, 1);
 	if (pstm_open(work, &r))
 		return 5;
-	if (pstm_atomic(r, setup_fn, NULL))
+	if (pstm_atomic(r, test_bank_setup, &BANK))
 		return 6;
 	uint64_t s = 0x9E3779B97F4A7C15ull * (seed + 1);
 	for (int i = 0; i < 100000; i++) {
 		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-		struct xfer x = {s % ACCOUNTS, (s >> 20) % ACCOUNTS, (s >> 40) % 300};
-		if (pstm_atomic(r, transfer, &x))
+		struct test_xfer x = {&BANK, s % ACCOUNTS, (s >> 20) % ACCOUNTS,
+				      (s >> 40) % 300, 1};
+		if (pstm_atomic(r, test_bank_transfer, &x))
 			return 7;
 		atomic_fetch_add(&SH->acked, 1);
 	}
@@ -171,10 +124,10 @@ static void one_failure(unsigned seed, int pmem)
 	/* a fresh boot on the crash image: recovery replays committed logs */
 	forget_runtime(IMAGE);
 	pstm_region *r;
-	struct state st;
+	struct test_bank_state st = {.bank = &BANK};
 	assert_pstm_ok(pstm_open(IMAGE, &r));
-	assert_pstm_ok(pstm_atomic(r, setup_fn, NULL));
-	assert_pstm_ok(pstm_atomic(r, state_fn, &st));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
+	assert_pstm_ok(pstm_atomic(r, test_bank_read, &st));
 	pstm_close(r);
 	uint64_t acked = atomic_load(&SH->acked);
 	if (st.total != ACCOUNTS * 1000 || st.count < acked || st.count > acked + 1)
@@ -208,7 +161,7 @@ static void run_failures(int pmem)
 	SH = map_shared(ACKED);
 	assert_non_null(SH);
 	assert_pstm_ok(pstm_create(BASEFILE, &o, &r));
-	assert_pstm_ok(pstm_atomic(r, setup_fn, NULL));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
 	pstm_close(r);
 	int n = images() / 2;
 	for (int i = 0; i < n; i++)

@@ -32,7 +32,7 @@ struct shared {            /* MAP_SHARED with the children */
 
 struct ctx {
 	const char *uri;
-	pstm_off base;
+	struct test_bank bank;  /* ACCOUNTS accounts + the victim's counter */
 	struct shared *sh;
 	const char *crash_at;   /* for the victim */
 	long survivor_txs;
@@ -40,56 +40,9 @@ struct ctx {
 
 static struct ctx C;
 
-struct xfer {
-	pstm_off base;
-	uint64_t from, to, amount;
-	int is_victim;
-};
-
-/* The victim also counts its commits in word ACCOUNTS, which nobody else
- * writes: after its death the count says whether its last transaction
- * (the one the crash point interrupted) took effect. */
-static int transfer(pstm_tx *tx, void *arg)
-{
-	struct xfer *x = arg;
-	pstm_off a = x->base + 8 * x->from, b = x->base + 8 * x->to;
-	if (x->is_victim) {
-		pstm_off c = x->base + 8 * ACCOUNTS;
-		pstm_store64(tx, c, pstm_load64(tx, c) + 1);
-	}
-	uint64_t va = pstm_load64(tx, a);
-	if (va < x->amount || x->from == x->to)
-		return 0;
-	pstm_store64(tx, a, va - x->amount);
-	pstm_store64(tx, b, pstm_load64(tx, b) + x->amount);
-	return 0;
-}
-
-static int sum_fn(pstm_tx *tx, void *arg)
-{
-	uint64_t *s = arg;
-	uint64_t t = 0;
-	for (int i = 0; i < ACCOUNTS; i++)
-		t += pstm_load64(tx, C.base + 8 * (uint64_t)i);
-	*s = t;
-	return 0;
-}
-
-static int setup_fn(pstm_tx *tx, void *arg)
-{
-	(void)arg;
-	pstm_off root = pstm_root(tx, 16);
-	pstm_off b = pstm_load64(tx, root);
-	if (!b) {
-		b = pstm_alloc(tx, 8 * (ACCOUNTS + 1));
-		for (int i = 0; i < ACCOUNTS; i++)
-			pstm_store64(tx, b + 8 * (uint64_t)i, 1000);
-		pstm_store64(tx, b + 8 * ACCOUNTS, 0);
-		pstm_store64(tx, root, b);
-	}
-	C.base = b;
-	return 0;
-}
+/* The victim's transfers are "counted" (helpers.h): after its death the
+ * counter says whether its last transaction, the one the crash point
+ * interrupted, took effect.  Nobody else counts. */
 
 /* Transfers until stopped (victims, random rounds) or for n (survivors). */
 static int worker(long n, int id, int is_victim)
@@ -105,10 +58,10 @@ static int worker(long n, int id, int is_victim)
 		if (n < 0 && atomic_load(&C.sh->stop))
 			break;
 		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-		struct xfer x = {C.base, s % ACCOUNTS, (s >> 20) % ACCOUNTS,
-				 (s >> 40) % 100, is_victim};
+		struct test_xfer x = {&C.bank, s % ACCOUNTS, (s >> 20) % ACCOUNTS,
+				      (s >> 40) % 100, is_victim};
 		uint64_t t0 = test_now_ns();
-		if ((rc = pstm_atomic(r, transfer, &x))) {
+		if ((rc = pstm_atomic(r, test_bank_transfer, &x))) {
 			fprintf(stderr, "worker tx: %s\n", pstm_strerror(rc));
 			return 3;
 		}
@@ -165,26 +118,21 @@ static void start(const char *uri_kind)
 	assert_true(C.sh != MAP_FAILED);
 	memset(C.sh, 0, sizeof(*C.sh));
 	assert_pstm_ok(pstm_create(C.uri, &o, &r));
-	assert_pstm_ok(pstm_atomic(r, setup_fn, NULL));
+	C.bank.n = ACCOUNTS;
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &C.bank));
 	pstm_close(r);
 }
 
 /* Open (which recovers the dead), then check everything is settled. */
-static int victim_count_fn(pstm_tx *tx, void *arg)
-{
-	*(uint64_t *)arg = pstm_load64(tx, C.base + 8 * ACCOUNTS);
-	return 0;
-}
-
 /* @in_flight_applied: -1 no victim, 0/1 whether the victim's interrupted
  * transaction must be visible (it passed the commit point or not). */
 static void verify(const char *what, int in_flight_applied)
 {
 	pstm_region *r;
-	uint64_t total = 0, vc = 0;
+	struct test_bank_state bs = {.bank = &C.bank};
 	assert_pstm_ok(pstm_open(C.uri, &r));
-	assert_pstm_ok(pstm_atomic(r, sum_fn, &total));
-	assert_pstm_ok(pstm_atomic(r, victim_count_fn, &vc));
+	assert_pstm_ok(pstm_atomic(r, test_bank_read, &bs));
+	uint64_t total = bs.total, vc = bs.count;
 	if (in_flight_applied >= 0) {
 		uint64_t want = atomic_load(&C.sh->victim_acked) +
 				(uint64_t)in_flight_applied;

@@ -59,6 +59,12 @@ static void forget_runtime(void)
 	}
 }
 
+static void cleanup(void)
+{
+	forget_runtime();
+	unlink(path);
+}
+
 static void make_base(void)
 {
 	struct pstm_create_opts o = {.size_bytes = SIZE, .replace = 1};
@@ -75,6 +81,7 @@ static void make_base(void)
 		abort();
 	close(fd);
 	forget_runtime();
+	atexit(cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);

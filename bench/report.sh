@@ -6,9 +6,11 @@ set -u
 csv=$1
 out=$2
 mkdir -p "$out"
-# fixed order and colours: baselines in greys/greens/blues, pstm in reds
-colors="#555555 #e69f00 #f0c060 #1b7837 #7fbf7b #2166ac #92c5de #8c510a #d7191c #f4a582 #762a83"
-systems="floor mutex-global mutex-striped lmdb-shm lmdb-disk sqlite-shm sqlite-disk pmemobj pstm-shm pstm-file pstm-pmem"
+# fixed order and colours: baselines in greys/greens/blues, pstm in reds;
+# the relaxed-durability systems (lmdb-nosync, sqlite-normal, pstm-relaxed)
+# sit next to their family's durable one
+colors="#555555 #e69f00 #f0c060 #1b7837 #7fbf7b #4d9221 #2166ac #92c5de #4393c3 #8c510a #d7191c #f4a582 #b2182b #762a83"
+systems="floor mutex-global mutex-striped lmdb-shm lmdb-disk lmdb-nosync sqlite-shm sqlite-disk sqlite-normal pmemobj pstm-shm pstm-file pstm-relaxed pstm-pmem"
 
 # "md": markdown tables of medians, one per workload (systems x size/P)
 if [ "${3:-}" = md ]; then
@@ -130,7 +132,22 @@ for w in bank readmostly intset; do
 			printf "\n"
 		}
 	}' "$csv" > "$dat"
-	[ "$(wc -l < "$dat")" -gt 1 ] || continue
+	# plot only the systems this run has figures for (quick skips some),
+	# each in its fixed colour
+	plot=$(awk -v colors="$colors" -v dat="$dat" '
+	NR == 1 { nf = NF }
+	NR > 1 { for (j = 2; j <= NF; j++) if ($j != "-") has[j] = 1 }
+	END {
+		split(colors, col, " ")
+		for (j = 2; j <= nf; j++) {
+			if (!(j in has)) continue
+			printf "%s\"%s\" using %d%s title columnheader(%d) lc rgb \"%s\"", \
+			    n ? ", " : "plot ", dat, j, n ? "" : ":xtic(1)", j, col[j - 1]
+			n++
+		}
+		printf "\n"
+	}' "$dat")
+	[ -n "$plot" ] || continue
 	gnuplot <<GP || echo "gnuplot failed for $w" >&2
 set terminal pngcairo size 1200,600 noenhanced
 set output "$out/$w.png"
@@ -144,8 +161,7 @@ set format y "%.0s%c"
 set grid ytics
 set key outside right
 set ylabel "transactions per second"
-colors = "$colors"
-plot for [i=2:12] "$dat" using i:xtic(1) title columnheader(i) lc rgb word(colors, i-1)
+$plot
 GP
 done
 ls "$out"/*.png 2>/dev/null | sed 's/^/plot: /'

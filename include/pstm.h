@@ -96,6 +96,12 @@ enum pstm_durability {
 	PSTM_DEFAULT = 0,  /* volatile for shm:, durable for files */
 	PSTM_VOLATILE = 1, /* no flushing: survives process crashes only */
 	PSTM_DURABLE = 2,  /* committed transactions survive power failure */
+	PSTM_RELAXED = 3,  /* files only: transactions run on a /dev/shm working
+	                      copy; committed ones reach the file within
+	                      flush_ms, in commit order.  After a power failure
+	                      the file holds a prefix of the commit order (the
+	                      newest ~flush_ms may be lost; pstm_sync waits for
+	                      them); a process crash loses nothing */
 };
 
 /*
@@ -117,6 +123,8 @@ struct pstm_create_opts {
 	                          More: fewer false conflicts; fewer: fewer
 	                          cache misses */
 	int replace;           /* non-zero: replace an existing region */
+	uint32_t flush_ms;     /* PSTM_RELAXED: the longest a commit waits to
+	                          reach the file; default 10, range 1..60000 */
 };
 
 /*
@@ -151,6 +159,16 @@ PSTM_API int pstm_open(const char *uri, pstm_region **out);
  */
 PSTM_API int pstm_close(pstm_region *r);
 
+/*
+ * pstm_sync - make every transaction that committed before this call (in
+ * any process) durable.  On a PSTM_RELAXED region it flushes the working
+ * copy's committed records to the file (or waits for the process doing
+ * it); on PSTM_DURABLE and volatile regions it returns 0 at once (commits
+ * are already as durable as the region gets).  Not inside a transaction
+ * (PSTM_EINTX).  PSTM_EIO if writing the file failed.
+ */
+PSTM_API int pstm_sync(pstm_region *r);
+
 /* pstm_unlink - remove a region by URI (no handle needed). */
 PSTM_API int pstm_unlink(const char *uri);
 
@@ -158,7 +176,8 @@ PSTM_API int pstm_unlink(const char *uri);
 struct pstm_region_info {
 	uint64_t size_bytes;
 	uint64_t heap_off, heap_bytes; /* user-addressable range */
-	int durability;                /* PSTM_VOLATILE or PSTM_DURABLE */
+	int durability;                /* PSTM_VOLATILE, _DURABLE, _RELAXED */
+	uint32_t flush_ms;             /* PSTM_RELAXED: flush interval */
 	int is_pmem;                   /* mapped on real (or forced) pmem */
 	uint32_t max_procs, max_threads, log_bytes, orecs_log2;
 	uint32_t format_version;

@@ -102,10 +102,50 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 			    st == LOG_LOCKING ? "locking" : "releasing");
 		}
 	}
-	if (r->durable)
+	if (r->durable && !r->relaxed)
 		add(rep, CHECK_INFO, "durable horizon %llu; %llu redo records above "
 		    "it (replayed if the runtime is lost)",
 		    (unsigned long long)horizon, (unsigned long long)above);
+}
+
+/* Relaxed regions: the file's own durable state and the records a power
+ * failure would replay from it ([horizon, flushed), all intact). */
+static void check_relaxed_file(struct pstm_region *r, struct check_report *rep)
+{
+	uint8_t *file = r->fbase ? r->fbase : r->base;
+	struct durable_state *ds = (struct durable_state *)(file + DURABLE_STATE_OFF);
+	if (ds->magic != DURABLE_MAGIC) {
+		add(rep, CHECK_DAMAGE, "file: durable state magic invalid");
+		return;
+	}
+	uint64_t h = atomic_load(&ds->horizon), fl = atomic_load(&ds->flushed);
+	if (fl < h) {
+		add(rep, CHECK_DAMAGE, "file: flushed mark %llu below its horizon %llu",
+		    (unsigned long long)fl, (unsigned long long)h);
+		return;
+	}
+	uint64_t found = 0;
+	for (uint32_t s = 0; s < r->sb.max_slots; s++)
+		for (uint64_t off = 0; off + sizeof(struct log_record) <= r->ring_bytes;) {
+			struct log_record *rec = (struct log_record *)(
+				(uint8_t *)region_record(r, s, off) - r->base + file);
+			if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
+			    off + record_bytes(rec->count) > r->ring_bytes ||
+			    redo_log_crc(rec) != rec->crc)
+				break;
+			if (rec->seq >= h && rec->seq < fl)
+				found++;
+			off += record_bytes(rec->count);
+		}
+	add(rep, CHECK_INFO, "relaxed, flush every %u ms: file horizon %llu, "
+	    "flushed up to %llu (%llu records replayed after a power failure)",
+	    r->sb.flush_ms, (unsigned long long)h, (unsigned long long)fl,
+	    (unsigned long long)found);
+	if (r->fbase && r->rt_base)
+		add(rep, CHECK_INFO, "working copy %s: %llu newer commits not yet "
+		    "in the file", r->wc_path,
+		    (unsigned long long)(atomic_load(&r->rt->dseq) > fl
+					 ? atomic_load(&r->rt->dseq) - fl : 0));
 }
 
 static void check_runtime(struct pstm_region *r, struct check_report *rep)
@@ -226,8 +266,10 @@ int region_check(const char *uri, struct check_report *rep)
 	}
 	add(rep, CHECK_INFO, "superblock valid: format %u, %llu bytes, %s",
 	    r.sb.version, (unsigned long long)r.sb.size_bytes,
-	    r.durable ? "durable" : "volatile");
+	    r.relaxed ? "relaxed" : r.durable ? "durable" : "volatile");
 	check_logs(&r, rep);
+	if (r.relaxed)
+		check_relaxed_file(&r, rep);
 	check_runtime(&r, rep);
 	check_heap(&r, rep);
 	region_unmap_readonly(&r);

@@ -14,12 +14,15 @@ static _Atomic long countdown;
 static const char *const names[CP_COUNT] = {
 	[CP_COMMIT_LOCKING] = "commit.locking",
 	[CP_COMMIT_LOCKED] = "commit.locked",
+	[CP_COMMIT_SEALED] = "commit.sealed",
 	[CP_COMMIT_LOGGED] = "commit.logged",
 	[CP_COMMIT_WRITTEN] = "commit.written",
 	[CP_COMMIT_RETIRED] = "commit.retired",
 	[CP_COMMIT_RELEASED] = "commit.released",
 	[CP_RECOVER_CLAIMED] = "recover.claimed",
 	[CP_RECOVER_REPLAYED] = "recover.replayed",
+	[CP_FLUSH_COPIED] = "flush.copied",
+	[CP_CKPT_APPLIED] = "checkpoint.applied",
 };
 
 const char *crash_point_name(int p)

@@ -14,12 +14,16 @@
 enum crash_point {
 	CP_COMMIT_LOCKING,   /* log holds the write set; no orec locked yet */
 	CP_COMMIT_LOCKED,    /* write set locked, before the commit version */
+	CP_COMMIT_SEALED,    /* record has its seq and crc; still LOCKING */
 	CP_COMMIT_LOGGED,    /* commit point passed: log COMMITTED (durable) */
 	CP_COMMIT_WRITTEN,   /* data written back (and persisted) */
 	CP_COMMIT_RETIRED,   /* log RELEASING, orecs still locked */
 	CP_COMMIT_RELEASED,  /* half of the orecs released */
 	CP_RECOVER_CLAIMED,  /* recoverer won the CAS on the dead process */
 	CP_RECOVER_REPLAYED, /* dead slot's log replayed, orecs still held */
+	CP_FLUSH_COPIED,     /* relaxed: records copied to the file, flushed
+				mark not yet persisted (token held) */
+	CP_CKPT_APPLIED,     /* relaxed: file data updated, horizon not yet */
 	CP_COUNT
 };
 

@@ -36,7 +36,7 @@ struct superblock {
 	uint32_t sb_bytes;       /* sizeof(struct superblock) */
 	uint8_t uuid[16];
 	uint64_t size_bytes;     /* whole region */
-	uint32_t durability;     /* PSTM_VOLATILE / PSTM_DURABLE */
+	uint32_t durability;     /* PSTM_VOLATILE / _DURABLE / _RELAXED */
 	uint32_t max_procs;
 	uint32_t max_slots;      /* transacting threads, all processes */
 	uint32_t log_bytes;      /* per slot */
@@ -46,7 +46,8 @@ struct superblock {
 	uint64_t log_off;
 	uint64_t heap_off, heap_bytes;
 	uint64_t created_ns;
-	uint32_t reserved[10];
+	uint32_t flush_ms;       /* PSTM_RELAXED: flush interval; else 0 */
+	uint32_t reserved[9];
 	uint32_t crc;            /* crc32 of all bytes above */
 	uint32_t pad;
 };
@@ -98,7 +99,20 @@ struct rt_header {
 	ALIGNED_LINE _Atomic uint64_t sync_owner;
 	_Atomic uint64_t sync_started;
 	_Atomic uint64_t sync_finished;
-	uint64_t pad1[5];
+	/*
+	 * Relaxed regions (lib/flush.c).  flush_owner: 0, or the tag
+	 * (gen << 16 | index + 1) of the process whose thread is copying
+	 * records to the file or checkpointing it (CAS 0 -> tag, store 0
+	 * after, release; CAS from a dead owner's tag by a taker-over).
+	 * flushed: every commit with seq below it is durable in the file's
+	 * log (stored, release, by the owner after the file's
+	 * durable_state.flushed is persisted); pstm_sync waits on it.
+	 * flush_err: a PSTM_E* code, sticky, when writing the file failed.
+	 */
+	_Atomic uint64_t flush_owner;
+	_Atomic uint64_t flushed;
+	_Atomic int64_t flush_err;
+	uint64_t pad1[2];
 };
 _Static_assert(sizeof(struct rt_header) == 320, "rt header layout");
 
@@ -152,7 +166,19 @@ struct slot {
 	 */
 	_Atomic uint64_t inflight;
 	_Atomic uint64_t ring_head;
-	uint64_t pad[5];
+	/*
+	 * Relaxed regions.  wrap: how many times the slot's ring started
+	 * again at 0 (owner only).  pub: (wrap << 32 | end offset) of the
+	 * last record that passed its commit point, stored (release) by the
+	 * owner after the COMMITTED state or by the recoverer of a dead
+	 * owner before it clears inflight; only grows.  fcur: same packing,
+	 * how far the flusher has copied the ring to the file (flush token
+	 * holder only).
+	 */
+	_Atomic uint64_t wrap;
+	_Atomic uint64_t pub;
+	_Atomic uint64_t fcur;
+	uint64_t pad[2];
 } ALIGNED_LINE;
 _Static_assert(sizeof(struct slot) == 128, "slot layout");
 
@@ -209,7 +235,8 @@ struct log_header {
 	uint64_t count;   /* entries of the current record */
 	uint64_t wv;      /* commit version (orecs) */
 	uint64_t rec_off; /* current record, from the start of the ring */
-	uint64_t pad[4];
+	uint64_t wrap;    /* relaxed: the slot's wrap count for rec_off */
+	uint64_t pad[3];
 };
 #define LOG_REC_MAGIC 0x7073746d72656331ull
 struct log_record {
@@ -225,13 +252,20 @@ _Static_assert(sizeof(struct log_record) == 32, "log record layout");
  * Durable state, in the superblock page after the superblock (not covered
  * by its crc: it changes).  horizon: every commit with seq < horizon is
  * in the data; written (CAS max, then persisted) by checkpoints, and by
- * recovery after replaying.
+ * recovery after replaying.  flushed (relaxed regions; 0 otherwise):
+ * every commit with seq < flushed has its record durable in the file's
+ * rings; persisted by the flusher after those records, so recovery
+ * replays exactly the records with horizon <= seq < flushed: a prefix of
+ * the commit order.  In a relaxed region's working copy both words
+ * mirror the file's (horizon frees ring space only once the file's has
+ * passed).
  */
 #define DURABLE_STATE_OFF 2048
 #define DURABLE_MAGIC 0x7073746d64757261ull
 struct durable_state {
 	uint64_t magic;
 	_Atomic uint64_t horizon;
+	_Atomic uint64_t flushed;
 };
 _Static_assert(sizeof(struct log_header) == 64, "log header layout");
 

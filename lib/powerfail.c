@@ -28,6 +28,13 @@
 
 #include "powerfail.h"
 
+/* The image the media copy follows: the file (behind a relaxed region's
+ * working copy, whose stores never reach it). */
+static uint8_t *file_view(struct pstm_region *r)
+{
+	return r->fbase ? r->fbase : r->base;
+}
+
 struct powerfail {
 	uint8_t *media;      /* what has certainly been persisted */
 	uint8_t *inflight;   /* one byte per cache line: flushed, not drained */
@@ -66,7 +73,7 @@ void powerfail_arm(struct pstm_region *r)
 		free(pf);
 		return;
 	}
-	memcpy(pf->media, r->base, pf->len);
+	memcpy(pf->media, file_view(r), pf->len);
 	pf->rng = seed * 2654435761u + 1;
 	pf->one_in = one_in;
 	snprintf(pf->image, sizeof(pf->image), "%s", img);
@@ -83,8 +90,8 @@ static void fail_now(struct pstm_region *r, struct powerfail *pf)
 		size_t off = l * CACHELINE, n = CACHELINE;
 		if (off + n > pf->len)
 			n = pf->len - off;
-		if (memcmp(img + off, r->base + off, n) != 0 && (next(pf) & 1))
-			memcpy(img + off, r->base + off, n);
+		if (memcmp(img + off, file_view(r) + off, n) != 0 && (next(pf) & 1))
+			memcpy(img + off, file_view(r) + off, n);
 	}
 	int fd = open(pf->image, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, img, pf->len) != (ssize_t)pf->len)
@@ -102,7 +109,7 @@ static void maybe_fail(struct pstm_region *r, struct powerfail *pf)
 void powerfail_flush(struct pstm_region *r, const void *p, size_t n)
 {
 	struct powerfail *pf = r->powerfail;
-	size_t off = (size_t)((const uint8_t *)p - r->base);
+	size_t off = (size_t)((const uint8_t *)p - file_view(r));
 	if (off >= pf->len)
 		return;
 	maybe_fail(r, pf);
@@ -121,7 +128,7 @@ void powerfail_drain(struct pstm_region *r)
 		size_t off = l * CACHELINE, n = CACHELINE;
 		if (off + n > pf->len)
 			n = pf->len - off;
-		memcpy(pf->media + off, r->base + off, n);
+		memcpy(pf->media + off, file_view(r) + off, n);
 		pf->inflight[l] = 0;
 	}
 }

@@ -86,6 +86,23 @@ static bool entry_alive(struct pstm_region *r, uint32_t p, uint64_t ps)
 	return now != 0 && now == start && !zombie;
 }
 
+uint64_t proc_my_tag(struct pstm_region *r)
+{
+	return PROC_GEN(r->proc_state) << 16 | (r->proc_idx + 1);
+}
+
+bool proc_tag_dead(struct pstm_region *r, uint64_t tag)
+{
+	uint32_t p = (uint32_t)(tag & 0xffff);
+	if (p == 0 || p > r->sb.max_procs)
+		return true; /* names nobody: damage, take it */
+	p--;
+	uint64_t s = atomic_load_explicit(&r->procs[p].state, memory_order_acquire);
+	if (PROC_ST(s) != PROC_ALIVE || PROC_GEN(s) != tag >> 16)
+		return true;
+	return !entry_alive(r, p, s);
+}
+
 int proc_attach(struct pstm_region *r)
 {
 	pid_t pid = getpid();

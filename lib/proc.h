@@ -27,6 +27,14 @@ HIDDEN void slot_release(struct pstm_region *r, uint32_t s);
  */
 HIDDEN bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s);
 
+/*
+ * Process tags for tokens that name a process (the relaxed flush token):
+ * gen << 16 | index + 1 of this process's entry.  proc_tag_dead: the
+ * process a tag names has detached, died or is being recovered.
+ */
+HIDDEN uint64_t proc_my_tag(struct pstm_region *r);
+HIDDEN bool proc_tag_dead(struct pstm_region *r, uint64_t tag);
+
 /* Recover every dead process in the table; returns how many. */
 HIDDEN int proc_recover_all_dead(struct pstm_region *r);
 

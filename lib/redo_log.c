@@ -31,6 +31,7 @@
 #include <zlib.h>
 
 #include "crash.h"
+#include "flush.h"
 #include "proc.h"
 #include "redo_log.h"
 
@@ -60,16 +61,18 @@ static struct log_record *current_record(struct pstm_region *r, uint32_t s)
 	return region_record(r, s, h->rec_off);
 }
 
-/* Write every entry's value and make the data durable: on pmem a flush
- * per line, on a plain file one msync over the span (not one per word). */
-static void replay(struct pstm_region *r, const struct log_entry *e,
-		   uint64_t n)
+/* Write every entry's value into the image at @base (the mapping, or a
+ * relaxed region's file behind its working copy) and make the data
+ * durable: on pmem a flush per line, on a plain file one msync over the
+ * span (not one per word). */
+static void replay_into(struct pstm_region *r, uint8_t *base,
+			const struct log_entry *e, uint64_t n, bool msync)
 {
 	uint64_t lo = UINT64_MAX, hi = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		if (!entry_ok(r, &e[i]))
 			continue;
-		uint64_t *w = region_word(r, e[i].off);
+		uint64_t *w = (uint64_t *)(base + e[i].off);
 		__atomic_store_n(w, e[i].val, __ATOMIC_RELAXED);
 		if (r->is_pmem)
 			region_flush(r, w, 8);
@@ -78,9 +81,16 @@ static void replay(struct pstm_region *r, const struct log_entry *e,
 		if (e[i].off + 8 > hi)
 			hi = e[i].off + 8;
 	}
-	if (!r->is_pmem && hi > lo)
-		region_flush(r, r->base + lo, hi - lo);
-	region_drain(r);
+	if (msync && !r->is_pmem && hi > lo)
+		region_flush(r, base + lo, hi - lo);
+	if (msync)
+		region_drain(r);
+}
+
+static void replay(struct pstm_region *r, const struct log_entry *e,
+		   uint64_t n)
+{
+	replay_into(r, r->base, e, n, true);
 }
 
 /* ------------------------------------------------------- durability */
@@ -128,7 +138,7 @@ void redo_log_persist_record(struct pstm_region *r, uint32_t s,
 }
 
 /* Smallest seq that may not be in the data yet. */
-static uint64_t horizon_now(struct pstm_region *r)
+uint64_t redo_log_horizon_now(struct pstm_region *r)
 {
 	uint64_t h = atomic_load(&r->rt->dseq); /* seq_cst: see commit() */
 	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
@@ -177,11 +187,13 @@ static void flush_records(struct pstm_region *r, uint64_t from, uint64_t to)
 	}
 }
 
-void redo_log_checkpoint(struct pstm_region *r, uint64_t past)
+int redo_log_checkpoint(struct pstm_region *r, uint64_t past)
 {
 	unsigned tries = 0;
+	if (r->relaxed)
+		return flush_checkpoint(r, past);
 	while (atomic_load(&region_dstate(r)->horizon) <= past) {
-		uint64_t h = horizon_now(r);
+		uint64_t h = redo_log_horizon_now(r);
 		if (r->is_pmem) /* commits did not flush their data: we do */
 			flush_records(r, atomic_load(&region_dstate(r)->horizon), h);
 		else /* msync writes every dirty page of the heap */
@@ -195,6 +207,7 @@ void redo_log_checkpoint(struct pstm_region *r, uint64_t past)
 			sched_yield();
 		}
 	}
+	return 0;
 }
 
 /* -------------------------------------------------------- recovery */
@@ -205,13 +218,40 @@ void redo_log_recover_slot(struct pstm_region *r, uint32_t s)
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
 	struct log_record *rec = current_record(r, s);
 
+	if (st == LOG_LOCKING && rec && r->durable &&
+	    rec->magic == LOG_REC_MAGIC && rec->seq != 0) {
+		/*
+		 * It may have died after sealing its record (seq, crc) but
+		 * before COMMITTED: the transaction did not commit, yet a
+		 * msync of the log area by another committer, or page
+		 * write-back, may carry the sealed record to the media, and
+		 * a later power failure would replay it.  Make it stale
+		 * (seq 0 is below every horizon) and persist that before
+		 * its locks are released.
+		 */
+		rec->seq = 0;
+		rec->crc = redo_log_crc(rec);
+		region_persist(r, rec, sizeof(*rec));
+	}
 	if (st != LOG_IDLE && rec) {
 		/* past the commit point the record is part of the durable
 		 * history: the slot's next owner must append after it, not
 		 * overwrite it before a checkpoint covers it */
-		if (r->durable && (st == LOG_COMMITTED || st == LOG_RELEASING))
-			atomic_store(&r->slots[s].ring_head,
-				     h->rec_off + record_bytes(h->count));
+		if (r->durable && (st == LOG_COMMITTED || st == LOG_RELEASING)) {
+			uint64_t end = h->rec_off + record_bytes(h->count);
+			atomic_store(&r->slots[s].ring_head, end);
+			/* relaxed: the flusher must copy it (before inflight
+			 * is cleared below, so no flush can pass its seq
+			 * without it) */
+			if (r->relaxed) {
+				_Atomic uint64_t *pub = &r->slots[s].pub;
+				uint64_t v = (h->wrap << 32) | end;
+				uint64_t cur = atomic_load(pub);
+				while (cur < v &&
+				       !atomic_compare_exchange_weak(pub, &cur, v))
+					;
+			}
+		}
 		if (st == LOG_COMMITTED) {
 			replay(r, record_entries(rec), h->count);
 			CRASH_POINT(CP_RECOVER_REPLAYED);
@@ -252,63 +292,155 @@ static int by_seq(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Valid records of slot @s's ring with seq >= @horizon, into @p. */
-static uint32_t scan_ring(struct pstm_region *r, uint32_t s, uint64_t horizon,
-			  struct pending **p, uint32_t *k, uint32_t *cap,
-			  uint64_t *max_seq)
+struct record_set {
+	struct pending *p;
+	uint32_t k, cap;
+	uint64_t max_seq; /* highest seq met in a valid record */
+};
+
+static struct log_record *record_in(struct pstm_region *r, uint8_t *base,
+				    uint32_t s, uint64_t off)
 {
-	uint32_t found = 0;
+	return (struct log_record *)((uint8_t *)region_record(r, s, off) -
+				     r->base + base);
+}
+
+static bool record_valid(struct pstm_region *r, struct log_record *rec,
+			 uint64_t off)
+{
+	return rec->magic == LOG_REC_MAGIC && rec->count <= r->log_cap &&
+	       off + record_bytes(rec->count) <= r->ring_bytes &&
+	       redo_log_crc(rec) == rec->crc;
+}
+
+/*
+ * Valid records of slot @s's ring in the image at @base with
+ * lo <= seq < hi, into @set, walking from the ring's start to the end of
+ * its written part (or a torn record).  Returns -1 if out of memory (the
+ * caller must not declare anything replayed).
+ */
+static int scan_ring(struct pstm_region *r, uint8_t *base, uint32_t s,
+		     uint64_t lo, uint64_t hi, struct record_set *set)
+{
 	uint64_t off = 0;
 	while (off + sizeof(struct log_record) <= r->ring_bytes) {
-		struct log_record *rec = region_record(r, s, off);
-		if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
-		    off + record_bytes(rec->count) > r->ring_bytes ||
-		    redo_log_crc(rec) != rec->crc)
+		struct log_record *rec = record_in(r, base, s, off);
+		if (!record_valid(r, rec, off))
 			break; /* end of the written part, or a torn record */
-		if (rec->seq >= horizon) {
-			if (*k == *cap) {
-				uint32_t nc = *cap ? *cap * 2 : 64;
-				struct pending *np = realloc(*p, nc * sizeof(*np));
+		if (rec->seq >= lo && rec->seq < hi) {
+			if (set->k == set->cap) {
+				uint32_t nc = set->cap ? set->cap * 2 : 64;
+				struct pending *np = realloc(set->p, nc * sizeof(*np));
 				if (!np)
-					break;
-				*p = np;
-				*cap = nc;
+					return -1;
+				set->p = np;
+				set->cap = nc;
 			}
-			(*p)[(*k)++] = (struct pending){rec->seq, rec};
-			found++;
+			set->p[set->k++] = (struct pending){rec->seq, rec};
 		}
-		if (rec->seq > *max_seq)
-			*max_seq = rec->seq;
+		if (rec->seq > set->max_seq)
+			set->max_seq = rec->seq;
 		off += record_bytes(rec->count);
 	}
-	return found;
+	return 0;
+}
+
+/*
+ * Apply every record of the image at @base with lo <= seq < hi, in seq
+ * order, to the same image, and make the data durable.  Returns how many
+ * (>= 0), -1 if out of memory, -2 if the msync failed (nothing declared
+ * applied either way).
+ */
+static int apply_range(struct pstm_region *r, uint8_t *base, uint64_t lo,
+		       uint64_t hi, uint64_t *max_seq)
+{
+	struct record_set set = {0};
+	for (uint32_t s = 0; s < r->sb.max_slots; s++)
+		if (scan_ring(r, base, s, lo, hi, &set) != 0) {
+			free(set.p);
+			return -1;
+		}
+	if (set.k) {
+		qsort(set.p, set.k, sizeof(*set.p), by_seq);
+		/* pmem: a flush per line as we go; one drain, or one
+		 * msync of the heap, for all of them (an msync per record
+		 * made a relaxed checkpoint of 500 records take ~100 ms) */
+		for (uint32_t i = 0; i < set.k; i++)
+			replay_into(r, base, record_entries(set.p[i].rec),
+				    set.p[i].rec->count, false);
+		if (region_persist(r, base + r->sb.heap_off, r->sb.heap_bytes)) {
+			free(set.p);
+			return -2; /* not durable: declare nothing applied */
+		}
+	}
+	free(set.p);
+	if (max_seq)
+		*max_seq = set.max_seq;
+	return (int)set.k;
+}
+
+/*
+ * Highest seq of any valid record anywhere in the rings of the image at
+ * @base, looking at every 64-byte boundary: a relaxed region's flusher
+ * copies several records per sync, so a record written after a torn one
+ * may have reached the media and must be made stale too.
+ */
+static uint64_t max_seq_anywhere(struct pstm_region *r, uint8_t *base)
+{
+	uint64_t m = 0;
+	for (uint32_t s = 0; s < r->sb.max_slots; s++)
+		for (uint64_t off = 0;
+		     off + sizeof(struct log_record) <= r->ring_bytes;
+		     off += CACHELINE) {
+			struct log_record *rec = record_in(r, base, s, off);
+			if (rec->magic == LOG_REC_MAGIC && rec->seq > m &&
+			    record_valid(r, rec, off))
+				m = rec->seq;
+		}
+	return m;
 }
 
 int redo_log_replay_all(struct pstm_region *r)
 {
 	struct durable_state *ds = region_dstate(r);
 	uint64_t horizon = atomic_load(&ds->horizon), max_seq = 0;
-	struct pending *p = NULL;
-	uint32_t k = 0, cap = 0;
+	int k = 0;
 
-	if (r->durable)
-		for (uint32_t s = 0; s < r->sb.max_slots; s++)
-			scan_ring(r, s, horizon, &p, &k, &cap, &max_seq);
-	if (k) {
-		qsort(p, k, sizeof(*p), by_seq);
-		for (uint32_t i = 0; i < k; i++)
-			replay(r, record_entries(p[i].rec), p[i].rec->count);
-		if (!r->is_pmem)
-			region_persist(r, r->base + r->sb.heap_off, r->sb.heap_bytes);
+	if (r->relaxed) {
+		/*
+		 * Exactly the records the flusher declared durable: a
+		 * prefix of the commit order.  Then every record still in
+		 * the rings becomes stale: new seqs start above them all.
+		 */
+		uint64_t fl = atomic_load(&ds->flushed);
+		k = apply_range(r, r->base, horizon, fl, NULL);
+		if (k < 0)
+			return k;
+		uint64_t h = max_seq_anywhere(r, r->base) + 1;
+		if (h < fl)
+			h = fl;
+		if (h > horizon) {
+			atomic_store(&ds->horizon, h);
+			atomic_store(&ds->flushed, h);
+			region_persist(r, ds, sizeof(*ds));
+		}
+	} else if (r->durable) {
+		k = apply_range(r, r->base, horizon, UINT64_MAX, &max_seq);
+		if (k < 0)
+			return k;
+		/* everything up to max_seq is in the data now */
+		if (max_seq + 1 > horizon)
+			raise_horizon(r, max_seq + 1);
 	}
-	free(p);
-	/* everything up to max_seq is in the data now */
-	if (max_seq + 1 > horizon)
-		raise_horizon(r, max_seq + 1);
 	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
 		struct log_header *h = region_log(r, s);
 		if (atomic_load_explicit(&h->state, memory_order_relaxed) != LOG_IDLE)
 			atomic_store_explicit(&h->state, LOG_IDLE, memory_order_relaxed);
 	}
-	return (int)k;
+	return k;
+}
+
+int redo_log_apply_file(struct pstm_region *r, uint64_t lo, uint64_t hi)
+{
+	return apply_range(r, r->fbase, lo, hi, NULL);
 }

@@ -29,6 +29,7 @@
 
 #include "alloc.h"
 #include "check.h"
+#include "flush.h"
 #include "powerfail.h"
 #include "crash.h"
 #include "proc.h"
@@ -40,6 +41,8 @@
 #define MIN_SIZE (1ull << 20)
 #define DEF_SIZE (64ull << 20)
 #define MAX_SIZE (1ull << 46)
+#define DEF_FLUSH_MS 10
+#define MAX_FLUSH_MS 60000
 
 static _Atomic uint64_t next_open_id = 1;
 
@@ -137,7 +140,12 @@ static int sb_validate(const struct superblock *sb, uint64_t file_size)
 		return PSTM_EVERSION;
 	if (sb->version != PSTM_FORMAT_VERSION)
 		return PSTM_ECORRUPT;
-	if (sb->durability != PSTM_VOLATILE && sb->durability != PSTM_DURABLE)
+	if (sb->durability != PSTM_VOLATILE && sb->durability != PSTM_DURABLE &&
+	    sb->durability != PSTM_RELAXED)
+		return PSTM_ECORRUPT;
+	if (sb->durability == PSTM_RELAXED
+		    ? sb->flush_ms < 1 || sb->flush_ms > MAX_FLUSH_MS || sb->rt_inside
+		    : sb->flush_ms != 0)
 		return PSTM_ECORRUPT;
 	if (sb->max_procs < 1 || sb->max_procs > 1023 || sb->max_slots < 1 ||
 	    sb->max_slots > OREC_MAX_SLOTS || sb->log_bytes < 4096 ||
@@ -160,19 +168,23 @@ static int sb_validate(const struct superblock *sb, uint64_t file_size)
 
 /* -------------------------------------------------------- persistence */
 
-void region_flush(struct pstm_region *r, const void *p, size_t n)
+int region_flush(struct pstm_region *r, const void *p, size_t n)
 {
 	if (!r->durable || n == 0)
-		return;
+		return 0;
+	if (r->fbase && ((const uint8_t *)p < r->fbase ||
+			 (const uint8_t *)p >= r->fbase + r->map_len))
+		return 0; /* relaxed: the working copy is never persisted */
 	if (__builtin_expect(r->powerfail != NULL, 0)) {
 		powerfail_flush(r, p, n);
 		if (!r->is_pmem) /* msync: flushed and drained at once */
 			powerfail_drain(r);
 	}
-	if (r->is_pmem)
+	if (r->is_pmem) {
 		pmem_flush(p, n);
-	else
-		pmem_msync(p, n);
+		return 0;
+	}
+	return pmem_msync(p, n);
 }
 
 void region_drain(struct pstm_region *r)
@@ -184,10 +196,11 @@ void region_drain(struct pstm_region *r)
 	}
 }
 
-void region_persist(struct pstm_region *r, const void *p, size_t n)
+int region_persist(struct pstm_region *r, const void *p, size_t n)
 {
-	region_flush(r, p, n);
+	int rc = region_flush(r, p, n);
 	region_drain(r);
+	return rc;
 }
 
 /* ------------------------------------------------------------ runtime */
@@ -229,6 +242,8 @@ static void rt_init(struct pstm_region *r)
 	/* sequence numbers continue above everything already durable */
 	atomic_store_explicit(&h->dseq, r->base ? atomic_load(&region_dstate(r)->horizon) : 1,
 			      memory_order_relaxed);
+	atomic_store_explicit(&h->flushed, atomic_load(&h->dseq),
+			      memory_order_relaxed);
 	atomic_store_explicit(&h->magic, PSTM_RT_MAGIC, memory_order_release);
 }
 
@@ -248,12 +263,86 @@ static bool rt_is_valid(struct pstm_region *r, bool check_boot)
 	return true;
 }
 
-static void companion_path(const uint8_t uuid[16], char *out, size_t n)
+static void companion_name(const uint8_t uuid[16], const char *kind,
+			   char *out, size_t n)
 {
 	char hex[33];
 	for (int i = 0; i < 16; i++)
 		snprintf(hex + 2 * i, 3, "%02x", uuid[i]);
-	snprintf(out, n, "/dev/shm/pstm.rt.%s", hex);
+	snprintf(out, n, "/dev/shm/pstm.%s.%s", kind, hex);
+}
+
+static void companion_path(const uint8_t uuid[16], char *out, size_t n)
+{
+	companion_name(uuid, "rt", out, n);
+}
+
+/* Open (creating if asked) a /dev/shm companion with the region file's
+ * owner and permissions. */
+static int companion_open(struct pstm_region *r, const char *path, bool create)
+{
+	struct stat st;
+	int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+	if (fd < 0)
+		return -1;
+	if (create && fstat(r->fd, &st) == 0) {
+		(void)fchmod(fd, st.st_mode & 0777);
+		(void)fchown(fd, st.st_uid, st.st_gid);
+	}
+	return fd;
+}
+
+/*
+ * Relaxed regions: map the working copy /dev/shm/pstm.wc.<uuid>, a full
+ * image of the region on which every transaction runs; the file behind
+ * it is written only by the flusher (lib/flush.c).  @build: make it now
+ * from the file (the runtime is being rebuilt, nobody is attached).
+ * Without @build, a missing or mis-sized copy gives PSTM_ERUNTIME.
+ * On success base is the copy and fbase the file.
+ */
+static int wc_attach(struct pstm_region *r, bool build)
+{
+	struct stat st;
+	int rc = 0;
+
+	companion_name(r->sb.uuid, "wc", r->wc_path, sizeof(r->wc_path));
+	int fd = companion_open(r, r->wc_path, build);
+	if (fd < 0)
+		return build ? errno_to_pstm(errno) : PSTM_ERUNTIME;
+	if (build) {
+		if (ftruncate(fd, 0) != 0) {
+			rc = errno_to_pstm(errno);
+			goto out;
+		}
+		int e = posix_fallocate(fd, 0, (off_t)r->sb.size_bytes);
+		if (e) { /* /dev/shm too small for the copy */
+			rc = e == ENOSPC ? PSTM_EHEAPFULL : errno_to_pstm(e);
+			unlink(r->wc_path);
+			goto out;
+		}
+	} else if (fstat(fd, &st) != 0 ||
+		   (uint64_t)st.st_size != r->sb.size_bytes) {
+		rc = PSTM_ERUNTIME;
+		goto out;
+	}
+	uint8_t *wc = mmap(NULL, r->sb.size_bytes, PROT_READ | PROT_WRITE,
+			   MAP_SHARED, fd, 0);
+	if (wc == MAP_FAILED) {
+		rc = errno_to_pstm(errno);
+		goto out;
+	}
+	if (build)
+		memcpy(wc, r->base, r->sb.size_bytes);
+	else if (memcmp(wc, &r->sb, sizeof(r->sb)) != 0) {
+		munmap(wc, r->sb.size_bytes);
+		rc = PSTM_ERUNTIME; /* not this region's copy */
+		goto out;
+	}
+	r->fbase = r->base;
+	r->base = wc;
+out:
+	close(fd);
+	return rc;
 }
 
 /*
@@ -321,15 +410,33 @@ static int rt_attach_companion(struct pstm_region *r)
 		goto out;
 	}
 	rt_set_pointers(r);
-	if (fresh || !rt_is_valid(r, true)) {
+	bool rebuild = fresh || !rt_is_valid(r, true);
+	if (!rebuild && r->relaxed) {
+		rc = wc_attach(r, false);
+		/* working copy gone (removed from /dev/shm): like a power
+		 * failure, start again from the file if nobody is attached */
+		if (rc == PSTM_ERUNTIME)
+			rebuild = true;
+		else if (rc)
+			goto out;
+		rc = 0;
+	}
+	if (rebuild) {
 		if (attach_lock(r->fd, F_WRLCK) != 0) {
 			rc = PSTM_ERUNTIME;
 			goto out;
 		}
 		memset(r->rt_base, 0, r->rt_map_len);
 		/* nobody can be attached to a runtime we just rebuilt */
-		r->open_replayed = (uint64_t)redo_log_replay_all(r);
+		int k = redo_log_replay_all(r);
+		if (k < 0) {
+			rc = k == -1 ? PSTM_ENOMEM : PSTM_EIO;
+			goto out;
+		}
+		r->open_replayed = (uint64_t)k;
 		r->rt_rebuilt = true;
+		if (r->relaxed && (rc = wc_attach(r, true)) != 0)
+			goto out;
 		rt_init(r);
 	}
 out:
@@ -373,11 +480,19 @@ static int opts_to_sb(const struct pstm_create_opts *o, bool is_shm,
 	sb->size_bytes = align_up(sb->size_bytes, PAGE);
 	if (d.durability == PSTM_DEFAULT)
 		d.durability = is_shm ? PSTM_VOLATILE : PSTM_DURABLE;
-	if (d.durability != PSTM_VOLATILE && d.durability != PSTM_DURABLE)
+	if (d.durability != PSTM_VOLATILE && d.durability != PSTM_DURABLE &&
+	    d.durability != PSTM_RELAXED)
 		return PSTM_EINVAL;
-	if (is_shm && d.durability == PSTM_DURABLE)
+	if (is_shm && d.durability != PSTM_VOLATILE)
 		return PSTM_EINVAL; /* shm cannot survive power failure */
 	sb->durability = (uint32_t)d.durability;
+	if (d.durability == PSTM_RELAXED) {
+		sb->flush_ms = d.flush_ms ? d.flush_ms : DEF_FLUSH_MS;
+		if (sb->flush_ms > MAX_FLUSH_MS)
+			return PSTM_EINVAL;
+	} else if (d.flush_ms) {
+		return PSTM_EINVAL; /* only relaxed regions flush later */
+	}
 	/* defaults scale down for small regions: orecs take at most 1/8 of
 	 * the size, redo logs about 1/4.  2^16 orecs (512 KiB) by default:
 	 * measured faster than 2^20 at 1M accounts, where an 8 MiB table
@@ -430,6 +545,8 @@ static int init_contents(int fd, const struct superblock *sb)
 	struct durable_state *ds = (struct durable_state *)(base + DURABLE_STATE_OFF);
 	ds->magic = DURABLE_MAGIC;
 	atomic_store_explicit(&ds->horizon, 1, memory_order_relaxed);
+	atomic_store_explicit(&ds->flushed, sb->durability == PSTM_RELAXED,
+			      memory_order_relaxed);
 	struct heap_header *hh = (struct heap_header *)(base + sb->heap_off);
 	hh->magic = PSTM_HEAP_MAGIC;
 	hh->top = sb->heap_off + HEAP_HDR_BYTES;
@@ -441,7 +558,7 @@ static int init_contents(int fd, const struct superblock *sb)
 		rt_set_pointers(&tmp);
 		rt_init(&tmp);
 	}
-	if (sb->durability == PSTM_DURABLE &&
+	if (sb->durability != PSTM_VOLATILE &&
 	    msync(base, sb->size_bytes, MS_SYNC) != 0)
 		rc = PSTM_EIO;
 	munmap(base, sb->size_bytes);
@@ -485,6 +602,8 @@ static void remove_companion_of(const char *path)
 	if (pread(fd, &sb, sizeof(sb), 0) >= (ssize_t)offsetof(struct superblock, rt_off) &&
 	    memcmp(sb.magic, PSTM_MAGIC, 8) == 0 && sb.rt_inside == 0) {
 		companion_path(sb.uuid, rt, sizeof(rt));
+		unlink(rt);
+		companion_name(sb.uuid, "wc", rt, sizeof(rt));
 		unlink(rt);
 	}
 	close(fd);
@@ -531,7 +650,7 @@ int pstm_create(const char *uri, const struct pstm_create_opts *o,
 	rc = init_contents(fd, &sb);
 	if (rc)
 		goto fail;
-	if (sb.durability == PSTM_DURABLE && fsync(fd) != 0) {
+	if (sb.durability != PSTM_VOLATILE && fsync(fd) != 0) {
 		rc = PSTM_EIO;
 		goto fail;
 	}
@@ -552,7 +671,7 @@ int pstm_create(const char *uri, const struct pstm_create_opts *o,
 	} else {
 		unlink(tmp);
 	}
-	if (sb.durability == PSTM_DURABLE)
+	if (sb.durability != PSTM_VOLATILE)
 		fsync_dir(path);
 	return pstm_open(uri, out);
 fail:
@@ -592,6 +711,11 @@ static int map_region(struct pstm_region *r)
 
 static void unmap_region(struct pstm_region *r)
 {
+	if (r->fbase) { /* relaxed: base is the working copy */
+		munmap(r->base, r->sb.size_bytes);
+		r->base = r->fbase;
+		r->fbase = NULL;
+	}
 	if (r->rt_map_len && r->rt_base)
 		munmap(r->rt_base, r->rt_map_len);
 	r->rt_base = NULL;
@@ -667,7 +791,8 @@ int pstm_open(const char *uri, pstm_region **out)
 		rc = PSTM_ECORRUPT;
 		goto fail;
 	}
-	r->durable = r->sb.durability == PSTM_DURABLE;
+	r->durable = r->sb.durability != PSTM_VOLATILE;
+	r->relaxed = r->sb.durability == PSTM_RELAXED;
 	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
 	r->heap_hi = r->sb.size_bytes;
 	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
@@ -721,6 +846,13 @@ int pstm_open(const char *uri, pstm_region **out)
 		goto fail;
 	}
 	powerfail_arm(r);
+	if (r->relaxed && (rc = flush_start(r)) != 0) {
+		powerfail_free(r);
+		run_fini(r);
+		pthread_key_delete(r->key);
+		proc_detach(r);
+		goto fail;
+	}
 	*out = r;
 	return 0;
 fail:
@@ -759,7 +891,8 @@ int region_map_readonly(const char *uri, struct pstm_region *r)
 		goto fail;
 	}
 	r->map_len = r->sb.size_bytes;
-	r->durable = r->sb.durability == PSTM_DURABLE;
+	r->durable = r->sb.durability != PSTM_VOLATILE;
+	r->relaxed = r->sb.durability == PSTM_RELAXED;
 	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
 	r->heap_hi = r->sb.size_bytes;
 	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
@@ -785,6 +918,23 @@ int region_map_readonly(const char *uri, struct pstm_region *r)
 		if (cfd >= 0)
 			close(cfd);
 	}
+	if (r->relaxed) {
+		/* the live state is the working copy, when there is one */
+		companion_name(r->sb.uuid, "wc", r->wc_path, sizeof(r->wc_path));
+		int wfd = open(r->wc_path, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (wfd >= 0 && r->rt_base && fstat(wfd, &st) == 0 &&
+		    (uint64_t)st.st_size == r->sb.size_bytes) {
+			void *m = mmap(NULL, r->sb.size_bytes, PROT_READ,
+				       MAP_SHARED, wfd, 0);
+			if (m != MAP_FAILED) {
+				r->fbase = r->base;
+				r->base = m;
+			}
+		}
+		if (wfd >= 0)
+			close(wfd);
+	}
 	return 0;
 fail:
 	close(r->fd);
@@ -794,6 +944,11 @@ fail:
 
 void region_unmap_readonly(struct pstm_region *r)
 {
+	if (r->fbase) {
+		munmap(r->base, r->map_len);
+		r->base = r->fbase;
+		r->fbase = NULL;
+	}
 	if (r->rt_map_len && r->rt_base)
 		munmap(r->rt_base, r->rt_map_len);
 	if (r->base)
@@ -820,6 +975,7 @@ int pstm_close(pstm_region *r)
 	r->closing = true;
 	run_fini(r);
 	stm_release_all(r);
+	int rc = flush_stop(r); /* relaxed: everything committed is durable */
 	pthread_key_delete(r->key);
 	pthread_mutex_destroy(&r->lock);
 	proc_detach(r);
@@ -827,7 +983,7 @@ int pstm_close(pstm_region *r)
 	unmap_region(r);
 	close(r->fd);
 	free(r);
-	return 0;
+	return rc;
 }
 
 int pstm_unlink(const char *uri)
@@ -853,6 +1009,7 @@ int pstm_region_info(pstm_region *r, struct pstm_region_info *o)
 	o->heap_off = r->heap_lo;
 	o->heap_bytes = r->heap_hi - r->heap_lo;
 	o->durability = (int)r->sb.durability;
+	o->flush_ms = r->sb.flush_ms;
 	o->is_pmem = r->is_pmem;
 	o->max_procs = r->sb.max_procs;
 	o->max_threads = r->sb.max_slots;

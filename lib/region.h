@@ -17,6 +17,7 @@
 struct pstm_tx;
 struct run_state;
 struct powerfail;
+struct flusher;
 
 struct pstm_region {
 	char path[PATH_MAX];     /* file path, or /dev/shm/NAME */
@@ -27,7 +28,12 @@ struct pstm_region {
 	size_t map_len;
 	bool map_by_pmem;        /* mapped with pmem_map_file */
 	bool is_pmem;            /* flush+fence persistence */
-	bool durable;            /* persist at all */
+	bool durable;            /* redo records with seqs (durable, relaxed) */
+	bool relaxed;            /* PSTM_RELAXED: base is the working copy */
+	uint8_t *fbase;          /* relaxed: mapping of the file, once base
+				    is the working copy; NULL otherwise */
+	char wc_path[96];        /* relaxed: /dev/shm/pstm.wc.<uuid> */
+	struct flusher *flusher; /* relaxed: this process's flush thread */
 	struct superblock sb;    /* validated copy */
 
 	uint8_t *rt_base;        /* runtime (inside base, or companion map) */
@@ -61,10 +67,13 @@ struct pstm_region {
 	bool rt_rebuilt;         /* this open rebuilt the runtime */
 };
 
-/* Persist [p, p+n) if the region is durable (pmem flush or msync). */
-HIDDEN void region_persist(struct pstm_region *r, const void *p, size_t n);
-/* Flush without draining (pmem); msync on plain files. Pair with drain. */
-HIDDEN void region_flush(struct pstm_region *r, const void *p, size_t n);
+/* Persist [p, p+n) if the region is durable (pmem flush or msync).  On a
+ * relaxed region only the file is persisted: addresses in the working
+ * copy are ignored. */
+HIDDEN int region_persist(struct pstm_region *r, const void *p, size_t n);
+/* Flush without draining (pmem); msync on plain files. Pair with drain.
+ * Both return -1 if an msync failed (the data may not be durable). */
+HIDDEN int region_flush(struct pstm_region *r, const void *p, size_t n);
 HIDDEN void region_drain(struct pstm_region *r);
 
 static inline struct log_header *region_log(struct pstm_region *r, uint32_t s)

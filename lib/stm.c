@@ -669,8 +669,13 @@ static void commit(txd *t)
 	if (r->durable) {
 		pos = atomic_load_explicit(&sl->ring_head, memory_order_relaxed);
 		if (pos + rbytes > r->ring_bytes) {
-			redo_log_checkpoint(r, atomic_load(&r->rt->dseq) - 1);
+			int rc = redo_log_checkpoint(r, atomic_load(&r->rt->dseq) - 1);
+			if (rc)
+				stm_fail(t, rc); /* nothing locked yet */
 			pos = 0;
+			if (r->relaxed) /* the flusher tells rounds apart */
+				atomic_fetch_add_explicit(&sl->wrap, 1,
+							  memory_order_relaxed);
 		}
 	}
 	struct log_record *rec = region_record(r, t->slot, pos);
@@ -679,6 +684,7 @@ static void commit(txd *t)
 	rec->magic = LOG_REC_MAGIC;
 	h->rec_off = pos;
 	h->count = t->nws;
+	h->wrap = atomic_load_explicit(&sl->wrap, memory_order_relaxed);
 	atomic_store_explicit(&h->state, LOG_LOCKING, memory_order_release);
 	CRASH_POINT(CP_COMMIT_LOCKING);
 
@@ -735,8 +741,12 @@ static void commit(txd *t)
 		rec->seq = atomic_fetch_add(&r->rt->dseq, 1);
 		rec->crc = redo_log_crc(rec);
 	}
+	CRASH_POINT(CP_COMMIT_SEALED);
 	atomic_store_explicit(&h->state, LOG_COMMITTED, memory_order_release);
-	if (r->durable)
+	if (r->relaxed) /* the flusher may copy it now; nothing waits */
+		atomic_store_explicit(&sl->pub, h->wrap << 32 | (pos + rbytes),
+				      memory_order_release);
+	else if (r->durable)
 		redo_log_persist_record(r, t->slot, rec, rbytes);
 	CRASH_POINT(CP_COMMIT_LOGGED);
 

@@ -28,7 +28,8 @@ static void usage(FILE *f)
 		"URI is shm:NAME (POSIX shared memory, /dev/shm/NAME) or a file path.\n"
 		"\n"
 		"commands:\n"
-		"  create URI [--size N[K|M|G]] [--mode 0640] [--durable|--volatile]\n"
+		"  create URI [--size N[K|M|G]] [--mode 0640]\n"
+		"             [--durable|--relaxed [--flush-ms N]|--volatile]\n"
 		"             [--max-procs N] [--max-threads N] [--log-bytes N] [--force]\n"
 		"  info URI [--json]   superblock, layout, attached processes, stats\n"
 		"  rm URI              remove a region\n"
@@ -72,6 +73,8 @@ static int cmd_create(int argc, char **argv)
 		{"mode", required_argument, 0, 'm'},
 		{"durable", no_argument, 0, 'D'},
 		{"volatile", no_argument, 0, 'V'},
+		{"relaxed", no_argument, 0, 'R'},
+		{"flush-ms", required_argument, 0, 'F'},
 		{"max-procs", required_argument, 0, 'p'},
 		{"max-threads", required_argument, 0, 't'},
 		{"log-bytes", required_argument, 0, 'l'},
@@ -95,6 +98,12 @@ static int cmd_create(int argc, char **argv)
 			break;
 		case 'D': o.durability = PSTM_DURABLE; break;
 		case 'V': o.durability = PSTM_VOLATILE; break;
+		case 'R': o.durability = PSTM_RELAXED; break;
+		case 'F':
+			if (parse_u32(optarg, &o.flush_ms, 0) || !o.flush_ms ||
+			    o.flush_ms > 60000)
+				return die_usage("bad --flush-ms (1..60000)");
+			break;
 		case 'p':
 			if (parse_u32(optarg, &o.max_procs, 0) || !o.max_procs)
 				return die_usage("bad --max-procs");
@@ -113,10 +122,12 @@ static int cmd_create(int argc, char **argv)
 		case 'f': o.replace = 1; break;
 		case 'h':
 			printf("usage: pstm create URI [--size N[K|M|G]] [--mode 0640]\n"
-			       "       [--durable|--volatile] [--max-procs N] [--max-threads N]\n"
-			       "       [--log-bytes N] [--force]\n"
+			       "       [--durable|--relaxed [--flush-ms N]|--volatile]\n"
+			       "       [--max-procs N] [--max-threads N] [--log-bytes N] [--force]\n"
 			       "Create a region (default 64M, mode 0600, volatile for shm:,\n"
-			       "durable for files). --force replaces an existing region.\n");
+			       "durable for files). --relaxed (files): commits reach the file\n"
+			       "within --flush-ms (default 10) in commit order; a power failure\n"
+			       "loses at most that suffix. --force replaces an existing region.\n");
 			return 0;
 		default:
 			return 2;
@@ -124,6 +135,8 @@ static int cmd_create(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return die_usage("create needs exactly one URI");
+	if (o.flush_ms && o.durability != PSTM_RELAXED)
+		return die_usage("--flush-ms needs --relaxed");
 	pstm_region *r;
 	int rc = pstm_create(argv[optind], &o, &r);
 	if (rc)
@@ -226,20 +239,22 @@ static int cmd_info(int argc, char **argv)
 	char tbuf[64];
 	strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ct));
 	uint64_t clk = atomic_load(&r->rt->clock);
-	const char *dur = in.durability == PSTM_DURABLE ? "durable" : "volatile";
+	const char *dur = in.durability == PSTM_DURABLE   ? "durable"
+			  : in.durability == PSTM_RELAXED ? "relaxed"
+							  : "volatile";
 
 	if (json) {
 		printf("{\"uri\":");
 		cli_json_string(stdout, uri);
 		printf(",\"uuid\":\"%s\",\"format_version\":%u,\"size_bytes\":%llu,"
-		       "\"durability\":\"%s\",\"is_pmem\":%s,\"created\":\"%s\","
+		       "\"durability\":\"%s\",\"flush_ms\":%u,\"is_pmem\":%s,\"created\":\"%s\","
 		       "\"max_procs\":%u,\"max_threads\":%u,\"log_bytes\":%u,"
 		       "\"orecs\":%llu,\"layout\":{\"runtime_off\":%llu,"
 		       "\"runtime_bytes\":%llu,\"runtime_inside\":%s,\"log_off\":%llu,"
 		       "\"heap_off\":%llu,\"heap_bytes\":%llu},\"clock\":%llu,"
 		       "\"processes\":[",
 		       uu, in.format_version, (unsigned long long)in.size_bytes, dur,
-		       in.is_pmem ? "true" : "false", tbuf, in.max_procs,
+		       in.flush_ms, in.is_pmem ? "true" : "false", tbuf, in.max_procs,
 		       in.max_threads, in.log_bytes, 1ull << in.orecs_log2,
 		       (unsigned long long)r->sb.rt_off,
 		       (unsigned long long)r->sb.rt_bytes,
@@ -252,7 +267,11 @@ static int cmd_info(int argc, char **argv)
 		printf("uuid        %s\n", uu);
 		printf("format      %u\n", in.format_version);
 		printf("size        %llu bytes\n", (unsigned long long)in.size_bytes);
-		printf("durability  %s%s\n", dur, in.is_pmem ? " (pmem)" : "");
+		printf("durability  %s%s", dur, in.is_pmem ? " (pmem)" : "");
+		if (in.durability == PSTM_RELAXED)
+			printf(", flushed to the file every %u ms (working copy %s)",
+			       in.flush_ms, r->wc_path);
+		printf("\n");
 		printf("created     %s\n", tbuf);
 		printf("limits      %u processes, %u threads, %u-byte redo logs, "
 		       "%llu orecs\n",

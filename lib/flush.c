@@ -1,0 +1,347 @@
+/*
+ * flush.c - relaxed durability (PSTM_RELAXED).
+ *
+ * A relaxed region's transactions run on a working copy in /dev/shm
+ * (base): commits write their redo record into their slot's ring there,
+ * take a seq, write back and return, exactly as on a volatile region;
+ * nothing is persisted on the commit path.  The file behind it (fbase) is
+ * written only here, by whoever holds the region's flush token:
+ *
+ *   flush:      copy every ring's newly published records to the same
+ *               place in the file and persist them; then persist
+ *               flushed = H, where H is the durable horizon computed
+ *               *before* the copy (every commit below H had published
+ *               its record, so all of them were copied).
+ *   checkpoint: apply the file's records with horizon <= seq < flushed to
+ *               the file's data in seq order and persist it; then persist
+ *               horizon = flushed, and mirror it into the working copy,
+ *               which lets committers reuse their ring space.
+ *
+ * After a power failure the file holds the data as of its horizon plus
+ * the records below flushed: recovery replays exactly [horizon, flushed),
+ * the state after a prefix of the commit order (seqs of commits that
+ * wrote the same word are ordered; design.md section 4).  What a power
+ * failure loses is the commits after the last flush: at most flush_ms
+ * plus one flush old.  The data in the file never runs ahead of its
+ * records, because it is written only from records already durable:
+ * whatever the page cache or the CPU writes back early is a prefix too.
+ *
+ * Every process runs a flush thread that tries every flush_ms; the token
+ * (rt->flush_owner, a process tag) makes one of them do it.  A token
+ * whose owner died is taken over by CAS; the new owner first persists
+ * the whole log area, since the dead one may have copied without
+ * persisting.  Committers whose ring is full, pstm_sync and pstm_close
+ * take the token too.  Within a process, fl->mu serialises threads
+ * (they share the tag).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crash.h"
+#include "flush.h"
+#include "proc.h"
+#include "redo_log.h"
+#include "stm.h"
+
+#define CKPT_EVERY 8 /* flushes per checkpoint when rings have room */
+
+struct flusher {
+	pthread_t th;
+	pid_t pid;              /* process that started th (not a fork child) */
+	bool running;
+	pthread_mutex_t mu;     /* our threads, one at a time on the token */
+	pthread_mutex_t wake_mu;
+	pthread_cond_t wake;    /* stop requests */
+	bool stop;
+	unsigned passes;
+};
+
+static struct durable_state *file_dstate(struct pstm_region *r)
+{
+	return (struct durable_state *)(r->fbase + DURABLE_STATE_OFF);
+}
+
+static void set_err(struct pstm_region *r, int err)
+{
+	int64_t zero = 0;
+	atomic_compare_exchange_strong(&r->rt->flush_err, &zero, err);
+}
+
+static void store_max(_Atomic uint64_t *w, uint64_t v)
+{
+	uint64_t cur = atomic_load(w);
+	while (cur < v && !atomic_compare_exchange_weak(w, &cur, v))
+		;
+}
+
+/*
+ * Take the flush token.  Returns 1 if taken, 2 if taken from a dead
+ * owner, 0 if a live process holds it and !@wait.  Called with fl->mu.
+ */
+static int token_take(struct pstm_region *r, bool wait)
+{
+	uint64_t me = proc_my_tag(r);
+	unsigned n = 0;
+	for (;;) {
+		uint64_t cur = 0;
+		if (atomic_compare_exchange_strong_explicit(
+			    &r->rt->flush_owner, &cur, me, memory_order_acq_rel,
+			    memory_order_acquire))
+			return 1;
+		/* a live owner holds it for one flush: look at /proc only
+		 * now and then */
+		if ((n % 256 == 0 || !wait) && proc_tag_dead(r, cur) &&
+		    atomic_compare_exchange_strong_explicit(
+			    &r->rt->flush_owner, &cur, me, memory_order_acq_rel,
+			    memory_order_acquire))
+			return 2;
+		if (!wait)
+			return 0;
+		n++;
+		struct timespec ts = {0, 20000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void token_give(struct pstm_region *r)
+{
+	atomic_store_explicit(&r->rt->flush_owner, 0, memory_order_release);
+}
+
+/* Copy the published, not yet copied records of every ring to the file,
+ * persist them, then persist flushed.  Token held. */
+static void flush_pass(struct pstm_region *r, bool whole_log)
+{
+	/* every commit below h has published its record (pub, release,
+	 * before it cleared inflight): read h first, pub after */
+	uint64_t h = redo_log_horizon_now(r);
+	bool copied = false;
+	int rc = 0;
+
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		struct slot *sl = &r->slots[s];
+		uint64_t p = atomic_load_explicit(&sl->pub, memory_order_acquire);
+		uint64_t c = atomic_load_explicit(&sl->fcur, memory_order_relaxed);
+		if (p == c)
+			continue;
+		/* the ring started again: the old round is all checkpointed
+		 * (that is what let it start again) */
+		uint64_t from = (p >> 32) == (c >> 32) ? (c & 0xffffffffu) : 0;
+		uint64_t to = p & 0xffffffffu;
+		if (to > r->ring_bytes || from > to) {
+			set_err(r, PSTM_ECORRUPT); /* damaged runtime */
+			continue;
+		}
+		const uint8_t *src = (const uint8_t *)region_record(r, s, from);
+		uint8_t *dst = r->fbase + (src - r->base);
+		memcpy(dst, src, to - from);
+		rc |= region_flush(r, dst, to - from);
+		atomic_store_explicit(&sl->fcur, p, memory_order_relaxed);
+		copied = true;
+	}
+	if (whole_log)
+		rc |= region_flush(r, r->fbase + r->sb.log_off,
+				   (uint64_t)r->sb.max_slots * r->sb.log_bytes);
+	region_drain(r);
+	CRASH_POINT(CP_FLUSH_COPIED);
+	if (rc) {
+		set_err(r, PSTM_EIO); /* flushed stays where it was */
+		return;
+	}
+	struct durable_state *fds = file_dstate(r);
+	if (h > atomic_load(&fds->flushed)) {
+		atomic_store(&fds->flushed, h);
+		if (region_persist(r, fds, sizeof(*fds)) != 0) {
+			set_err(r, PSTM_EIO);
+			return;
+		}
+	}
+	(void)copied;
+	store_max(&region_dstate(r)->flushed, h);
+	store_max(&r->rt->flushed, h);
+}
+
+/* Apply the durable records to the file's data and raise its horizon to
+ * flushed; mirror the horizon into the working copy.  Token held. */
+static void ckpt_pass(struct pstm_region *r)
+{
+	struct durable_state *fds = file_dstate(r);
+	uint64_t lo = atomic_load(&fds->horizon), hi = atomic_load(&fds->flushed);
+	if (hi > lo) {
+		int k = redo_log_apply_file(r, lo, hi);
+		if (k < 0) {
+			set_err(r, k == -1 ? PSTM_ENOMEM : PSTM_EIO);
+			return;
+		}
+		CRASH_POINT(CP_CKPT_APPLIED);
+		atomic_store(&fds->horizon, hi);
+		if (region_persist(r, fds, sizeof(*fds)) != 0) {
+			set_err(r, PSTM_EIO);
+			return;
+		}
+	}
+	store_max(&region_dstate(r)->horizon, atomic_load(&fds->horizon));
+}
+
+/* Is any ring more than half used since the last checkpoint? */
+static bool rings_filling(struct pstm_region *r)
+{
+	for (uint32_t s = 0; s < r->sb.max_slots; s++)
+		if (atomic_load_explicit(&r->slots[s].ring_head,
+					 memory_order_relaxed) > r->ring_bytes / 2)
+			return true;
+	return false;
+}
+
+/* One flush (and checkpoint if @ckpt) under the token; false if a live
+ * process held it and !@wait. */
+static bool flush_once(struct pstm_region *r, bool wait, bool ckpt)
+{
+	struct flusher *fl = r->flusher;
+	pthread_mutex_lock(&fl->mu);
+	int got = token_take(r, wait);
+	if (got) {
+		flush_pass(r, got == 2);
+		if (ckpt || rings_filling(r) || ++fl->passes % CKPT_EVERY == 0)
+			ckpt_pass(r);
+		token_give(r);
+	}
+	pthread_mutex_unlock(&fl->mu);
+	return got != 0;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct pstm_region *r = arg;
+	struct flusher *fl = r->flusher;
+	sigset_t all;
+
+	/* signals are for the application's threads */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&fl->wake_mu);
+	while (!fl->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)r->sb.flush_ms * 1000000u;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		pthread_cond_timedwait(&fl->wake, &fl->wake_mu, &ts);
+		if (fl->stop)
+			break;
+		pthread_mutex_unlock(&fl->wake_mu);
+		flush_once(r, false, false);
+		pthread_mutex_lock(&fl->wake_mu);
+	}
+	pthread_mutex_unlock(&fl->wake_mu);
+	return NULL;
+}
+
+int flush_start(struct pstm_region *r)
+{
+	struct flusher *fl = calloc(1, sizeof(*fl));
+	pthread_condattr_t ca;
+
+	if (!fl)
+		return PSTM_ENOMEM;
+	pthread_mutex_init(&fl->mu, NULL);
+	pthread_mutex_init(&fl->wake_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fl->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	fl->pid = getpid();
+	r->flusher = fl;
+	if (pthread_create(&fl->th, NULL, flusher_main, r) != 0) {
+		r->flusher = NULL;
+		pthread_cond_destroy(&fl->wake);
+		pthread_mutex_destroy(&fl->wake_mu);
+		pthread_mutex_destroy(&fl->mu);
+		free(fl);
+		return PSTM_ENOMEM;
+	}
+	fl->running = true;
+	return 0;
+}
+
+/* Flush until every commit with seq < @target is durable. */
+static int sync_to(struct pstm_region *r, uint64_t target)
+{
+	unsigned tries = 0;
+	while (atomic_load_explicit(&r->rt->flushed, memory_order_acquire) < target) {
+		int64_t e = atomic_load(&r->rt->flush_err);
+		if (e)
+			return (int)e;
+		flush_once(r, true, false);
+		if (atomic_load(&r->rt->flushed) < target) {
+			/* a commit below target is still writing back, or
+			 * its process died with it */
+			if (++tries % 64 == 0)
+				proc_recover_all_dead(r);
+			sched_yield();
+		}
+	}
+	return (int)atomic_load(&r->rt->flush_err);
+}
+
+int flush_stop(struct pstm_region *r)
+{
+	struct flusher *fl = r->flusher;
+	if (!fl)
+		return 0;
+	if (fl->running && fl->pid == getpid()) {
+		pthread_mutex_lock(&fl->wake_mu);
+		fl->stop = true;
+		pthread_cond_signal(&fl->wake);
+		pthread_mutex_unlock(&fl->wake_mu);
+		pthread_join(fl->th, NULL);
+	}
+	fl->running = false;
+	int rc = sync_to(r, atomic_load(&r->rt->dseq));
+	if (!rc)
+		flush_once(r, true, true); /* leave the file's data current */
+	rc = rc ? rc : (int)atomic_load(&r->rt->flush_err);
+	r->flusher = NULL;
+	pthread_cond_destroy(&fl->wake);
+	pthread_mutex_destroy(&fl->wake_mu);
+	pthread_mutex_destroy(&fl->mu);
+	free(fl);
+	return rc;
+}
+
+int flush_checkpoint(struct pstm_region *r, uint64_t past)
+{
+	unsigned tries = 0;
+	while (atomic_load(&region_dstate(r)->horizon) <= past) {
+		/* the file cannot be written: no ring space can be freed,
+		 * the committer fails with the error (nothing lost: it had
+		 * locked nothing; earlier commits stay in the working copy) */
+		int64_t e = atomic_load(&r->rt->flush_err);
+		if (e)
+			return (int)e;
+		flush_once(r, true, true);
+		if (atomic_load(&region_dstate(r)->horizon) <= past) {
+			if (++tries % 16 == 0)
+				proc_recover_all_dead(r);
+			sched_yield();
+		}
+	}
+	return 0;
+}
+
+int pstm_sync(pstm_region *r)
+{
+	if (!r)
+		return PSTM_EINVAL;
+	if (stm_in_tx())
+		return PSTM_EINTX;
+	if (!r->relaxed || !r->flusher)
+		return 0;
+	return sync_to(r, atomic_load(&r->rt->dseq));
+}

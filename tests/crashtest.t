@@ -1,6 +1,7 @@
 #!/usr/bin/perl
-# crashtest.t - pstm-crashtest: short campaigns (built-in bank on shm: and
-# on a file with power failures, the example workload object), exit
+# crashtest.t - pstm-crashtest: short campaigns (built-in bank on shm:, on
+# a file with power failures and on a relaxed file region with its
+# flusher's crash points and power failures, the example workload), exit
 # statuses (0 ok, 1 violation, 2 usage), the summary and its JSON, and
 # that deliberately broken workloads (tests/broken_workload.c, built here
 # with cc) are caught.  Runs $PSTM_BIN/pstm-crashtest (default build/).
@@ -76,13 +77,17 @@ my $u = shm_uri();
 for my $args ([], [$u, $u], ['--procs', '0', $u], ['--procs', '65', $u],
 	      ['--rounds', 'x', $u], ['--bogus', $u], ['--powerfail', '5', $u],
 	      ['--pmem', $u], ['--no-kills', '--no-points', $u],
-	      ['--points', 'commit.nowhere', $u], ['--size', '12Q', $u]) {
+	      ['--points', 'commit.nowhere', $u], ['--size', '12Q', $u],
+	      ['--relaxed', $u], ['--flush-ms', '5', "$tmp/nr.region"],
+	      ['--relaxed', '--flush-ms', '0', "$tmp/nr.region"],
+	      ['--points', 'flush.copied', "$tmp/nr.region"]) {
 	($rc, $out, $err) = crashtest(@$args);
 	is($rc, 2, "usage error exits 2: @$args");
 	isnt($err, '', '... with a message on stderr');
 }
 (my $un = $u) =~ s/^shm://;
 ok(!-e "/dev/shm/$un", 'no usage error created a region');
+ok(!-e "$tmp/nr.region", '... nor a file region');
 
 ($rc, $out, $err) = crashtest('--workload', "$tmp/missing.so", $u);
 is($rc, 1, 'a workload object that does not load: exit 1');
@@ -94,11 +99,13 @@ $j = json_run('bank on shm:', '--rounds', 200, '--point-rounds', 2, $s);
 is($j->{workload}, 'bank (built-in)', 'the built-in bank is the default');
 is($j->{procs}, 3, '3 workers by default');
 is($j->{random_kills}, 200, '200 random kills');
-is($j->{crash_point_victims}, 12, 'a victim at each of the 6 commit points, twice');
+is($j->{crash_point_victims}, 14, 'a victim at each of the 7 commit points, twice');
 is($j->{recovery_point_victims}, 4, 'an opener killed at each of the 2 recovery points, twice');
 is($j->{powerfail_images}, 0, 'no power failures on shm:');
-is($j->{crashes}, 200 + 12 + 4 * 2, 'crashes: kills, victims, victims and openers');
-ok($j->{checks} > 200 + 12 + 4, 'a check after every crash round');
+is($j->{crashes}, 200 + 14 + 4 * 2, 'crashes: kills, victims, victims and openers');
+ok($j->{checks} > 200 + 14 + 4, 'a check after every crash round');
+is($j->{durability}, 'volatile', 'shm: is volatile');
+ok(!exists $j->{flush_point_victims}, 'no flusher points off a relaxed region');
 ok($j->{commits} > 0, 'workers committed');
 ok(defined $j->{worst_tx_ms}, 'worst stall reported');
 ok(ref $j->{kill_to_commit_ms} eq 'HASH' && $j->{kill_to_commit_ms}{samples} > 0,
@@ -121,7 +128,8 @@ my $f = "$tmp/bank.region";
 $j = json_run('bank on a file', '--rounds', 60, '--point-rounds', 1,
 	      '--powerfail', 50, '--size', '2M', $f);
 is($j->{random_kills}, 60, '60 random kills on a file region');
-is($j->{crash_point_victims} + $j->{recovery_point_victims}, 8, 'all 8 crash points');
+is($j->{crash_point_victims} + $j->{recovery_point_victims}, 9, 'all 9 crash points');
+is($j->{durability}, 'durable', 'a file region is durable by default');
 is($j->{powerfail_images}, 50, '50 simulated power failures');
 is($j->{persistence}, 'msync', 'persistence by msync on a plain file');
 ok(!-e $f && !-e "$f.ct-work" && !-e "$f.ct-image", 'region, copy and image removed');
@@ -132,6 +140,32 @@ is($j->{persistence}, 'pmem flush+drain', '--pmem: flush and drain as on pmem');
 is($j->{powerfail_images}, 20, '--pmem: 20 power failures');
 ok(-e $f, '--keep keeps the region');
 unlink($f);
+
+# ------------------------------------ built-in bank, relaxed file region
+my $rf = "$tmp/relaxed.region";
+$j = json_run('bank on a relaxed file', '--relaxed', '--rounds', 40, '--point-rounds', 1,
+	      '--powerfail', 20, '--size', '2M', $rf);
+is($j->{durability}, 'relaxed', '--relaxed: the region is relaxed');
+is($j->{flush_ms}, 10, '... flushed every 10 ms by default');
+is($j->{random_kills}, 40, '... 40 random kills');
+is($j->{crash_point_victims} + $j->{recovery_point_victims}, 9, '... the 9 commit and recovery points');
+is($j->{flush_point_victims}, 2, '... and flush.copied, checkpoint.applied');
+is($j->{powerfail_images}, 20, '... 20 simulated power failures');
+ok(defined $j->{powerfail_lost_acked}, '... acknowledged commits lost (allowed) reported');
+is($j->{powerfail_lost_synced}, 0, '... no synced commit lost');
+ok(!-e $rf && !-e "$rf.ct-work" && !-e "$rf.ct-image", '... region, copy and image removed');
+
+($rc, $out, $err) = crashtest('--relaxed', '--flush-ms', 2, '--no-kills', '--points',
+			      'flush.copied,checkpoint.applied,commit.sealed',
+			      '--point-rounds', 3, '--powerfail', 5, '--size', '2M', $rf);
+is($rc, 0, 'relaxed, text summary, the flusher points: exits 0') or diag("$out\n$err");
+like($out, qr/^\s+relaxed region\s+flushed every 2 ms; workers pstm_sync every \d+ steps$/m,
+     'summary: the relaxed region and its sync period');
+like($out, qr/^\s+crash points\s+3 victims at commit points, 6 at the flusher's points, 0 openers/m,
+     'summary: victims at the flusher points counted apart');
+like($out, qr/^\s+relaxed losses\s+\d+ acknowledged commits lost in \d+ of 5 power failures .*synced commits lost: 0$/m,
+     'summary: commits lost to power failures, none synced');
+like($out, qr/^OK$/m, 'summary ends OK');
 
 # ----------------------------------------------- the example workload
 my $so = "$bdir/examples/crash_workload.so";

@@ -116,8 +116,9 @@ struct pstm_create_opts {
 	                          small regions), max 1023 */
 	uint32_t max_threads;  /* transacting threads (all processes);
 	                          default 128 (fewer for small regions), max 2047 */
-	uint32_t log_bytes;    /* redo log per thread; default 64 KiB, or
-	                          size/1024 below 64 MiB (4 KiB..16 MiB) */
+	uint32_t log_bytes;    /* redo log per thread; default 64 KiB (relaxed:
+	                          256 KiB), or size/1024 below 64 MiB
+	                          (4 KiB..16 MiB) */
 	uint32_t orecs_log2;   /* log2 of ownership records (8 bytes each);
 	                          default 16, fewer below 4 MiB; range 10..26.
 	                          More: fewer false conflicts; fewer: fewer

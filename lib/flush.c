@@ -49,7 +49,8 @@
 #include "redo_log.h"
 #include "stm.h"
 
-#define CKPT_EVERY 8 /* flushes per checkpoint when rings have room */
+#define CKPT_EVERY 8 /* timer flushes per checkpoint (a committer whose
+			 ring is full asks for one at once) */
 
 struct flusher {
 	pthread_t th;
@@ -189,31 +190,47 @@ static void ckpt_pass(struct pstm_region *r)
 	store_max(&region_dstate(r)->horizon, atomic_load(&fds->horizon));
 }
 
-/* Is any ring more than half used since the last checkpoint? */
-static bool rings_filling(struct pstm_region *r)
+/* What a caller waits for: nothing, the working copy's horizon above a
+ * seq, or the flushed mark at a seq.  Looked at again once the token is
+ * ours: whoever held it may have done the work meanwhile. */
+enum { NEED_NONE, NEED_HORIZON, NEED_FLUSHED };
+
+static bool needed(struct pstm_region *r, int need, uint64_t seq)
 {
-	for (uint32_t s = 0; s < r->sb.max_slots; s++)
-		if (atomic_load_explicit(&r->slots[s].ring_head,
-					 memory_order_relaxed) > r->ring_bytes / 2)
-			return true;
-	return false;
+	if (need == NEED_HORIZON)
+		return atomic_load(&region_dstate(r)->horizon) <= seq;
+	if (need == NEED_FLUSHED)
+		return atomic_load(&r->rt->flushed) < seq;
+	return true;
 }
 
-/* One flush (and checkpoint if @ckpt) under the token; false if a live
- * process held it and !@wait. */
-static bool flush_once(struct pstm_region *r, bool wait, bool ckpt)
+/* One flush (and checkpoint if @ckpt) under the token, unless what the
+ * caller needs got done meanwhile; false if a live process held the
+ * token and !@wait. */
+static bool flush_once(struct pstm_region *r, bool wait, bool ckpt, int need,
+		       uint64_t seq)
 {
 	struct flusher *fl = r->flusher;
+	bool done = true;
 	pthread_mutex_lock(&fl->mu);
+	if (!needed(r, need, seq))
+		goto out;
 	int got = token_take(r, wait);
-	if (got) {
-		flush_pass(r, got == 2);
-		if (ckpt || rings_filling(r) || ++fl->passes % CKPT_EVERY == 0)
-			ckpt_pass(r);
-		token_give(r);
+	if (!got) {
+		done = false;
+		goto out;
 	}
+	/* after a takeover always flush: the dead owner's copies may not
+	 * be persisted */
+	if (got == 2 || needed(r, need, seq)) {
+		flush_pass(r, got == 2);
+		if (ckpt || ++fl->passes % CKPT_EVERY == 0)
+			ckpt_pass(r);
+	}
+	token_give(r);
+out:
 	pthread_mutex_unlock(&fl->mu);
-	return got != 0;
+	return done;
 }
 
 static void *flusher_main(void *arg)
@@ -236,7 +253,7 @@ static void *flusher_main(void *arg)
 		if (fl->stop)
 			break;
 		pthread_mutex_unlock(&fl->wake_mu);
-		flush_once(r, false, false);
+		flush_once(r, false, false, NEED_NONE, 0);
 		pthread_mutex_lock(&fl->wake_mu);
 	}
 	pthread_mutex_unlock(&fl->wake_mu);
@@ -278,7 +295,7 @@ static int sync_to(struct pstm_region *r, uint64_t target)
 		int64_t e = atomic_load(&r->rt->flush_err);
 		if (e)
 			return (int)e;
-		flush_once(r, true, false);
+		flush_once(r, true, false, NEED_FLUSHED, target);
 		if (atomic_load(&r->rt->flushed) < target) {
 			/* a commit below target is still writing back, or
 			 * its process died with it */
@@ -305,7 +322,7 @@ int flush_stop(struct pstm_region *r)
 	fl->running = false;
 	int rc = sync_to(r, atomic_load(&r->rt->dseq));
 	if (!rc)
-		flush_once(r, true, true); /* leave the file's data current */
+		flush_once(r, true, true, NEED_NONE, 0); /* leave the file's data current */
 	rc = rc ? rc : (int)atomic_load(&r->rt->flush_err);
 	r->flusher = NULL;
 	pthread_cond_destroy(&fl->wake);
@@ -325,7 +342,7 @@ int flush_checkpoint(struct pstm_region *r, uint64_t past)
 		int64_t e = atomic_load(&r->rt->flush_err);
 		if (e)
 			return (int)e;
-		flush_once(r, true, true);
+		flush_once(r, true, true, NEED_HORIZON, past);
 		if (atomic_load(&region_dstate(r)->horizon) <= past) {
 			if (++tries % 16 == 0)
 				proc_recover_all_dead(r);

@@ -169,11 +169,11 @@ static void finish(void)
 }
 
 static const char *const commit_points[] = {
-	"commit.locking", "commit.locked",  "commit.logged",
+	"commit.locking", "commit.locked",  "commit.sealed", "commit.logged",
 	"commit.written", "commit.retired", "commit.released",
 };
 /* whether a death at each point leaves the transaction committed */
-static const int past_commit_point[] = {0, 0, 1, 1, 1, 1};
+static const int past_commit_point[] = {0, 0, 0, 1, 1, 1, 1};
 
 /* A victim dies at the point while two survivors work on the same
  * accounts: they must notice, recover and finish. */

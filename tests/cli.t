@@ -271,6 +271,40 @@ is(mode_of($g), 0640, '--mode 0640 honoured on a file');
 is($rc, 0, 'rm of the volatile file region exits 0');
 ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion gone');
 
+# --- relaxed regions ---------------------------------------------------
+{
+	my $x = "$tmp/x.region";
+	my ($rc, $out, $err) = pstm('create', '--relaxed', '--flush-ms', '25', '--size', '4M', $x);
+	is($rc, 0, 'create --relaxed --flush-ms 25 exits 0') or diag($err);
+	my $jx = json_info($x);
+	my $u = $jx->{uuid} // 'none';
+	(my $wc = companion_of($u)) =~ s/pstm\.rt\./pstm.wc./;
+	push @companions, companion_of($u), $wc;
+	is($jx->{durability}, 'relaxed', 'json durability: relaxed');
+	is($jx->{flush_ms}, 25, 'json flush_ms: 25');
+	ok(-s $wc == 4 << 20, 'the working copy /dev/shm/pstm.wc.* has the region size');
+	($rc, $out) = pstm('info', $x);
+	like($out, qr/relaxed, flushed to the file every 25 ms/, 'info names the flush interval');
+	($rc, $out) = pstm('check', $x);
+	is($rc, 0, 'check of a relaxed region exits 0');
+	like($out, qr/relaxed, flush every 25 ms/, 'check reports the file side');
+	($rc, $out, $err) = pstm('rm', $x);
+	is($rc, 0, 'rm of a relaxed region exits 0');
+	ok(!-e $x && !-e $wc && !-e companion_of($u), '... file, runtime and working copy gone');
+
+	for my $bad (['--flush-ms', '5'], ['--relaxed', '--flush-ms', '0'],
+		     ['--relaxed', '--flush-ms', '60001']) {
+		($rc, $out, $err) = pstm('create', @$bad, "$tmp/bad.region");
+		is($rc, 2, "create @$bad is a usage error");
+		ok(one_line($err), '... with a one-line message') or diag($err);
+	}
+	my $n = shm_name();
+	($rc, $out, $err) = pstm('create', '--relaxed', "shm:$n");
+	is($rc, 1, 'create --relaxed on shm: fails');
+	ok(one_line($err), '... with a one-line message') or diag($err);
+	ok(!-e "$tmp/bad.region", 'no region left behind');
+}
+
 # --- check / recover ---------------------------------------------------
 {
 	my $f = "$tmp/check.region";

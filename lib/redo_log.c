@@ -168,23 +168,22 @@ static void raise_horizon(struct pstm_region *r, uint64_t h)
  */
 static void flush_records(struct pstm_region *r, uint64_t from, uint64_t to)
 {
-	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
-		uint64_t off = 0;
-		while (off + sizeof(struct log_record) <= r->ring_bytes) {
+	/* every 64-byte boundary, as scan_ring (an extra flush is harmless,
+	 * a missed one loses a commit) */
+	for (uint32_t s = 0; s < r->sb.max_slots; s++)
+		for (uint64_t off = 0; off + sizeof(struct log_record) <= r->ring_bytes;
+		     off += CACHELINE) {
 			struct log_record *rec = region_record(r, s, off);
-			if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
+			if (rec->magic != LOG_REC_MAGIC || rec->seq < from ||
+			    rec->seq >= to || rec->count > r->log_cap ||
 			    off + record_bytes(rec->count) > r->ring_bytes)
-				break;
-			if (rec->seq >= from && rec->seq < to) {
-				struct log_entry *e = record_entries(rec);
-				for (uint64_t i = 0; i < rec->count; i++)
-					if ((e[i].off & 7) == 0 && e[i].off >= r->sb.heap_off &&
-					    e[i].off <= r->heap_hi - 8)
-						region_flush(r, region_word(r, e[i].off), 8);
-			}
-			off += record_bytes(rec->count);
+				continue;
+			struct log_entry *e = record_entries(rec);
+			for (uint64_t i = 0; i < rec->count; i++)
+				if ((e[i].off & 7) == 0 && e[i].off >= r->sb.heap_off &&
+				    e[i].off <= r->heap_hi - 8)
+					region_flush(r, region_word(r, e[i].off), 8);
 		}
-	}
 }
 
 int redo_log_checkpoint(struct pstm_region *r, uint64_t past)
@@ -295,7 +294,6 @@ static int by_seq(const void *a, const void *b)
 struct record_set {
 	struct pending *p;
 	uint32_t k, cap;
-	uint64_t max_seq; /* highest seq met in a valid record */
 };
 
 static struct log_record *record_in(struct pstm_region *r, uint8_t *base,
@@ -315,32 +313,35 @@ static bool record_valid(struct pstm_region *r, struct log_record *rec,
 
 /*
  * Valid records of slot @s's ring in the image at @base with
- * lo <= seq < hi, into @set, walking from the ring's start to the end of
- * its written part (or a torn record).  Returns -1 if out of memory (the
- * caller must not declare anything replayed).
+ * lo <= seq < hi, into @set.  Every 64-byte boundary is looked at, not
+ * just the chain from the ring's start: a committer that died while
+ * writing a record right after its ring wrapped leaves a torn record at
+ * offset 0, and the slot's next owner appends where the last complete
+ * record ended, behind it (pstm-crashtest found commits lost that way);
+ * a relaxed flusher may also have persisted records after a torn one.
+ * A record header can only be found where one was written: inside a
+ * record, a 64-byte boundary falls on an entry's offset word, which is a
+ * heap offset, never the magic.  Returns -1 if out of memory (the caller
+ * must not declare anything replayed).
  */
 static int scan_ring(struct pstm_region *r, uint8_t *base, uint32_t s,
 		     uint64_t lo, uint64_t hi, struct record_set *set)
 {
-	uint64_t off = 0;
-	while (off + sizeof(struct log_record) <= r->ring_bytes) {
+	for (uint64_t off = 0; off + sizeof(struct log_record) <= r->ring_bytes;
+	     off += CACHELINE) {
 		struct log_record *rec = record_in(r, base, s, off);
-		if (!record_valid(r, rec, off))
-			break; /* end of the written part, or a torn record */
-		if (rec->seq >= lo && rec->seq < hi) {
-			if (set->k == set->cap) {
-				uint32_t nc = set->cap ? set->cap * 2 : 64;
-				struct pending *np = realloc(set->p, nc * sizeof(*np));
-				if (!np)
-					return -1;
-				set->p = np;
-				set->cap = nc;
-			}
-			set->p[set->k++] = (struct pending){rec->seq, rec};
+		if (rec->magic != LOG_REC_MAGIC || rec->seq < lo || rec->seq >= hi ||
+		    !record_valid(r, rec, off))
+			continue;
+		if (set->k == set->cap) {
+			uint32_t nc = set->cap ? set->cap * 2 : 64;
+			struct pending *np = realloc(set->p, nc * sizeof(*np));
+			if (!np)
+				return -1;
+			set->p = np;
+			set->cap = nc;
 		}
-		if (rec->seq > set->max_seq)
-			set->max_seq = rec->seq;
-		off += record_bytes(rec->count);
+		set->p[set->k++] = (struct pending){rec->seq, rec};
 	}
 	return 0;
 }
@@ -352,11 +353,12 @@ static int scan_ring(struct pstm_region *r, uint8_t *base, uint32_t s,
  * applied either way).
  */
 static int apply_range(struct pstm_region *r, uint8_t *base, uint64_t lo,
-		       uint64_t hi, uint64_t *max_seq)
+		       uint64_t hi, bool used_only)
 {
 	struct record_set set = {0};
 	for (uint32_t s = 0; s < r->sb.max_slots; s++)
-		if (scan_ring(r, base, s, lo, hi, &set) != 0) {
+		if (!(used_only && !atomic_load(&r->slots[s].pub)) &&
+		    scan_ring(r, base, s, lo, hi, &set) != 0) {
 			free(set.p);
 			return -1;
 		}
@@ -374,17 +376,11 @@ static int apply_range(struct pstm_region *r, uint8_t *base, uint64_t lo,
 		}
 	}
 	free(set.p);
-	if (max_seq)
-		*max_seq = set.max_seq;
 	return (int)set.k;
 }
 
-/*
- * Highest seq of any valid record anywhere in the rings of the image at
- * @base, looking at every 64-byte boundary: a relaxed region's flusher
- * copies several records per sync, so a record written after a torn one
- * may have reached the media and must be made stale too.
- */
+/* Highest seq of any valid record anywhere in the rings of the image at
+ * @base (every 64-byte boundary, as scan_ring). */
 static uint64_t max_seq_anywhere(struct pstm_region *r, uint8_t *base)
 {
 	uint64_t m = 0;
@@ -413,7 +409,7 @@ int redo_log_replay_all(struct pstm_region *r)
 		 * the rings becomes stale: new seqs start above them all.
 		 */
 		uint64_t fl = atomic_load(&ds->flushed);
-		k = apply_range(r, r->base, horizon, fl, NULL);
+		k = apply_range(r, r->base, horizon, fl, false);
 		if (k < 0)
 			return k;
 		uint64_t h = max_seq_anywhere(r, r->base) + 1;
@@ -425,9 +421,10 @@ int redo_log_replay_all(struct pstm_region *r)
 			region_persist(r, ds, sizeof(*ds));
 		}
 	} else if (r->durable) {
-		k = apply_range(r, r->base, horizon, UINT64_MAX, &max_seq);
+		k = apply_range(r, r->base, horizon, UINT64_MAX, false);
 		if (k < 0)
 			return k;
+		max_seq = max_seq_anywhere(r, r->base);
 		/* everything up to max_seq is in the data now */
 		if (max_seq + 1 > horizon)
 			raise_horizon(r, max_seq + 1);
@@ -442,5 +439,7 @@ int redo_log_replay_all(struct pstm_region *r)
 
 int redo_log_apply_file(struct pstm_region *r, uint64_t lo, uint64_t hi)
 {
-	return apply_range(r, r->fbase, lo, hi, NULL);
+	/* live runtime: a ring that never published a record (pub 0
+	 * since the runtime was built) holds nothing above the horizon */
+	return apply_range(r, r->fbase, lo, hi, true);
 }

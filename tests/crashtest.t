@@ -142,6 +142,14 @@ ok(-e $f, '--keep keeps the region');
 unlink($f);
 
 # ------------------------------------ built-in bank, relaxed file region
+# A relaxed region runs a flush thread in each process that has it open,
+# and the tool forks workers while it holds the region: ThreadSanitizer
+# cannot follow threads across fork (it dies, "starting new threads after
+# multi-threaded fork"), so `make tsan` leaves this part out; test_relaxed
+# (which forks only from threadless parents) covers relaxed under TSan.
+SKIP: {
+skip 'relaxed runs fork from a threaded parent: not under ThreadSanitizer', 14
+    if ($ENV{TSAN_OPTIONS} // '') ne '';
 my $rf = "$tmp/relaxed.region";
 $j = json_run('bank on a relaxed file', '--relaxed', '--rounds', 40, '--point-rounds', 1,
 	      '--powerfail', 20, '--size', '2M', $rf);
@@ -166,6 +174,7 @@ like($out, qr/^\s+crash points\s+3 victims at commit points, 6 at the flusher's 
 like($out, qr/^\s+relaxed losses\s+\d+ acknowledged commits lost in \d+ of 5 power failures .*synced commits lost: 0$/m,
      'summary: commits lost to power failures, none synced');
 like($out, qr/^OK$/m, 'summary ends OK');
+}
 
 # ----------------------------------------------- the example workload
 my $so = "$bdir/examples/crash_workload.so";

@@ -112,6 +112,9 @@ tsan:
 torture: all
 	PSTM_KILL_ROUNDS=10000 $(B)/tests/test_recovery
 	PSTM_POWERFAIL_IMAGES=100000 $(B)/tests/test_powerfail
+	PSTM_POWERFAIL_IMAGES=20000 $(B)/tests/test_relaxed
+	$(B)/pstm-crashtest --relaxed --rounds 2000 --point-rounds 10 --powerfail 2000 \
+	    /dev/shm/pstm-torture-relaxed.region
 	$(B)/pstm-crashtest --rounds 5000 --point-rounds 20 shm:pstm-torture
 	$(B)/pstm-crashtest --rounds 2000 --point-rounds 10 --powerfail 5000 \
 	    /dev/shm/pstm-torture.region

@@ -23,7 +23,8 @@
  *    be safe to re-run from the start.
  *  - A pstm_region handle may be used by any number of threads of the
  *    process that opened it; it must not be used in a forked child (open the
- *    region again there).
+ *    region again there; a relaxed region's handle also runs a flush
+ *    thread, which a child does not inherit).
  */
 #ifndef PSTM_H
 #define PSTM_H

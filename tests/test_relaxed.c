@@ -252,7 +252,9 @@ static void test_api(void **s)
 	assert_pstm_ok(pstm_sync(r));
 	/* the working copy is where transactions run; the file got it */
 	struct stat st;
-	assert_int_equal(stat(r->wc_path, &st), 0);
+	char wc[sizeof(r->wc_path)];
+	memcpy(wc, r->wc_path, sizeof(wc));
+	assert_int_equal(stat(wc, &st), 0);
 	assert_int_equal((uint64_t)st.st_size, in.size_bytes);
 	assert_pstm_ok(pstm_close(r));
 	assert_clean(uri);
@@ -262,7 +264,7 @@ static void test_api(void **s)
 	assert_clean(uri);
 	assert_pstm_ok(pstm_unlink(uri));
 	/* pstm_unlink removed both companions */
-	assert_int_not_equal(stat(r->wc_path, &st), 0);
+	assert_int_not_equal(stat(wc, &st), 0);
 
 	/* other regions: pstm_sync is a no-op */
 	assert_pstm_ok(pstm_create(test_shm_uri("rx"), NULL, &r));

@@ -267,9 +267,11 @@ static void test_api(void **s)
 	assert_int_not_equal(stat(wc, &st), 0);
 
 	/* other regions: pstm_sync is a no-op */
-	assert_pstm_ok(pstm_create(test_shm_uri("rx"), NULL, &r));
+	const char *shm = test_shm_uri("rx");
+	assert_pstm_ok(pstm_create(shm, NULL, &r));
 	assert_pstm_ok(pstm_sync(r));
 	pstm_close(r);
+	pstm_unlink(shm);
 	uri = test_file_uri("rx");
 	struct pstm_create_opts d = {.size_bytes = 2 << 20};
 	assert_pstm_ok(pstm_create(uri, &d, &r));

@@ -2,12 +2,16 @@
  * fuzz_region.c - libFuzzer target for the paths that read a region file:
  * superblock validation, pstm check, and a fresh-boot pstm_open (runtime
  * rebuilt, redo records replayed) followed by a transaction.  Each input
- * is a list of patches {u32 offset, u8 length, bytes} applied to a valid
- * durable region that holds committed data and redo records.  Nothing may
- * crash, hang or touch memory outside the region; errors are fine.
+ * is a byte choosing the base image, then a list of patches {u32 offset,
+ * u8 length, bytes} applied to it: a durable region, or a relaxed one
+ * whose file holds records above its horizon (a process flushed, then
+ * died before a checkpoint), both with committed data and redo records.
+ * Nothing may crash, hang or touch memory outside the region; errors are
+ * fine.
  *   make fuzz FUZZ_SECONDS=300
  */
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +23,7 @@
 #include "region.h"
 
 #define SIZE (1u << 20)
-static uint8_t *base_img;
+static uint8_t *base_img[2]; /* durable, relaxed */
 static char path[64];
 
 static int fill(pstm_tx *tx, void *arg)
@@ -55,6 +59,8 @@ static void forget_runtime(void)
 	if (region_map_readonly(path, &r) == 0) {
 		if (r.rt_path[0])
 			unlink(r.rt_path);
+		if (r.wc_path[0])
+			unlink(r.wc_path);
 		region_unmap_readonly(&r);
 	}
 }
@@ -65,34 +71,50 @@ static void cleanup(void)
 	unlink(path);
 }
 
-static void make_base(void)
+static void make_base(int relaxed)
 {
-	struct pstm_create_opts o = {.size_bytes = SIZE, .replace = 1};
+	struct pstm_create_opts o = {.size_bytes = SIZE, .replace = 1,
+				     .durability = relaxed ? PSTM_RELAXED : 0};
 	pstm_region *r;
 	snprintf(path, sizeof(path), "/dev/shm/pstm-fuzz-%d.region", (int)getpid());
-	if (pstm_create(path, &o, &r))
+	/* a child builds it and, on a relaxed region, dies after a flush:
+	 * records above the file's horizon, as a power failure finds them */
+	pid_t p = fork();
+	if (p == 0) {
+		if (pstm_create(path, &o, &r))
+			_exit(1);
+		for (int i = 0; i < 20; i++)
+			pstm_atomic(r, fill, NULL);
+		if (!relaxed) {
+			pstm_close(r);
+			_exit(0);
+		}
+		pstm_sync(r);
+		_exit(0);
+	}
+	int st;
+	if (p < 0 || waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st))
 		abort();
-	for (int i = 0; i < 20; i++)
-		pstm_atomic(r, fill, NULL);
-	pstm_close(r);
-	base_img = malloc(SIZE);
+	base_img[relaxed] = malloc(SIZE);
 	int fd = open(path, O_RDONLY);
-	if (fd < 0 || read(fd, base_img, SIZE) != SIZE)
+	if (fd < 0 || read(fd, base_img[relaxed], SIZE) != SIZE)
 		abort();
 	close(fd);
 	forget_runtime();
-	atexit(cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
-	if (!base_img)
-		make_base();
+	if (!base_img[0]) {
+		make_base(0);
+		make_base(1);
+		atexit(cleanup);
+	}
 	uint8_t *img = malloc(SIZE);
-	memcpy(img, base_img, SIZE);
+	memcpy(img, base_img[n && (data[0] & 1)], SIZE);
 	size_t len = SIZE;
-	for (size_t i = 0; i + 5 <= n;) {
+	for (size_t i = 1; i + 5 <= n;) {
 		uint32_t off;
 		memcpy(&off, data + i, 4);
 		uint8_t k = data[i + 4];

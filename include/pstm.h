@@ -157,7 +157,11 @@ PSTM_API int pstm_open(const char *uri, pstm_region **out);
 
 /*
  * pstm_close - detach and unmap.  All threads must have finished their
- * transactions on @r; not allowed inside a transaction (PSTM_EINTX).
+ * transactions on @r; not allowed inside a transaction (PSTM_EINTX).  On
+ * a relaxed region it first makes every commit durable (see pstm_sync;
+ * returns PSTM_EIO if the file could not be written).  In a forked child,
+ * on a handle inherited from the parent, it only unmaps: the process
+ * entry and the flush thread are the parent's.
  */
 PSTM_API int pstm_close(pstm_region *r);
 
@@ -167,7 +171,9 @@ PSTM_API int pstm_close(pstm_region *r);
  * copy's committed records to the file (or waits for the process doing
  * it); on PSTM_DURABLE and volatile regions it returns 0 at once (commits
  * are already as durable as the region gets).  Not inside a transaction
- * (PSTM_EINTX).  PSTM_EIO if writing the file failed.
+ * (PSTM_EINTX); not on a handle inherited across fork (PSTM_EINVAL).
+ * PSTM_EIO if writing the file failed (sticky until every process has
+ * closed the region).
  */
 PSTM_API int pstm_sync(pstm_region *r);
 

@@ -49,8 +49,27 @@ uint64_t proc_start_ticks(pid_t pid, bool *zombie)
 			  "%*u %*d %*d %*d %*d %*d %*d %llu",
 		   &state, &start) != 2)
 		return 0;
-	if (zombie)
-		*zombie = state == 'Z' || state == 'X';
+	if (zombie && (state == 'Z' || state == 'X')) {
+		/*
+		 * The leader thread is a zombie.  That is also what a live
+		 * process looks like whose main thread called pthread_exit
+		 * while others run: alive while it has more than one thread
+		 * (a reviewer's finding: taken for dead, its slots would be
+		 * "recovered" and its flush token taken while in use).
+		 */
+		*zombie = true;
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+		f = fopen(path, "re");
+		if (f) {
+			char line[256];
+			unsigned long threads = 0;
+			while (fgets(line, sizeof(line), f))
+				if (sscanf(line, "Threads: %lu", &threads) == 1)
+					break;
+			fclose(f);
+			*zombie = threads <= 1;
+		}
+	}
 	return start;
 }
 

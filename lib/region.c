@@ -593,8 +593,9 @@ static void fsync_dir(const char *path)
 	}
 }
 
-/* Remove the companion runtime of the region currently at @path, if any. */
-static void remove_companion_of(const char *path)
+/* Remove the /dev/shm companions (runtime, relaxed working copy) of the
+ * region currently at @path, if any: what a power failure does to them. */
+void region_forget_volatile(const char *path)
 {
 	struct superblock sb;
 	char rt[96];
@@ -664,7 +665,7 @@ int pstm_create(const char *uri, const struct pstm_create_opts *o,
 	if (link(tmp, path) != 0) {
 		int e = errno;
 		if (e == EEXIST && o && o->replace) {
-			remove_companion_of(path);
+			region_forget_volatile(path);
 			if (rename(tmp, path) != 0) {
 				rc = errno_to_pstm(errno);
 				goto fail;
@@ -687,6 +688,35 @@ fail:
 }
 
 /* --------------------------------------------------------------- open */
+
+/* Fields that follow from the validated superblock. */
+static void region_derive(struct pstm_region *r)
+{
+	r->durable = r->sb.durability != PSTM_VOLATILE;
+	r->relaxed = r->sb.durability == PSTM_RELAXED;
+	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
+	r->heap_hi = r->sb.size_bytes;
+	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
+	r->log_cap = (uint32_t)((r->ring_bytes - sizeof(struct log_record)) /
+				sizeof(struct log_entry));
+}
+
+/* Map companion @path read-only if it exists with exactly @size bytes. */
+static void *map_companion_ro(const char *path, uint64_t size)
+{
+	struct stat st;
+	void *m = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == size) {
+		m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED)
+			m = NULL;
+	}
+	close(fd);
+	return m;
+}
 
 static int map_region(struct pstm_region *r)
 {
@@ -797,13 +827,7 @@ int pstm_open(const char *uri, pstm_region **out)
 		rc = PSTM_ECORRUPT;
 		goto fail;
 	}
-	r->durable = r->sb.durability != PSTM_VOLATILE;
-	r->relaxed = r->sb.durability == PSTM_RELAXED;
-	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
-	r->heap_hi = r->sb.size_bytes;
-	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
-	r->log_cap = (uint32_t)((r->ring_bytes - sizeof(struct log_record)) /
-				sizeof(struct log_entry));
+	region_derive(r);
 	if (((struct heap_header *)(r->base + r->sb.heap_off))->magic !=
 		    PSTM_HEAP_MAGIC ||
 	    region_dstate(r)->magic != DURABLE_MAGIC) {
@@ -897,49 +921,27 @@ int region_map_readonly(const char *uri, struct pstm_region *r)
 		goto fail;
 	}
 	r->map_len = r->sb.size_bytes;
-	r->durable = r->sb.durability != PSTM_VOLATILE;
-	r->relaxed = r->sb.durability == PSTM_RELAXED;
-	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
-	r->heap_hi = r->sb.size_bytes;
-	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
-	r->log_cap = (uint32_t)((r->ring_bytes - sizeof(struct log_record)) /
-				sizeof(struct log_entry));
+	region_derive(r);
 	if (r->sb.rt_inside) {
 		r->rt_base = r->base + r->sb.rt_off;
 		rt_set_pointers(r);
 	} else {
 		companion_path(r->sb.uuid, r->rt_path, sizeof(r->rt_path));
-		int cfd = open(r->rt_path, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		if (cfd >= 0 && fstat(cfd, &st) == 0 &&
-		    (uint64_t)st.st_size == r->sb.rt_bytes) {
-			void *m = mmap(NULL, r->sb.rt_bytes, PROT_READ, MAP_SHARED,
-				       cfd, 0);
-			if (m != MAP_FAILED) {
-				r->rt_base = m;
-				r->rt_map_len = r->sb.rt_bytes;
-				rt_set_pointers(r);
-			}
+		r->rt_base = map_companion_ro(r->rt_path, r->sb.rt_bytes);
+		if (r->rt_base) {
+			r->rt_map_len = r->sb.rt_bytes;
+			rt_set_pointers(r);
 		}
-		if (cfd >= 0)
-			close(cfd);
 	}
 	if (r->relaxed) {
 		/* the live state is the working copy, when there is one */
 		companion_name(r->sb.uuid, "wc", r->wc_path, sizeof(r->wc_path));
-		int wfd = open(r->wc_path, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		if (wfd >= 0 && r->rt_base && fstat(wfd, &st) == 0 &&
-		    (uint64_t)st.st_size == r->sb.size_bytes) {
-			void *m = mmap(NULL, r->sb.size_bytes, PROT_READ,
-				       MAP_SHARED, wfd, 0);
-			if (m != MAP_FAILED) {
-				r->fbase = r->base;
-				r->base = m;
-			}
+		uint8_t *wc = r->rt_base ? map_companion_ro(r->wc_path, r->sb.size_bytes)
+					 : NULL;
+		if (wc) {
+			r->fbase = r->base;
+			r->base = wc;
 		}
-		if (wfd >= 0)
-			close(wfd);
 	}
 	return 0;
 fail:
@@ -1008,7 +1010,7 @@ int pstm_unlink(const char *uri)
 	if (rc)
 		return rc;
 	if (!is_shm)
-		remove_companion_of(path);
+		region_forget_volatile(path);
 	if (unlink(path) != 0)
 		return errno_to_pstm(errno);
 	return 0;

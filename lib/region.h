@@ -127,6 +127,9 @@ static inline uint64_t *region_word(struct pstm_region *r, uint64_t off)
 /* Read-only inspection mapping (check.c); no attach, no writes. */
 HIDDEN int region_map_readonly(const char *uri, struct pstm_region *r);
 HIDDEN void region_unmap_readonly(struct pstm_region *r);
+/* Remove the /dev/shm runtime and working copy of the file region at
+ * @path (what a power failure does to them); nothing if none. */
+HIDDEN void region_forget_volatile(const char *path);
 
 /* Layout computed from the creation parameters (also used to validate). */
 HIDDEN int layout_compute(struct superblock *sb);

@@ -89,21 +89,10 @@ static struct shared *map_shared(const char *path)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* Remove the runtime segment: the next open is a fresh boot. */
-static void forget_runtime(const char *path)
-{
-	struct pstm_region r;
-	if (region_map_readonly(path, &r) == 0) {
-		if (r.rt_path[0])
-			unlink(r.rt_path);
-		region_unmap_readonly(&r);
-	}
-}
-
 static void one_failure(unsigned seed, int pmem)
 {
 	copy_file(BASEFILE, WORK);
-	forget_runtime(WORK);
+	region_forget_volatile(WORK);
 	unlink(IMAGE);
 	atomic_store(&SH->acked, 0);
 	pid_t pid = fork();
@@ -119,10 +108,10 @@ static void one_failure(unsigned seed, int pmem)
 		_exit(child_run(WORK, IMAGE, seed));
 	}
 	assert_int_equal(test_wait(pid), 0);
-	forget_runtime(WORK);
+	region_forget_volatile(WORK);
 
 	/* a fresh boot on the crash image: recovery replays committed logs */
-	forget_runtime(IMAGE);
+	region_forget_volatile(IMAGE);
 	pstm_region *r;
 	struct test_bank_state st = {.bank = &BANK};
 	assert_pstm_ok(pstm_open(IMAGE, &r));
@@ -140,7 +129,7 @@ static void one_failure(unsigned seed, int pmem)
 	assert_pstm_ok(region_check(IMAGE, &rep));
 	assert_int_equal(rep.damage, 0);
 	check_report_free(&rep);
-	forget_runtime(IMAGE);
+	region_forget_volatile(IMAGE);
 	unlink(IMAGE);
 }
 
@@ -169,7 +158,7 @@ static void run_failures(int pmem)
 	print_message("# %d simulated power failures (%s), all recovered\n", n,
 		      pmem ? "flush+drain, PMEM_IS_PMEM_FORCE=1" : "msync");
 	pstm_unlink(BASEFILE);
-	forget_runtime(WORK);
+	region_forget_volatile(WORK);
 	unlink(WORK);
 	munmap(SH, sizeof(*SH));
 	unlink(ACKED);

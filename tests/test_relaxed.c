@@ -169,19 +169,6 @@ static struct hstate history_check(const char *uri, const char *what)
 	return st;
 }
 
-/* Delete the /dev/shm companions: what a power failure does to them. */
-static void forget_volatile(const char *path)
-{
-	struct pstm_region r;
-	if (region_map_readonly(path, &r) == 0) {
-		if (r.rt_path[0])
-			unlink(r.rt_path);
-		if (r.wc_path[0])
-			unlink(r.wc_path);
-		region_unmap_readonly(&r);
-	}
-}
-
 static void assert_clean(const char *uri)
 {
 	struct check_report rep;
@@ -259,7 +246,7 @@ static void test_api(void **s)
 	assert_int_equal((uint64_t)st.st_size, in.size_bytes);
 	assert_pstm_ok(pstm_close(r));
 	assert_clean(uri);
-	forget_volatile(uri);
+	region_forget_volatile(uri);
 	struct hstate h = history_check(uri, "after sync and power loss");
 	assert_int_equal(h.n, 1);
 	assert_clean(uri);
@@ -379,7 +366,7 @@ static void test_bounded_loss(void **s)
 		kill(p, SIGKILL);
 		assert_int_equal(test_wait(p), 128 + SIGKILL);
 		uint64_t acked = atomic_load(&SH->acked[0]);
-		forget_volatile(uri);
+		region_forget_volatile(uri);
 		struct hstate h = history_check(uri, "after power loss");
 		assert_true(h.cnt[0] <= acked + 1);
 		if (h.cnt[0] < acked) {
@@ -464,7 +451,7 @@ static void test_process_crashes(void **s)
 		}
 		assert_clean(uri);
 		/* history_check closed last: everything is in the file */
-		forget_volatile(uri);
+		region_forget_volatile(uri);
 		struct hstate f = history_check(uri, "after close and power loss");
 		assert_int_equal(f.n, h.n);
 		pstm_unlink(uri);
@@ -561,7 +548,7 @@ static void test_dead_committer_idle_survivor(void **s)
 	sleep_ms(300); /* 30 flush intervals */
 	kill(sv, SIGKILL);
 	test_wait(sv);
-	forget_volatile(uri); /* power failure */
+	region_forget_volatile(uri); /* power failure */
 	uint64_t cnt[WORKERS];
 	assert_pstm_ok(pstm_open(uri, &r));
 	assert_pstm_ok(pstm_atomic(r, bump_read, cnt));
@@ -673,7 +660,7 @@ static void one_image(unsigned seed, int pmem)
 	char cmd[512];
 	snprintf(cmd, sizeof(cmd), "cp %s %s", BASEFILE, WORK);
 	assert_int_equal(system(cmd), 0);
-	forget_volatile(WORK);
+	region_forget_volatile(WORK);
 	unlink(IMAGE);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -685,8 +672,8 @@ static void one_image(unsigned seed, int pmem)
 		_exit(8);
 	}
 	assert_int_equal(test_wait(pid), 0);
-	forget_volatile(WORK);
-	forget_volatile(IMAGE);
+	region_forget_volatile(WORK);
+	region_forget_volatile(IMAGE);
 	struct hstate h = history_check(IMAGE, "simulated power failure");
 	uint64_t synced = atomic_load(&SH->synced[0]);
 	if (h.cnt[0] < synced)
@@ -695,7 +682,7 @@ static void one_image(unsigned seed, int pmem)
 	assert_true(h.cnt[0] >= synced);
 	assert_true(h.cnt[0] <= atomic_load(&SH->acked[0]) + 1);
 	assert_clean(IMAGE);
-	forget_volatile(IMAGE);
+	region_forget_volatile(IMAGE);
 	unlink(IMAGE);
 }
 
@@ -710,14 +697,14 @@ static void run_images(int pmem)
 	SH = map_shared(SHFILE);
 	assert_non_null(SH);
 	create_relaxed(BASEFILE, 4096);
-	forget_volatile(BASEFILE);
+	region_forget_volatile(BASEFILE);
 	for (int i = 0; i < n; i++)
 		one_image((unsigned)(i * 2 + pmem + 1), pmem);
 	print_message("# %d simulated power failures on a relaxed region (%s): "
 		      "every one a prefix holding all synced commits\n", n,
 		      pmem ? "flush+drain" : "msync");
 	pstm_unlink(BASEFILE);
-	forget_volatile(WORK);
+	region_forget_volatile(WORK);
 	unlink(WORK);
 	munmap(SH, sizeof(*SH));
 	unlink(SHFILE);

@@ -961,22 +961,6 @@ static int copy_file(const char *from, const char *to)
 	return rc;
 }
 
-/* Remove what a power failure takes from a file region: its runtime
- * segment and, relaxed, its /dev/shm working copy; the next open is a
- * fresh boot.  (A copy has the same uuid, hence the same companions, as
- * its original: only one of them may be open at a time.) */
-static void forget_volatile(const char *path)
-{
-	struct pstm_region r;
-	if (region_map_readonly(path, &r) == 0) {
-		if (r.rt_path[0])
-			unlink(r.rt_path);
-		if (r.wc_path[0])
-			unlink(r.wc_path);
-		region_unmap_readonly(&r);
-	}
-}
-
 static int one_power_failure(struct ct *c, int i, const char *work,
 			     const char *image, const uint64_t base[MAX_PROCS])
 {
@@ -988,7 +972,7 @@ static int one_power_failure(struct ct *c, int i, const char *work,
 
 	if (copy_file(c->uri, work))
 		return violation(c, "copying %s to %s: %s", c->uri, work, strerror(errno));
-	forget_volatile(work);
+	region_forget_volatile(work);
 	unlink(image);
 	for (int v = 0; v < c->procs; v++) {
 		atomic_store_explicit(&c->sh->acked[v], base[v], memory_order_relaxed);
@@ -1014,10 +998,10 @@ static int one_power_failure(struct ct *c, int i, const char *work,
 						  : status_text(st, buf, sizeof(buf)),
 				 st == 0 ? " without writing a crash image" : "");
 	c->crashes++;
-	forget_volatile(work);
+	region_forget_volatile(work);
 
 	/* a fresh boot on the image: recovery replays committed records */
-	forget_volatile(image);
+	region_forget_volatile(image);
 	pstm_region *r;
 	int rc = pstm_open(image, &r);
 	if (rc)
@@ -1045,7 +1029,7 @@ static int one_power_failure(struct ct *c, int i, const char *work,
 					 (unsigned long long)cnt[v]);
 	if (offline_check(c, image, what, false))
 		return -1;
-	forget_volatile(image);
+	region_forget_volatile(image);
 	unlink(image);
 	c->inspect = c->uri;
 	c->pf_images++;
@@ -1062,7 +1046,7 @@ static int campaign_powerfail(struct ct *c)
 		return violation(c, "the path %s is too long for a crash image", c->uri);
 	/* closed cleanly: the file must hold everything without its
 	 * companions (relaxed: the working copy) */
-	forget_volatile(c->uri);
+	region_forget_volatile(c->uri);
 	rc = pstm_open(c->uri, &c->r);
 	if (rc)
 		return violation(c, "opening %s: %s", c->uri, pstm_strerror(rc));
@@ -1082,7 +1066,7 @@ static int campaign_powerfail(struct ct *c)
 	for (int i = 0; i < c->powerfail && rc == 0; i++)
 		rc = one_power_failure(c, i, work, image, base);
 	if (rc == 0) { /* only the original remains, its runtime gone */
-		forget_volatile(work);
+		region_forget_volatile(work);
 		unlink(work);
 		unlink(image);
 	}

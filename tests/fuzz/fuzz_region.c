@@ -53,21 +53,9 @@ static int sum(pstm_tx *tx, void *arg)
 	return 0;
 }
 
-static void forget_runtime(void)
-{
-	struct pstm_region r;
-	if (region_map_readonly(path, &r) == 0) {
-		if (r.rt_path[0])
-			unlink(r.rt_path);
-		if (r.wc_path[0])
-			unlink(r.wc_path);
-		region_unmap_readonly(&r);
-	}
-}
-
 static void cleanup(void)
 {
-	forget_runtime();
+	region_forget_volatile(path);
 	unlink(path);
 }
 
@@ -100,7 +88,7 @@ static void make_base(int relaxed)
 	if (fd < 0 || read(fd, base_img[relaxed], SIZE) != SIZE)
 		abort();
 	close(fd);
-	forget_runtime();
+	region_forget_volatile(path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);
@@ -145,6 +133,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		(void)pstm_atomic(r, fill, NULL);
 		pstm_close(r);
 	}
-	forget_runtime();
+	region_forget_volatile(path);
 	return 0;
 }

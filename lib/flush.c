@@ -54,7 +54,6 @@
 
 struct flusher {
 	pthread_t th;
-	pid_t pid;              /* process that started th (not a fork child) */
 	bool running;
 	pthread_mutex_t mu;     /* our threads, one at a time on the token */
 	pthread_mutex_t wake_mu;
@@ -150,7 +149,6 @@ static void flush_pass(struct pstm_region *r, bool whole_log)
 	 * before it cleared inflight): read h first, pub after */
 	uint64_t h = redo_log_horizon_now(r);
 	unstick(r, h);
-	bool copied = false;
 	int rc = 0;
 
 	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
@@ -175,7 +173,6 @@ static void flush_pass(struct pstm_region *r, bool whole_log)
 			continue;
 		}
 		atomic_store_explicit(&sl->fcur, p, memory_order_relaxed);
-		copied = true;
 	}
 	if (whole_log)
 		rc |= region_flush(r, r->fbase + r->sb.log_off,
@@ -194,7 +191,6 @@ static void flush_pass(struct pstm_region *r, bool whole_log)
 			return;
 		}
 	}
-	(void)copied;
 	store_max(&region_dstate(r)->flushed, h);
 	store_max(&r->rt->flushed, h);
 }
@@ -306,7 +302,6 @@ int flush_start(struct pstm_region *r)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&fl->wake, &ca);
 	pthread_condattr_destroy(&ca);
-	fl->pid = getpid();
 	r->flusher = fl;
 	if (pthread_create(&fl->th, NULL, flusher_main, r) != 0) {
 		r->flusher = NULL;
@@ -345,7 +340,7 @@ int flush_stop(struct pstm_region *r)
 	struct flusher *fl = r->flusher;
 	if (!fl)
 		return 0;
-	if (fl->running && fl->pid == getpid()) {
+	if (fl->running) { /* pstm_close: never in a fork child */
 		pthread_mutex_lock(&fl->wake_mu);
 		fl->stop = true;
 		pthread_cond_signal(&fl->wake);

@@ -79,6 +79,20 @@ struct bench_system {
 	void (*teardown)(const struct bench_cfg *cfg);
 };
 
+/* One system of a program whose functions are PREFIX_setup ... PREFIX_teardown
+ * (several names share one implementation that looks at cfg->system). */
+#define BENCH_SYSTEM(var, str, prefix)                                     \
+	static const struct bench_system var = {                           \
+		.name = str,                                               \
+		.max_procs = 64,                                           \
+		.setup = prefix##_setup,                                   \
+		.attach = prefix##_attach,                                 \
+		.exec = prefix##_exec,                                     \
+		.check = prefix##_check,                                   \
+		.detach = prefix##_detach,                                 \
+		.teardown = prefix##_teardown,                             \
+	}
+
 /* Each system program defines this NULL-terminated list. */
 extern const struct bench_system *const bench_systems[];
 

@@ -333,38 +333,9 @@ static void lmdb_teardown(const struct bench_cfg *c)
 	remove_files(c);
 }
 
-static const struct bench_system lmdb_shm = {
-	.name = "lmdb-shm",
-	.max_procs = 64,
-	.setup = lmdb_setup,
-	.attach = lmdb_attach,
-	.exec = lmdb_exec,
-	.check = lmdb_check,
-	.detach = lmdb_detach,
-	.teardown = lmdb_teardown,
-};
-
-static const struct bench_system lmdb_disk = {
-	.name = "lmdb-disk",
-	.max_procs = 64,
-	.setup = lmdb_setup,
-	.attach = lmdb_attach,
-	.exec = lmdb_exec,
-	.check = lmdb_check,
-	.detach = lmdb_detach,
-	.teardown = lmdb_teardown,
-};
-
-static const struct bench_system lmdb_nosync = {
-	.name = "lmdb-nosync",
-	.max_procs = 64,
-	.setup = lmdb_setup,
-	.attach = lmdb_attach,
-	.exec = lmdb_exec,
-	.check = lmdb_check,
-	.detach = lmdb_detach,
-	.teardown = lmdb_teardown,
-};
+BENCH_SYSTEM(lmdb_shm, "lmdb-shm", lmdb);
+BENCH_SYSTEM(lmdb_disk, "lmdb-disk", lmdb);
+BENCH_SYSTEM(lmdb_nosync, "lmdb-nosync", lmdb);
 
 const struct bench_system *const bench_systems[] = { &lmdb_shm, &lmdb_disk,
 						     &lmdb_nosync, NULL };

@@ -378,22 +378,10 @@ static void pstm_teardown(const struct bench_cfg *c)
 	pstm_unlink(uri);
 }
 
-#define PSTM_SYSTEM(var, str)                                              \
-	static const struct bench_system var = {                           \
-		.name = str,                                               \
-		.max_procs = 64,                                           \
-		.setup = pstm_setup,                                       \
-		.attach = pstm_attach,                                     \
-		.exec = pstm_exec,                                         \
-		.check = pstm_check,                                       \
-		.detach = pstm_detach,                                     \
-		.teardown = pstm_teardown,                                 \
-	}
-
-PSTM_SYSTEM(pstm_shm, "pstm-shm");
-PSTM_SYSTEM(pstm_file, "pstm-file");
-PSTM_SYSTEM(pstm_pmem, "pstm-pmem");
-PSTM_SYSTEM(pstm_relaxed, "pstm-relaxed");
+BENCH_SYSTEM(pstm_shm, "pstm-shm", pstm);
+BENCH_SYSTEM(pstm_file, "pstm-file", pstm);
+BENCH_SYSTEM(pstm_pmem, "pstm-pmem", pstm);
+BENCH_SYSTEM(pstm_relaxed, "pstm-relaxed", pstm);
 
 const struct bench_system *const bench_systems[] = {
 	&pstm_shm, &pstm_file, &pstm_pmem, &pstm_relaxed, NULL

@@ -290,38 +290,9 @@ static void sqlite_teardown(const struct bench_cfg *c)
 	remove_files(c);
 }
 
-static const struct bench_system sqlite_shm = {
-	.name = "sqlite-shm",
-	.max_procs = 64,
-	.setup = sqlite_setup,
-	.attach = sqlite_attach,
-	.exec = sqlite_exec,
-	.check = sqlite_check,
-	.detach = sqlite_detach,
-	.teardown = sqlite_teardown,
-};
-
-static const struct bench_system sqlite_disk = {
-	.name = "sqlite-disk",
-	.max_procs = 64,
-	.setup = sqlite_setup,
-	.attach = sqlite_attach,
-	.exec = sqlite_exec,
-	.check = sqlite_check,
-	.detach = sqlite_detach,
-	.teardown = sqlite_teardown,
-};
-
-static const struct bench_system sqlite_normal = {
-	.name = "sqlite-normal",
-	.max_procs = 64,
-	.setup = sqlite_setup,
-	.attach = sqlite_attach,
-	.exec = sqlite_exec,
-	.check = sqlite_check,
-	.detach = sqlite_detach,
-	.teardown = sqlite_teardown,
-};
+BENCH_SYSTEM(sqlite_shm, "sqlite-shm", sqlite);
+BENCH_SYSTEM(sqlite_disk, "sqlite-disk", sqlite);
+BENCH_SYSTEM(sqlite_normal, "sqlite-normal", sqlite);
 
 const struct bench_system *const bench_systems[] = { &sqlite_shm,
 						     &sqlite_disk,

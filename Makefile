@@ -23,7 +23,7 @@ ALLCFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(XCFLAGS) -Iinclude -Ilib -pthread
 LIBDEPS  = -lpmem -lurcu-common -lz -pthread
 TESTLIBS = -lcmocka
 
-LIB_SRC  = $(wildcard lib/*.c)
+LIB_SRC  = $(wildcard lib/*.c lib/ds/*.c)
 LIB_OBJ  = $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=$(B)/tests/%)
@@ -39,7 +39,7 @@ TEST_SCRIPTS ?= tests/cli.t tests/install.t tests/crashtest.t
 .PHONY: all check test asan tsan valgrind torture fuzz install clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
 
-$(B)/lib/%.o: lib/%.c lib/*.h include/*.h
+$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h lib/*/*.h) include/*.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 

@@ -384,7 +384,7 @@ int pstm_sync(pstm_region *r)
 {
 	if (!r || r->owner_pid != getpid())
 		return PSTM_EINVAL; /* no handle, or one inherited across fork */
-	if (stm_in_tx())
+	if (tx_running())
 		return PSTM_EINTX;
 	if (!r->relaxed || !r->flusher)
 		return 0;

@@ -87,7 +87,6 @@ static int errno_to_pstm(int e)
 
 /* ------------------------------------------------------------- layout */
 
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
 uint64_t rt_bytes_for(uint32_t max_procs, uint32_t max_slots,
 		      uint32_t orecs_log2)
@@ -978,7 +977,7 @@ int pstm_close(pstm_region *r)
 {
 	if (!r)
 		return PSTM_EINVAL;
-	if (stm_in_tx())
+	if (tx_running())
 		return PSTM_EINTX;
 	if (r->owner_pid != getpid()) {
 		/* a handle inherited across fork: its process entry, slots and

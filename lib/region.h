@@ -11,8 +11,8 @@
 
 #include "pstm.h"
 #include "layout.h"
+#include "util.h"
 
-#define HIDDEN __attribute__((visibility("hidden")))
 
 struct pstm_tx;
 struct run_state;

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <urcu/wfcqueue.h>
 
@@ -97,35 +98,36 @@ int pstm_add(pstm_region *r, pstm_fn fn, void *arg)
 {
 	if (!r || !fn)
 		return PSTM_EINVAL;
-	if (stm_in_tx())
+	if (tx_running())
 		return PSTM_EINTX;
 	return enqueue(r->run, fn, arg);
 }
 
-void run_enqueue_list(struct pstm_region *r, struct addnode *adds)
+/* Commit hook of pstm_tx_add: the transaction committed, so its child
+ * joins the pending set (before the parent's own count drops). */
+static void add_committed(pstm_region *r, void *fn, void *arg)
 {
-	/* pstm_tx_add pushed at the head: reverse to keep the add order */
-	struct addnode *rev = NULL;
-	while (adds) {
-		struct addnode *n = adds;
-		adds = n->next;
-		n->next = rev;
-		rev = n;
+	pstm_fn f;
+	memcpy(&f, &fn, sizeof(f));
+	if (enqueue(r->run, f, arg) != 0) {
+		/* out of memory after commit: fail the run */
+		struct run_state *s = r->run;
+		pthread_mutex_lock(&s->mu);
+		if (!s->err)
+			s->err = PSTM_ENOMEM;
+		pthread_mutex_unlock(&s->mu);
+		atomic_store(&s->cancel, 1);
 	}
-	while (rev) {
-		struct addnode *n = rev;
-		rev = n->next;
-		if (enqueue(r->run, n->fn, n->arg) != 0) {
-			/* out of memory after commit: fail the run */
-			struct run_state *s = r->run;
-			pthread_mutex_lock(&s->mu);
-			if (!s->err)
-				s->err = PSTM_ENOMEM;
-			pthread_mutex_unlock(&s->mu);
-			atomic_store(&s->cancel, 1);
-		}
-		free(n);
-	}
+}
+
+int pstm_tx_add(pstm_tx *tx, pstm_fn fn, void *arg)
+{
+	void *f;
+	if (!tx || !fn)
+		return PSTM_EINVAL;
+	memcpy(&f, &fn, sizeof(f)); /* a function pointer through void * */
+	tx_on_commit(tx, add_committed, f, arg);
+	return 0;
 }
 
 static void finish_one(struct run_state *s)
@@ -184,7 +186,7 @@ int pstm_run(pstm_region *r, int nthreads)
 
 	if (!r || nthreads < 1 || nthreads > 1024)
 		return PSTM_EINVAL;
-	if (stm_in_tx())
+	if (tx_running())
 		return PSTM_EINTX;
 	s = r->run;
 	if (!atomic_compare_exchange_strong(&s->active, &expect, 1))

@@ -7,11 +7,7 @@
 
 #include "region.h"
 
-struct addnode;
-
 HIDDEN int run_init(struct pstm_region *r);
 HIDDEN void run_fini(struct pstm_region *r);
-/* Enqueue (and free) the pstm_tx_add list of a committed transaction. */
-HIDDEN void run_enqueue_list(struct pstm_region *r, struct addnode *adds);
 
 #endif /* PSTM_RUN_H */

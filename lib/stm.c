@@ -49,7 +49,6 @@
 #include "crash.h"
 #include "proc.h"
 #include "redo_log.h"
-#include "run.h"
 #include "stm.h"
 
 /*
@@ -82,25 +81,7 @@ static __thread struct {
 	txd *t;
 } tl_cache;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-bool stm_in_tx(void) { return tl_cur != NULL; }
+bool tx_running(void) { return tl_cur != NULL; }
 
 /* ------------------------------------------------------- statistics */
 
@@ -274,11 +255,30 @@ static txd *txd_get(struct pstm_region *r, int *err)
 
 /* ---------------------------------------------------------- aborting */
 
-static void drop_adds(txd *t)
+static void drop_hooks(txd *t)
 {
-	while (t->adds) {
-		struct addnode *n = t->adds;
-		t->adds = n->next;
+	while (t->hooks) {
+		struct tx_hook *h = t->hooks;
+		t->hooks = h->next;
+		free(h);
+	}
+}
+
+/* Run (and free) the commit hooks of a committed transaction, in the
+ * order they were added (the list is newest first). */
+static void run_hooks(struct pstm_region *r, struct tx_hook *h)
+{
+	struct tx_hook *rev = NULL;
+	while (h) {
+		struct tx_hook *n = h;
+		h = n->next;
+		n->next = rev;
+		rev = n;
+	}
+	while (rev) {
+		struct tx_hook *n = rev;
+		rev = n->next;
+		n->fn(r, n->a, n->b);
 		free(n);
 	}
 }
@@ -303,7 +303,7 @@ static _Noreturn void tx_abort(txd *t, int cause)
 	t->st[cause]++;
 	if (t->nlocks)
 		release_locks_unchanged(t);
-	drop_adds(t);
+	drop_hooks(t);
 	siglongjmp(t->env, JUMP_RETRY);
 }
 
@@ -312,7 +312,7 @@ void stm_fail(txd *t, int err)
 	t->err = err;
 	if (t->nlocks)
 		release_locks_unchanged(t);
-	drop_adds(t);
+	drop_hooks(t);
 	siglongjmp(t->env, JUMP_ERROR);
 }
 
@@ -631,18 +631,44 @@ void pstm_store64(pstm_tx *tx, pstm_off off, uint64_t v)
 
 pstm_region *pstm_tx_region(pstm_tx *tx) { return tx ? tx->r : NULL; }
 
-int pstm_tx_add(pstm_tx *tx, pstm_fn fn, void *arg)
+/* ------------------------------------------------- the boundary (tx.h) */
+
+void tx_info(pstm_tx *t, struct tx_info *o)
 {
-	if (!tx || !fn)
-		return PSTM_EINVAL;
-	struct addnode *n = malloc(sizeof(*n));
-	if (!n)
-		stm_fail(tx, PSTM_ENOMEM);
-	n->fn = fn;
-	n->arg = arg;
-	n->next = tx->adds;
-	tx->adds = n;
-	return 0;
+	struct pstm_region *r = t->r;
+	o->meta_lo = r->sb.heap_off;
+	o->heap_lo = r->heap_lo;
+	o->heap_hi = r->heap_hi;
+	o->slot = t->slot;
+	o->max_slots = r->sb.max_slots;
+	o->write_cap = t->ws_cap;
+	o->handle_id = r->open_id;
+}
+
+uint64_t tx_attempt(pstm_tx *t)
+{
+	return ((uint64_t)(t->slot + 1) << 32) | t->epoch;
+}
+
+uint64_t tx_load_meta(pstm_tx *t, uint64_t off)
+{
+	return stm_load(t, off, t->r->sb.heap_off);
+}
+
+void tx_store_meta(pstm_tx *t, uint64_t off, uint64_t v)
+{
+	stm_store(t, off, v, t->r->sb.heap_off);
+}
+
+void tx_fail(pstm_tx *t, int err) { stm_fail(t, err); }
+
+void tx_on_commit(pstm_tx *t, tx_hook_fn fn, void *a, void *b)
+{
+	struct tx_hook *h = malloc(sizeof(*h));
+	if (!h)
+		stm_fail(t, PSTM_ENOMEM);
+	*h = (struct tx_hook){fn, a, b, t->hooks};
+	t->hooks = h;
 }
 
 /* ------------------------------------------------------------ commit */
@@ -828,7 +854,7 @@ static void backoff(txd *t)
 	if (t->escalated)
 		return;
 	unsigned shift = t->retries < 12 ? t->retries : 12;
-	uint64_t spins = xorshift(&t->prng) & ((1ull << shift) - 1);
+	uint64_t spins = xorshift64(&t->prng) & ((1ull << shift) - 1);
 	for (uint64_t i = 0; i < spins; i++)
 		cpu_relax();
 	if (t->retries > 4)
@@ -887,16 +913,16 @@ static int drive(txd *t, pstm_fn fn, void *arg)
 	rc = fn(t, arg);
 	if (rc != 0) {
 		t->st[ST_AB_USER]++;
-		drop_adds(t);
+		drop_hooks(t);
 		end(t);
 		return rc;
 	}
 	commit(t);
-	struct addnode *adds = t->adds;
-	t->adds = NULL;
+	struct tx_hook *hooks = t->hooks;
+	t->hooks = NULL;
 	end(t);
-	if (adds)
-		run_enqueue_list(t->r, adds);
+	if (hooks)
+		run_hooks(t->r, hooks);
 	return 0;
 }
 
@@ -914,7 +940,7 @@ int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
 		int rc = fn(cur, arg);
 		if (rc != 0) {
 			cur->err = rc;
-			drop_adds(cur);
+			drop_hooks(cur);
 			if (cur->nlocks)
 				release_locks_unchanged(cur);
 			siglongjmp(cur->env, JUMP_ERROR);

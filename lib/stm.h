@@ -8,6 +8,7 @@
 #include <setjmp.h>
 
 #include "region.h"
+#include "tx.h"
 
 /* statistics indexes, in struct slot / proc_entry stats[] */
 enum { ST_COMMITS, ST_COMMITS_RO, ST_AB_READ, ST_AB_LOCK, ST_AB_VALIDATE,
@@ -23,10 +24,11 @@ struct rentry {
 	uint64_t o;   /* orec value seen (unlocked) */
 };
 
-struct addnode {
-	pstm_fn fn;
-	void *arg;
-	struct addnode *next;
+/* tx_on_commit: run after the commit, in order; dropped on abort */
+struct tx_hook {
+	tx_hook_fn fn;
+	void *a, *b;
+	struct tx_hook *next;
 };
 
 /* One per (thread, open region): this is the pstm_tx users see. */
@@ -52,7 +54,7 @@ struct pstm_tx {
 	uint64_t *locks;          /* orec indexes we locked at commit */
 	uint32_t nlocks;
 
-	struct addnode *adds;     /* pstm_tx_add, enqueued at commit */
+	struct tx_hook *hooks;    /* tx_on_commit, newest first */
 
 	uint32_t retries;
 	bool escalated;
@@ -66,7 +68,6 @@ typedef struct pstm_tx txd;
 
 HIDDEN void stm_thread_exit(void *tx);
 HIDDEN void stm_release_all(struct pstm_region *r);
-HIDDEN bool stm_in_tx(void);
 HIDDEN void stm_count_recovery(struct pstm_region *r);
 
 /* Word access with bounds [lo, heap_hi); lo is heap_off for internal

@@ -25,6 +25,14 @@ TESTLIBS = -lcmocka
 
 LIB_SRC  = $(wildcard lib/*.c lib/ds/*.c)
 LIB_OBJ  = $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
+LIB_HDR  = $(wildcard lib/*.h lib/*/*.h) include/*.h
+# The test build of the library: the same sources with -DPSTM_TESTING plus
+# the test-only machinery of lib/testing/ (power-failure simulator, the
+# broken-validation switch).  Tests and pstm-crashtest link it; make
+# install ships only libpstm.a/.so, which contain none of it.
+TLIB_SRC = $(LIB_SRC) $(wildcard lib/testing/*.c)
+TLIB_OBJ = $(TLIB_SRC:lib/%.c=$(B)/testlib/%.o)
+TLIB     = $(B)/libpstm-testing.a
 TEST_SRC = $(wildcard tests/test_*.c)
 TESTS    = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_HELP = $(B)/tests/helpers.o
@@ -39,9 +47,16 @@ TEST_SCRIPTS ?= tests/cli.t tests/install.t tests/crashtest.t
 .PHONY: all check test asan tsan valgrind torture fuzz install clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
 
-$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h lib/*/*.h) include/*.h
+$(B)/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(B)/testlib/%.o: lib/%.c $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -DPSTM_TESTING -fvisibility=hidden -c $< -o $@
+
+$(TLIB): $(TLIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
 
 $(B)/libpstm.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -61,11 +76,13 @@ $(B)/pstm: $(CLI_SRC) tools/*.h $(B)/libpstm.a
 
 # pstm-crashtest exports the API (-rdynamic, the whole archive) to the
 # workload objects it loads, which therefore link no library themselves
+# It links the test build of the library: its power-failure campaigns use
+# the simulator.
 $(B)/pstm-crashtest: tools/pstm_crashtest.c tools/cli_util.c tools/cli.h \
-		include/pstm_crashtest.h $(B)/libpstm.a
+		include/pstm_crashtest.h $(TLIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Itools -rdynamic tools/pstm_crashtest.c tools/cli_util.c \
-	    -o $@ -Wl,--whole-archive $(B)/libpstm.a \
+	    -o $@ -Wl,--whole-archive $(TLIB) \
 	    -Wl,--no-whole-archive $(LIBDEPS) -ldl
 
 $(B)/examples/%.so: examples/%.c include/pstm_crashtest.h
@@ -80,9 +97,9 @@ $(B)/tests/helpers.o: tests/helpers.c tests/helpers.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
-$(B)/tests/%: tests/%.c $(TEST_HELP) $(B)/libpstm.a tests/helpers.h
+$(B)/tests/%: tests/%.c $(TEST_HELP) $(TLIB) tests/helpers.h
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) $< -o $@ $(TEST_HELP) $(B)/libpstm.a $(LIBDEPS) $(TESTLIBS)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(TEST_HELP) $(TLIB) $(LIBDEPS) $(TESTLIBS)
 
 deps:
 	@scripts/install-deps.sh
@@ -118,7 +135,7 @@ torture: all
 	$(B)/pstm-crashtest --rounds 5000 --point-rounds 20 shm:pstm-torture
 	$(B)/pstm-crashtest --rounds 2000 --point-rounds 10 --powerfail 5000 \
 	    /dev/shm/pstm-torture.region
-	$(B)/pstm rm shm:pstm-torture; $(B)/pstm rm /dev/shm/pstm-torture.region
+	@echo "torture: every campaign passed"
 
 # libFuzzer over the region-reading paths (tests/fuzz/fuzz_region.c):
 # superblock validation, pstm check, fresh-boot open with log replay.
@@ -128,7 +145,7 @@ fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
 	@mkdir -p $(B)/fuzz/corpus
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    -D_GNU_SOURCE -Iinclude -Ilib -pthread tests/fuzz/fuzz_region.c lib/*.c \
+	    -D_GNU_SOURCE -Iinclude -Ilib -pthread tests/fuzz/fuzz_region.c $(LIB_SRC) \
 	    -o $(B)/fuzz/fuzz_region $(LIBDEPS)
 	$(B)/fuzz/fuzz_region $(B)/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -timeout=10
 

@@ -118,7 +118,7 @@ static uint64_t chunk_bytes(struct pstm_region *r)
 /* ------------------------------------------------- transactional part */
 
 struct ctx {
-	txd *t;
+	pstm_tx *t;
 	struct pstm_region *r;
 	uint64_t hh;     /* heap header offset */
 	uint64_t cache;  /* this slot's cache (first word), 0 until known */
@@ -145,7 +145,7 @@ static void S(struct ctx *x, uint64_t off, uint64_t v) { stm_store(x->t, off, v,
 
 static _Noreturn void corrupt(struct ctx *x) { stm_fail(x->t, PSTM_ECORRUPT); }
 
-static void ctx_init(struct ctx *x, txd *t)
+static void ctx_init(struct ctx *x, pstm_tx *t)
 {
 	x->t = t;
 	x->r = t->r;

@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "check.h"
+#include "mapping.h"
 #include "proc.h"
 #include "redo_log.h"
 

@@ -33,12 +33,4 @@ struct check_report {
 HIDDEN int region_check(const char *uri, struct check_report *rep);
 HIDDEN void check_report_free(struct check_report *rep);
 
-/* What the last pstm_open of @r did while recovering (pstm recover). */
-struct open_recovery {
-	uint64_t procs_recovered;  /* dead processes settled */
-	uint64_t logs_replayed;    /* after a reboot: committed logs replayed */
-	bool runtime_rebuilt;
-};
-HIDDEN void region_open_recovery(pstm_region *r, struct open_recovery *out);
-
 #endif /* PSTM_CHECK_H */

@@ -1,6 +1,7 @@
 /*
  * crash.c - fault injection: PSTM_CRASH_AT=NAME:N (see crash.h).
  */
+#define _GNU_SOURCE
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ const char *crash_point_name(int p)
 
 void crash_arm_from_env(void)
 {
-	const char *v = getenv("PSTM_CRASH_AT");
+	const char *v = secure_getenv("PSTM_CRASH_AT");
 	atomic_store(&crash_armed, 0);
 	if (!v || !*v)
 		return;

@@ -9,7 +9,9 @@
 #ifndef PSTM_CRASH_H
 #define PSTM_CRASH_H
 
-#include "region.h"
+#include <stdatomic.h>
+
+#include "util.h"
 
 enum crash_point {
 	CP_COMMIT_LOCKING,   /* log holds the write set; no orec locked yet */

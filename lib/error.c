@@ -1,9 +1,11 @@
 /*
- * error.c - error texts.
+ * error.c - the error codes' texts, and the mapping of system errno
+ * values onto them.
  */
+#include <errno.h>
 #include <string.h>
 
-#include "pstm.h"
+#include "error.h"
 
 const char *pstm_strerror(int err)
 {
@@ -36,5 +38,22 @@ const char *pstm_strerror(int err)
 		if (err > 0)
 			return strerror(err);
 		return "unknown pstm error";
+	}
+}
+
+int errno_to_pstm(int e)
+{
+	switch (e) {
+	case ENOENT: return PSTM_ENOENT;
+	case EEXIST: return PSTM_EEXIST;
+	case EACCES:
+	case EPERM:
+	case EROFS: return PSTM_EACCES;
+	case ENOMEM: return PSTM_ENOMEM;
+	case ENOSPC: return PSTM_EHEAPFULL;
+	case ENAMETOOLONG:
+	case EISDIR:
+	case ENOTDIR: return PSTM_EINVAL;
+	default: return PSTM_EIO;
 	}
 }

@@ -45,9 +45,11 @@
 
 #include "crash.h"
 #include "flush.h"
+#include "persist.h"
 #include "proc.h"
+#include "recovery.h"
 #include "redo_log.h"
-#include "stm.h"
+#include "replay.h"
 
 #define CKPT_EVERY 8 /* timer flushes per checkpoint (a committer whose
 			 ring is full asks for one at once) */
@@ -73,13 +75,6 @@ static void set_err(struct pstm_region *r, int err)
 {
 	int64_t zero = 0;
 	atomic_compare_exchange_strong(&r->rt->flush_err, &zero, err);
-}
-
-static void store_max(_Atomic uint64_t *w, uint64_t v)
-{
-	uint64_t cur = atomic_load(w);
-	while (cur < v && !atomic_compare_exchange_weak(w, &cur, v))
-		;
 }
 
 /*
@@ -191,8 +186,8 @@ static void flush_pass(struct pstm_region *r, bool whole_log)
 			return;
 		}
 	}
-	store_max(&region_dstate(r)->flushed, h);
-	store_max(&r->rt->flushed, h);
+	atomic_store_max(&region_dstate(r)->flushed, h);
+	atomic_store_max(&r->rt->flushed, h);
 }
 
 /* Apply the durable records to the file's data and raise its horizon to
@@ -202,7 +197,7 @@ static void ckpt_pass(struct pstm_region *r)
 	struct durable_state *fds = file_dstate(r);
 	uint64_t lo = atomic_load(&fds->horizon), hi = atomic_load(&fds->flushed);
 	if (hi > lo) {
-		int k = redo_log_apply_file(r, lo, hi);
+		int k = replay_apply_file(r, lo, hi);
 		if (k < 0) {
 			set_err(r, k == -1 ? PSTM_ENOMEM : PSTM_EIO);
 			return;
@@ -214,7 +209,7 @@ static void ckpt_pass(struct pstm_region *r)
 			return;
 		}
 	}
-	store_max(&region_dstate(r)->horizon, atomic_load(&fds->horizon));
+	atomic_store_max(&region_dstate(r)->horizon, atomic_load(&fds->horizon));
 }
 
 /* What a caller waits for: nothing, the working copy's horizon above a
@@ -380,12 +375,8 @@ int flush_checkpoint(struct pstm_region *r, uint64_t past)
 	return 0;
 }
 
-int pstm_sync(pstm_region *r)
+int flush_sync(struct pstm_region *r)
 {
-	if (!r || r->owner_pid != getpid())
-		return PSTM_EINVAL; /* no handle, or one inherited across fork */
-	if (tx_running())
-		return PSTM_EINTX;
 	if (!r->relaxed || !r->flusher)
 		return 0;
 	return sync_to(r, atomic_load(&r->rt->dseq));

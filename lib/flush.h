@@ -15,5 +15,8 @@ HIDDEN int flush_stop(struct pstm_region *r);
 /* A committer's ring is full: flush and checkpoint until the working
  * copy's horizon passes @past. */
 HIDDEN int flush_checkpoint(struct pstm_region *r, uint64_t past);
+/* pstm_sync: wait until every commit so far is durable in the file;
+ * 0 at once on other regions, or the sticky flush error. */
+HIDDEN int flush_sync(struct pstm_region *r);
 
 #endif /* PSTM_FLUSH_H */

@@ -151,6 +151,9 @@ _Static_assert(sizeof(struct proc_entry) == 128, "proc entry layout");
  * tells whether its owner is alive.
  */
 enum { SLOT_FREE = 0, SLOT_ACTIVE = 1 };
+/* statistics, indexes of slot.stats[] and proc_entry.stats[] */
+enum { ST_COMMITS, ST_COMMITS_RO, ST_AB_READ, ST_AB_LOCK, ST_AB_VALIDATE,
+       ST_AB_USER, ST_ESCALATIONS, ST_RECOVERIES, ST_COUNT };
 struct slot {
 	_Atomic uint64_t state;
 	/* statistics, written (relaxed) only by the owning thread */

@@ -1,27 +1,20 @@
 /*
- * proc.c - process table and slot table: attaching, claiming a slot per
- * transacting thread, and recovering the slots of dead processes.
+ * proc.c - the process and slot tables: attaching and detaching a
+ * process, claiming and releasing a slot per transacting thread, and
+ * whether the process an entry or tag names is alive.
  *
  * A process is identified by pid plus its start time from /proc/PID/stat,
  * so a reused pid is never taken for the old process; a zombie counts as
- * dead.  Recovery of a dead process P is decided by one CAS on P's entry
- * (ALIVE -> RECOVERING naming the recoverer), so exactly one process does
- * it; if that recoverer dies too, anyone may take over with another CAS.
- * Settling a slot's redo log is idempotent (redo_log.c), so a takeover
- * simply starts again.
+ * dead (unless other threads of it still run).  Recovering the dead is
+ * lib/recovery.c.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/file.h>
 #include <unistd.h>
 
-#include "crash.h"
 #include "proc.h"
-#include "redo_log.h"
-#include "stm.h"
 
 uint64_t proc_start_ticks(pid_t pid, bool *zombie)
 {
@@ -80,16 +73,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* recoverer tag: process index (10 bits) and low 14 bits of its gen;
- * REC_OPENER: an opener not yet attached, holding the region flock */
-#define REC_OPENER 0x3ffu
-static uint64_t rec_tag(uint32_t idx, uint64_t state)
-{
-	return (idx & 0x3ff) | ((PROC_GEN(state) & 0x3fff) << 10);
-}
-
-/* Is the process described by entry @p (whose state word was @ps) alive? */
-static bool entry_alive(struct pstm_region *r, uint32_t p, uint64_t ps)
+bool proc_entry_alive(struct pstm_region *r, uint32_t p, uint64_t ps)
 {
 	struct proc_entry *e = &r->procs[p];
 	uint64_t pid = atomic_load_explicit(&e->pid, memory_order_relaxed);
@@ -119,7 +103,7 @@ bool proc_tag_dead(struct pstm_region *r, uint64_t tag)
 	uint64_t s = atomic_load_explicit(&r->procs[p].state, memory_order_acquire);
 	if (PROC_ST(s) != PROC_ALIVE || PROC_GEN(s) != tag >> 16)
 		return true;
-	return !entry_alive(r, p, s);
+	return !proc_entry_alive(r, p, s);
 }
 
 int proc_attach(struct pstm_region *r)
@@ -151,28 +135,37 @@ int proc_attach(struct pstm_region *r)
 	return PSTM_EPROCFULL;
 }
 
+void proc_detach(struct pstm_region *r)
+{
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		uint64_t st = atomic_load_explicit(&r->slots[s].state,
+						   memory_order_acquire);
+		if (SLOT_ST(st) == SLOT_ACTIVE && SLOT_PROC(st) == r->proc_idx)
+			slot_release(r, s);
+	}
+	uint64_t ps = r->proc_state;
+	atomic_compare_exchange_strong_explicit(
+		&r->procs[r->proc_idx].state, &ps,
+		proc_pack(PROC_GEN(ps), 0, PROC_FREE), memory_order_release,
+		memory_order_relaxed);
+}
+
 int slot_claim(struct pstm_region *r)
 {
 	uint32_t n = r->sb.max_slots;
 	uint32_t first = (uint32_t)((uint64_t)r->proc_idx * 7) % n;
 
-	for (int pass = 0; pass < 2; pass++) {
-		for (uint32_t k = 0; k < n; k++) {
-			uint32_t s = (first + k) % n;
-			struct slot *sl = &r->slots[s];
-			uint64_t st = atomic_load_explicit(&sl->state,
-							   memory_order_relaxed);
-			if (SLOT_ST(st) != SLOT_FREE)
-				continue;
-			uint64_t ns = slot_pack(r->proc_idx, SLOT_GEN(st) + 1,
-						SLOT_ACTIVE);
-			if (atomic_compare_exchange_strong_explicit(
-				    &sl->state, &st, ns, memory_order_acquire,
-				    memory_order_relaxed))
-				return (int)s;
-		}
-		if (pass == 0 && proc_recover_all_dead(r) == 0)
-			break;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t s = (first + k) % n;
+		struct slot *sl = &r->slots[s];
+		uint64_t st = atomic_load_explicit(&sl->state, memory_order_relaxed);
+		if (SLOT_ST(st) != SLOT_FREE)
+			continue;
+		uint64_t ns = slot_pack(r->proc_idx, SLOT_GEN(st) + 1, SLOT_ACTIVE);
+		if (atomic_compare_exchange_strong_explicit(
+			    &sl->state, &st, ns, memory_order_acquire,
+			    memory_order_relaxed))
+			return (int)s;
 	}
 	return -1;
 }
@@ -190,138 +183,4 @@ void slot_release(struct pstm_region *r, uint32_t s)
 	}
 	atomic_store_explicit(&sl->state, slot_pack(0, SLOT_GEN(st), SLOT_FREE),
 			      memory_order_release);
-}
-
-/* Settle every slot of process @p, whose entry we hold in RECOVERING state
- * @ps, then free the entry. */
-static void recover_proc(struct pstm_region *r, uint32_t p, uint64_t ps)
-{
-	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
-		struct slot *sl = &r->slots[s];
-		uint64_t st = atomic_load_explicit(&sl->state, memory_order_acquire);
-		if (SLOT_ST(st) != SLOT_ACTIVE || SLOT_PROC(st) != p)
-			continue;
-		redo_log_recover_slot(r, s);
-		uint64_t tok = s + 1;
-		atomic_compare_exchange_strong_explicit(
-			&r->rt->serial, &tok, 0, memory_order_release,
-			memory_order_relaxed);
-		for (int k = 0; k < 8; k++)
-			atomic_store_explicit(&sl->stats[k], 0, memory_order_relaxed);
-		atomic_compare_exchange_strong_explicit(
-			&sl->state, &st, slot_pack(0, SLOT_GEN(st), SLOT_FREE),
-			memory_order_release, memory_order_relaxed);
-	}
-	atomic_compare_exchange_strong_explicit(
-		&r->procs[p].state, &ps, proc_pack(PROC_GEN(ps), 0, PROC_FREE),
-		memory_order_release, memory_order_relaxed);
-	stm_count_recovery(r);
-}
-
-/*
- * If process entry @p is dead (or its recoverer is), recover it.  Returns
- * true if the entry changed (the caller should look again), false if its
- * owner is alive (or being recovered by a live process).
- */
-static bool proc_dead_recover(struct pstm_region *r, uint32_t p)
-{
-	struct proc_entry *e = &r->procs[p];
-	uint64_t ps = atomic_load_explicit(&e->state, memory_order_acquire);
-	uint64_t mine;
-	bool took_flock = false;
-
-	if (p == r->proc_idx && ps == r->proc_state)
-		return false;
-	switch (PROC_ST(ps)) {
-	case PROC_FREE:
-		return true;
-	case PROC_ALIVE:
-		if (entry_alive(r, p, ps))
-			return atomic_load_explicit(&e->state,
-						    memory_order_relaxed) != ps;
-		break;
-	case PROC_RECOVERING: {
-		uint32_t ri = (uint32_t)(PROC_REC(ps) & 0x3ff);
-		uint64_t rgen = PROC_REC(ps) >> 10;
-		if (ri == REC_OPENER) {
-			/* recovered by an opener holding the region flock:
-			 * alive as long as someone holds the flock */
-			if (r->in_open)
-				break; /* that is us now: the tagger died */
-			if (flock(r->fd, LOCK_EX | LOCK_NB) != 0)
-				return false;
-			took_flock = true;
-			break;
-		}
-		if (ri >= r->sb.max_procs)
-			break;
-		uint64_t rs = atomic_load_explicit(&r->procs[ri].state,
-						   memory_order_acquire);
-		if (ri == r->proc_idx && rs == r->proc_state)
-			return false; /* we are at it already (re-entry) */
-		if (PROC_ST(rs) == PROC_ALIVE &&
-		    (PROC_GEN(rs) & 0x3fff) == rgen && entry_alive(r, ri, rs))
-			return false; /* a live recoverer is at work */
-		break;
-	}
-	default:
-		return false;
-	}
-	if (r->in_open)
-		mine = proc_pack(PROC_GEN(ps), REC_OPENER, PROC_RECOVERING);
-	else
-		mine = proc_pack(PROC_GEN(ps), rec_tag(r->proc_idx, r->proc_state),
-				 PROC_RECOVERING);
-	if (atomic_compare_exchange_strong_explicit(&e->state, &ps, mine,
-						    memory_order_acq_rel,
-						    memory_order_relaxed)) {
-		CRASH_POINT(CP_RECOVER_CLAIMED);
-		recover_proc(r, p, mine);
-	}
-	if (took_flock)
-		flock(r->fd, LOCK_UN);
-	return true;
-}
-
-bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s)
-{
-	if (s >= r->sb.max_slots)
-		return false;
-	uint64_t st = atomic_load_explicit(&r->slots[s].state,
-					   memory_order_acquire);
-	if (SLOT_ST(st) != SLOT_ACTIVE)
-		return true;
-	uint32_t p = (uint32_t)SLOT_PROC(st);
-	if (p >= r->sb.max_procs)
-		return false;
-	return proc_dead_recover(r, p);
-}
-
-int proc_recover_all_dead(struct pstm_region *r)
-{
-	int n = 0;
-	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
-		uint64_t ps = atomic_load_explicit(&r->procs[p].state,
-						   memory_order_acquire);
-		if (PROC_ST(ps) == PROC_FREE)
-			continue;
-		if (proc_dead_recover(r, p))
-			n++;
-	}
-	return n;
-}
-
-void proc_detach(struct pstm_region *r)
-{
-	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
-		uint64_t st = atomic_load_explicit(&r->slots[s].state,
-						   memory_order_acquire);
-		if (SLOT_ST(st) == SLOT_ACTIVE && SLOT_PROC(st) == r->proc_idx)
-			slot_release(r, s);
-	}
-	uint64_t ps = r->proc_state;
-	atomic_compare_exchange_strong_explicit(
-		&r->procs[r->proc_idx].state, &ps,
-		proc_pack(PROC_GEN(ps), 0, PROC_FREE), memory_order_release,
-		memory_order_relaxed);
 }

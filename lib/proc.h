@@ -1,6 +1,6 @@
 /*
- * proc.h - the process and slot tables: attach/detach, liveness of the
- * owner of a slot, and recovery of dead processes.
+ * proc.h - the process and slot tables: attach/detach, slots, liveness
+ * (lib/proc.c).
  */
 #ifndef PSTM_PROC_H
 #define PSTM_PROC_H
@@ -15,17 +15,11 @@ HIDDEN int proc_attach(struct pstm_region *r);
 /* Detach: release our slots and our table entry. */
 HIDDEN void proc_detach(struct pstm_region *r);
 
-/* Claim a free slot for a thread of this process; -1 if none. */
+/* Claim a free slot for a thread of this process; -1 if none (the
+ * caller may recover dead processes and try again). */
 HIDDEN int slot_claim(struct pstm_region *r);
 /* Release a slot whose log is IDLE. Folds its stats into the proc entry. */
 HIDDEN void slot_release(struct pstm_region *r, uint32_t s);
-
-/*
- * Is the process owning slot @s dead?  If so, recover it (exactly one
- * recoverer wins) and return true: the caller should retry what it was
- * doing.  Cheap when the slot is free; reads /proc otherwise.
- */
-HIDDEN bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s);
 
 /*
  * Process tags for tokens that name a process (the relaxed flush token):
@@ -35,7 +29,8 @@ HIDDEN bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s);
 HIDDEN uint64_t proc_my_tag(struct pstm_region *r);
 HIDDEN bool proc_tag_dead(struct pstm_region *r, uint64_t tag);
 
-/* Recover every dead process in the table; returns how many. */
-HIDDEN int proc_recover_all_dead(struct pstm_region *r);
+/* Is the process of entry @p, whose state word was @ps, alive?  True if
+ * the word changed meanwhile (look again) or it is this handle's own. */
+HIDDEN bool proc_entry_alive(struct pstm_region *r, uint32_t p, uint64_t ps);
 
 #endif /* PSTM_PROC_H */

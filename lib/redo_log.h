@@ -1,11 +1,44 @@
 /*
- * redo_log.h - redo records: the commit point, checkpoints, and what
- * recovery does with a log left behind by a dead slot or a power failure.
+ * redo_log.h - redo records and the durable horizon (lib/redo_log.c);
+ * the accessors of the log area every layer above uses.
  */
 #ifndef PSTM_REDO_LOG_H
 #define PSTM_REDO_LOG_H
 
 #include "region.h"
+
+static inline struct log_header *region_log(struct pstm_region *r, uint32_t s)
+{
+	return (struct log_header *)(r->base + r->sb.log_off +
+				     (uint64_t)s * r->sb.log_bytes);
+}
+
+/* The record at @off of slot @s's ring. */
+static inline struct log_record *region_record(struct pstm_region *r,
+					       uint32_t s, uint64_t off)
+{
+	return (struct log_record *)((uint8_t *)(region_log(r, s) + 1) + off);
+}
+
+static inline struct log_entry *record_entries(struct log_record *rec)
+{
+	return (struct log_entry *)(rec + 1);
+}
+
+/* Bytes a record of @n entries takes in the ring (cache-line aligned). */
+static inline uint64_t record_bytes(uint64_t n)
+{
+	return (sizeof(struct log_record) + n * sizeof(struct log_entry) +
+		CACHELINE - 1) & ~(uint64_t)(CACHELINE - 1);
+}
+
+/* Entry check: a log is region data and may be damaged. */
+static inline bool redo_log_entry_ok(struct pstm_region *r,
+				     const struct log_entry *e)
+{
+	return (e->off & 7) == 0 && e->off >= r->sb.heap_off &&
+	       e->off <= r->heap_hi - 8;
+}
 
 /* crc over seq, count and the entries of a record. */
 HIDDEN uint32_t redo_log_crc(const struct log_record *rec);
@@ -17,35 +50,10 @@ HIDDEN uint32_t redo_log_crc(const struct log_record *rec);
 HIDDEN void redo_log_persist_record(struct pstm_region *r, uint32_t s,
 				    struct log_record *rec, uint64_t bytes);
 
-/*
- * Durable regions: make written-back data durable and raise the durable
- * horizon above @past, so that records up to seq @past may be reused.
- */
-HIDDEN int redo_log_checkpoint(struct pstm_region *r, uint64_t past);
-
-/*
- * Settle the log of dead slot @s: replay its record if COMMITTED, then
- * release every orec it still holds.  Idempotent; safe to repeat after the
- * recoverer itself dies at any point.
- */
-HIDDEN void redo_log_recover_slot(struct pstm_region *r, uint32_t s);
-
-/*
- * After a reboot or power failure (fresh runtime, nobody attached): replay
- * every record with a valid crc and seq >= the durable horizon (relaxed
- * regions: and < the flushed mark), in seq order, raise the horizon past
- * them and reset the slot states.  Returns the number of records
- * replayed, or -1 if out of memory, -2 if the data could not be made
- * durable (msync failed); the horizon is not raised then.
- */
-HIDDEN int redo_log_replay_all(struct pstm_region *r);
-
 /* Smallest seq whose commit may not have written back its data yet. */
 HIDDEN uint64_t redo_log_horizon_now(struct pstm_region *r);
 
-/* Relaxed regions: apply the records with lo <= seq < hi found in the
- * file's rings to the file's data, in seq order, durably.  Returns how
- * many, or -1 if out of memory, -2 if the msync failed. */
-HIDDEN int redo_log_apply_file(struct pstm_region *r, uint64_t lo, uint64_t hi);
+/* Raise the persisted durable horizon to at least @h (CAS-max, persist). */
+HIDDEN void redo_log_raise_horizon(struct pstm_region *r, uint64_t h);
 
 #endif /* PSTM_REDO_LOG_H */

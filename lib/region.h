@@ -1,6 +1,7 @@
 /*
- * region.h - the process-local handle of an open region, and the helpers
- * every module uses to reach the parts of the mapping.
+ * region.h - the process-local handle of an open region (struct
+ * pstm_region), and the helpers every module uses to reach the parts of
+ * the mapping.  The lifecycle that fills it is lib/region.c.
  */
 #ifndef PSTM_REGION_H
 #define PSTM_REGION_H
@@ -58,8 +59,16 @@ struct pstm_region {
 
 	struct run_state *run;   /* add/run pending set */
 
-	struct powerfail *powerfail; /* PSTM_TEST_POWERFAIL: tests only */
-	bool test_no_validate;   /* PSTM_TEST_BREAK_VALIDATION=1: tests only */
+	/*
+	 * Settle the redo log of dead slot @s (lib/replay.c).  Recovery of
+	 * dead processes (lib/recovery.c) lies below the logs and reaches
+	 * up through this pointer, set at open.
+	 */
+	void (*settle_slot)(struct pstm_region *r, uint32_t s);
+
+	/* the test build's hooks (lib/testing.h): never set otherwise */
+	struct powerfail *powerfail; /* PSTM_TEST_POWERFAIL */
+	bool test_no_validate;   /* PSTM_TEST_BREAK_VALIDATION=1 */
 	pid_t owner_pid;         /* process that opened it (fork children
 				    must not use it) */
 	bool closing;
@@ -68,40 +77,6 @@ struct pstm_region {
 	uint64_t open_replayed;  /* logs replayed rebuilding the runtime */
 	bool rt_rebuilt;         /* this open rebuilt the runtime */
 };
-
-/* Persist [p, p+n) if the region is durable (pmem flush or msync).  On a
- * relaxed region only the file is persisted: addresses in the working
- * copy are ignored. */
-HIDDEN int region_persist(struct pstm_region *r, const void *p, size_t n);
-/* Flush without draining (pmem); msync on plain files. Pair with drain.
- * Both return -1 if an msync failed (the data may not be durable). */
-HIDDEN int region_flush(struct pstm_region *r, const void *p, size_t n);
-HIDDEN void region_drain(struct pstm_region *r);
-
-static inline struct log_header *region_log(struct pstm_region *r, uint32_t s)
-{
-	return (struct log_header *)(r->base + r->sb.log_off +
-				     (uint64_t)s * r->sb.log_bytes);
-}
-
-/* The record at @off of slot @s's ring. */
-static inline struct log_record *region_record(struct pstm_region *r,
-					       uint32_t s, uint64_t off)
-{
-	return (struct log_record *)((uint8_t *)(region_log(r, s) + 1) + off);
-}
-
-static inline struct log_entry *record_entries(struct log_record *rec)
-{
-	return (struct log_entry *)(rec + 1);
-}
-
-/* Bytes a record of @n entries takes in the ring (cache-line aligned). */
-static inline uint64_t record_bytes(uint64_t n)
-{
-	return (sizeof(struct log_record) + n * sizeof(struct log_entry) +
-		CACHELINE - 1) & ~(uint64_t)(CACHELINE - 1);
-}
 
 static inline struct durable_state *region_dstate(struct pstm_region *r)
 {
@@ -124,16 +99,12 @@ static inline uint64_t *region_word(struct pstm_region *r, uint64_t off)
 	return (uint64_t *)(r->base + off);
 }
 
-/* Read-only inspection mapping (check.c); no attach, no writes. */
-HIDDEN int region_map_readonly(const char *uri, struct pstm_region *r);
-HIDDEN void region_unmap_readonly(struct pstm_region *r);
-/* Remove the /dev/shm runtime and working copy of the file region at
- * @path (what a power failure does to them); nothing if none. */
-HIDDEN void region_forget_volatile(const char *path);
-
-/* Layout computed from the creation parameters (also used to validate). */
-HIDDEN int layout_compute(struct superblock *sb);
-HIDDEN uint64_t rt_bytes_for(uint32_t max_procs, uint32_t max_slots,
-			     uint32_t orecs_log2);
+/* What the last pstm_open of @r did while recovering (pstm recover). */
+struct open_recovery {
+	uint64_t procs_recovered;  /* dead processes settled */
+	uint64_t logs_replayed;    /* after a reboot: committed logs replayed */
+	bool runtime_rebuilt;
+};
+HIDDEN void region_open_recovery(pstm_region *r, struct open_recovery *out);
 
 #endif /* PSTM_REGION_H */

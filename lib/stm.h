@@ -1,6 +1,7 @@
 /*
- * stm.h - transaction descriptors and the word-level STM used by the
- * allocator and add/run modules.
+ * stm.h - the transaction layer's private header: the descriptor (struct
+ * pstm_tx) and the calls between lib/txd.c, lib/stm.c and lib/commit.c.
+ * Layers above use lib/tx.h instead.
  */
 #ifndef PSTM_STM_H
 #define PSTM_STM_H
@@ -9,10 +10,6 @@
 
 #include "region.h"
 #include "tx.h"
-
-/* statistics indexes, in struct slot / proc_entry stats[] */
-enum { ST_COMMITS, ST_COMMITS_RO, ST_AB_READ, ST_AB_LOCK, ST_AB_VALIDATE,
-       ST_AB_USER, ST_ESCALATIONS, ST_RECOVERIES, ST_COUNT };
 
 struct wentry {
 	uint64_t off; /* aligned word offset */
@@ -64,17 +61,51 @@ struct pstm_tx {
 
 	struct pstm_tx *next;     /* region's list */
 };
-typedef struct pstm_tx txd;
 
-HIDDEN void stm_thread_exit(void *tx);
-HIDDEN void stm_release_all(struct pstm_region *r);
-HIDDEN void stm_count_recovery(struct pstm_region *r);
+/* lib/txd.c: this thread's descriptor for @r (claiming a slot on first
+ * use; NULL and *err if none is free or memory is short) */
+HIDDEN pstm_tx *txd_get(struct pstm_region *r, int *err);
+HIDDEN void txd_thread_exit(void *tx);       /* pthread key destructor */
+HIDDEN void txd_release_all(struct pstm_region *r); /* pstm_close */
+HIDDEN void txd_stats_flush(pstm_tx *t);     /* statistics to the slot */
+#define STATS_FLUSH_EVERY 256 /* update commits between two stats_flush */
 
-/* Word access with bounds [lo, heap_hi); lo is heap_off for internal
- * metadata (allocator), heap_lo for user calls. */
-HIDDEN uint64_t stm_load(txd *t, uint64_t off, uint64_t lo);
-HIDDEN void stm_store(txd *t, uint64_t off, uint64_t v, uint64_t lo);
+/* lib/stm.c: word access with bounds [lo, heap_hi); lo is heap_off for
+ * internal metadata (allocator), heap_lo for user calls. */
+HIDDEN uint64_t stm_load(pstm_tx *t, uint64_t off, uint64_t lo);
+HIDDEN void stm_store(pstm_tx *t, uint64_t off, uint64_t v, uint64_t lo);
 /* End the running transaction with error @err (unwinds). */
-HIDDEN _Noreturn void stm_fail(txd *t, int err);
+HIDDEN _Noreturn void stm_fail(pstm_tx *t, int err);
+/* Abort the running attempt for a conflict of kind @cause (ST_AB_*) and
+ * re-run it (unwinds). */
+HIDDEN _Noreturn void stm_abort(pstm_tx *t, int cause);
+/* Are all reads still current (or locked by us, unchanged before)? */
+HIDDEN bool stm_validate(pstm_tx *t);
+/* Orec @o holds @v, locked by another slot: wait for it, recover a dead
+ * owner, or abort (cause @cause).  Returns the orec's new value. */
+HIDDEN uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
+				  int cause);
+/* Unlock what the commit locked, keeping the old versions; log IDLE. */
+HIDDEN void stm_release_unchanged(pstm_tx *t);
+/* lib/commit.c: commit the running attempt (may abort: unwinds). */
+HIDDEN void stm_commit(pstm_tx *t);
+
+/*
+ * Data words are read and written with relaxed atomics ordered by fences
+ * (the sequence-lock idiom).  ThreadSanitizer does not model fences, so
+ * its builds use acquire loads and release stores on the data instead:
+ * the same ordering, a little stronger.
+ */
+#ifdef __SANITIZE_THREAD__
+#define DATA_LOAD __ATOMIC_ACQUIRE
+#define DATA_STORE __ATOMIC_RELEASE
+#define fence_acquire() ((void)0)
+#define fence_release() ((void)0)
+#else
+#define DATA_LOAD __ATOMIC_RELAXED
+#define DATA_STORE __ATOMIC_RELAXED
+#define fence_acquire() atomic_thread_fence(memory_order_acquire)
+#define fence_release() atomic_thread_fence(memory_order_release)
+#endif
 
 #endif /* PSTM_STM_H */

@@ -25,6 +25,7 @@
 
 #include "check.h"
 #include "helpers.h"
+#include "companion.h"
 #include "region.h"
 
 enum { ACCOUNTS = 32 };

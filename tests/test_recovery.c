@@ -19,6 +19,8 @@
 #include "check.h"
 #include "helpers.h"
 #include "layout.h"
+#include "mapping.h"
+#include "redo_log.h"
 #include "region.h"
 
 enum { ACCOUNTS = 64, MAXW = 8 };

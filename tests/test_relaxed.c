@@ -34,6 +34,7 @@
 
 #include "check.h"
 #include "helpers.h"
+#include "companion.h"
 #include "region.h"
 
 enum { WORKERS = 4, CAP = 60000 };

@@ -45,6 +45,7 @@
 #include "pstm.h"
 #include "cli.h"
 #include "pstm_crashtest.h"
+#include "companion.h"
 #include "region.h"
 
 #define PROG "pstm-crashtest"

@@ -20,6 +20,7 @@
 
 #include "check.h"
 #include "pstm.h"
+#include "companion.h"
 #include "region.h"
 
 #define SIZE (1u << 20)

@@ -1,8 +1,9 @@
 /*
  * powerfail.c - power-failure simulation for durable regions (testing).
  *
- * Armed by PSTM_TEST_POWERFAIL=IMAGE:SEED:ONE_IN at pstm_open of a durable
- * file region.  The process then keeps a private "media" copy of the
+ * Built only into the test library (lib/testing.h).  Armed by
+ * PSTM_TEST_POWERFAIL=IMAGE:SEED:ONE_IN at pstm_open of a durable file
+ * region (lib/testing/testing.c).  The process then keeps a private "media" copy of the
  * region: what a power failure would certainly leave behind.  It starts
  * as the file content at open (taken as persisted) and changes only the
  * way real media would:
@@ -17,7 +18,7 @@
  * let recovery run, and check their invariant.
  *
  * Unarmed, this costs one predictable branch per persistence call, and
- * only on durable regions.
+ * only on durable regions of the test build.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "powerfail.h"
+#include "testing.h"
 
 /* The image the media copy follows: the file (behind a relaxed region's
  * working copy, whose stores never reach it). */
@@ -43,17 +45,10 @@ struct powerfail {
 	char image[256];
 };
 
-static uint64_t next(struct powerfail *pf)
-{
-	pf->rng ^= pf->rng << 13;
-	pf->rng ^= pf->rng >> 7;
-	pf->rng ^= pf->rng << 17;
-	return pf->rng;
-}
+static uint64_t next(struct powerfail *pf) { return xorshift64(&pf->rng); }
 
-void powerfail_arm(struct pstm_region *r)
+void powerfail_arm(struct pstm_region *r, const char *v)
 {
-	const char *v = getenv("PSTM_TEST_POWERFAIL");
 	char img[256];
 	unsigned long long seed, one_in;
 

@@ -1,0 +1,162 @@
+/*
+ * commit.c - the commit protocol of update transactions (read-only ones
+ * just return: they write nothing shared).
+ *
+ *   1. copy the write set into a redo record in this slot's log area
+ *      (durable: appended to the slot's ring), state LOCKING
+ *   2. lock every written orec by CAS (version kept, slot in the word)
+ *   3. wv = clock + 1 (the clock is not written: GV5, see below);
+ *      revalidate the reads
+ *   4. durable: publish inflight, take a sequence number, crc; state
+ *      COMMITTED; persist the record                      <- commit point
+ *   5. write the words back (the media gets them at the next checkpoint);
+ *      durable: inflight = 0
+ *   6. state RELEASING
+ *   7. release each orec with version wv; state IDLE
+ * A process that dies anywhere here is settled by replay_settle_slot
+ * (lib/replay.c): before 4 its locks are dropped (nothing changed), from
+ * 4 on its record is replayed and its orecs released with wv.  After a
+ * power failure the durable records above the horizon are replayed.
+ * docs/design.md section 4 names each step's crash window.
+ */
+#include <string.h>
+
+#include "checkpoint.h"
+#include "crash.h"
+#include "redo_log.h"
+#include "stm.h"
+#include "testing.h"
+
+void stm_commit(pstm_tx *t)
+{
+	struct pstm_region *r = t->r;
+
+	if (t->nws == 0) {
+		t->st[ST_COMMITS_RO]++; /* flushed later: no shared write */
+		return;
+	}
+	struct log_header *h = region_log(r, t->slot);
+	struct slot *sl = &r->slots[t->slot];
+	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+	const uint64_t rbytes = record_bytes(t->nws);
+
+	/*
+	 * 1. the write set into a redo record: recovery can name our orecs.
+	 * Durable regions append to the slot's ring; when it is full, a
+	 * checkpoint first makes every record in it obsolete.
+	 */
+	uint64_t pos = 0;
+	if (r->durable) {
+		pos = atomic_load_explicit(&sl->ring_head, memory_order_relaxed);
+		if (pos + rbytes > r->ring_bytes) {
+			int rc = checkpoint_until(r, atomic_load(&r->rt->dseq) - 1);
+			if (rc)
+				stm_fail(t, rc); /* nothing locked yet */
+			pos = 0;
+			if (r->relaxed) /* the flusher tells rounds apart */
+				atomic_fetch_add_explicit(&sl->wrap, 1,
+							  memory_order_relaxed);
+		}
+	}
+	struct log_record *rec = region_record(r, t->slot, pos);
+	memcpy(record_entries(rec), t->ws, sizeof(struct log_entry) * t->nws);
+	rec->count = t->nws;
+	rec->magic = LOG_REC_MAGIC;
+	h->rec_off = pos;
+	h->count = t->nws;
+	h->wrap = atomic_load_explicit(&sl->wrap, memory_order_relaxed);
+	atomic_store_explicit(&h->state, LOG_LOCKING, memory_order_release);
+	CRASH_POINT(CP_COMMIT_LOCKING);
+
+	/* 2. lock */
+	for (uint32_t i = 0; i < t->nws; i++) {
+		uint64_t idx = region_orec_idx(r, t->ws[i].off);
+		_Atomic uint64_t *o = &r->orecs[idx];
+		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
+		for (;;) {
+			if (orec_is_locked(v)) {
+				if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
+					break; /* shared orec, already ours */
+				v = stm_wait_unlocked(t, o, v, ST_AB_LOCK);
+				continue;
+			}
+			if (atomic_compare_exchange_weak_explicit(
+				    o, &v, orec_make_locked(v, t->slot),
+				    memory_order_acquire, memory_order_relaxed)) {
+				t->locks[t->nlocks++] = idx;
+				break;
+			}
+		}
+	}
+	/* data stores below must not become visible before the locks */
+	fence_release();
+	CRASH_POINT(CP_COMMIT_LOCKED);
+
+	/*
+	 * 3. commit version, validation.  wv = clock + 1, read after our
+	 * locks, *without* advancing the clock (TL2's GV5): a reader whose
+	 * snapshot rv was taken before we locked has rv <= clock < wv, so it
+	 * can never accept our new version next to an old value of another
+	 * word we write; the first reader that meets version wv raises the
+	 * clock to it (extend()).  Several commits may share a wv, so reads
+	 * are always validated (no "wv == rv + 1" shortcut).  This keeps the
+	 * clock's cache line read-mostly: with a fetch_add per commit it was
+	 * the bottleneck with two processes (docs/design.md).
+	 */
+	uint64_t wv = atomic_load_explicit(&r->rt->clock, memory_order_acquire) + 1;
+	if (wv >= OREC_VMAX)
+		stm_fail(t, PSTM_ECLOCK);
+	if (!TESTING_NO_VALIDATE(r) && !stm_validate(t))
+		stm_abort(t, ST_AB_VALIDATE);
+
+	/*
+	 * 4. commit point.  Durable: a sequence number orders our record
+	 * against others writing the same words; inflight (a lower bound of
+	 * it, published first, seq_cst) keeps checkpoints from declaring it
+	 * in the data before our write-back; then the record is persisted.
+	 */
+	h->wv = wv;
+	if (r->durable) {
+		atomic_store(&sl->inflight, atomic_load(&r->rt->dseq));
+		rec->seq = atomic_fetch_add(&r->rt->dseq, 1);
+		rec->crc = redo_log_crc(rec);
+	}
+	CRASH_POINT(CP_COMMIT_SEALED);
+	atomic_store_explicit(&h->state, LOG_COMMITTED, memory_order_release);
+	if (r->relaxed) /* the flusher may copy it now; nothing waits */
+		atomic_store_explicit(&sl->pub, h->wrap << 32 | (pos + rbytes),
+				      memory_order_release);
+	else if (r->durable)
+		redo_log_persist_record(r, t->slot, rec, rbytes);
+	CRASH_POINT(CP_COMMIT_LOGGED);
+
+	/* 5. write back; the media gets it at the next checkpoint */
+	for (uint32_t i = 0; i < t->nws; i++)
+		__atomic_store_n(region_word(r, t->ws[i].off), t->ws[i].val,
+				 DATA_STORE);
+	if (r->durable) {
+		atomic_store_explicit(&sl->ring_head, pos + rbytes,
+				      memory_order_relaxed);
+		atomic_store(&sl->inflight, 0);
+	}
+	CRASH_POINT(CP_COMMIT_WRITTEN);
+
+	/* 6. written back: a recoverer must not replay any more */
+	atomic_store_explicit(&h->state, LOG_RELEASING, memory_order_release);
+	CRASH_POINT(CP_COMMIT_RETIRED);
+
+	/* 7. release */
+	const uint64_t nv = orec_make(wv);
+	for (uint32_t i = 0; i < t->nlocks; i++) {
+		if (i == t->nlocks / 2)
+			CRASH_POINT(CP_COMMIT_RELEASED);
+		atomic_store_explicit(&r->orecs[t->locks[i]], nv,
+				      memory_order_release);
+	}
+	t->nlocks = 0;
+	atomic_store_explicit(&h->state, LOG_IDLE, memory_order_relaxed);
+
+	t->st[ST_COMMITS]++;
+	if (++t->st_unflushed >= STATS_FLUSH_EVERY)
+		txd_stats_flush(t);
+}

@@ -1,0 +1,20 @@
+/*
+ * recovery.h - recovering dead processes (lib/recovery.c).
+ */
+#ifndef PSTM_RECOVERY_H
+#define PSTM_RECOVERY_H
+
+#include "region.h"
+
+/*
+ * Is the process owning slot @s dead?  If so, recover it (exactly one
+ * recoverer wins) and return true: the caller should retry what it was
+ * doing.  Cheap when the slot is free; reads /proc otherwise.
+ */
+HIDDEN bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s);
+
+/* Recover every dead process in the table; returns how many entries
+ * changed. */
+HIDDEN int proc_recover_all_dead(struct pstm_region *r);
+
+#endif /* PSTM_RECOVERY_H */

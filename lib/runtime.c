@@ -1,0 +1,139 @@
+/*
+ * runtime.c - the runtime part of a region: header, process table, slot
+ * table and orecs, never persisted.  Inside shm regions at rt_off; for
+ * file regions in the companion /dev/shm/pstm.rt.<uuid>, so that lock and
+ * clock traffic never costs persistence.  A runtime from another boot
+ * (/proc/sys/kernel/random/boot_id) is stale: that is the "after power
+ * failure or reboot" case, and the opener rebuilds it (lib/region.c).
+ *
+ * Byte 1 of a file region carries an OFD lock: every attached process
+ * holds a read lock on it for as long as it is attached (the kernel drops
+ * it when the process dies), so an opener that must build a new runtime
+ * first takes a write lock there.  If it cannot, processes are attached
+ * to a runtime segment that has gone missing (someone removed it from
+ * /dev/shm): building a second one would let two groups of processes run
+ * without seeing each other's locks, so the open fails instead.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "companion.h"
+#include "error.h"
+#include "runtime.h"
+
+static void read_boot_id(char out[40])
+{
+	memset(out, 0, 40);
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (!f)
+		return;
+	if (!fgets(out, 40, f))
+		memset(out, 0, 40);
+	fclose(f);
+	out[strcspn(out, "\n")] = 0;
+}
+
+void runtime_set_pointers(struct pstm_region *r)
+{
+	uint8_t *p = r->rt_base;
+	r->rt = (struct rt_header *)p;
+	p += sizeof(struct rt_header);
+	r->procs = (struct proc_entry *)p;
+	p += (size_t)r->sb.max_procs * sizeof(struct proc_entry);
+	r->slots = (struct slot *)p;
+	p += (size_t)r->sb.max_slots * sizeof(struct slot);
+	p = (uint8_t *)align_up((uintptr_t)p, CACHELINE);
+	r->orecs = (_Atomic uint64_t *)p;
+	r->orec_mask = (1ull << r->sb.orecs_log2) - 1;
+}
+
+void runtime_init(struct pstm_region *r)
+{
+	struct rt_header *h = r->rt;
+	memcpy(h->uuid, r->sb.uuid, 16);
+	read_boot_id(h->boot_id);
+	atomic_store_explicit(&h->clock, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->serial, 0, memory_order_relaxed);
+	/* sequence numbers continue above everything already durable */
+	atomic_store_explicit(&h->dseq, r->base ? atomic_load(&region_dstate(r)->horizon) : 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&h->flushed, atomic_load(&h->dseq),
+			      memory_order_relaxed);
+	atomic_store_explicit(&h->magic, PSTM_RT_MAGIC, memory_order_release);
+}
+
+bool runtime_is_valid(struct pstm_region *r, bool check_boot)
+{
+	char boot[40];
+	if (atomic_load_explicit(&r->rt->magic, memory_order_acquire) !=
+	    PSTM_RT_MAGIC)
+		return false;
+	if (memcmp(r->rt->uuid, r->sb.uuid, 16) != 0)
+		return false;
+	if (check_boot) {
+		read_boot_id(boot);
+		if (strncmp(boot, r->rt->boot_id, 40) != 0)
+			return false;
+	}
+	return true;
+}
+
+int attach_lock(int fd, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET,
+			   .l_start = ATTACH_LOCK_BYTE, .l_len = 1};
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0 || errno == EINVAL)
+		return 0; /* EINVAL: no OFD locks here; no guard */
+	return -1;
+}
+
+int runtime_map_companion(struct pstm_region *r, bool *stale)
+{
+	int fd, rc = 0;
+	struct stat st;
+
+	*stale = false;
+	companion_path(r->sb.uuid, COMPANION_RUNTIME, r->rt_path,
+		       sizeof(r->rt_path));
+	fd = companion_open(r->fd, r->rt_path, true);
+	if (fd < 0)
+		return errno_to_pstm(errno);
+	if (fstat(fd, &st) != 0) {
+		rc = PSTM_EIO;
+		goto out;
+	}
+	if ((uint64_t)st.st_size != r->sb.rt_bytes) {
+		/* new or foreign: start from zero, unless someone is
+		 * attached to the segment this one replaced */
+		if (attach_lock(r->fd, F_WRLCK) != 0) {
+			rc = PSTM_ERUNTIME;
+			goto out;
+		}
+		if (ftruncate(fd, 0) != 0 ||
+		    posix_fallocate(fd, 0, (off_t)r->sb.rt_bytes) != 0) {
+			rc = PSTM_EIO;
+			goto out;
+		}
+		*stale = true;
+	}
+	r->rt_map_len = r->sb.rt_bytes;
+	r->rt_base = mmap(NULL, r->rt_map_len, PROT_READ | PROT_WRITE,
+			  MAP_SHARED, fd, 0);
+	if (r->rt_base == MAP_FAILED) {
+		r->rt_base = NULL;
+		rc = PSTM_EIO;
+		goto out;
+	}
+	runtime_set_pointers(r);
+	if (!runtime_is_valid(r, true))
+		*stale = true;
+out:
+	close(fd);
+	return rc;
+}

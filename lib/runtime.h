@@ -1,0 +1,31 @@
+/*
+ * runtime.h - the runtime part of a region (lib/runtime.c).
+ */
+#ifndef PSTM_RUNTIME_H
+#define PSTM_RUNTIME_H
+
+#include "region.h"
+
+/* r->rt, procs, slots, orecs from r->rt_base. */
+HIDDEN void runtime_set_pointers(struct pstm_region *r);
+/* Initialise a zeroed runtime (clock 0, dseq from the durable horizon);
+ * its magic is published last (release). */
+HIDDEN void runtime_init(struct pstm_region *r);
+/* Initialised, this region's, and (@check_boot) from this boot? */
+HIDDEN bool runtime_is_valid(struct pstm_region *r, bool check_boot);
+
+/* OFD lock on the attach byte of the region file @fd: F_RDLCK while
+ * attached, F_WRLCK to rebuild; -1 if another process holds it. */
+#define ATTACH_LOCK_BYTE 1
+HIDDEN int attach_lock(int fd, short type);
+
+/*
+ * Map the runtime segment of a file region (under the region flock),
+ * creating it when missing.  *stale: it is new, mis-sized, from another
+ * boot or half-initialised, and must be rebuilt (after replaying the
+ * logs) before anyone uses it.  PSTM_ERUNTIME if it must be replaced
+ * while processes are attached to a vanished one.
+ */
+HIDDEN int runtime_map_companion(struct pstm_region *r, bool *stale);
+
+#endif /* PSTM_RUNTIME_H */

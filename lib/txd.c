@@ -1,0 +1,179 @@
+/*
+ * pstm_tx.c - transaction descriptors: one per (thread, open region), each
+ * owning a slot of the region (claimed on first use, released by a
+ * thread-exit destructor or at close), and their statistics.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proc.h"
+#include "recovery.h"
+#include "stm.h"
+
+/* the last descriptor this thread used, and for which open handle */
+static __thread struct {
+	uint64_t open_id;
+	pstm_tx *t;
+} tl_cache;
+
+/* ------------------------------------------------------- statistics */
+
+void txd_stats_flush(pstm_tx *t)
+{
+	struct slot *sl = &t->r->slots[t->slot];
+	for (int k = 0; k < ST_COUNT; k++)
+		atomic_store_explicit(&sl->stats[k], t->st[k], memory_order_relaxed);
+	t->st_unflushed = 0;
+}
+
+int pstm_stats_get(pstm_region *r, struct pstm_stats *out)
+{
+	uint64_t sum[ST_COUNT] = {0};
+
+	if (!r || !out)
+		return PSTM_EINVAL;
+	pthread_mutex_lock(&r->lock);
+	for (pstm_tx *t = r->txds; t; t = t->next)
+		if (t == tl_cache.t && t->depth == 0)
+			txd_stats_flush(t);
+	pthread_mutex_unlock(&r->lock);
+	for (int k = 0; k < ST_COUNT; k++)
+		sum[k] = atomic_load_explicit(&r->procs[r->proc_idx].stats[k],
+					      memory_order_relaxed);
+	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
+		uint64_t st = atomic_load_explicit(&r->slots[s].state,
+						   memory_order_acquire);
+		if (SLOT_ST(st) != SLOT_ACTIVE || SLOT_PROC(st) != r->proc_idx)
+			continue;
+		for (int k = 0; k < ST_COUNT; k++)
+			sum[k] += atomic_load_explicit(&r->slots[s].stats[k],
+						       memory_order_relaxed);
+	}
+	out->commits = sum[ST_COMMITS];
+	out->commits_ro = sum[ST_COMMITS_RO];
+	out->aborts_read = sum[ST_AB_READ];
+	out->aborts_lock = sum[ST_AB_LOCK];
+	out->aborts_validate = sum[ST_AB_VALIDATE];
+	out->aborts_user = sum[ST_AB_USER];
+	out->escalations = sum[ST_ESCALATIONS];
+	out->recoveries = sum[ST_RECOVERIES];
+	return 0;
+}
+
+/* ------------------------------------------------------ descriptors */
+
+static void txd_free(pstm_tx *t)
+{
+	free(t->ws);
+	free(t->wtab);
+	free(t->wtab_epoch);
+	free(t->rs);
+	free(t->locks);
+	free(t);
+}
+
+static pstm_tx *txd_new(struct pstm_region *r)
+{
+	pstm_tx *t = calloc(1, sizeof(*t));
+	uint32_t tab = 16;
+
+	if (!t)
+		return NULL;
+	t->r = r;
+	t->ws_cap = r->log_cap;
+	while (tab < 2 * t->ws_cap)
+		tab <<= 1;
+	t->wtab_mask = tab - 1;
+	t->ws = malloc(sizeof(*t->ws) * t->ws_cap);
+	t->wtab = malloc(sizeof(*t->wtab) * tab);
+	t->wtab_epoch = calloc(tab, sizeof(*t->wtab_epoch));
+	t->locks = malloc(sizeof(*t->locks) * t->ws_cap);
+	t->rs_cap = 1024;
+	t->rs = malloc(sizeof(*t->rs) * t->rs_cap);
+	t->prng = (uint64_t)(uintptr_t)t ^ ((uint64_t)getpid() << 32) ^
+		  (uint64_t)clock();
+	if (!t->prng)
+		t->prng = 88172645463325252ull;
+	if (!t->ws || !t->wtab || !t->wtab_epoch || !t->locks || !t->rs) {
+		txd_free(t);
+		return NULL;
+	}
+	int s = slot_claim(r);
+	if (s < 0 && proc_recover_all_dead(r) > 0)
+		s = slot_claim(r); /* a dead process's slots are free now */
+	if (s < 0) {
+		txd_free(t);
+		return NULL;
+	}
+	t->slot = (uint32_t)s;
+	/* a fresh slot's log must be idle (its previous owner settled it) */
+	pthread_mutex_lock(&r->lock);
+	t->next = r->txds;
+	r->txds = t;
+	pthread_mutex_unlock(&r->lock);
+	return t;
+}
+
+static void txd_unlink(struct pstm_region *r, pstm_tx *t)
+{
+	for (pstm_tx **p = &r->txds; *p; p = &(*p)->next)
+		if (*p == t) {
+			*p = t->next;
+			return;
+		}
+}
+
+void txd_thread_exit(void *p)
+{
+	pstm_tx *t = p;
+	struct pstm_region *r = t->r;
+
+	txd_stats_flush(t);
+	pthread_mutex_lock(&r->lock);
+	txd_unlink(r, t);
+	pthread_mutex_unlock(&r->lock);
+	slot_release(r, t->slot);
+	if (tl_cache.t == t)
+		tl_cache.open_id = 0;
+	txd_free(t);
+}
+
+void txd_release_all(struct pstm_region *r)
+{
+	pthread_mutex_lock(&r->lock);
+	while (r->txds) {
+		pstm_tx *t = r->txds;
+		r->txds = t->next;
+		txd_stats_flush(t);
+		slot_release(r, t->slot);
+		if (tl_cache.t == t)
+			tl_cache.open_id = 0;
+		txd_free(t);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* This thread's descriptor for @r, claiming a slot on first use. */
+pstm_tx *txd_get(struct pstm_region *r, int *err)
+{
+	if (tl_cache.open_id == r->open_id)
+		return tl_cache.t;
+	pstm_tx *t = pthread_getspecific(r->key);
+	if (!t) {
+		t = txd_new(r);
+		if (!t) {
+			*err = PSTM_ESLOTFULL;
+			return NULL;
+		}
+		if (pthread_setspecific(r->key, t) != 0) {
+			txd_thread_exit(t);
+			*err = PSTM_ENOMEM;
+			return NULL;
+		}
+	}
+	tl_cache.open_id = r->open_id;
+	tl_cache.t = t;
+	return t;
+}

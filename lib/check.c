@@ -6,16 +6,26 @@
  * dead process or a committed log that the next open will settle), or
  * information.
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "check.h"
+#include "companion.h"
+#include "error.h"
 #include "mapping.h"
 #include "proc.h"
 #include "redo_log.h"
+#include "runtime.h"
+#include "superblock.h"
+#include "uri.h"
 
 static void add(struct check_report *rep, int sev, const char *fmt, ...)
 {
@@ -254,6 +264,74 @@ static void check_heap(struct pstm_region *r, struct check_report *rep)
 		    (unsigned long long)ar->free_blocks,
 		    (unsigned long long)ar->free_bytes);
 	free(ar);
+}
+
+
+/* ------------------------------------------------ read-only mapping */
+
+/*
+ * Map a region read-only for inspection (pstm check): validated
+ * superblock, PROT_READ mapping, runtime pointers if a runtime exists
+ * (r->rt_base NULL otherwise).  Never writes, never attaches.
+ */
+int region_map_readonly(const char *uri, struct pstm_region *r)
+{
+	int rc;
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	rc = uri_parse(uri, r->path, sizeof(r->path), &r->is_shm);
+	if (rc)
+		return rc;
+	r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0)
+		return errno_to_pstm(errno);
+	rc = superblock_read(r->fd, &r->sb);
+	if (rc)
+		goto fail;
+	r->base = mmap(NULL, r->sb.size_bytes, PROT_READ, MAP_SHARED, r->fd, 0);
+	if (r->base == MAP_FAILED) {
+		r->base = NULL;
+		rc = errno_to_pstm(errno);
+		goto fail;
+	}
+	r->map_len = r->sb.size_bytes;
+	region_derive(r);
+	if (r->sb.rt_inside) {
+		r->rt_base = r->base + r->sb.rt_off;
+		runtime_set_pointers(r);
+	} else {
+		companion_path(r->sb.uuid, COMPANION_RUNTIME, r->rt_path,
+			       sizeof(r->rt_path));
+		r->rt_base = companion_map_ro(r->rt_path, r->sb.rt_bytes);
+		if (r->rt_base) {
+			r->rt_map_len = r->sb.rt_bytes;
+			runtime_set_pointers(r);
+		}
+	}
+	if (r->relaxed) {
+		/* the live state is the working copy, when there is one */
+		companion_path(r->sb.uuid, COMPANION_WORKCOPY, r->wc_path,
+			       sizeof(r->wc_path));
+		uint8_t *wc = r->rt_base ? companion_map_ro(r->wc_path, r->sb.size_bytes)
+					 : NULL;
+		if (wc) {
+			r->fbase = r->base;
+			r->base = wc;
+		}
+	}
+	return 0;
+fail:
+	close(r->fd);
+	r->fd = -1;
+	return rc;
+}
+
+void region_unmap_readonly(struct pstm_region *r)
+{
+	region_unmap(r);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
 }
 
 int region_check(const char *uri, struct check_report *rep)

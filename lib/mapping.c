@@ -1,7 +1,7 @@
 /*
  * mapping.c - mapping a region into this process: the file with libpmem
- * (or shm with mmap), the fields that follow from its superblock, the
- * read-only mapping pstm check inspects, and one unmap for both.
+ * (or shm with mmap), the fields that follow from its superblock, and
+ * one unmap for every kind of mapping (read-only ones too).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,12 +11,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "companion.h"
 #include "error.h"
 #include "mapping.h"
-#include "runtime.h"
-#include "superblock.h"
-#include "uri.h"
 
 /* Fields that follow from the validated superblock. */
 void region_derive(struct pstm_region *r)
@@ -73,69 +69,4 @@ void region_unmap(struct pstm_region *r)
 			munmap(r->base, r->map_len);
 	}
 	r->base = NULL;
-}
-
-/*
- * Map a region read-only for inspection (pstm check): validated
- * superblock, PROT_READ mapping, runtime pointers if a runtime exists
- * (r->rt_base NULL otherwise).  Never writes, never attaches.
- */
-int region_map_readonly(const char *uri, struct pstm_region *r)
-{
-	int rc;
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-	rc = uri_parse(uri, r->path, sizeof(r->path), &r->is_shm);
-	if (rc)
-		return rc;
-	r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
-	if (r->fd < 0)
-		return errno_to_pstm(errno);
-	rc = superblock_read(r->fd, &r->sb);
-	if (rc)
-		goto fail;
-	r->base = mmap(NULL, r->sb.size_bytes, PROT_READ, MAP_SHARED, r->fd, 0);
-	if (r->base == MAP_FAILED) {
-		r->base = NULL;
-		rc = errno_to_pstm(errno);
-		goto fail;
-	}
-	r->map_len = r->sb.size_bytes;
-	region_derive(r);
-	if (r->sb.rt_inside) {
-		r->rt_base = r->base + r->sb.rt_off;
-		runtime_set_pointers(r);
-	} else {
-		companion_path(r->sb.uuid, COMPANION_RUNTIME, r->rt_path,
-			       sizeof(r->rt_path));
-		r->rt_base = companion_map_ro(r->rt_path, r->sb.rt_bytes);
-		if (r->rt_base) {
-			r->rt_map_len = r->sb.rt_bytes;
-			runtime_set_pointers(r);
-		}
-	}
-	if (r->relaxed) {
-		/* the live state is the working copy, when there is one */
-		companion_path(r->sb.uuid, COMPANION_WORKCOPY, r->wc_path,
-			       sizeof(r->wc_path));
-		uint8_t *wc = r->rt_base ? companion_map_ro(r->wc_path, r->sb.size_bytes)
-					 : NULL;
-		if (wc) {
-			r->fbase = r->base;
-			r->base = wc;
-		}
-	}
-	return 0;
-fail:
-	close(r->fd);
-	r->fd = -1;
-	return rc;
-}
-
-void region_unmap_readonly(struct pstm_region *r)
-{
-	region_unmap(r);
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
 }

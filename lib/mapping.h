@@ -15,11 +15,4 @@ HIDDEN int region_map(struct pstm_region *r);
  * Safe on a partly mapped or read-only @r. */
 HIDDEN void region_unmap(struct pstm_region *r);
 
-/* Map a region read-only for inspection (pstm check): validated
- * superblock, PROT_READ mapping, runtime pointers if a runtime exists
- * (r->rt_base NULL otherwise), a relaxed region's working copy as base
- * when there is one.  Never writes, never attaches. */
-HIDDEN int region_map_readonly(const char *uri, struct pstm_region *r);
-HIDDEN void region_unmap_readonly(struct pstm_region *r);
-
 #endif /* PSTM_MAPPING_H */

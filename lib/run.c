@@ -17,7 +17,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "run.h"
-#include "stm.h"
+#include "tx.h"
 
 struct run_node {
 	struct cds_wfcq_node node;

@@ -19,7 +19,6 @@
 #include "check.h"
 #include "helpers.h"
 #include "layout.h"
-#include "mapping.h"
 #include "redo_log.h"
 #include "region.h"
 

@@ -119,23 +119,6 @@ void stm_fail(pstm_tx *t, int err)
 
 /* -------------------------------------------------------- validation */
 
-bool stm_validate(pstm_tx *t)
-{
-	struct pstm_region *r = t->r;
-	uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
-
-	for (uint32_t i = 0; i < t->nrs; i++) {
-		uint64_t cur = atomic_load_explicit(&r->orecs[t->rs[i].idx],
-						    memory_order_acquire);
-		if (cur == t->rs[i].o)
-			continue;
-		if ((cur & ((1ull << OREC_VSHIFT) - 1)) == mine &&
-		    orec_make(orec_version(cur)) == t->rs[i].o)
-			continue; /* locked by us at commit, unchanged before */
-		return false;
-	}
-	return true;
-}
 
 /*
  * Move the snapshot forward to include version @seen (which is newer than

@@ -79,8 +79,6 @@ HIDDEN _Noreturn void stm_fail(pstm_tx *t, int err);
 /* Abort the running attempt for a conflict of kind @cause (ST_AB_*) and
  * re-run it (unwinds). */
 HIDDEN _Noreturn void stm_abort(pstm_tx *t, int cause);
-/* Are all reads still current (or locked by us, unchanged before)? */
-HIDDEN bool stm_validate(pstm_tx *t);
 /* Orec @o holds @v, locked by another slot: wait for it, recover a dead
  * owner, or abort (cause @cause).  Returns the orec's new value. */
 HIDDEN uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
@@ -107,5 +105,25 @@ HIDDEN void stm_commit(pstm_tx *t);
 #define fence_acquire() atomic_thread_fence(memory_order_acquire)
 #define fence_release() atomic_thread_fence(memory_order_release)
 #endif
+
+/* Are all reads still current (or locked by us, unchanged before)?
+ * Inline: commit (lib/commit.c) runs it on every update transaction. */
+static inline bool stm_validate(pstm_tx *t)
+{
+	struct pstm_region *r = t->r;
+	uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+
+	for (uint32_t i = 0; i < t->nrs; i++) {
+		uint64_t cur = atomic_load_explicit(&r->orecs[t->rs[i].idx],
+						    memory_order_acquire);
+		if (cur == t->rs[i].o)
+			continue;
+		if ((cur & ((1ull << OREC_VSHIFT) - 1)) == mine &&
+		    orec_make(orec_version(cur)) == t->rs[i].o)
+			continue; /* locked by us at commit, unchanged before */
+		return false;
+	}
+	return true;
+}
 
 #endif /* PSTM_STM_H */

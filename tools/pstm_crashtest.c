@@ -46,6 +46,8 @@
 #include "cli.h"
 #include "pstm_crashtest.h"
 #include "region.h"
+#include "util.h"
+#include "emit.h"
 
 #define PROG "pstm-crashtest"
 
@@ -157,15 +159,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static uint64_t rnd(struct ct *c) { return xorshift(&c->rng); }
+static uint64_t rnd(struct ct *c) { return xorshift64(&c->rng); }
 
 /* Record the first violation (later ones are consequences); returns -1. */
 __attribute__((format(printf, 2, 3)))
@@ -444,7 +438,7 @@ static int worker(struct ct *c, const char *uri, int w, const char *crash_at,
 	for (long n = 0; max_steps < 0 || n < max_steps; n++) {
 		if (atomic_load_explicit(&c->sh->stop[w], memory_order_acquire))
 			break;
-		a.rnd = xorshift(&seed);
+		a.rnd = xorshift64(&seed);
 		uint64_t t0 = now_ns();
 		rc = pstm_atomic(r, step_fn, &a);
 		uint64_t took = now_ns() - t0;
@@ -1079,6 +1073,54 @@ static int campaign_powerfail(struct ct *c)
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
+static void report_json(const struct ct *c, const char *path, const char *dur)
+{
+	struct emit e;
+	emit_to_file(&e, stdout);
+	emit_object(&e, NULL);
+	emit_bool(&e, "ok", !c->violated);
+	emit_str(&e, "uri", c->uri);
+	emit_str(&e, "workload", c->wl_name);
+	emit_int(&e, "procs", c->procs);
+	emit_u64(&e, "seed", c->seed);
+	emit_str(&e, "persistence", path);
+	emit_int(&e, "random_kills", c->kill_rounds);
+	emit_int(&e, "crash_point_victims", c->point_victims);
+	emit_int(&e, "recovery_point_victims", c->recovery_victims);
+	emit_int(&e, "powerfail_images", c->pf_images);
+	emit_int(&e, "crashes", c->crashes);
+	emit_int(&e, "checks", c->checks);
+	emit_u64(&e, "commits", atomic_load(&c->sh->commits));
+	emit_fixed(&e, "worst_tx_ms", ms(atomic_load(&c->sh->worst_ns)), 3);
+	emit_str(&e, "durability", dur);
+	if (c->relaxed) {
+		emit_u64(&e, "flush_ms", c->region_flush_ms);
+		emit_int(&e, "sync_every", SYNC_EVERY);
+		emit_int(&e, "flush_point_victims", c->flush_victims);
+		emit_u64(&e, "powerfail_lost_acked", c->pf_lost_acked);
+		emit_int(&e, "powerfail_lossy_images", c->pf_lossy);
+		emit_u64(&e, "powerfail_lost_synced", c->pf_lost_synced);
+	}
+	if (c->gap_n) {
+		emit_object(&e, "kill_to_commit_ms");
+		emit_fixed(&e, "max", ms(c->gap_max_ns), 3);
+		emit_fixed(&e, "mean", ms(c->gap_sum_ns / c->gap_n), 3);
+		emit_u64(&e, "samples", c->gap_n);
+		emit_close(&e);
+	} else {
+		emit_null(&e, "kill_to_commit_ms");
+	}
+	emit_array(&e, "violations");
+	if (c->violated)
+		emit_str(&e, NULL, c->violation);
+	emit_close(&e);
+	if (c->violated || c->keep)
+		emit_str(&e, "kept", c->violated ? c->inspect : c->uri);
+	else
+		emit_null(&e, "kept");
+	emit_close(&e);
+}
+
 static void report(struct ct *c)
 {
 	uint64_t commits = atomic_load(&c->sh->commits);
@@ -1087,43 +1129,7 @@ static void report(struct ct *c)
 								   : "msync";
 	const char *dur = c->relaxed ? "relaxed" : c->is_file ? "durable" : "volatile";
 	if (c->json) {
-		printf("{\"ok\":%s,\"uri\":", c->violated ? "false" : "true");
-		cli_json_string(stdout, c->uri);
-		printf(",\"workload\":");
-		cli_json_string(stdout, c->wl_name);
-		printf(",\"procs\":%d,\"seed\":%llu,\"persistence\":\"%s\","
-		       "\"random_kills\":%ld,\"crash_point_victims\":%ld,"
-		       "\"recovery_point_victims\":%ld,\"powerfail_images\":%ld,"
-		       "\"crashes\":%ld,\"checks\":%ld,\"commits\":%llu,"
-		       "\"worst_tx_ms\":%.3f,\"durability\":\"%s\",",
-		       c->procs, (unsigned long long)c->seed, path, c->kill_rounds,
-		       c->point_victims, c->recovery_victims, c->pf_images, c->crashes,
-		       c->checks, (unsigned long long)commits, ms(worst), dur);
-		if (c->relaxed)
-			printf("\"flush_ms\":%u,\"sync_every\":%d,"
-			       "\"flush_point_victims\":%ld,"
-			       "\"powerfail_lost_acked\":%llu,"
-			       "\"powerfail_lossy_images\":%ld,"
-			       "\"powerfail_lost_synced\":%llu,",
-			       c->region_flush_ms, SYNC_EVERY, c->flush_victims,
-			       (unsigned long long)c->pf_lost_acked, c->pf_lossy,
-			       (unsigned long long)c->pf_lost_synced);
-		printf("\"kill_to_commit_ms\":");
-		if (c->gap_n)
-			printf("{\"max\":%.3f,\"mean\":%.3f,\"samples\":%llu}",
-			       ms(c->gap_max_ns), ms(c->gap_sum_ns / c->gap_n),
-			       (unsigned long long)c->gap_n);
-		else
-			printf("null");
-		printf(",\"violations\":[");
-		if (c->violated)
-			cli_json_string(stdout, c->violation);
-		printf("],\"kept\":");
-		if (c->violated || c->keep)
-			cli_json_string(stdout, c->violated ? c->inspect : c->uri);
-		else
-			printf("null");
-		printf("}\n");
+		report_json(c, path, dur);
 		return;
 	}
 	printf("%s: workload %s on %s, %d workers, seed %llu\n", PROG, c->wl_name,
@@ -1211,20 +1217,7 @@ static void usage(FILE *f)
 		MAX_PROCS, SYNC_EVERY);
 }
 
-static int usage_error(const char *msg)
-{
-	fprintf(stderr, "%s: %s (try '" PROG " --help')\n", PROG, msg);
-	return 2;
-}
-
-static int parse_int(const char *s, int *out, int lo, int hi)
-{
-	uint64_t v;
-	if (cli_parse_u64(s, &v, false) || v < (uint64_t)lo || v > (uint64_t)hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
+const char *cli_prog = PROG;
 
 static int parse_args(struct ct *c, int argc, char **argv)
 {
@@ -1246,6 +1239,7 @@ static int parse_args(struct ct *c, int argc, char **argv)
 		{"json", no_argument, 0, 'j'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
+	uint64_t v;
 	int opt;
 	bool seeded = false;
 	c->procs = 3;
@@ -1258,16 +1252,19 @@ static int parse_args(struct ct *c, int argc, char **argv)
 		switch (opt) {
 		case 'w': c->lib = optarg; break;
 		case 'p':
-			if (parse_int(optarg, &c->procs, 1, MAX_PROCS))
-				return usage_error("bad --procs (1..64)");
+			if (cli_parse_u64(optarg, 0, 1, MAX_PROCS, &v))
+				return cli_usage_error("bad --procs (1..64)");
+			c->procs = (int)v;
 			break;
 		case 'r':
-			if (parse_int(optarg, &c->rounds, 0, 100000000))
-				return usage_error("bad --rounds");
+			if (cli_parse_u64(optarg, 0, 0, 100000000, &v))
+				return cli_usage_error("bad --rounds");
+			c->rounds = (int)v;
 			break;
 		case 'P':
-			if (parse_int(optarg, &c->point_rounds, 0, 1000000))
-				return usage_error("bad --point-rounds");
+			if (cli_parse_u64(optarg, 0, 0, 1000000, &v))
+				return cli_usage_error("bad --point-rounds");
+			c->point_rounds = (int)v;
 			break;
 		case 'L': {
 			c->point_list = optarg;
@@ -1275,36 +1272,35 @@ static int parse_args(struct ct *c, int argc, char **argv)
 			for (size_t p = 0; p < NPOINTS; p++)
 				any |= point_selected(c, p);
 			if (!any)
-				return usage_error("bad --points (names: commit.locking, "
-						   "commit.locked, commit.sealed, "
-						   "commit.logged, commit.written, "
-						   "commit.retired, commit.released, "
-						   "recover.claimed, recover.replayed, "
-						   "flush.copied, checkpoint.applied)");
+				return cli_usage_error("bad --points (names: commit.locking, "
+						       "commit.locked, commit.sealed, "
+						       "commit.logged, commit.written, "
+						       "commit.retired, commit.released, "
+						       "recover.claimed, recover.replayed, "
+						       "flush.copied, checkpoint.applied)");
 			break;
 		}
 		case 'K': c->kills = false; break;
 		case 'N': c->points = false; break;
 		case 'f':
-			if (parse_int(optarg, &c->powerfail, 0, 100000000))
-				return usage_error("bad --powerfail");
+			if (cli_parse_u64(optarg, 0, 0, 100000000, &v))
+				return cli_usage_error("bad --powerfail");
+			c->powerfail = (int)v;
 			break;
 		case 'm': c->pmem = true; break;
 		case 'R': c->relaxed_opt = true; break;
-		case 'F': {
-			int v;
-			if (parse_int(optarg, &v, 1, 60000))
-				return usage_error("bad --flush-ms (1..60000)");
+		case 'F':
+			if (cli_parse_u64(optarg, 0, 1, 60000, &v))
+				return cli_usage_error("bad --flush-ms (1..60000)");
 			c->flush_ms = (uint32_t)v;
 			break;
-		}
 		case 's':
-			if (cli_parse_u64(optarg, &c->size_bytes, true) || !c->size_bytes)
-				return usage_error("bad --size");
+			if (cli_parse_u64(optarg, CLI_UNITS, 1, UINT64_MAX, &c->size_bytes))
+				return cli_usage_error("bad --size");
 			break;
 		case 'S':
-			if (cli_parse_u64(optarg, &c->seed, false))
-				return usage_error("bad --seed");
+			if (cli_parse_u64(optarg, 0, 0, UINT64_MAX, &c->seed))
+				return cli_usage_error("bad --seed");
 			seeded = true;
 			break;
 		case 'k': c->keep = true; break;
@@ -1314,36 +1310,36 @@ static int parse_args(struct ct *c, int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1)
-		return usage_error("exactly one URI is needed");
+		return cli_usage_error("exactly one URI is needed");
 	c->uri = argv[optind];
 	c->is_file = strncmp(c->uri, "shm:", 4) != 0;
 	if (c->powerfail < 0)
 		c->powerfail = c->is_file ? 200 : 0;
 	if (c->powerfail > 0 && !c->is_file)
-		return usage_error("--powerfail needs a file region (shm: does not "
-				   "survive power failure)");
+		return cli_usage_error("--powerfail needs a file region (shm: does not "
+				       "survive power failure)");
 	if (c->pmem && !c->is_file)
-		return usage_error("--pmem needs a file region");
+		return cli_usage_error("--pmem needs a file region");
 	if (c->relaxed_opt && !c->is_file)
-		return usage_error("--relaxed needs a file region (shm: has no "
-				   "file to flush to)");
+		return cli_usage_error("--relaxed needs a file region (shm: has no "
+				       "file to flush to)");
 	if (c->flush_ms && !c->relaxed_opt)
-		return usage_error("--flush-ms needs --relaxed");
+		return cli_usage_error("--flush-ms needs --relaxed");
 	if (c->point_list && !c->relaxed_opt) {
 		bool other = false;
 		for (size_t p = 0; p < NPOINTS; p++)
 			other |= point_selected(c, p) && !points[p].flusher;
 		if (!other)
-			return usage_error("flush.copied and checkpoint.applied need "
-					   "--relaxed (only a relaxed region flushes)");
+			return cli_usage_error("flush.copied and checkpoint.applied need "
+					       "--relaxed (only a relaxed region flushes)");
 	}
 	if (!c->kills)
 		c->rounds = 0;
 	if (!c->points)
 		c->point_rounds = 0;
 	if (!c->rounds && !c->point_rounds && !c->powerfail)
-		return usage_error("nothing to do (no kills, no crash points, no "
-				   "power failures)");
+		return cli_usage_error("nothing to do (no kills, no crash points, no "
+				       "power failures)");
 	if (!seeded)
 		c->seed = now_ns() ^ ((uint64_t)getpid() << 40);
 	return -1; /* go on */

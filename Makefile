@@ -61,9 +61,9 @@ $(B)/pstm: $(CLI_SRC) tools/*.h $(B)/libpstm.a
 
 # pstm-crashtest exports the API (-rdynamic, the whole archive) to the
 # workload objects it loads, which therefore link no library themselves
-CRASHTEST_SRC = tools/pstm_crashtest.c tools/cli_util.c tools/emit.c
+CRASHTEST_SRC = $(wildcard tools/crashtest/*.c) tools/cli_util.c tools/emit.c
 CRASHTEST_LIB = $(B)/libpstm.a
-$(B)/pstm-crashtest: $(CRASHTEST_SRC) tools/*.h \
+$(B)/pstm-crashtest: $(CRASHTEST_SRC) tools/crashtest/*.h tools/*.h \
 		include/pstm_crashtest.h $(CRASHTEST_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Itools -rdynamic $(CRASHTEST_SRC) -o $@ \

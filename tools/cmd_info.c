@@ -108,7 +108,7 @@ static void print_text(const struct info *i)
 {
 	const struct pstm_region_info *in = &i->in;
 	const struct alloc_report *h = &i->heap;
-	char flush[160] = "";
+	char flush[192] = "";
 
 	emit_line(stdout, LABEL_WIDTH, "region", "%s", i->uri);
 	emit_line(stdout, LABEL_WIDTH, "uuid", "%s", i->uuid);

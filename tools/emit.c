@@ -12,11 +12,11 @@ static void file_write(void *arg, const char *fmt, va_list ap)
 	vfprintf(arg, fmt, ap);
 }
 
-void emit_to(struct emit *e, void (*write)(void *arg, const char *fmt, va_list ap),
+void emit_to(struct emit *e, void (*out)(void *arg, const char *fmt, va_list ap),
 	     void *arg)
 {
 	memset(e, 0, sizeof(*e));
-	e->write = write;
+	e->write = out;
 	e->arg = arg;
 }
 
@@ -47,24 +47,24 @@ static void lead(struct emit *e, const char *key)
 		say(e, "\"%s\":", key);
 }
 
-static void open_(struct emit *e, const char *key, char open, char close)
+static void begin(struct emit *e, const char *key, char left, char right)
 {
 	assert(e->depth < EMIT_MAX_DEPTH);
 	lead(e, key);
-	say(e, "%c", open);
-	e->closer[e->depth] = close;
+	say(e, "%c", left);
+	e->closer[e->depth] = right;
 	e->more[e->depth] = false;
 	e->depth++;
 }
 
 void emit_object(struct emit *e, const char *key)
 {
-	open_(e, key, '{', '}');
+	begin(e, key, '{', '}');
 }
 
 void emit_array(struct emit *e, const char *key)
 {
-	open_(e, key, '[', ']');
+	begin(e, key, '[', ']');
 }
 
 void emit_close(struct emit *e)

@@ -31,7 +31,7 @@ struct emit {
 };
 
 void emit_to_file(struct emit *e, FILE *f);
-void emit_to(struct emit *e, void (*write)(void *arg, const char *fmt, va_list ap),
+void emit_to(struct emit *e, void (*out)(void *arg, const char *fmt, va_list ap),
 	     void *arg);
 
 void emit_object(struct emit *e, const char *key);

@@ -69,7 +69,7 @@ $(B)/libpstm.so.$(VERSION): $(LIB_OBJ)
 
 # tools and tests link the static library: they may use internal headers.
 # The CLI is tools/pstm.c plus one tools/cmd_*.c per larger command.
-CLI_SRC = tools/pstm.c tools/cli_util.c $(wildcard tools/cmd_*.c)
+CLI_SRC = tools/pstm.c tools/cli_util.c tools/emit.c $(wildcard tools/cmd_*.c)
 $(B)/pstm: $(CLI_SRC) tools/*.h $(B)/libpstm.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Itools $(CLI_SRC) -o $@ $(B)/libpstm.a $(LIBDEPS)
@@ -78,12 +78,13 @@ $(B)/pstm: $(CLI_SRC) tools/*.h $(B)/libpstm.a
 # workload objects it loads, which therefore link no library themselves
 # It links the test build of the library: its power-failure campaigns use
 # the simulator.
-$(B)/pstm-crashtest: tools/pstm_crashtest.c tools/cli_util.c tools/cli.h \
-		include/pstm_crashtest.h $(TLIB)
+CRASHTEST_SRC = $(wildcard tools/crashtest/*.c) tools/cli_util.c tools/emit.c
+CRASHTEST_LIB = $(TLIB)
+$(B)/pstm-crashtest: $(CRASHTEST_SRC) tools/crashtest/*.h tools/*.h \
+		include/pstm_crashtest.h $(CRASHTEST_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -Itools -rdynamic tools/pstm_crashtest.c tools/cli_util.c \
-	    -o $@ -Wl,--whole-archive $(TLIB) \
-	    -Wl,--no-whole-archive $(LIBDEPS) -ldl
+	$(CC) $(ALLCFLAGS) -Itools -rdynamic $(CRASHTEST_SRC) -o $@ \
+	    -Wl,--whole-archive $(CRASHTEST_LIB) -Wl,--no-whole-archive $(LIBDEPS) -ldl
 
 $(B)/examples/%.so: examples/%.c include/pstm_crashtest.h
 	@mkdir -p $(@D)

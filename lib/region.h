@@ -14,7 +14,6 @@
 #include "layout.h"
 #include "util.h"
 
-
 struct pstm_tx;
 struct run_state;
 struct powerfail;
@@ -53,7 +52,7 @@ struct pstm_region {
 	uint64_t proc_state;     /* its ALIVE state word */
 	uint64_t open_id;        /* unique per open in this process */
 
-	pthread_key_t key;       /* thread -> struct txd */
+	pthread_key_t key;       /* thread -> its struct pstm_tx */
 	pthread_mutex_t lock;    /* guards txds list */
 	struct pstm_tx *txds;    /* all descriptors of this handle */
 

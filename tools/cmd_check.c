@@ -3,64 +3,63 @@
  * (explicit recovery, with a report of what it did).
  */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "check.h"
 #include "cli.h"
+#include "emit.h"
 
 static const char *sev_name[] = {"info", "pending", "damage"};
 
+/* check --json: the report, or why there is none (@rc) */
+static void print_json(const char *uri, int rc, const struct check_report *rep)
+{
+	struct emit e;
+	emit_to_file(&e, stdout);
+	emit_object(&e, NULL);
+	emit_str(&e, "uri", uri);
+	if (rc) {
+		emit_bool(&e, "clean", false);
+		emit_str(&e, "error", pstm_strerror(rc));
+		emit_close(&e);
+		return;
+	}
+	emit_bool(&e, "clean", !rep->damage);
+	emit_u64(&e, "damage", rep->damage);
+	emit_u64(&e, "pending", rep->pending);
+	emit_u64(&e, "committed_logs", rep->logs_committed);
+	emit_u64(&e, "processes", rep->procs_attached);
+	emit_u64(&e, "dead_processes", rep->procs_dead);
+	emit_u64(&e, "locked_orecs", rep->orecs_locked);
+	emit_array(&e, "findings");
+	for (unsigned i = 0; i < rep->n; i++) {
+		emit_object(&e, NULL);
+		emit_str(&e, "severity", sev_name[rep->f[i].severity]);
+		emit_str(&e, "text", rep->f[i].text);
+		emit_close(&e);
+	}
+	emit_close(&e);
+	emit_close(&e);
+}
+
 int cmd_check(int argc, char **argv)
 {
-	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
-					   {"help", no_argument, 0, 'h'},
-					   {0, 0, 0, 0}};
-	int json = 0, c;
-
-	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
-		if (c == 'j') {
-			json = 1;
-		} else if (c == 'h') {
-			printf("usage: pstm check URI [--json]\n"
-			       "Verify a region without modifying it: superblock and its\n"
-			       "checksum, redo logs and their checksums, process and slot\n"
-			       "tables, orecs, heap header.  Exit 0 if clean (recovery may\n"
-			       "be pending: see 'pstm recover'), 1 if damaged or unreadable,\n"
-			       "2 on a usage error.\n");
-			return 0;
-		} else {
-			return 2;
-		}
-	}
-	if (optind != argc - 1)
-		return cli_usage_error("check needs exactly one URI");
-	const char *uri = argv[optind];
+	bool json = false;
+	const char *uri;
+	int rc = cli_uri_args(argc, argv, "check", "usage: pstm check URI [--json]\n"
+			      "Verify a region without modifying it: superblock and its\n"
+			      "checksum, redo logs and their checksums, process and slot\n"
+			      "tables, orecs, heap header.  Exit 0 if clean (recovery may\n"
+			      "be pending: see 'pstm recover'), 1 if damaged or unreadable,\n"
+			      "2 on a usage error.\n", &json, &uri);
+	if (rc >= 0)
+		return rc;
 	struct check_report rep;
-	int rc = region_check(uri, &rep);
+	rc = region_check(uri, &rep);
 	if (json) {
-		printf("{\"uri\":");
-		cli_json_string(stdout, uri);
-		if (rc) {
-			printf(",\"clean\":false,\"error\":");
-			cli_json_string(stdout, pstm_strerror(rc));
-			printf("}\n");
+		print_json(uri, rc, &rep);
+		if (rc)
 			return 1;
-		}
-		printf(",\"clean\":%s,\"damage\":%u,\"pending\":%u,"
-		       "\"committed_logs\":%u,\"processes\":%u,\"dead_processes\":%u,"
-		       "\"locked_orecs\":%u,\"findings\":[",
-		       rep.damage ? "false" : "true", rep.damage, rep.pending,
-		       rep.logs_committed, rep.procs_attached, rep.procs_dead,
-		       rep.orecs_locked);
-		for (unsigned i = 0; i < rep.n; i++) {
-			printf("%s{\"severity\":\"%s\",\"text\":", i ? "," : "",
-			       sev_name[rep.f[i].severity]);
-			cli_json_string(stdout, rep.f[i].text);
-			printf("}");
-		}
-		printf("]}\n");
 	} else {
 		if (rc) {
 			fprintf(stderr, "%s: %s: %s\n", cli_prog, uri, pstm_strerror(rc));
@@ -78,25 +77,24 @@ int cmd_check(int argc, char **argv)
 
 int cmd_recover(int argc, char **argv)
 {
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: pstm recover URI\n"
-		       "Run recovery now: settle the slots of dead processes (replay\n"
-		       "their committed transactions, release their locks) and,\n"
-		       "after a reboot or power failure, replay every committed redo\n"
-		       "log.  Prints what was done.  Every pstm_open does the same.\n");
-		return 0;
-	}
-	if (argc != 2 || argv[1][0] == '-')
-		return cli_usage_error("recover needs exactly one URI");
+	const char *uri;
+	int rc = cli_uri_args(argc, argv, "recover", "usage: pstm recover URI\n"
+			      "Run recovery now: settle the slots of dead processes (replay\n"
+			      "their committed transactions, release their locks) and,\n"
+			      "after a reboot or power failure, replay every committed redo\n"
+			      "log.  Prints what was done.  Every pstm_open does the same.\n",
+			      NULL, &uri);
+	if (rc >= 0)
+		return rc;
 	pstm_region *r;
-	int rc = pstm_open(argv[1], &r);
+	rc = pstm_open(uri, &r);
 	if (rc)
-		return cli_fail("cannot recover", argv[1], rc);
+		return cli_fail("cannot recover", uri, rc);
 	struct open_recovery rec;
 	region_open_recovery(r, &rec);
 	printf("%s: %llu dead process(es) recovered, %llu committed log(s) "
 	       "replayed%s\n",
-	       argv[1], (unsigned long long)rec.procs_recovered,
+	       uri, (unsigned long long)rec.procs_recovered,
 	       (unsigned long long)rec.logs_replayed,
 	       rec.runtime_rebuilt ? ", runtime rebuilt" : "");
 	pstm_close(r);

@@ -3,11 +3,12 @@
 # program with nothing but `pkg-config --cflags --libs pstm`.
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
 use Test::More;
+use lib 'tests';
+use PstmTest;
 
-my $b = $ENV{PSTM_BIN} // 'build';
-my $dir = tempdir(CLEANUP => 1);
+my $b = build_dir();
+my $dir = temp_dir('install');
 my $prefix = "$dir/prefix";
 
 is(system("make -s install B=$b PREFIX=$prefix >$dir/install.log 2>&1"), 0,
@@ -55,7 +56,8 @@ is($?, 0, 'pkg-config knows pstm');
 chomp $flags;
 is(system("cc -Wall -Werror $dir/prog.c $flags -o $dir/prog 2>$dir/cc.log"), 0,
    'outside program builds with pkg-config flags') or diag(`cat $dir/cc.log`);
-my $out = `LD_LIBRARY_PATH=$prefix/lib $dir/prog shm:pstm-install-t-$$`;
+my ($rc, $out) = run_program({LD_LIBRARY_PATH => "$prefix/lib"}, "$dir/prog",
+			     'shm:' . shm_name('install'));
 is($out, "0 41\n", 'outside program runs against the shared library');
 my $needed = `readelf -d $dir/prog`;
 like($needed, qr/libpstm\.so\.0/, 'linked against the soname');

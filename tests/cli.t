@@ -4,46 +4,19 @@
 # Runs $PSTM_BIN/pstm (default build/pstm); cleans up everything it makes.
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
 use JSON::PP qw(decode_json);
-use POSIX qw(_exit);
 use Test::More;
+use lib 'tests';
+use PstmTest;
 
-my $bin = ($ENV{PSTM_BIN} // 'build') . '/pstm';
+my $bin = build_dir() . '/pstm';
 plan skip_all => "$bin not built" unless -x $bin;
 
-my $tmp = tempdir('pstm-cli-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my (@shm_names, @companions, $seq);
-
-sub shm_name {
-	my $n = "pstm-test-cli-$$-" . $seq++;
-	push @shm_names, $n;
-	return $n;
-}
-
-sub slurp {
-	my ($f) = @_;
-	open(my $fh, '<', $f) or return '';
-	local $/;
-	my $s = <$fh>;
-	return $s // '';
-}
+my $tmp = temp_dir('cli');
+my @companions;
 
 # run the CLI with @args; returns (exit status, stdout, stderr)
-sub pstm {
-	my @args = @_;
-	my ($out, $err) = ("$tmp/stdout", "$tmp/stderr");
-	my $pid = fork() // die "fork: $!";
-	if ($pid == 0) {
-		open(STDOUT, '>', $out) or _exit(126);
-		open(STDERR, '>', $err) or _exit(126);
-		exec($bin, @args) or _exit(127);
-	}
-	waitpid($pid, 0);
-	my $st = $?;
-	my $rc = $st & 127 ? 128 + ($st & 127) : $st >> 8;
-	return ($rc, slurp($out), slurp($err));
-}
+sub pstm { return run_program($bin, @_); }
 
 # exactly one non-empty line, newline-terminated
 sub one_line {
@@ -55,10 +28,7 @@ sub json_info {
 	my ($uri) = @_;
 	my ($rc, $out, $err) = pstm('info', '--json', $uri);
 	is($rc, 0, "info --json $uri exits 0") or diag($err);
-	my $j = eval { decode_json($out) };
-	ok($j && ref $j eq 'HASH', "info --json $uri parses as a JSON object")
-	    or diag("parse error: $@\noutput: $out");
-	return $j // {};
+	return json_object($out, "info --json $uri parses as a JSON object");
 }
 
 sub mode_of { return (stat($_[0]))[2] & 07777; }
@@ -86,7 +56,7 @@ for my $cmd (qw(create info rm)) {
 }
 
 # ------------------------------------------------------- create / info
-my $a = shm_name();
+my $a = shm_name('cli');
 ($rc, $out, $err) = pstm('create', "shm:$a");
 is($rc, 0, 'create shm: exits 0') or diag($err);
 is($err, '', 'create prints nothing on stderr');
@@ -127,19 +97,19 @@ like($j2->{uuid} // '', qr/\A$uuid_re\z/, 'replaced region has a uuid');
 isnt($j2->{uuid}, $j->{uuid}, 'create --force made a new region (new uuid)');
 
 # ---------------------------------------------------- --size / --mode
-my $b = shm_name();
+my $b = shm_name('cli');
 ($rc, $out, $err) = pstm('create', '--size', '2M', "shm:$b");
 is($rc, 0, 'create --size 2M exits 0') or diag($err);
 is(-s "/dev/shm/$b", 2 << 20, '--size 2M: the segment is 2 MiB');
 is(json_info("shm:$b")->{size_bytes}, 2 << 20, '--size 2M: info size_bytes');
 
-my $c = shm_name();
+my $c = shm_name('cli');
 ($rc, $out, $err) = pstm('create', '--mode', '0640', '--size', '1M', "shm:$c");
 is($rc, 0, 'create --mode 0640 exits 0') or diag($err);
 is(mode_of("/dev/shm/$c"), 0640, '--mode 0640 honoured');
 is(json_info("shm:$c")->{size_bytes}, 1 << 20, '--size 1M (the minimum) works');
 
-my $d = shm_name();
+my $d = shm_name('cli');
 ($rc, $out, $err) = pstm('create', '--size=3M', '--max-procs', '5', "shm:$d");
 is($rc, 0, 'create --size=3M --max-procs 5 exits 0') or diag($err);
 my $jd = json_info("shm:$d");
@@ -147,7 +117,7 @@ is($jd->{size_bytes}, 3 << 20, '--size=3M honoured');
 is($jd->{max_procs}, 5, '--max-procs 5 honoured');
 
 # ----------------------------------------------------------- usage
-my $u = shm_name();
+my $u = shm_name('cli');
 my @usage = (
 	[],
 	['frobnicate', "shm:$u"],
@@ -180,7 +150,7 @@ ok(-e "/dev/shm/$a" && -e "/dev/shm/$b", 'no usage error removed a region');
 # (2^44 + 1) MiB is 2^64 + 1 MiB, which wraps to a valid 1 MiB;
 # (2^54 + 1) KiB wraps to 1 KiB
 for my $size ('17592186044417M', '18446744073709551617', '18014398509481985K') {
-	my $ov = shm_name();
+	my $ov = shm_name('cli');
 	($rc, $out, $err) = pstm('create', '--size', $size, "shm:$ov");
 	is($rc, 2, "create --size $size (overflows 64 bits) exits 2");
 	ok(!-e "/dev/shm/$ov", '... and creates nothing');
@@ -193,7 +163,7 @@ ok(one_line($err), '... with a one-line error') or diag("stderr: '$err'");
 ok(!-e "/dev/shm/$u", '... and creates nothing');
 
 # ------------------------------------------------- missing / rm
-my $m = shm_name();
+my $m = shm_name('cli');
 ($rc, $out, $err) = pstm('info', "shm:$m");
 is($rc, 1, 'info of a missing region exits 1');
 ok(one_line($err), '... with a one-line error on stderr') or diag("stderr: '$err'");
@@ -298,7 +268,7 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 		is($rc, 2, "create @$bad is a usage error");
 		ok(one_line($err), '... with a one-line message') or diag($err);
 	}
-	my $n = shm_name();
+	my $n = shm_name('cli');
 	($rc, $out, $err) = pstm('create', '--relaxed', "shm:$n");
 	is($rc, 1, 'create --relaxed on shm: fails');
 	ok(one_line($err), '... with a one-line message') or diag($err);
@@ -350,9 +320,6 @@ done_testing();
 END {
 	# remove whatever a failed check left behind (not our exit status)
 	my $keep = $?;
-	for my $n (@shm_names) {
-		unlink("/dev/shm/$n", "/dev/shm/$n-2");
-	}
 	unlink(@companions);
 	$? = $keep;
 }

@@ -7,59 +7,31 @@
 # with cc) are caught.  Runs $PSTM_BIN/pstm-crashtest (default build/).
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
 use JSON::PP qw(decode_json);
-use POSIX qw(_exit);
 use Test::More;
+use lib 'tests';
+use PstmTest;
 
-my $bdir = $ENV{PSTM_BIN} // 'build';
+my $bdir = build_dir();
 my $bin = "$bdir/pstm-crashtest";
 plan skip_all => "$bin not built" unless -x $bin;
 
 # file regions go to tmpfs: the power-failure images copy the region
-my $tmp = tempdir('pstm-ct-XXXXXX', DIR => (-d '/dev/shm' ? '/dev/shm' : '/tmp'),
-		  CLEANUP => 1);
-my (@shm_names, $seq);
+my $tmp = temp_dir('ct', tmpfs => 1);
 
-sub shm_uri {
-	my $n = "pstm-test-ct-$$-" . $seq++;
-	push @shm_names, $n;
-	return "shm:$n";
-}
-
-sub slurp {
-	my ($f) = @_;
-	open(my $fh, '<', $f) or return '';
-	local $/;
-	my $s = <$fh>;
-	return $s // '';
-}
+sub shm_uri { return 'shm:' . shm_name('ct'); }
 
 # run the tool with @args (and %$env); returns (exit status, stdout, stderr)
 sub crashtest {
 	my ($env, @args) = ref $_[0] eq 'HASH' ? @_ : ({}, @_);
-	my ($out, $err) = ("$tmp/stdout", "$tmp/stderr");
-	my $pid = fork() // die "fork: $!";
-	if ($pid == 0) {
-		@ENV{keys %$env} = values %$env;
-		open(STDOUT, '>', $out) or _exit(126);
-		open(STDERR, '>', $err) or _exit(126);
-		exec($bin, @args) or _exit(127);
-	}
-	waitpid($pid, 0);
-	my $st = $?;
-	my $rc = $st & 127 ? 128 + ($st & 127) : $st >> 8;
-	return ($rc, slurp($out), slurp($err));
+	return run_program($env, $bin, @args);
 }
 
 sub json_run {
 	my ($what, @args) = @_;
 	my ($rc, $out, $err) = crashtest('--json', '--seed', 7, @args);
 	is($rc, 0, "$what: exits 0") or diag("stdout: $out\nstderr: $err");
-	my $j = eval { decode_json($out) };
-	ok($j && ref $j eq 'HASH', "$what: --json prints one JSON object")
-	    or diag("parse error: $@\noutput: $out");
-	$j //= {};
+	my $j = json_object($out, "$what: --json prints one JSON object");
 	ok($j->{ok}, "$what: ok is true");
 	is_deeply($j->{violations}, [], "$what: no violations");
 	return $j;
@@ -215,9 +187,3 @@ SKIP: {
 }
 
 done_testing();
-
-END {
-	my $keep = $?;
-	system("$bdir/pstm", 'rm', "shm:$_") for grep { -e "/dev/shm/$_" } @shm_names;
-	$? = $keep;
-}

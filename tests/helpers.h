@@ -1,6 +1,7 @@
 /*
  * helpers.h - shared bits of the cmocka test programs: unique region
- * names, forking workers, waiting for them.
+ * names, forking workers and waiting for them, memory shared with
+ * children, the crash tests' bank, power-failure campaigns.
  */
 #ifndef PSTM_TEST_HELPERS_H
 #define PSTM_TEST_HELPERS_H
@@ -24,6 +25,25 @@ const char *test_file_uri(const char *tag);
 pid_t test_spawn(int (*fn)(void *arg, int i), void *arg, int i);
 /* wait for pid; returns its exit status, or 128+signal */
 int test_wait(pid_t pid);
+/* fork n children running fn(arg, 0) .. fn(arg, n - 1); each must exit 0 */
+void test_run_procs(int n, int (*fn)(void *arg, int i), void *arg);
+/* fork victim(arg, 0), which must die of SIGKILL (at its crash point),
+ * and survivors running survivor(arg, 1) .. survivor(arg, n) beside it,
+ * which must each exit 0 */
+void test_run_victim(int (*victim)(void *arg, int i),
+		     int (*survivor)(void *arg, int i), void *arg, int n);
+
+/* the environment variable name as a number, or dflt where it is unset
+ * (PSTM_KILL_ROUNDS, PSTM_POWERFAIL_IMAGES: make torture raises them) */
+int test_env_int(const char *name, int dflt);
+/* this program's path, to re-execute it */
+const char *test_self(void);
+/* size bytes shared with children: in the file path, so that a
+ * re-executed child can map them too, or anonymous if path is NULL;
+ * NULL if that fails */
+void *test_map_shared(const char *path, size_t size);
+/* region_check finds no damage in uri (the findings printed if it does) */
+void test_assert_clean(const char *uri);
 
 /* assert a pstm call returned 0, printing pstm_strerror otherwise */
 #define assert_pstm_ok(expr)                                                  \
@@ -66,5 +86,30 @@ struct test_bank_state {
 int test_bank_setup(pstm_tx *tx, void *bank);        /* struct test_bank */
 int test_bank_transfer(pstm_tx *tx, void *xfer);     /* struct test_xfer */
 int test_bank_read(pstm_tx *tx, void *state);        /* struct test_bank_state */
+
+/*
+ * A power-failure campaign: a child runs on a copy (work) of a region set
+ * up once (base) with the simulator armed until the power fails, leaving
+ * a crash image (image) that the parent opens as after a reboot.  The
+ * child is this program re-executed as
+ *   SELF --child WORK IMAGE SEED SHARED
+ * which its main() hands to its workload (with test_powerfail_arm); the
+ * pmem half needs the re-execution, as libpmem reads PMEM_IS_PMEM_FORCE
+ * when it starts.  SHARED is a file for test_map_shared.
+ */
+struct test_powerfail {
+	char base[128], work[128], image[128], shared[128];
+};
+/* /dev/shm/pstm-test-TAG-<pid>-<pmem>.{base,work,image}, ...-<pid>.shared */
+void test_powerfail_files(struct test_powerfail *pf, const char *tag, int pmem);
+/* in the child: at each flush or drain, the power fails with chance 1/one_in */
+void test_powerfail_arm(const char *image, unsigned seed, unsigned one_in);
+/* copy base to work and run the child (PMEM_IS_PMEM_FORCE=1 if pmem)
+ * until its power fails: it must exit 0, leaving the image to open */
+void test_powerfail_image(const struct test_powerfail *pf, unsigned seed, int pmem);
+/* after the test's own checks: no damage in the image; remove it */
+void test_powerfail_image_done(const struct test_powerfail *pf);
+/* remove base, work and the shared file */
+void test_powerfail_remove(const struct test_powerfail *pf);
 
 #endif

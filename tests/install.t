@@ -1,13 +1,16 @@
 #!/usr/bin/perl
 # make install into a temporary prefix, then build and run a tiny outside
-# program with nothing but `pkg-config --cflags --libs pstm`.
+# program with nothing but `pkg-config --cflags --libs pstm`, and
+# tests/hooks_ignored.c, shared and static, to show that the installed
+# library ignores the test-only PSTM_TEST_* switches.
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
 use Test::More;
+use lib 'tests';
+use PstmTest;
 
-my $b = $ENV{PSTM_BIN} // 'build';
-my $dir = tempdir(CLEANUP => 1);
+my $b = build_dir();
+my $dir = temp_dir('install');
 my $prefix = "$dir/prefix";
 
 is(system("make -s install B=$b PREFIX=$prefix >$dir/install.log 2>&1"), 0,
@@ -55,11 +58,59 @@ is($?, 0, 'pkg-config knows pstm');
 chomp $flags;
 is(system("cc -Wall -Werror $dir/prog.c $flags -o $dir/prog 2>$dir/cc.log"), 0,
    'outside program builds with pkg-config flags') or diag(`cat $dir/cc.log`);
-my $out = `LD_LIBRARY_PATH=$prefix/lib $dir/prog shm:pstm-install-t-$$`;
+my ($rc, $out) = run_program({LD_LIBRARY_PATH => "$prefix/lib"}, "$dir/prog",
+			     'shm:' . shm_name('install'));
 is($out, "0 41\n", 'outside program runs against the shared library');
 my $needed = `readelf -d $dir/prog`;
 like($needed, qr/libpstm\.so\.0/, 'linked against the soname');
 my $syms = `nm -D --defined-only $prefix/lib/libpstm.so`;
 my @bad = grep { !/ pstm_/ } grep { / T / } split /\n/, $syms;
 is(scalar(@bad), 0, 'only pstm_* functions are exported') or diag(join "\n", @bad);
+
+# ------------------------------------- the test hooks are not shipped
+# The library's test-only switches, PSTM_TEST_BREAK_VALIDATION=1 (reads
+# unvalidated) and PSTM_TEST_POWERFAIL=IMAGE:SEED:ONE_IN (write a crash
+# image to IMAGE and _exit), must do nothing in what make install ships.
+# tests/hooks_ignored.c loses updates if reads go unvalidated, and stops
+# at its first flush, leaving the image, if power failures are simulated;
+# it is run on a shm: region and a file region, linked both ways.
+my $hooks = temp_dir('hooks', tmpfs => 1);
+my $img = "$hooks/x";
+my %hooks_on = (PSTM_TEST_BREAK_VALIDATION => '1', PSTM_TEST_POWERFAIL => "$img:1:1");
+my $static = `pkg-config --static --cflags --libs pstm`;
+chomp $static;
+$static =~ s/(-lpstm)\b/-Wl,-Bstatic $1 -Wl,-Bdynamic/;
+my %link = (shared => $flags, static => $static);
+
+# every figure exact on both regions: counter, accounts, ids in the log
+sub exact_on {
+	my ($out, $uri, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	like($out, qr/^\Q$uri\E: counter (\d+) of \1, accounts (\d+) of \2 \(0 wrong\), log (\d+) of \3 ids$/m,
+	     $name);
+}
+
+for my $kind (qw(shared static)) {
+	my $prog = "$dir/hooks_$kind";
+	is(system("cc -Wall -Wextra -Werror tests/hooks_ignored.c $link{$kind} -o $prog "
+		  . "2>$dir/cc.log"), 0, "hooks_ignored builds, $kind") or diag(`cat $dir/cc.log`);
+	like(`readelf -d $prog`, $kind eq 'shared' ? qr/libpstm\.so\.0/ : qr/\A(?!.*libpstm)/s,
+	     "hooks_ignored links libpstm $kind");
+	my ($shm, $file) = ('shm:' . shm_name('install'), "$hooks/$kind.region");
+	my %env = (LD_LIBRARY_PATH => "$prefix/lib");
+	if ($kind eq 'shared') {
+		($rc, $out, my $err) = run_program(\%env, $prog, $shm, $file);
+		is($rc, 0, 'hooks_ignored, switches unset: exits 0') or diag("$out$err");
+		exact_on($out, $shm, '... no update lost on shm:');
+		exact_on($out, $file, '... nor on a file region');
+	}
+	($rc, $out, my $err) = run_program({%env, %hooks_on}, $prog, $shm, $file);
+	is($rc, 0, "$kind, test switches set: hooks_ignored exits 0") or diag("$out$err");
+	exact_on($out, $shm, '... no update lost on shm: (validation not broken)');
+	exact_on($out, $file, '... nor on a file region, run to the end');
+	ok(!-e $img, '... no power-failure image written');
+	# a run that stopped early leaves its file region and /dev/shm runtime
+	run_program("$prefix/bin/pstm", 'rm', $file) if -e $file;
+	unlink($img);
+}
 done_testing();

@@ -595,14 +595,10 @@ static void fuzz_start(uint64_t size)
 static void test_fuzz_four_processes(void **s)
 {
 	(void)s;
-	pid_t pids[P];
 	fuzz_start(64 << 20);
 	F.txs = 6000;
 	F.heavy = 0;
-	for (int p = 0; p < P; p++)
-		pids[p] = test_spawn(fuzz_child, NULL, p);
-	for (int p = 0; p < P; p++)
-		assert_int_equal(test_wait(pids[p]), 0);
+	test_run_procs(P, fuzz_child, NULL);
 	audit("fuzz");
 	drop(F.uri, NULL);
 }
@@ -633,12 +629,7 @@ static void test_killed_while_allocating(void **s)
 		F.txs = 1500;
 		F.heavy = 1;
 		/* the victim owns table 0; survivors 1 and 2 run beside it */
-		pid_t v = test_spawn(victim_child, NULL, 0);
-		pid_t s1 = test_spawn(fuzz_child, NULL, 1);
-		pid_t s2 = test_spawn(fuzz_child, NULL, 2);
-		assert_int_equal(test_wait(v), 128 + SIGKILL);
-		assert_int_equal(test_wait(s1), 0);
-		assert_int_equal(test_wait(s2), 0);
+		test_run_victim(victim_child, fuzz_child, NULL, 2);
 		audit(at);
 	}
 	/* and at random moments */
@@ -720,19 +711,16 @@ static void test_allocators_do_not_conflict(void **s)
 	munmap(conflicts, 4096);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basics),
-		cmocka_unit_test(test_reuse_after_commit),
-		cmocka_unit_test(test_abort_leaks_nothing),
-		cmocka_unit_test(test_out_of_memory),
-		cmocka_unit_test(test_other_slots_memory_is_found),
-		cmocka_unit_test(test_large_blocks_coalesce),
-		cmocka_unit_test(test_fuzz_four_processes),
-		cmocka_unit_test(test_killed_while_allocating),
-		cmocka_unit_test(test_allocators_do_not_conflict),
-	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_basics),
+	cmocka_unit_test(test_reuse_after_commit),
+	cmocka_unit_test(test_abort_leaks_nothing),
+	cmocka_unit_test(test_out_of_memory),
+	cmocka_unit_test(test_other_slots_memory_is_found),
+	cmocka_unit_test(test_large_blocks_coalesce),
+	cmocka_unit_test(test_fuzz_four_processes),
+	cmocka_unit_test(test_killed_while_allocating),
+	cmocka_unit_test(test_allocators_do_not_conflict),
+};
+
+TEST_MAIN(tests)

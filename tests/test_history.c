@@ -283,11 +283,7 @@ static struct result run_history(void)
 	assert_true(c.h != MAP_FAILED);
 	assert_pstm_ok(pstm_create(c.uri, NULL, &r));
 	assert_pstm_ok(pstm_atomic(r, root_fn, &c));
-	pid_t pids[PROCS];
-	for (int p = 0; p < PROCS; p++)
-		pids[p] = test_spawn(la_child, &c, p);
-	for (int p = 0; p < PROCS; p++)
-		assert_int_equal(test_wait(pids[p]), 0);
+	test_run_procs(PROCS, la_child, &c);
 	struct final *f = calloc(1, sizeof(*f));
 	void *a[2] = {&c, f};
 	assert_pstm_ok(pstm_atomic(r, final_fn, a));
@@ -326,12 +322,9 @@ static void test_checker_catches_broken_validation(void **s)
 	assert_true(cycles > 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_history_serializable),
-		cmocka_unit_test(test_checker_catches_broken_validation),
-	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_history_serializable),
+	cmocka_unit_test(test_checker_catches_broken_validation),
+};
+
+TEST_MAIN(tests)

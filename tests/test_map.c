@@ -474,15 +474,11 @@ static void test_four_processes(void **s)
 {
 	(void)s;
 	pstm_region *r = start(64 << 20, 16);
-	pid_t pids[P];
 	X = mmap(NULL, sizeof(*X), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 		 -1, 0);
 	assert_true(X != MAP_FAILED);
 	memset(X, 0, sizeof(*X));
-	for (int p = 0; p < P; p++)
-		pids[p] = test_spawn(conc_child, NULL, p);
-	for (int p = 0; p < P; p++)
-		assert_int_equal(test_wait(pids[p]), 0);
+	test_run_procs(P, conc_child, NULL);
 	struct final f;
 	assert_pstm_ok(pstm_atomic(r, final_fn, &f));
 	assert_int_equal(f.bad, 0);
@@ -798,17 +794,14 @@ static void test_dump(void **s)
 	finish(r);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_against_model),
-		cmocka_unit_test(test_growth),
-		cmocka_unit_test(test_four_processes),
-		cmocka_unit_test(test_queue_fifo),
-		cmocka_unit_test(test_queue_producers_consumers),
-		cmocka_unit_test(test_composition_and_types),
-		cmocka_unit_test(test_dump),
-	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_against_model),
+	cmocka_unit_test(test_growth),
+	cmocka_unit_test(test_four_processes),
+	cmocka_unit_test(test_queue_fifo),
+	cmocka_unit_test(test_queue_producers_consumers),
+	cmocka_unit_test(test_composition_and_types),
+	cmocka_unit_test(test_dump),
+};
+
+TEST_MAIN(tests)

@@ -14,19 +14,13 @@
  * re-executed child) and msync.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "check.h"
 #include "helpers.h"
-#include "companion.h"
-#include "region.h"
 
 enum { ACCOUNTS = 32 };
 
@@ -43,10 +37,8 @@ static struct test_bank BANK = {0, ACCOUNTS};
  * (the library _exit(0)s inside a persistence call). */
 static int child_run(const char *work, const char *image, unsigned seed)
 {
-	char env[512];
 	pstm_region *r;
-	snprintf(env, sizeof(env), "%s:%u:%u", image, seed, 300);
-	setenv("PSTM_TEST_POWERFAIL", env, 1);
+	test_powerfail_arm(image, seed, 300);
 	if (pstm_open(work, &r))
 		return 5;
 	if (pstm_atomic(r, test_bank_setup, &BANK))
@@ -63,59 +55,17 @@ static int child_run(const char *work, const char *image, unsigned seed)
 	return 9; /* the power never failed */
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	char buf[65536];
-	ssize_t n;
-	assert_true(in >= 0 && out >= 0);
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		assert_int_equal(write(out, buf, (size_t)n), n);
-	close(in);
-	close(out);
-}
-
-static char BASEFILE[128], WORK[128], IMAGE[128], ACKED[128], SELF[PATH_MAX];
-
-/* The acknowledgement counter lives in a file so that a re-executed
- * child shares it too. */
-static struct shared *map_shared(const char *path)
-{
-	int fd = open(path, O_RDWR | O_CREAT, 0600);
-	if (fd < 0 || ftruncate(fd, sizeof(struct shared)) != 0)
-		return NULL;
-	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
-		       MAP_SHARED, fd, 0);
-	close(fd);
-	return p == MAP_FAILED ? NULL : p;
-}
+static struct test_powerfail PF;
 
 static void one_failure(unsigned seed, int pmem)
 {
-	copy_file(BASEFILE, WORK);
-	region_forget_volatile(WORK);
-	unlink(IMAGE);
 	atomic_store(&SH->acked, 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (pmem) {
-			/* libpmem reads PMEM_IS_PMEM_FORCE when it starts */
-			char sd[32];
-			snprintf(sd, sizeof(sd), "%u", seed);
-			setenv("PMEM_IS_PMEM_FORCE", "1", 1);
-			execl(SELF, SELF, "--child", WORK, IMAGE, sd, ACKED, (char *)NULL);
-			_exit(8);
-		}
-		_exit(child_run(WORK, IMAGE, seed));
-	}
-	assert_int_equal(test_wait(pid), 0);
-	region_forget_volatile(WORK);
+	test_powerfail_image(&PF, seed, pmem);
 
 	/* a fresh boot on the crash image: recovery replays committed logs */
-	region_forget_volatile(IMAGE);
 	pstm_region *r;
 	struct test_bank_state st = {.bank = &BANK};
-	assert_pstm_ok(pstm_open(IMAGE, &r));
+	assert_pstm_ok(pstm_open(PF.image, &r));
 	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
 	assert_pstm_ok(pstm_atomic(r, test_bank_read, &st));
 	pstm_close(r);
@@ -126,43 +76,26 @@ static void one_failure(unsigned seed, int pmem)
 			    (unsigned long long)st.count, (unsigned long long)acked);
 	assert_int_equal(st.total, ACCOUNTS * 1000);
 	assert_true(st.count >= acked && st.count <= acked + 1);
-	struct check_report rep;
-	assert_pstm_ok(region_check(IMAGE, &rep));
-	assert_int_equal(rep.damage, 0);
-	check_report_free(&rep);
-	region_forget_volatile(IMAGE);
-	unlink(IMAGE);
-}
-
-static int images(void)
-{
-	const char *e = getenv("PSTM_POWERFAIL_IMAGES");
-	return e ? atoi(e) : 500;
+	test_powerfail_image_done(&PF);
 }
 
 static void run_failures(int pmem)
 {
 	pstm_region *r;
 	struct pstm_create_opts o = {.size_bytes = 1 << 20, .replace = 1};
-	snprintf(BASEFILE, sizeof(BASEFILE), "/dev/shm/pstm-test-pf-%d-%d.base", getpid(), pmem);
-	snprintf(WORK, sizeof(WORK), "/dev/shm/pstm-test-pf-%d-%d.work", getpid(), pmem);
-	snprintf(IMAGE, sizeof(IMAGE), "/dev/shm/pstm-test-pf-%d-%d.image", getpid(), pmem);
-	snprintf(ACKED, sizeof(ACKED), "/dev/shm/pstm-test-pf-%d.acked", getpid());
-	SH = map_shared(ACKED);
+	test_powerfail_files(&PF, "pf", pmem);
+	SH = test_map_shared(PF.shared, sizeof(*SH));
 	assert_non_null(SH);
-	assert_pstm_ok(pstm_create(BASEFILE, &o, &r));
+	assert_pstm_ok(pstm_create(PF.base, &o, &r));
 	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
 	pstm_close(r);
-	int n = images() / 2;
+	int n = test_env_int("PSTM_POWERFAIL_IMAGES", 500) / 2;
 	for (int i = 0; i < n; i++)
 		one_failure((unsigned)(i * 2 + pmem + 1), pmem);
 	print_message("# %d simulated power failures (%s), all recovered\n", n,
 		      pmem ? "flush+drain, PMEM_IS_PMEM_FORCE=1" : "msync");
-	pstm_unlink(BASEFILE);
-	region_forget_volatile(WORK);
-	unlink(WORK);
 	munmap(SH, sizeof(*SH));
-	unlink(ACKED);
+	test_powerfail_remove(&PF);
 }
 
 static void test_powerfail_pmem(void **s) { (void)s; run_failures(1); }
@@ -171,11 +104,9 @@ static void test_powerfail_msync(void **s) { (void)s; run_failures(0); }
 int main(int argc, char **argv)
 {
 	if (argc == 6 && strcmp(argv[1], "--child") == 0) {
-		SH = map_shared(argv[5]);
+		SH = test_map_shared(argv[5], sizeof(*SH));
 		return SH ? child_run(argv[2], argv[3], (unsigned)atoi(argv[4])) : 10;
 	}
-	if (!realpath("/proc/self/exe", SELF))
-		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_powerfail_pmem),
 		cmocka_unit_test(test_powerfail_msync),

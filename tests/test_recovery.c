@@ -187,12 +187,7 @@ static void every_commit_point(const char *kind, long survivor_txs)
 		snprintf(at, sizeof(at), "%s:%d", commit_points[i], 1 + (int)(i * 7) % 20);
 		C.crash_at = at;
 		C.survivor_txs = survivor_txs;
-		pid_t v = test_spawn(victim_child, NULL, 0);
-		pid_t s1 = test_spawn(survivor_child, NULL, 1);
-		pid_t s2 = test_spawn(survivor_child, NULL, 2);
-		assert_int_equal(test_wait(v), 128 + SIGKILL);
-		assert_int_equal(test_wait(s1), 0);
-		assert_int_equal(test_wait(s2), 0);
+		test_run_victim(victim_child, survivor_child, NULL, 2);
 		verify(at, past_commit_point[i]);
 		/* the victim may die while the survivors had not started: a
 		 * lone death is settled by verify()'s open */
@@ -265,8 +260,7 @@ static void random_kills(const char *kind, int rounds)
 
 static int kill_rounds(void)
 {
-	const char *e = getenv("PSTM_KILL_ROUNDS");
-	return e ? atoi(e) : 200;
+	return test_env_int("PSTM_KILL_ROUNDS", 200);
 }
 
 static void test_random_kills_shm(void **s) { (void)s; random_kills("shm", kill_rounds()); }
@@ -385,19 +379,16 @@ static void test_runtime_removed_while_attached(void **s)
 	finish();
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_commit_points_shm),
-		cmocka_unit_test(test_commit_points_file),
-		cmocka_unit_test(test_recovery_points_shm),
-		cmocka_unit_test(test_recovery_points_file),
-		cmocka_unit_test(test_random_kills_shm),
-		cmocka_unit_test(test_random_kills_file),
-		cmocka_unit_test(test_check_recover_shm),
-		cmocka_unit_test(test_check_recover_file),
-		cmocka_unit_test(test_runtime_removed_while_attached),
-	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_commit_points_shm),
+	cmocka_unit_test(test_commit_points_file),
+	cmocka_unit_test(test_recovery_points_shm),
+	cmocka_unit_test(test_recovery_points_file),
+	cmocka_unit_test(test_random_kills_shm),
+	cmocka_unit_test(test_random_kills_file),
+	cmocka_unit_test(test_check_recover_shm),
+	cmocka_unit_test(test_check_recover_file),
+	cmocka_unit_test(test_runtime_removed_while_attached),
+};
+
+TEST_MAIN(tests)

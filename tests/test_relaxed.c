@@ -21,7 +21,6 @@
  * written but not persisted, at a random flush or drain.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "helpers.h"
 #include "companion.h"
 #include "region.h"
@@ -170,29 +168,6 @@ static struct hstate history_check(const char *uri, const char *what)
 	return st;
 }
 
-static void assert_clean(const char *uri)
-{
-	struct check_report rep;
-	assert_pstm_ok(region_check(uri, &rep));
-	if (rep.damage)
-		for (unsigned i = 0; i < rep.n; i++)
-			print_error("check: %s\n", rep.f[i].text);
-	assert_int_equal(rep.damage, 0);
-	check_report_free(&rep);
-}
-
-static struct shared *map_shared(const char *path)
-{
-	int fd = path ? open(path, O_RDWR | O_CREAT, 0600) : -1;
-	if (path && (fd < 0 || ftruncate(fd, sizeof(struct shared)) != 0))
-		return NULL;
-	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
-		       path ? MAP_SHARED : MAP_SHARED | MAP_ANONYMOUS, fd, 0);
-	if (fd >= 0)
-		close(fd);
-	return p == MAP_FAILED ? NULL : p;
-}
-
 static const char *create_relaxed(const char *uri, uint32_t log_bytes)
 {
 	pstm_region *r;
@@ -246,11 +221,11 @@ static void test_api(void **s)
 	assert_int_equal(stat(wc, &st), 0);
 	assert_int_equal((uint64_t)st.st_size, in.size_bytes);
 	assert_pstm_ok(pstm_close(r));
-	assert_clean(uri);
+	test_assert_clean(uri);
 	region_forget_volatile(uri);
 	struct hstate h = history_check(uri, "after sync and power loss");
 	assert_int_equal(h.n, 1);
-	assert_clean(uri);
+	test_assert_clean(uri);
 	assert_pstm_ok(pstm_unlink(uri));
 	/* pstm_unlink removed both companions */
 	assert_int_not_equal(stat(wc, &st), 0);
@@ -349,7 +324,7 @@ static void test_bounded_loss(void **s)
 	const int rounds = 12;
 	const uint64_t bound_ns = 1000000000ull; /* generous: shared CI host */
 	uint64_t worst = 0, lost_total = 0;
-	SH = map_shared(NULL);
+	SH = test_map_shared(NULL, sizeof(*SH));
 	assert_non_null(SH);
 	unsigned seed = (unsigned)getpid();
 	for (int round = 0; round < rounds; round++) {
@@ -381,7 +356,7 @@ static void test_bounded_loss(void **s)
 					    (double)age / 1e6);
 			assert_true(age <= bound_ns);
 		}
-		assert_clean(uri);
+		test_assert_clean(uri);
 		pstm_unlink(uri);
 	}
 	print_message("# %d power losses (flush every 10 ms): %llu acknowledged "
@@ -404,7 +379,7 @@ static void test_process_crashes(void **s)
 		"commit.logged:50", "flush.copied:1", "checkpoint.applied:1",
 	};
 	const int rounds = 18;
-	SH = map_shared(NULL);
+	SH = test_map_shared(NULL, sizeof(*SH));
 	assert_non_null(SH);
 	char uri[128];
 	unsigned seed = (unsigned)getpid();
@@ -450,7 +425,7 @@ static void test_process_crashes(void **s)
 			atomic_store(&SH->acked[w], h.cnt[w]);
 			assert_true(h.cnt[w] >= atomic_load(&SH->synced[w]));
 		}
-		assert_clean(uri);
+		test_assert_clean(uri);
 		/* history_check closed last: everything is in the file */
 		region_forget_volatile(uri);
 		struct hstate f = history_check(uri, "after close and power loss");
@@ -528,7 +503,7 @@ static int victim(void *arg, int w)
 static void test_dead_committer_idle_survivor(void **s)
 {
 	(void)s;
-	SH = map_shared(NULL);
+	SH = test_map_shared(NULL, sizeof(*SH));
 	assert_non_null(SH);
 	const char *uri = test_file_uri("rx");
 	pstm_region *r;
@@ -559,7 +534,7 @@ static void test_dead_committer_idle_survivor(void **s)
 			    (unsigned long long)cnt[1]);
 	assert_int_equal(cnt[1], 40);
 	assert_true(cnt[0] == 4 || cnt[0] == 5); /* the victim's 5th passed its commit point */
-	assert_clean(uri);
+	test_assert_clean(uri);
 	pstm_unlink(uri);
 	munmap(SH, sizeof(*SH));
 }
@@ -594,8 +569,6 @@ static int zombie_leader(const char *uri)
 	pthread_exit(NULL); /* the main thread goes; the process lives on */
 }
 
-static char SELF[PATH_MAX];
-
 /*
  * A process whose main thread called pthread_exit shows state Z in
  * /proc/PID/stat while its other threads run: it must not be taken for
@@ -606,13 +579,13 @@ static void test_zombie_leader_is_alive(void **s)
 	(void)s;
 	char shfile[128];
 	snprintf(shfile, sizeof(shfile), "/dev/shm/pstm-test-rx-%d.zombie", (int)getpid());
-	SH = map_shared(shfile);
+	SH = test_map_shared(shfile, sizeof(*SH));
 	assert_non_null(SH);
 	const char *uri = create_relaxed(test_file_uri("rx"), 0);
 	fflush(stdout);
 	pid_t z = fork();
 	if (z == 0) {
-		execl(SELF, SELF, "--zombie", uri, shfile, (char *)NULL);
+		execl(test_self(), test_self(), "--zombie", uri, shfile, (char *)NULL);
 		_exit(9);
 	}
 	while (atomic_load(&SH->ready) != 1)
@@ -643,13 +616,11 @@ static void test_zombie_leader_is_alive(void **s)
 
 /* ------------------------------------------ simulated power failure */
 
-static char BASEFILE[128], WORK[128], IMAGE[128], SHFILE[128];
+static struct test_powerfail PF;
 
 static int child_run(const char *work, const char *image, unsigned seed)
 {
-	char env[512];
-	snprintf(env, sizeof(env), "%s:%u:%u", image, seed, 40);
-	setenv("PSTM_TEST_POWERFAIL", env, 1);
+	test_powerfail_arm(image, seed, 40);
 	J = (struct job){work, 50000, 1 + (int)(seed % 23), NULL, 0};
 	return worker(NULL, 0) == 0 ? 9 : 10; /* the power never failed */
 }
@@ -658,57 +629,32 @@ static void one_image(unsigned seed, int pmem)
 {
 	atomic_store(&SH->acked[0], 0);
 	atomic_store(&SH->synced[0], 0);
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "cp %s %s", BASEFILE, WORK);
-	assert_int_equal(system(cmd), 0);
-	region_forget_volatile(WORK);
-	unlink(IMAGE);
-	pid_t pid = fork();
-	if (pid == 0) {
-		char sd[32];
-		snprintf(sd, sizeof(sd), "%u", seed);
-		if (pmem)
-			setenv("PMEM_IS_PMEM_FORCE", "1", 1);
-		execl(SELF, SELF, "--child", WORK, IMAGE, sd, SHFILE, (char *)NULL);
-		_exit(8);
-	}
-	assert_int_equal(test_wait(pid), 0);
-	region_forget_volatile(WORK);
-	region_forget_volatile(IMAGE);
-	struct hstate h = history_check(IMAGE, "simulated power failure");
+	test_powerfail_image(&PF, seed, pmem);
+	struct hstate h = history_check(PF.image, "simulated power failure");
 	uint64_t synced = atomic_load(&SH->synced[0]);
 	if (h.cnt[0] < synced)
 		print_error("seed %u: %llu present, %llu synced\n", seed,
 			    (unsigned long long)h.cnt[0], (unsigned long long)synced);
 	assert_true(h.cnt[0] >= synced);
 	assert_true(h.cnt[0] <= atomic_load(&SH->acked[0]) + 1);
-	assert_clean(IMAGE);
-	region_forget_volatile(IMAGE);
-	unlink(IMAGE);
+	test_powerfail_image_done(&PF);
 }
 
 static void run_images(int pmem)
 {
-	const char *e = getenv("PSTM_POWERFAIL_IMAGES");
-	int n = (e ? atoi(e) : 300) / 2;
-	snprintf(BASEFILE, sizeof(BASEFILE), "/dev/shm/pstm-test-rx-%d-%d.base", getpid(), pmem);
-	snprintf(WORK, sizeof(WORK), "/dev/shm/pstm-test-rx-%d-%d.work", getpid(), pmem);
-	snprintf(IMAGE, sizeof(IMAGE), "/dev/shm/pstm-test-rx-%d-%d.image", getpid(), pmem);
-	snprintf(SHFILE, sizeof(SHFILE), "/dev/shm/pstm-test-rx-%d.shared", getpid());
-	SH = map_shared(SHFILE);
+	int n = test_env_int("PSTM_POWERFAIL_IMAGES", 300) / 2;
+	test_powerfail_files(&PF, "rx", pmem);
+	SH = test_map_shared(PF.shared, sizeof(*SH));
 	assert_non_null(SH);
-	create_relaxed(BASEFILE, 4096);
-	region_forget_volatile(BASEFILE);
+	create_relaxed(PF.base, 4096);
+	region_forget_volatile(PF.base);
 	for (int i = 0; i < n; i++)
 		one_image((unsigned)(i * 2 + pmem + 1), pmem);
 	print_message("# %d simulated power failures on a relaxed region (%s): "
 		      "every one a prefix holding all synced commits\n", n,
 		      pmem ? "flush+drain" : "msync");
-	pstm_unlink(BASEFILE);
-	region_forget_volatile(WORK);
-	unlink(WORK);
 	munmap(SH, sizeof(*SH));
-	unlink(SHFILE);
+	test_powerfail_remove(&PF);
 }
 
 static void test_powerfail_msync(void **s) { (void)s; run_images(0); }
@@ -717,15 +663,13 @@ static void test_powerfail_pmem(void **s) { (void)s; run_images(1); }
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--zombie") == 0) {
-		SH = map_shared(argv[3]);
+		SH = test_map_shared(argv[3], sizeof(*SH));
 		return SH ? zombie_leader(argv[2]) : 11;
 	}
 	if (argc == 6 && strcmp(argv[1], "--child") == 0) {
-		SH = map_shared(argv[5]);
+		SH = test_map_shared(argv[5], sizeof(*SH));
 		return SH ? child_run(argv[2], argv[3], (unsigned)atoi(argv[4])) : 11;
 	}
-	if (!realpath("/proc/self/exe", SELF))
-		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_api),
 		cmocka_unit_test(test_working_copy_removed),

@@ -133,10 +133,7 @@ static void test_tree_exactly_once(void **s)
 	(void)s;
 	struct child_arg a;
 	a.uri = setup(&a.base);
-	pid_t p0 = test_spawn(tree_child, &a, 0);
-	pid_t p1 = test_spawn(tree_child, &a, 1);
-	assert_int_equal(test_wait(p0), 0);
-	assert_int_equal(test_wait(p1), 0);
+	test_run_procs(2, tree_child, &a);
 	pstm_region *r;
 	assert_pstm_ok(pstm_open(a.uri, &r));
 	struct check c = {a.base, 0, 0, 0};
@@ -290,12 +287,9 @@ static void test_abort_error_cancel_misuse(void **s)
 	free((void *)uri);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_tree_exactly_once),
-		cmocka_unit_test(test_abort_error_cancel_misuse),
-	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_tree_exactly_once),
+	cmocka_unit_test(test_abort_error_cancel_misuse),
+};
+
+TEST_MAIN(tests)

@@ -136,12 +136,8 @@ static void run_counter(int words)
 	struct fix f;
 	pstm_region *r = setup(&f, 8, 0, 0);
 	struct cnt c = {&f, words, K};
-	pid_t pids[P];
 
-	for (int p = 0; p < P; p++)
-		pids[p] = test_spawn(counter_child, &c, p);
-	for (int p = 0; p < P; p++)
-		assert_int_equal(test_wait(pids[p]), 0);
+	test_run_procs(P, counter_child, &c);
 	uint64_t out[8];
 	void *a[2] = {&f, out};
 	assert_pstm_ok(pstm_atomic(r, read_words, a));
@@ -678,22 +674,19 @@ static void test_orphan_lock_is_an_error(void **s)
 	teardown(&f, r);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_counter_one_word),
-		cmocka_unit_test(test_counter_eight_words),
-		cmocka_unit_test(test_bank_64),
-		cmocka_unit_test(test_bank_100k),
-		cmocka_unit_test(test_read_only_writes_nothing),
-		cmocka_unit_test(test_out_of_range),
-		cmocka_unit_test(test_log_full),
-		cmocka_unit_test(test_user_error_and_nesting),
-		cmocka_unit_test(test_bytes_unaligned),
-		cmocka_unit_test(test_slot_table_full),
-		cmocka_unit_test(test_long_transaction_not_starved),
-		cmocka_unit_test(test_orphan_lock_is_an_error),
-	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_counter_one_word),
+	cmocka_unit_test(test_counter_eight_words),
+	cmocka_unit_test(test_bank_64),
+	cmocka_unit_test(test_bank_100k),
+	cmocka_unit_test(test_read_only_writes_nothing),
+	cmocka_unit_test(test_out_of_range),
+	cmocka_unit_test(test_log_full),
+	cmocka_unit_test(test_user_error_and_nesting),
+	cmocka_unit_test(test_bytes_unaligned),
+	cmocka_unit_test(test_slot_table_full),
+	cmocka_unit_test(test_long_transaction_not_starved),
+	cmocka_unit_test(test_orphan_lock_is_an_error),
+};
+
+TEST_MAIN(tests)

@@ -1,0 +1,86 @@
+# PstmTest.pm - what the TAP scripts (cli.t, crashtest.t, install.t) share:
+# where the build is, a temporary folder, running a program with its exit
+# status and output captured, unique shm: names removed at exit, and
+# checking that a program printed one JSON object.
+package PstmTest;
+use strict;
+use warnings;
+use Exporter qw(import);
+use File::Temp qw(tempdir);
+use JSON::PP qw(decode_json);
+use POSIX qw(_exit);
+use Test::More;
+
+our @EXPORT = qw(build_dir temp_dir run_program slurp shm_name json_object);
+
+# the build folder the tests run from: $PSTM_BIN (make test sets it)
+sub build_dir { return $ENV{PSTM_BIN} // 'build'; }
+
+# a new folder pstm-TAG-XXXXXX, removed at exit: under $TMPDIR, or with
+# tmpfs => 1 in /dev/shm (where file regions and their images are cheap)
+sub temp_dir {
+	my ($tag, %opt) = @_;
+	my @where = !$opt{tmpfs} ? (TMPDIR => 1)
+		  : (DIR => (-d '/dev/shm' ? '/dev/shm' : '/tmp'));
+	return tempdir("pstm-$tag-XXXXXX", @where, CLEANUP => 1);
+}
+
+sub slurp {
+	my ($f) = @_;
+	open(my $fh, '<', $f) or return '';
+	local $/;
+	my $s = <$fh>;
+	return $s // '';
+}
+
+# where run_program captures output; made on first use
+my $capture;
+
+# run_program([\%env,] PROG, ARGS...): run PROG with ARGS (and %env added
+# to its environment); returns (exit status or 128+signal, stdout, stderr)
+sub run_program {
+	my ($env, $prog, @args) = ref $_[0] eq 'HASH' ? @_ : ({}, @_);
+	$capture //= temp_dir('out');
+	my ($out, $err) = ("$capture/stdout", "$capture/stderr");
+	my $pid = fork() // die "fork: $!";
+	if ($pid == 0) {
+		@ENV{keys %$env} = values %$env;
+		open(STDOUT, '>', $out) or _exit(126);
+		open(STDERR, '>', $err) or _exit(126);
+		exec($prog, @args) or _exit(127);
+	}
+	waitpid($pid, 0);
+	my $st = $?;
+	my $rc = $st & 127 ? 128 + ($st & 127) : $st >> 8;
+	return ($rc, slurp($out), slurp($err));
+}
+
+# "pstm-test-TAG-<pid>-<n>", unique per call; the segment (and a "-2"
+# sibling a test may have named) is removed at exit if a failure left it
+my (@shm_names, $seq);
+
+sub shm_name {
+	my ($tag) = @_;
+	my $n = "pstm-test-$tag-$$-" . $seq++;
+	push @shm_names, $n;
+	return $n;
+}
+
+# one test, NAME: TEXT decodes as a JSON object; returns it ({} if not)
+sub json_object {
+	my ($text, $name) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $j = eval { decode_json($text) };
+	my $why = $@;
+	ok($j && ref $j eq 'HASH', $name) or diag("parse error: $why\noutput: $text");
+	return $j && ref $j eq 'HASH' ? $j : {};
+}
+
+END {
+	# not our exit status: the script's
+	my $keep = $?;
+	unlink("/dev/shm/$_", "/dev/shm/$_-2") for @shm_names;
+	$? = $keep;
+}
+
+1;

@@ -426,7 +426,8 @@ static uint64_t chunk_cut(struct ctx *x, uint64_t c, uint64_t need)
 /* Turn the rest of the own chunk into a free block (or a filler). */
 static void chunk_retire(struct ctx *x)
 {
-	uint64_t cur = L(x, x->cache + CACHE_FIELD(cur)), end = L(x, x->cache + CACHE_FIELD(end));
+	uint64_t cur = L(x, x->cache + CACHE_FIELD(cur));
+	uint64_t end = L(x, x->cache + CACHE_FIELD(end));
 	uint64_t rest = end - cur;
 	if (rest >= 32) {
 		set_header(x, cur, rest, BLOCK_FREE);
@@ -525,7 +526,7 @@ static bool user_off_ok(const struct ctx *x, uint64_t off)
 
 /* The total of the block at @b if its header says live with state @st
  * (or also ROOT when @or_root), else 0. */
-static uint64_t live_total(struct ctx *x, uint64_t b, unsigned st, bool or_root)
+static inline uint64_t live_total(struct ctx *x, uint64_t b, unsigned st, bool or_root)
 {
 	uint64_t T = L(x, b), s = L(x, b + 8);
 	if ((s != (BLOCK_MAGIC | st) && !(or_root && s == (BLOCK_MAGIC | BLOCK_ROOT))) ||
@@ -595,8 +596,8 @@ pstm_off pstm_root(pstm_tx *t, size_t n)
 
 bool alloc_is_block(pstm_tx *t, uint64_t off, uint64_t *bytes)
 {
-	struct ctx x;
-	ctx_init(&x, t);
+	struct ctx x = {.t = t}; /* reads only: no cache, no tag needed */
+	tx_info(t, &x.ti);
 	if (!user_off_ok(&x, off))
 		return false;
 	uint64_t T = live_total(&x, off - BLOCK_HDR, BLOCK_USED, true);

@@ -147,7 +147,7 @@ static uint64_t bucket_word(const struct mapv *v, uint64_t h)
 
 /* Entry @e, the *@n-th of a chain walk: 8-aligned, its header in the
  * heap, and no more entries than the heap holds (else a cycle). */
-static void chain_check(pstm_tx *tx, const struct mapv *v, uint64_t e, uint64_t *n)
+static inline void chain_check(pstm_tx *tx, const struct mapv *v, uint64_t e, uint64_t *n)
 {
 	if (++*n > v->chain_max || (e & 7) || !ds_in_heap(&v->ti, e, ENTRY_HDR))
 		tx_fail(tx, PSTM_ECORRUPT);
@@ -317,8 +317,8 @@ pstm_off pstm_map_create(pstm_tx *tx, size_t initial_buckets)
 
 /* Start an operation on @key (and a value buffer @val of @vlen bytes):
  * check the arguments, open the map into @v, hash the key into *h. */
-static int op_start(pstm_tx *tx, pstm_off map, const void *key, size_t klen,
-		    const void *val, size_t vlen, struct mapv *v, uint64_t *h)
+static inline int op_start(pstm_tx *tx, pstm_off map, const void *key, size_t klen,
+			   const void *val, size_t vlen, struct mapv *v, uint64_t *h)
 {
 	if ((klen && !key) || (vlen && !val) || klen > 0xffffffffu ||
 	    vlen > 0xffffffffu)

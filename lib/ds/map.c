@@ -27,7 +27,7 @@
  * entries sums the stripes; above 2 entries per bucket it doubles the
  * table: allocate 2*nb words (not zeroed: too many for one transaction's
  * log), old = tab, tab = the new one.  From then on each old bucket i is
- * either still live (its chain in the old table) or MOVED: its entries
+ * either still live (its chain in the old table) or MAP_MOVED: its entries
  * were split between new buckets i and i + old_nb, which the move wrote.
  * A new bucket is read only after its old bucket moved, so no new bucket
  * is ever read unwritten.  Readers look in the old table first; every
@@ -116,7 +116,8 @@ static int map_open(pstm_tx *tx, pstm_off m, struct mapv *v)
 	v->old_nb = v->old ? L(tx, m + MAP_FIELD(old_nb)) : 0;
 	if (v->nb < MIN_BUCKETS || (v->nb & (v->nb - 1)) || v->nb > (1ull << 40) ||
 	    !ds_in_heap(&v->ti, v->tab, 8 * v->nb) ||
-	    (v->old && (v->old_nb * 2 != v->nb || !ds_in_heap(&v->ti, v->old, 8 * v->old_nb))))
+	    (v->old && (v->old_nb * 2 != v->nb ||
+			!ds_in_heap(&v->ti, v->old, 8 * v->old_nb))))
 		tx_fail(tx, PSTM_ECORRUPT);
 	v->chain_max = (v->ti.heap_hi - v->ti.heap_lo) / 48;
 	return 0;
@@ -147,7 +148,8 @@ static uint64_t bucket_word(const struct mapv *v, uint64_t h)
 
 /* Entry @e, the *@n-th of a chain walk: 8-aligned, its header in the
  * heap, and no more entries than the heap holds (else a cycle). */
-static inline void chain_check(pstm_tx *tx, const struct mapv *v, uint64_t e, uint64_t *n)
+static inline void chain_check(pstm_tx *tx, const struct mapv *v, uint64_t e,
+			       uint64_t *n)
 {
 	if (++*n > v->chain_max || (e & 7) || !ds_in_heap(&v->ti, e, ENTRY_HDR))
 		tx_fail(tx, PSTM_ECORRUPT);
@@ -447,11 +449,11 @@ int pstm_map_iter(pstm_tx *tx, pstm_off map, pstm_map_cb cb, void *arg)
 		return 0;
 	}
 	for (uint64_t i = 0; i < v.old_nb; i++) {
-		uint64_t ob = L(tx, v.old + 8 * i);
+		uint64_t ob = L(tx, v.old + 8 * i), hi = v.tab + 8 * (i + v.old_nb);
 		if (ob != MAP_MOVED)
 			rc = iter_chain(tx, &v, &copy, ob, cb, arg);
 		else if (!(rc = iter_chain(tx, &v, &copy, L(tx, v.tab + 8 * i), cb, arg)))
-			rc = iter_chain(tx, &v, &copy, L(tx, v.tab + 8 * (i + v.old_nb)), cb, arg);
+			rc = iter_chain(tx, &v, &copy, L(tx, hi), cb, arg);
 		if (rc)
 			return rc;
 	}

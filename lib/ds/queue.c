@@ -97,7 +97,8 @@ int pstm_queue_iter(pstm_tx *tx, pstm_off q, pstm_queue_cb cb, void *arg)
 		return PSTM_EINVAL;
 	ds_copy_init(&copy);
 	uint64_t limit = (ti.heap_hi - ti.heap_lo) / 32;
-	for (uint64_t n = L(tx, q + QUEUE_FIELD(head)); n; n = L(tx, n + NODE_FIELD(next))) {
+	uint64_t n = L(tx, q + QUEUE_FIELD(head));
+	for (; n; n = L(tx, n + NODE_FIELD(next))) {
 		if (!limit--)
 			tx_fail(tx, PSTM_ECORRUPT); /* a cycle */
 		uint64_t len = node_len(tx, &ti, n);

@@ -42,7 +42,7 @@ EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(filter-out \
            $(B)/examples/crash_workload.so
 TOOLS    = $(B)/pstm $(B)/pstm-crashtest
 # Perl TAP scripts; install.t links an outside program, so not under sanitizers
-TEST_SCRIPTS ?= tests/cli.t tests/install.t tests/crashtest.t
+TEST_SCRIPTS ?= tests/cli.t tests/install.t tests/crashtest.t tests/layering.t
 
 .PHONY: all check test asan tsan valgrind torture fuzz install clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)

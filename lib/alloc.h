@@ -1,11 +1,17 @@
 /*
- * alloc.h - transactional heap allocator, the root object, and the
- * offline heap check.  lib/alloc.c describes the design.
+ * alloc.h - the transactional heap allocator (pstm_alloc, pstm_free,
+ * pstm_root) and the byte layout of its metadata in the heap: blocks,
+ * size classes, slot caches.  lib/alloc.c describes the design.
  */
 #ifndef PSTM_ALLOC_H
 #define PSTM_ALLOC_H
 
-#include "region.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "tx.h"
 
 /*
  * Block: a 16-byte header {total bytes, state word} before the user bytes.
@@ -25,50 +31,52 @@
 
 #define ALLOC_NCLASS 31          /* small size classes, 32 .. 8192 bytes */
 #define ALLOC_SMALL_MAX 8192u    /* largest small block (total bytes) */
+_Static_assert(ALLOC_NCLASS <= HEAP_CLASSES, "shared lists in the header");
 
 /* Block size of small class @c (total bytes, header included). */
 HIDDEN uint64_t alloc_class_bytes(int c);
+/* Largest class a free block of @total bytes (>= 32) can serve. */
+HIDDEN int alloc_class_floor(uint64_t total);
 
-struct alloc_class_stat {
-	uint64_t bytes;            /* class block size; 0 for "large" */
-	uint64_t used, free;       /* blocks */
-	uint64_t used_bytes, free_bytes;
-};
-
-/* What alloc_check found.  Byte counts include block headers. */
-struct alloc_report {
-	uint64_t heap_bytes;       /* the user heap, header excluded */
-	uint64_t carved_bytes;     /* below top: cut into blocks or chunks */
-	uint64_t used_blocks, used_bytes;   /* pstm_alloc blocks and the root */
-	uint64_t free_blocks, free_bytes;   /* on free lists */
-	uint64_t meta_blocks, meta_bytes;   /* directory pages, slot caches */
-	uint64_t pad_blocks;                /* 16-byte fillers */
-	uint64_t chunk_bytes;      /* slot chunks not cut yet (free too) */
-	uint64_t caches;           /* slot caches */
-	/* [0, ALLOC_NCLASS): by the largest class a block can serve;
-	 * [ALLOC_NCLASS]: blocks above ALLOC_SMALL_MAX */
-	struct alloc_class_stat cls[ALLOC_NCLASS + 1];
-	uint64_t problems;         /* inconsistencies found */
-	char first[480];           /* text of the first few, "; "-separated */
-};
+/* Offset of a heap header field, from the heap header (heap_off). */
+#define HEAP_FIELD(field) ((uint64_t)offsetof(struct heap_header, field))
 
 /*
- * Check the heap of a quiescent region (no transaction running: offline
- * or with every other process stopped), reading the mapping directly and
- * writing nothing, so it works on a read-only mapping: every block from
- * the heap start to top by its header, the slot caches and their chunks,
- * every free list (state, class, cycles, a block on two lists, counts),
- * overlaps and offsets.  Fills @rep; returns 0 if clean, 1 if damaged.
- * On a region in use the counts are a best effort and problems may be
- * transient.
+ * A slot cache: the user bytes of a BLOCK_META block, reached through
+ * heap_header.cache_dir.  Part of the region format; only ever read and
+ * written word by word at offsetof() (through the transaction, or by
+ * alloc_check on a quiescent mapping), never through a pointer.
  */
-HIDDEN int alloc_check(struct pstm_region *r, struct alloc_report *rep);
+#define CACHE_MAGIC 0x736c6f7463000000ull /* "slotc" | slot index */
+struct slot_cache {
+	uint64_t magic;              /* CACHE_MAGIC | slot */
+	uint64_t cur, end;           /* chunk [cur, end); both 0 when none */
+	uint64_t head[ALLOC_NCLASS]; /* own free list per class: a head word */
+};
+#define CACHE_FIELD(field) ((uint64_t)offsetof(struct slot_cache, field))
+#define CACHE_BYTES ((uint64_t)sizeof(struct slot_cache))
+_Static_assert(offsetof(struct slot_cache, cur) == 8, "slot cache cur");
+_Static_assert(offsetof(struct slot_cache, end) == 16, "slot cache end");
+_Static_assert(offsetof(struct slot_cache, head) == 24, "slot cache heads");
+_Static_assert(sizeof(struct slot_cache) == 8 * (3 + ALLOC_NCLASS), "slot cache");
+
+/* Head word of class @c's own list in the cache at @cache. */
+static inline uint64_t cache_head_word(uint64_t cache, int c)
+{
+	return cache + CACHE_FIELD(head) + 8 * (uint64_t)c;
+}
+
+/* A list head word of a cache: the first block's offset in bits 0..47,
+ * the list's length in bits 48..63. */
+#define HEAD_OFF(v) ((v) & ((1ull << 48) - 1))
+#define HEAD_COUNT(v) ((v) >> 48)
+static inline uint64_t head_make(uint64_t off, uint64_t n) { return off | n << 48; }
 
 /*
  * Inside a transaction: whether @off is the start of a live pstm_alloc
  * block or the root (header valid); *bytes gets its usable size.  Never
  * unwinds on a bad @off (returns false); may unwind on conflicts.
  */
-HIDDEN bool alloc_is_block(struct pstm_tx *t, uint64_t off, uint64_t *bytes);
+HIDDEN bool alloc_is_block(pstm_tx *t, uint64_t off, uint64_t *bytes);
 
 #endif /* PSTM_ALLOC_H */

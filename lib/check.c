@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "alloc.h"
+#include "alloc_check.h"
 #include "check.h"
 #include "companion.h"
 #include "error.h"

@@ -11,6 +11,7 @@
 #define PSTM_TX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pstm.h"
@@ -48,6 +49,14 @@ HIDDEN _Noreturn void tx_fail(pstm_tx *tx, int err);
  */
 typedef void (*tx_hook_fn)(pstm_region *r, void *a, void *b);
 HIDDEN void tx_on_commit(pstm_tx *tx, tx_hook_fn fn, void *a, void *b);
+
+/*
+ * @n bytes of process memory owned by the running attempt: freed when it
+ * ends (commits, aborts or fails), never before, so that code which may
+ * unwind can hold a buffer without leaking it.  Unwinds with PSTM_ENOMEM
+ * if there is none.
+ */
+HIDDEN void *tx_scratch(pstm_tx *tx, size_t n);
 
 /* Whether this thread is inside a transaction (of any region). */
 HIDDEN bool tx_running(void);

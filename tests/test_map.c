@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "alloc.h"
+#include "alloc_check.h"
 #include "helpers.h"
 #include "pstm_ds.h"
 #include "region.h"

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "alloc.h"
 #include "cli.h"
 #include "emit.h"
 #include "pstm_ds.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "alloc.h"
+#include "alloc_check.h"
 #include "cli.h"
 #include "emit.h"
 #include "proc.h"

@@ -1,7 +1,8 @@
 /*
  * map.c - the transactional hash map of byte strings (pstm_map_*), and
- * pstm_ds_type.  Built only on the public transactional API plus the
- * transaction's slot (for the counter stripe) and stm_fail (damage).
+ * pstm_ds_type.  Built only on the transaction calls (pstm.h, tx.h: the
+ * slot for the counter stripe, tx_fail for damage) and the allocator;
+ * its layout is struct map_obj and struct map_entry_hdr in ds_layout.h.
  *
  * Object (MAP_BYTES, 64-byte lines):
  *   line 0  magic, tab, nb, old, old_nb   read by every operation,
@@ -26,7 +27,7 @@
  * entries sums the stripes; above 2 entries per bucket it doubles the
  * table: allocate 2*nb words (not zeroed: too many for one transaction's
  * log), old = tab, tab = the new one.  From then on each old bucket i is
- * either still live (its chain in the old table) or MOVED: its entries
+ * either still live (its chain in the old table) or MAP_MOVED: its entries
  * were split between new buckets i and i + old_nb, which the move wrote.
  * A new bucket is read only after its old bucket moved, so no new bucket
  * is ever read unwritten.  Readers look in the old table first; every
@@ -42,36 +43,18 @@
  * phase).  Gets never write and never read `mig`.  The table never
  * shrinks.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "ds.h"
+#include "ds_layout.h"
 #include "pstm_ds.h"
-#include "stm.h"
 
-#define MAP_STRIPES 16
-#define M_MAGIC 0
-#define M_TAB 8
-#define M_NB 16
-#define M_OLD 24
-#define M_OLDNB 32
-#define M_MIG 64
-#define M_COUNT(i) (128 + 64 * (uint64_t)(i))
-#define MAP_BYTES M_COUNT(MAP_STRIPES)
-
-#define E_NEXT 0
-#define E_HASH 8
-#define E_LENS 16 /* klen | vlen << 32 */
-#define E_KEY 24
-
-#define MOVED 1ull      /* an old bucket whose entries moved (not 16-aligned) */
 #define GROW_CHAIN 6    /* chain length that makes a put look at the count */
 #define SWEEP 2         /* old buckets swept per put/delete while growing */
 #define MIN_BUCKETS 8
 #define MAX_INITIAL 1024
 
-static uint64_t L(pstm_tx *tx, uint64_t off) { return pstm_load64(tx, off); }
-static void S(pstm_tx *tx, uint64_t off, uint64_t v) { pstm_store64(tx, off, v); }
 static uint64_t pad8(uint64_t n) { return (n + 7) & ~7ull; }
 
 /* 64-bit hash of a byte string: part of the format, never change it. */
@@ -104,7 +87,7 @@ int pstm_ds_type(pstm_tx *tx, pstm_off off)
 	uint64_t magic = L(tx, off);
 	if (magic == PSTM_MAP_MAGIC && bytes >= MAP_BYTES)
 		return PSTM_DS_MAP;
-	if (magic == PSTM_QUEUE_MAGIC && bytes >= 136)
+	if (magic == PSTM_QUEUE_MAGIC && bytes >= QUEUE_BYTES)
 		return PSTM_DS_QUEUE;
 	return PSTM_DS_NONE;
 }
@@ -112,54 +95,71 @@ int pstm_ds_type(pstm_tx *tx, pstm_off off)
 /* ------------------------------------------------------------ header */
 
 struct mapv {
+	struct tx_info ti;
 	pstm_off m;
 	uint64_t tab, nb, old, old_nb;
 	uint64_t chain_max; /* longer chains are cycles: damage */
 };
 
-static bool in_heap(pstm_tx *tx, uint64_t off, uint64_t n)
-{
-	struct pstm_region *r = tx->r;
-	return off >= r->heap_lo && off <= r->heap_hi && n <= r->heap_hi - off;
-}
-
 /* Read and validate the header of map @m; PSTM_EINVAL if not a map. */
 static int map_open(pstm_tx *tx, pstm_off m, struct mapv *v)
 {
-	if (!tx || (m & 15) || !in_heap(tx, m, MAP_BYTES) ||
-	    L(tx, m + M_MAGIC) != PSTM_MAP_MAGIC)
+	if (!tx)
+		return PSTM_EINVAL;
+	tx_info(tx, &v->ti);
+	if (!ds_is_object(tx, &v->ti, m, MAP_BYTES, PSTM_MAP_MAGIC))
 		return PSTM_EINVAL;
 	v->m = m;
-	v->tab = L(tx, m + M_TAB);
-	v->nb = L(tx, m + M_NB);
-	v->old = L(tx, m + M_OLD);
-	v->old_nb = v->old ? L(tx, m + M_OLDNB) : 0;
+	v->tab = L(tx, m + MAP_FIELD(tab));
+	v->nb = L(tx, m + MAP_FIELD(nb));
+	v->old = L(tx, m + MAP_FIELD(old));
+	v->old_nb = v->old ? L(tx, m + MAP_FIELD(old_nb)) : 0;
 	if (v->nb < MIN_BUCKETS || (v->nb & (v->nb - 1)) || v->nb > (1ull << 40) ||
-	    !in_heap(tx, v->tab, 8 * v->nb) ||
-	    (v->old && (v->old_nb * 2 != v->nb || !in_heap(tx, v->old, 8 * v->old_nb))))
-		stm_fail(tx, PSTM_ECORRUPT);
-	v->chain_max = (tx->r->heap_hi - tx->r->heap_lo) / 48;
+	    !ds_in_heap(&v->ti, v->tab, 8 * v->nb) ||
+	    (v->old && (v->old_nb * 2 != v->nb ||
+			!ds_in_heap(&v->ti, v->old, 8 * v->old_nb))))
+		tx_fail(tx, PSTM_ECORRUPT);
+	v->chain_max = (v->ti.heap_hi - v->ti.heap_lo) / 48;
 	return 0;
 }
-
-static uint64_t stripe_of(pstm_tx *tx) { return tx->slot % MAP_STRIPES; }
 
 static uint64_t count_all(pstm_tx *tx, pstm_off m)
 {
 	uint64_t n = 0;
-	for (int i = 0; i < MAP_STRIPES; i++)
-		n += L(tx, m + M_COUNT(i)); /* stripes wrap; the sum does not */
+	for (uint64_t i = 0; i < MAP_STRIPES; i++)
+		n += L(tx, map_count_word(m, i)); /* stripes wrap; the sum does not */
 	return n;
+}
+
+/* Add @d (1 or -1) to this slot's count stripe. */
+static void count_add(pstm_tx *tx, const struct mapv *v, uint64_t d)
+{
+	uint64_t cw = map_count_word(v->m, v->ti.slot % MAP_STRIPES);
+	S(tx, cw, L(tx, cw) + d);
+}
+
+/* The head word of hash @h's bucket in the (new) table. */
+static uint64_t bucket_word(const struct mapv *v, uint64_t h)
+{
+	return v->tab + 8 * (h & (v->nb - 1));
 }
 
 /* ----------------------------------------------------------- entries */
 
-/* Validate entry @e (its lengths word @lens): key and value in the heap. */
-static void entry_check(pstm_tx *tx, uint64_t e, uint64_t lens)
+/* Entry @e, the *@n-th of a chain walk: 8-aligned, its header in the
+ * heap, and no more entries than the heap holds (else a cycle). */
+static inline void chain_check(pstm_tx *tx, const struct mapv *v, uint64_t e,
+			       uint64_t *n)
 {
-	if ((e & 7) || !in_heap(tx, e, E_KEY) ||
-	    !in_heap(tx, e + E_KEY, pad8(lens & 0xffffffffu) + (lens >> 32)))
-		stm_fail(tx, PSTM_ECORRUPT);
+	if (++*n > v->chain_max || (e & 7) || !ds_in_heap(&v->ti, e, ENTRY_HDR))
+		tx_fail(tx, PSTM_ECORRUPT);
+}
+
+/* Validate entry @e (its lengths word @lens): key and value in the heap. */
+static void entry_check(pstm_tx *tx, const struct mapv *v, uint64_t e, uint64_t lens)
+{
+	if (!ds_in_heap(&v->ti, e + ENTRY_HDR, pad8(lens & 0xffffffffu) + (lens >> 32)))
+		tx_fail(tx, PSTM_ECORRUPT);
 }
 
 static bool key_equal(pstm_tx *tx, uint64_t at, const uint8_t *key, uint64_t n)
@@ -189,19 +189,18 @@ static bool lookup(pstm_tx *tx, const struct mapv *v, uint64_t head_word,
 {
 	uint64_t link = head_word, e = L(tx, link), n = 0;
 	while (e) {
-		if (++n > v->chain_max || (e & 7) || !in_heap(tx, e, E_KEY))
-			stm_fail(tx, PSTM_ECORRUPT);
-		if (L(tx, e + E_HASH) == h) {
-			uint64_t lens = L(tx, e + E_LENS);
+		chain_check(tx, v, e, &n);
+		if (L(tx, e + ENTRY_FIELD(hash)) == h) {
+			uint64_t lens = L(tx, e + ENTRY_FIELD(lens));
 			if ((lens & 0xffffffffu) == klen) {
-				entry_check(tx, e, lens);
-				if (key_equal(tx, e + E_KEY, key, klen)) {
+				entry_check(tx, v, e, lens);
+				if (key_equal(tx, e + ENTRY_HDR, key, klen)) {
 					*out = (struct hit){link, e, n, klen, lens >> 32};
 					return true;
 				}
 			}
 		}
-		link = e + E_NEXT;
+		link = e + ENTRY_FIELD(next);
 		e = L(tx, link);
 	}
 	*out = (struct hit){link, 0, n, 0, 0};
@@ -214,22 +213,22 @@ static uint64_t chain_of(pstm_tx *tx, const struct mapv *v, uint64_t h)
 {
 	if (v->old) {
 		uint64_t ow = v->old + 8 * (h & (v->old_nb - 1));
-		if (L(tx, ow) != MOVED)
+		if (L(tx, ow) != MAP_MOVED)
 			return ow;
 	}
-	return v->tab + 8 * (h & (v->nb - 1));
+	return bucket_word(v, h);
 }
 
 static uint64_t new_entry(pstm_tx *tx, uint64_t h, const void *key, uint64_t klen,
 			  const void *val, uint64_t vlen)
 {
-	uint64_t e = pstm_alloc(tx, E_KEY + pad8(klen) + (vlen ? vlen : 1));
-	S(tx, e + E_HASH, h);
-	S(tx, e + E_LENS, klen | vlen << 32);
+	uint64_t e = pstm_alloc(tx, ENTRY_HDR + pad8(klen) + (vlen ? vlen : 1));
+	S(tx, e + ENTRY_FIELD(hash), h);
+	S(tx, e + ENTRY_FIELD(lens), klen | vlen << 32);
 	if (klen)
-		pstm_write(tx, e + E_KEY, key, klen);
+		pstm_write(tx, e + ENTRY_HDR, key, klen);
 	if (vlen)
-		pstm_write(tx, e + E_KEY + pad8(klen), val, vlen);
+		pstm_write(tx, e + ENTRY_HDR + pad8(klen), val, vlen);
 	return e;
 }
 
@@ -239,24 +238,23 @@ static uint64_t new_entry(pstm_tx *tx, uint64_t h, const void *key, uint64_t kle
 static void migrate(pstm_tx *tx, const struct mapv *v, uint64_t i)
 {
 	uint64_t ow = v->old + 8 * i, e = L(tx, ow), lo = 0, hi = 0, n = 0;
-	if (e == MOVED)
+	if (e == MAP_MOVED)
 		return;
 	while (e) {
-		if (++n > v->chain_max || (e & 7) || !in_heap(tx, e, E_KEY))
-			stm_fail(tx, PSTM_ECORRUPT);
-		uint64_t next = L(tx, e + E_NEXT);
-		if (L(tx, e + E_HASH) & v->old_nb) {
-			S(tx, e + E_NEXT, hi);
+		chain_check(tx, v, e, &n);
+		uint64_t next = L(tx, e + ENTRY_FIELD(next));
+		if (L(tx, e + ENTRY_FIELD(hash)) & v->old_nb) {
+			S(tx, e + ENTRY_FIELD(next), hi);
 			hi = e;
 		} else {
-			S(tx, e + E_NEXT, lo);
+			S(tx, e + ENTRY_FIELD(next), lo);
 			lo = e;
 		}
 		e = next;
 	}
 	S(tx, v->tab + 8 * i, lo);
 	S(tx, v->tab + 8 * (i + v->old_nb), hi);
-	S(tx, ow, MOVED);
+	S(tx, ow, MAP_MOVED);
 }
 
 /* Before a put or delete of hash @h: move its old bucket, and SWEEP more;
@@ -266,39 +264,41 @@ static void migrate_step(pstm_tx *tx, struct mapv *v, uint64_t h)
 	if (!v->old)
 		return;
 	migrate(tx, v, h & (v->old_nb - 1));
-	uint64_t cur = L(tx, v->m + M_MIG);
+	uint64_t cur = L(tx, v->m + MAP_FIELD(mig));
 	if (cur > v->old_nb)
-		stm_fail(tx, PSTM_ECORRUPT);
+		tx_fail(tx, PSTM_ECORRUPT);
 	uint64_t end = cur + SWEEP < v->old_nb ? cur + SWEEP : v->old_nb;
 	for (uint64_t i = cur; i < end; i++)
 		migrate(tx, v, i);
 	if (end < v->old_nb) {
-		S(tx, v->m + M_MIG, end);
+		S(tx, v->m + MAP_FIELD(mig), end);
 		return;
 	}
 	pstm_free(tx, v->old);
-	S(tx, v->m + M_OLD, 0);
-	S(tx, v->m + M_OLDNB, 0);
-	S(tx, v->m + M_MIG, 0);
+	S(tx, v->m + MAP_FIELD(old), 0);
+	S(tx, v->m + MAP_FIELD(old_nb), 0);
+	S(tx, v->m + MAP_FIELD(mig), 0);
 	v->old = v->old_nb = 0;
 }
 
 static void grow(pstm_tx *tx, struct mapv *v)
 {
 	uint64_t nt = pstm_alloc(tx, 16 * v->nb); /* 2 * nb words, unwritten */
-	S(tx, v->m + M_OLD, v->tab);
-	S(tx, v->m + M_OLDNB, v->nb);
-	S(tx, v->m + M_TAB, nt);
-	S(tx, v->m + M_NB, 2 * v->nb);
-	S(tx, v->m + M_MIG, 0);
+	S(tx, v->m + MAP_FIELD(old), v->tab);
+	S(tx, v->m + MAP_FIELD(old_nb), v->nb);
+	S(tx, v->m + MAP_FIELD(tab), nt);
+	S(tx, v->m + MAP_FIELD(nb), 2 * v->nb);
+	S(tx, v->m + MAP_FIELD(mig), 0);
 }
 
 /* ---------------------------------------------------------------- API */
 
 pstm_off pstm_map_create(pstm_tx *tx, size_t initial_buckets)
 {
+	struct tx_info ti;
 	uint64_t cap = MAX_INITIAL, nb = MIN_BUCKETS;
-	while (cap > MIN_BUCKETS && cap > tx->r->log_cap / 4)
+	tx_info(tx, &ti);
+	while (cap > MIN_BUCKETS && cap > ti.write_cap / 4)
 		cap >>= 1;
 	while (nb < initial_buckets && nb < cap)
 		nb <<= 1;
@@ -306,22 +306,29 @@ pstm_off pstm_map_create(pstm_tx *tx, size_t initial_buckets)
 	uint64_t tab = pstm_alloc(tx, 8 * nb);
 	for (uint64_t i = 0; i < nb; i++)
 		S(tx, tab + 8 * i, 0);
-	S(tx, m + M_TAB, tab);
-	S(tx, m + M_NB, nb);
-	S(tx, m + M_OLD, 0);
-	S(tx, m + M_OLDNB, 0);
-	S(tx, m + M_MIG, 0);
-	for (int i = 0; i < MAP_STRIPES; i++)
-		S(tx, m + M_COUNT(i), 0);
-	S(tx, m + M_MAGIC, PSTM_MAP_MAGIC);
+	S(tx, m + MAP_FIELD(tab), tab);
+	S(tx, m + MAP_FIELD(nb), nb);
+	S(tx, m + MAP_FIELD(old), 0);
+	S(tx, m + MAP_FIELD(old_nb), 0);
+	S(tx, m + MAP_FIELD(mig), 0);
+	for (uint64_t i = 0; i < MAP_STRIPES; i++)
+		S(tx, map_count_word(m, i), 0);
+	S(tx, m + MAP_FIELD(magic), PSTM_MAP_MAGIC);
 	return m;
 }
 
-static int check_kv(const void *key, size_t klen, const void *val, size_t vlen)
+/* Start an operation on @key (and a value buffer @val of @vlen bytes):
+ * check the arguments, open the map into @v, hash the key into *h. */
+static inline int op_start(pstm_tx *tx, pstm_off map, const void *key, size_t klen,
+			   const void *val, size_t vlen, struct mapv *v, uint64_t *h)
 {
 	if ((klen && !key) || (vlen && !val) || klen > 0xffffffffu ||
 	    vlen > 0xffffffffu)
 		return PSTM_EINVAL;
+	int rc = map_open(tx, map, v);
+	if (rc)
+		return rc;
+	*h = hash_bytes(key, klen);
 	return 0;
 }
 
@@ -330,15 +337,15 @@ int pstm_map_get(pstm_tx *tx, pstm_off map, const void *key, size_t klen,
 {
 	struct mapv v;
 	struct hit hit;
-	int rc = check_kv(key, klen, val, vcap);
-	if (rc || (rc = map_open(tx, map, &v)))
+	uint64_t h;
+	int rc = op_start(tx, map, key, klen, val, vcap, &v, &h);
+	if (rc)
 		return rc;
-	uint64_t h = hash_bytes(key, klen);
 	if (!lookup(tx, &v, chain_of(tx, &v, h), key, klen, h, &hit))
 		return PSTM_ENOENT;
 	uint64_t vl = hit.vlen;
 	if (vcap && vl)
-		pstm_read(tx, hit.e + E_KEY + pad8(klen), val, vl < vcap ? vl : vcap);
+		pstm_read(tx, hit.e + ENTRY_HDR + pad8(klen), val, vl < vcap ? vl : vcap);
 	if (vlen)
 		*vlen = vl;
 	return 0;
@@ -349,34 +356,33 @@ int pstm_map_put(pstm_tx *tx, pstm_off map, const void *key, size_t klen,
 {
 	struct mapv v;
 	struct hit hit;
-	int rc = check_kv(key, klen, val, vlen);
-	if (rc || (rc = map_open(tx, map, &v)))
+	uint64_t h;
+	int rc = op_start(tx, map, key, klen, val, vlen, &v, &h);
+	if (rc)
 		return rc;
-	uint64_t h = hash_bytes(key, klen);
 	migrate_step(tx, &v, h);
-	uint64_t hw = v.tab + 8 * (h & (v.nb - 1));
+	uint64_t hw = bucket_word(&v, h);
 	if (lookup(tx, &v, hw, key, klen, h, &hit)) {
 		uint64_t bytes = 0;
 		if (!alloc_is_block(tx, hit.e, &bytes))
-			stm_fail(tx, PSTM_ECORRUPT);
-		if (E_KEY + pad8(klen) + vlen <= bytes) { /* fits in place */
+			tx_fail(tx, PSTM_ECORRUPT);
+		if (ENTRY_HDR + pad8(klen) + vlen <= bytes) { /* fits in place */
 			if (vlen)
-				pstm_write(tx, hit.e + E_KEY + pad8(klen), val, vlen);
+				pstm_write(tx, hit.e + ENTRY_HDR + pad8(klen), val, vlen);
 			if (vlen != hit.vlen)
-				S(tx, hit.e + E_LENS, klen | (uint64_t)vlen << 32);
+				S(tx, hit.e + ENTRY_FIELD(lens), klen | (uint64_t)vlen << 32);
 			return 0;
 		}
 		uint64_t ne = new_entry(tx, h, key, klen, val, vlen);
-		S(tx, ne + E_NEXT, L(tx, hit.e + E_NEXT));
+		S(tx, ne + ENTRY_FIELD(next), L(tx, hit.e + ENTRY_FIELD(next)));
 		S(tx, hit.link, ne);
 		pstm_free(tx, hit.e);
 		return 0;
 	}
 	uint64_t ne = new_entry(tx, h, key, klen, val, vlen);
-	S(tx, ne + E_NEXT, L(tx, hw));
+	S(tx, ne + ENTRY_FIELD(next), L(tx, hw));
 	S(tx, hw, ne);
-	uint64_t cw = map + M_COUNT(stripe_of(tx));
-	S(tx, cw, L(tx, cw) + 1);
+	count_add(tx, &v, 1);
 	if (!v.old && hit.n + 1 >= GROW_CHAIN && count_all(tx, map) > 2 * v.nb)
 		grow(tx, &v);
 	return 0;
@@ -386,17 +392,16 @@ int pstm_map_del(pstm_tx *tx, pstm_off map, const void *key, size_t klen)
 {
 	struct mapv v;
 	struct hit hit;
-	int rc = check_kv(key, klen, NULL, 0);
-	if (rc || (rc = map_open(tx, map, &v)))
+	uint64_t h;
+	int rc = op_start(tx, map, key, klen, NULL, 0, &v, &h);
+	if (rc)
 		return rc;
-	uint64_t h = hash_bytes(key, klen);
 	migrate_step(tx, &v, h);
-	if (!lookup(tx, &v, v.tab + 8 * (h & (v.nb - 1)), key, klen, h, &hit))
+	if (!lookup(tx, &v, bucket_word(&v, h), key, klen, h, &hit))
 		return PSTM_ENOENT;
-	S(tx, hit.link, L(tx, hit.e + E_NEXT));
+	S(tx, hit.link, L(tx, hit.e + ENTRY_FIELD(next)));
 	pstm_free(tx, hit.e);
-	uint64_t cw = map + M_COUNT(stripe_of(tx));
-	S(tx, cw, L(tx, cw) - 1);
+	count_add(tx, &v, (uint64_t)-1);
 	return 0;
 }
 
@@ -408,48 +413,18 @@ uint64_t pstm_map_count(pstm_tx *tx, pstm_off map)
 	return count_all(tx, map);
 }
 
-/*
- * Copies handed to an iteration callback: on the stack when small, else
- * in this thread's buffer, which is kept (a callback may unwind, which
- * must not leak) and only grows.  A nested iteration of a large entry
- * reuses it, so such copies are valid during the call only -- as
- * documented.
- */
-static __thread struct {
-	uint8_t *p;
-	size_t cap;
-} tl_buf;
-
-static uint8_t *copy_buf(pstm_tx *tx, uint8_t *stack, size_t stack_bytes, size_t n)
+static int iter_chain(pstm_tx *tx, const struct mapv *v, struct ds_copy *copy,
+		      uint64_t e, pstm_map_cb cb, void *arg)
 {
-	if (n <= stack_bytes)
-		return stack;
-	if (n > tl_buf.cap) {
-		uint8_t *p = realloc(tl_buf.p, n);
-		if (!p)
-			stm_fail(tx, PSTM_ENOMEM);
-		tl_buf.p = p;
-		tl_buf.cap = n;
-	}
-	return tl_buf.p;
-}
-
-static int iter_chain(pstm_tx *tx, const struct mapv *v, uint64_t e,
-		      pstm_map_cb cb, void *arg)
-{
-	uint8_t stack[2048];
 	uint64_t n = 0;
-	for (; e; e = L(tx, e + E_NEXT)) {
-		if (++n > v->chain_max)
-			stm_fail(tx, PSTM_ECORRUPT);
-		if ((e & 7) || !in_heap(tx, e, E_KEY))
-			stm_fail(tx, PSTM_ECORRUPT);
-		uint64_t lens = L(tx, e + E_LENS);
-		entry_check(tx, e, lens);
+	for (; e; e = L(tx, e + ENTRY_FIELD(next))) {
+		chain_check(tx, v, e, &n);
+		uint64_t lens = L(tx, e + ENTRY_FIELD(lens));
+		entry_check(tx, v, e, lens);
 		uint64_t kl = lens & 0xffffffffu, vl = lens >> 32;
-		uint8_t *b = copy_buf(tx, stack, sizeof(stack), kl + vl + 1);
-		pstm_read(tx, e + E_KEY, b, kl);
-		pstm_read(tx, e + E_KEY + pad8(kl), b + kl, vl);
+		uint8_t *b = ds_copy_buf(tx, copy, kl + vl + 1);
+		pstm_read(tx, e + ENTRY_HDR, b, kl);
+		pstm_read(tx, e + ENTRY_HDR + pad8(kl), b + kl, vl);
 		int rc = cb(b, kl, b + kl, vl, arg);
 		if (rc)
 			return rc;
@@ -460,23 +435,25 @@ static int iter_chain(pstm_tx *tx, const struct mapv *v, uint64_t e,
 int pstm_map_iter(pstm_tx *tx, pstm_off map, pstm_map_cb cb, void *arg)
 {
 	struct mapv v;
+	struct ds_copy copy;
 	int rc;
 	if (!cb)
 		return PSTM_EINVAL;
 	if ((rc = map_open(tx, map, &v)))
 		return rc;
+	ds_copy_init(&copy);
 	if (!v.old) {
 		for (uint64_t i = 0; i < v.nb; i++)
-			if ((rc = iter_chain(tx, &v, L(tx, v.tab + 8 * i), cb, arg)))
+			if ((rc = iter_chain(tx, &v, &copy, L(tx, v.tab + 8 * i), cb, arg)))
 				return rc;
 		return 0;
 	}
 	for (uint64_t i = 0; i < v.old_nb; i++) {
-		uint64_t ob = L(tx, v.old + 8 * i);
-		if (ob != MOVED)
-			rc = iter_chain(tx, &v, ob, cb, arg);
-		else if (!(rc = iter_chain(tx, &v, L(tx, v.tab + 8 * i), cb, arg)))
-			rc = iter_chain(tx, &v, L(tx, v.tab + 8 * (i + v.old_nb)), cb, arg);
+		uint64_t ob = L(tx, v.old + 8 * i), hi = v.tab + 8 * (i + v.old_nb);
+		if (ob != MAP_MOVED)
+			rc = iter_chain(tx, &v, &copy, ob, cb, arg);
+		else if (!(rc = iter_chain(tx, &v, &copy, L(tx, v.tab + 8 * i), cb, arg)))
+			rc = iter_chain(tx, &v, &copy, L(tx, hi), cb, arg);
 		if (rc)
 			return rc;
 	}

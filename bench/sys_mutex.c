@@ -193,27 +193,8 @@ static void mutex_teardown(const struct bench_cfg *c)
 	unlink(path);
 }
 
-static const struct bench_system mutex_global = {
-	.name = "mutex-global",
-	.max_procs = 64,
-	.setup = mutex_setup,
-	.attach = mutex_attach,
-	.exec = mutex_exec,
-	.check = mutex_check,
-	.detach = mutex_detach,
-	.teardown = mutex_teardown,
-};
-
-static const struct bench_system mutex_striped = {
-	.name = "mutex-striped",
-	.max_procs = 64,
-	.setup = mutex_setup,
-	.attach = mutex_attach,
-	.exec = mutex_exec,
-	.check = mutex_check,
-	.detach = mutex_detach,
-	.teardown = mutex_teardown,
-};
+BENCH_SYSTEM(mutex_global, "mutex-global", mutex);
+BENCH_SYSTEM(mutex_striped, "mutex-striped", mutex);
 
 const struct bench_system *const bench_systems[] = { &mutex_global,
 						     &mutex_striped, NULL };

@@ -1,7 +1,9 @@
 /*
  * alloc.c - the transactional allocator: pstm_alloc, pstm_free,
  * pstm_root, alloc_is_block.  Written only against the transaction calls
- * (pstm.h, tx.h); the offline heap check is lib/alloc_check.c.
+ * (pstm.h, tx.h); the offline heap check is lib/alloc_check.c.  About
+ * 600 lines: a third is the design below, and the small, large and
+ * stealing paths share the cache helpers, so they stay one file.
  *
  * Every metadata word (heap header, slot caches, block headers, list
  * links) is read and written through the calling transaction.  So an

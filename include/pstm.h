@@ -29,6 +29,7 @@
 #ifndef PSTM_H
 #define PSTM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -241,6 +242,61 @@ PSTM_API void pstm_free(pstm_tx *tx, pstm_off off);
 
 /* The region a transaction runs on. */
 PSTM_API pstm_region *pstm_tx_region(pstm_tx *tx);
+
+/* Whether the calling thread is inside a transaction (of any region). */
+PSTM_API bool pstm_in_tx(void);
+
+/*
+ * pstm_atomic_ro - run @fn(tx, arg) as a read-only transaction: like
+ * pstm_atomic, but it never escalates (never stops other transactions)
+ * and never writes shared memory, not even statistics.  A store
+ * (pstm_store64, pstm_write, pstm_alloc, pstm_free, a first pstm_root)
+ * ends it with PSTM_EINVAL.  Nested in another transaction it runs as
+ * part of that one (flattened), read-only or not.
+ */
+PSTM_API int pstm_atomic_ro(pstm_region *r, pstm_fn fn, void *arg);
+
+/*
+ * Hooks for I/O and outside resources.  A transaction body may run
+ * several times and be unwound at any pstm_* call, so it must not own
+ * anything outside the region across such calls; register what to do
+ * instead:
+ *
+ * pstm_tx_on_commit - run @fn(@arg) once @tx has committed, after its
+ * locks are released, outside any transaction (I/O and free() allowed;
+ * it may start new transactions).  Dropped if the attempt rolls back.
+ *
+ * pstm_tx_on_abort - run @fn(@arg) each time the attempt that registered
+ * it is rolled back (a conflict, before it re-runs; or a failure, before
+ * pstm_atomic returns), outside any transaction.  Dropped if it commits.
+ *
+ * Both keep the order of registration (commit hooks together with the
+ * children of pstm_tx_add).  PSTM_EINVAL if @tx or @fn is NULL; may
+ * unwind with PSTM_ENOMEM.
+ */
+typedef void (*pstm_hook_fn)(void *arg);
+PSTM_API int pstm_tx_on_commit(pstm_tx *tx, pstm_hook_fn fn, void *arg);
+PSTM_API int pstm_tx_on_abort(pstm_tx *tx, pstm_hook_fn fn, void *arg);
+
+/*
+ * pstm_tx_inevitable - after this returns 0, @tx will not abort or run
+ * again: it may do I/O.  The attempt first becomes the region's one
+ * inevitable transaction (all processes; another one waits), locks every
+ * word it has read or written so far and checks they are unchanged (if
+ * not, it re-runs from the start, as after any conflict: so call it
+ * before the I/O).  From then on each word it reads or writes is locked
+ * when first touched, so no transaction can commit a change under it;
+ * transactions that touch other words keep committing, and one that
+ * touches its words waits or re-runs, never seeing its uncommitted
+ * writes.  Errors still roll it back (a non-zero return of the body,
+ * PSTM_ELOGFULL, PSTM_ERANGE, ...): the region is then unchanged, but
+ * I/O already done cannot be undone.  Not allowed in pstm_atomic_ro
+ * (PSTM_EINVAL, unwinds).  A process killed inside an inevitable
+ * transaction is recovered like any other: its writes vanish unless it
+ * passed its commit point, its locks and the inevitable role are freed.
+ * Returns 0 (also when already inevitable); may unwind.
+ */
+PSTM_API int pstm_tx_inevitable(pstm_tx *tx);
 
 /* ------------------------------------------------------------------ */
 /* add / run (after PyPy's transaction module)                         */

@@ -159,6 +159,16 @@ static void check_relaxed_file(struct pstm_region *r, struct check_report *rep)
 					 ? atomic_load(&r->rt->dseq) - fl : 0));
 }
 
+/* A token naming a slot (slot + 1, 0 if free) must name an owned one. */
+static void check_token(struct pstm_region *r, struct check_report *rep,
+			uint64_t tok, const char *what)
+{
+	if (tok && (tok > r->sb.max_slots ||
+		    SLOT_ST(atomic_load(&r->slots[tok - 1].state)) != SLOT_ACTIVE))
+		add(rep, CHECK_DAMAGE, "%s held by free slot %llu", what,
+		    (unsigned long long)(tok - 1));
+}
+
 static void check_runtime(struct pstm_region *r, struct check_report *rep)
 {
 	if (!r->rt_base) {
@@ -225,11 +235,8 @@ static void check_runtime(struct pstm_region *r, struct check_report *rep)
 	if (orphan)
 		add(rep, CHECK_DAMAGE, "%llu orecs locked by slots nobody owns",
 		    (unsigned long long)orphan);
-	uint64_t tok = atomic_load(&r->rt->serial);
-	if (tok && (tok > r->sb.max_slots ||
-		    SLOT_ST(atomic_load(&r->slots[tok - 1].state)) != SLOT_ACTIVE))
-		add(rep, CHECK_DAMAGE, "escalation token held by free slot %llu",
-		    (unsigned long long)(tok - 1));
+	check_token(r, rep, atomic_load(&r->rt->serial), "escalation token");
+	check_token(r, rep, atomic_load(&r->rt->inevitable), "inevitable role");
 }
 
 static void check_heap(struct pstm_region *r, struct check_report *rep)

@@ -33,6 +33,8 @@ void stm_commit(pstm_tx *t)
 
 	if (t->nws == 0) {
 		t->st[ST_COMMITS_RO]++; /* flushed later: no shared write */
+		if (t->nlocks) /* inevitable: what it locked when read */
+			stm_release_unchanged(t);
 		return;
 	}
 	struct log_header *h = region_log(r, t->slot);
@@ -83,7 +85,7 @@ void stm_commit(pstm_tx *t)
 			if (atomic_compare_exchange_weak_explicit(
 				    o, &v, orec_make_locked(v, t->slot),
 				    memory_order_acquire, memory_order_relaxed)) {
-				t->locks[t->nlocks++] = idx;
+				stm_note_lock(t, idx);
 				break;
 			}
 		}

@@ -112,7 +112,17 @@ struct rt_header {
 	_Atomic uint64_t flush_owner;
 	_Atomic uint64_t flushed;
 	_Atomic int64_t flush_err;
-	uint64_t pad1[2];
+	/*
+	 * Inevitable transaction (pstm_tx_inevitable): 0, or slot + 1 of
+	 * the one transaction that will not abort.  CAS 0 -> s+1 (acq_rel)
+	 * by the transaction, store 0 (release) when it ends, CAS s+1 -> 0
+	 * by the recoverer of a dead holder after it has released every orec
+	 * the slot held (an inevitable transaction locks what it touches, so
+	 * its locks are not all named by a redo record).  Unlike serial it
+	 * stops no other transaction from beginning.
+	 */
+	_Atomic uint64_t inevitable;
+	uint64_t pad1;
 };
 _Static_assert(sizeof(struct rt_header) == 320, "rt header layout");
 

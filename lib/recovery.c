@@ -38,6 +38,26 @@ static void count_recovery(struct pstm_region *r)
 
 /* Settle every slot of process @p, whose entry we hold in RECOVERING state
  * @ps, then free the entry. */
+/*
+ * A dead inevitable transaction locked what it read and wrote as it went,
+ * so its redo record (settled first) does not name all its locks: free
+ * every orec slot @s still holds, versions unchanged (the data under the
+ * ones it had not committed was never written).  Runs before the slot and
+ * the inevitable role are freed, so no new owner's lock can be taken for
+ * its.  One pass over the orec table (2^16 words by default).
+ */
+static void release_orecs_of(struct pstm_region *r, uint32_t s)
+{
+	for (uint64_t i = 0; i <= r->orec_mask; i++) {
+		_Atomic uint64_t *o = &r->orecs[i];
+		uint64_t v = atomic_load_explicit(o, memory_order_acquire);
+		if (orec_is_locked(v) && orec_owner(v) == s)
+			atomic_compare_exchange_strong_explicit(
+				o, &v, orec_make(orec_version(v)),
+				memory_order_release, memory_order_relaxed);
+	}
+}
+
 static void recover_proc(struct pstm_region *r, uint32_t p, uint64_t ps)
 {
 	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
@@ -47,6 +67,14 @@ static void recover_proc(struct pstm_region *r, uint32_t p, uint64_t ps)
 			continue;
 		r->settle_slot(r, s);
 		uint64_t tok = s + 1;
+		if (atomic_load_explicit(&r->rt->inevitable,
+					 memory_order_acquire) == tok) {
+			release_orecs_of(r, s);
+			atomic_compare_exchange_strong_explicit(
+				&r->rt->inevitable, &tok, 0,
+				memory_order_release, memory_order_relaxed);
+			tok = s + 1;
+		}
 		atomic_compare_exchange_strong_explicit(
 			&r->rt->serial, &tok, 0, memory_order_release,
 			memory_order_relaxed);

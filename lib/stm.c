@@ -43,7 +43,10 @@
 
 static __thread pstm_tx *tl_cur;          /* running transaction, if any */
 
+static __thread bool tl_in_abort_hooks; /* pstm_tx_on_abort hooks run */
+
 bool tx_running(void) { return tl_cur != NULL; }
+bool pstm_in_tx(void) { return tl_cur != NULL; }
 
 
 
@@ -56,17 +59,21 @@ bool tx_running(void) { return tl_cur != NULL; }
 
 /* ---------------------------------------------------------- aborting */
 
-static void drop_hooks(pstm_tx *t)
+static void free_hooks(struct tx_hook **l)
 {
-	while (t->hooks) {
-		struct tx_hook *h = t->hooks;
-		t->hooks = h->next;
+	while (*l) {
+		struct tx_hook *h = *l;
+		*l = h->next;
 		free(h);
 	}
 }
 
-/* Run (and free) the commit hooks of a committed transaction, in the
- * order they were added (the list is newest first). */
+/* The attempt ends without committing: its commit hooks (and scratch
+ * buffers) are dropped; its abort hooks stay for the driver to run. */
+static void drop_hooks(pstm_tx *t) { free_hooks(&t->hooks); }
+
+/* Run (and free) a detached hook list in the order the hooks were added
+ * (the list is newest first). */
 static void run_hooks(struct pstm_region *r, struct tx_hook *h)
 {
 	struct tx_hook *rev = NULL;
@@ -97,6 +104,19 @@ void stm_release_unchanged(pstm_tx *t)
 	t->nlocks = 0;
 	atomic_store_explicit(&region_log(r, t->slot)->state, LOG_IDLE,
 			      memory_order_release);
+}
+
+/* Run the attempt's abort hooks, outside the transaction: they may not
+ * start one (pstm_atomic returns PSTM_EINTX). */
+static void run_abort_hooks(pstm_tx *t)
+{
+	struct tx_hook *h = t->abort_hooks;
+	if (!h)
+		return;
+	t->abort_hooks = NULL;
+	tl_in_abort_hooks = true;
+	run_hooks(t->r, h);
+	tl_in_abort_hooks = false;
 }
 
 void stm_abort(pstm_tx *t, int cause)
@@ -191,6 +211,170 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 	stm_abort(t, cause);
 }
 
+/* ------------------------------------------------------- inevitable */
+
+void stm_grow_locks(pstm_tx *t)
+{
+	uint32_t nc = t->locks_cap * 2;
+	uint64_t *n = realloc(t->locks, sizeof(*n) * nc);
+	if (!n)
+		stm_fail(t, PSTM_ENOMEM);
+	t->locks = n;
+	t->locks_cap = nc;
+}
+
+/*
+ * An inevitable transaction locks orec @idx for itself when it first
+ * touches it, and never gives up: the holder is a committer (it finishes
+ * or aborts: committers never wait for a lock while holding theirs for
+ * long) or a dead slot (recovered here).
+ */
+static void inevitable_lock(pstm_tx *t, uint64_t idx)
+{
+	struct pstm_region *r = t->r;
+	_Atomic uint64_t *o = &r->orecs[idx];
+	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+	uint64_t v = atomic_load_explicit(o, memory_order_acquire);
+	for (unsigned n = 1;; n++) {
+		if (!orec_is_locked(v)) {
+			if (atomic_compare_exchange_weak_explicit(
+				    o, &v, orec_make_locked(v, t->slot),
+				    memory_order_acquire, memory_order_acquire)) {
+				stm_note_lock(t, idx);
+				return;
+			}
+			continue;
+		}
+		if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
+			return;
+		if (n % LOCK_SPINS == 0) {
+			if (slot_owner_dead_recover(r, orec_owner(v)) &&
+			    atomic_load_explicit(o, memory_order_acquire) == v &&
+			    orphan_lock(r, o, v))
+				stm_fail(t, PSTM_ECORRUPT);
+			sched_yield();
+		} else {
+			cpu_relax();
+		}
+		v = atomic_load_explicit(o, memory_order_acquire);
+	}
+}
+
+/* Before becoming inevitable: lock @idx unless another slot holds it
+ * past a short spin (then false: the caller re-runs the attempt). */
+static bool try_lock(pstm_tx *t, uint64_t idx)
+{
+	_Atomic uint64_t *o = &t->r->orecs[idx];
+	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+	uint64_t v = atomic_load_explicit(o, memory_order_acquire);
+	for (int i = 0; i < LOCK_SPINS; i++) {
+		if (!orec_is_locked(v)) {
+			if (atomic_compare_exchange_weak_explicit(
+				    o, &v, orec_make_locked(v, t->slot),
+				    memory_order_acquire, memory_order_acquire)) {
+				stm_note_lock(t, idx);
+				return true;
+			}
+			continue;
+		}
+		if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
+			return true;
+		cpu_relax();
+		v = atomic_load_explicit(o, memory_order_acquire);
+	}
+	return false;
+}
+
+static void give_up_inevitable(pstm_tx *t, int cause)
+{
+	atomic_store_explicit(&t->r->rt->inevitable, 0, memory_order_release);
+	stm_abort(t, cause); /* releases what try_lock took */
+}
+
+int pstm_tx_inevitable(pstm_tx *t)
+{
+	if (!t || t != tl_cur)
+		return PSTM_EINVAL;
+	if (t->inevitable)
+		return 0;
+	if (t->read_only)
+		stm_fail(t, PSTM_EINVAL);
+	struct pstm_region *r = t->r;
+	const uint64_t me = t->slot + 1;
+	unsigned n = 0;
+	for (;;) {
+		uint64_t cur = 0;
+		if (atomic_compare_exchange_strong_explicit(
+			    &r->rt->inevitable, &cur, me, memory_order_acq_rel,
+			    memory_order_acquire))
+			break;
+		/* another transaction is inevitable: wait for it (we hold no
+		 * lock it could need) and recover it if it died */
+		if (++n % 64 == 0) {
+			if (n % 4096 == 0)
+				slot_owner_dead_recover(r, (uint32_t)(cur - 1));
+			sched_yield();
+		} else {
+			cpu_relax();
+		}
+	}
+	/* what we read and wrote so far: locked, and still as we saw it */
+	for (uint32_t i = 0; i < t->nrs; i++)
+		if (!try_lock(t, t->rs[i].idx))
+			give_up_inevitable(t, ST_AB_LOCK);
+	for (uint32_t i = 0; i < t->nws; i++)
+		if (!try_lock(t, region_orec_idx(r, t->ws[i].off)))
+			give_up_inevitable(t, ST_AB_LOCK);
+	if (!TESTING_NO_VALIDATE(r) && !stm_validate(t))
+		give_up_inevitable(t, ST_AB_VALIDATE);
+	t->inevitable = true;
+	/* every load and store now takes the slow path, which locks */
+	t->wbloom = ~0ull;
+	return 0;
+}
+
+/* ------------------------------------------------------------- hooks */
+
+/* A user hook through the internal hook list: @a is the function. */
+static void call_user_hook(pstm_region *r, void *a, void *b)
+{
+	pstm_hook_fn f;
+	(void)r;
+	memcpy(&f, &a, sizeof(f));
+	f(b);
+}
+
+static struct tx_hook *hook_new(pstm_tx *t, pstm_hook_fn fn, void *arg)
+{
+	struct tx_hook *h = malloc(sizeof(*h));
+	if (!h)
+		stm_fail(t, PSTM_ENOMEM);
+	h->fn = call_user_hook;
+	memcpy(&h->a, &fn, sizeof(fn));
+	h->b = arg;
+	return h;
+}
+
+int pstm_tx_on_commit(pstm_tx *t, pstm_hook_fn fn, void *arg)
+{
+	if (!t || !fn)
+		return PSTM_EINVAL;
+	struct tx_hook *h = hook_new(t, fn, arg);
+	h->next = t->hooks;
+	t->hooks = h;
+	return 0;
+}
+
+int pstm_tx_on_abort(pstm_tx *t, pstm_hook_fn fn, void *arg)
+{
+	if (!t || !fn)
+		return PSTM_EINVAL;
+	struct tx_hook *h = hook_new(t, fn, arg);
+	h->next = t->abort_hooks;
+	t->abort_hooks = h;
+	return 0;
+}
+
 /* ----------------------------------------------------------- the set */
 
 static inline uint32_t word_hash(uint64_t off)
@@ -234,15 +418,19 @@ static __attribute__((noinline)) void ws_put_slow(pstm_tx *t, uint64_t off,
 		t->ws[i].val = v;
 		return;
 	}
+	if (t->read_only)
+		stm_fail(t, PSTM_EINVAL); /* a store in pstm_atomic_ro */
 	if (t->nws == t->ws_cap)
 		stm_fail(t, PSTM_ELOGFULL);
+	if (t->inevitable)
+		inevitable_lock(t, region_orec_idx(t->r, off));
 	ws_append(t, off, v);
 }
 
 /* Buffer a store: found again by later loads, written at commit. */
 static inline void ws_put(pstm_tx *t, uint64_t off, uint64_t v)
 {
-	if (__builtin_expect((t->wbloom & bloom_bit(off)) || t->nws == t->ws_cap, 0))
+	if (__builtin_expect((t->wbloom & bloom_bit(off)) || t->nws == t->ws_limit, 0))
 		ws_put_slow(t, off, v);
 	else
 		ws_append(t, off, v);
@@ -292,6 +480,11 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 			return t->ws[i].val;
 	}
 	uint64_t idx = region_orec_idx(r, off);
+	if (t->inevitable) {
+		/* locked by us from now on: nobody can write it back */
+		inevitable_lock(t, idx);
+		return __atomic_load_n(region_word(r, off), DATA_LOAD);
+	}
 	_Atomic uint64_t *o = &r->orecs[idx];
 	const uint64_t *w = region_word(r, off);
 	uint64_t o1 = atomic_load_explicit(o, memory_order_acquire);
@@ -456,7 +649,7 @@ static void escalate(pstm_tx *t)
 static void backoff(pstm_tx *t)
 {
 	t->retries++;
-	if (t->retries >= ESCALATE_AFTER && !t->escalated) {
+	if (t->retries >= ESCALATE_AFTER && !t->escalated && !t->read_only) {
 		escalate(t);
 		return;
 	}
@@ -478,6 +671,7 @@ static void begin(pstm_tx *t)
 		wait_serial(t);
 	t->nws = t->nrs = t->nlocks = 0;
 	t->wbloom = 0;
+	t->ws_limit = t->read_only ? 0 : t->ws_cap;
 	if (++t->epoch == 0) {
 		memset(t->wtab_epoch, 0, sizeof(*t->wtab_epoch) * (t->wtab_mask + 1));
 		t->epoch = 1;
@@ -491,6 +685,10 @@ static void begin(pstm_tx *t)
 
 static void end(pstm_tx *t)
 {
+	if (t->inevitable) { /* after its locks were released */
+		atomic_store_explicit(&t->r->rt->inevitable, 0, memory_order_release);
+		t->inevitable = false;
+	}
 	if (t->escalated) {
 		atomic_store_explicit(&t->r->rt->serial, 0, memory_order_release);
 		t->escalated = false;
@@ -499,21 +697,25 @@ static void end(pstm_tx *t)
 	tl_cur = NULL;
 }
 
-static int drive(pstm_tx *t, pstm_fn fn, void *arg)
+static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 {
 	volatile int rc = 0;
 
 	t->retries = 0;
 	t->depth = 1;
+	t->read_only = read_only;
 	tl_cur = t;
 	int j = sigsetjmp(t->env, 0);
 	if (j == JUMP_ERROR) {
 		rc = t->err;
 		t->st[ST_AB_USER]++;
 		end(t);
+		run_abort_hooks(t);
 		return rc;
 	}
 	if (j == JUMP_RETRY) {
+		tl_cur = NULL; /* the hooks run outside the transaction */
+		run_abort_hooks(t);
 		t->depth = 1;
 		tl_cur = t;
 		backoff(t);
@@ -522,11 +724,15 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg)
 	rc = fn(t, arg);
 	if (rc != 0) {
 		t->st[ST_AB_USER]++;
+		if (t->nlocks) /* inevitable: what it locked when touched */
+			stm_release_unchanged(t);
 		drop_hooks(t);
 		end(t);
+		run_abort_hooks(t);
 		return rc;
 	}
 	stm_commit(t);
+	free_hooks(&t->abort_hooks);
 	struct tx_hook *hooks = t->hooks;
 	t->hooks = NULL;
 	end(t);
@@ -535,12 +741,14 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg)
 	return 0;
 }
 
-int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
+static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 {
 	int err = 0;
 
 	if (!r || !fn)
 		return PSTM_EINVAL;
+	if (__builtin_expect(tl_in_abort_hooks, 0))
+		return PSTM_EINTX;
 	pstm_tx *cur = tl_cur;
 	if (cur) {
 		/* flattened nesting */
@@ -554,5 +762,15 @@ int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
 	pstm_tx *t = txd_get(r, &err);
 	if (!t)
 		return err;
-	return drive(t, fn, arg);
+	return drive(t, fn, arg, read_only);
+}
+
+int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
+{
+	return atomic(r, fn, arg, false);
+}
+
+int pstm_atomic_ro(pstm_region *r, pstm_fn fn, void *arg)
+{
+	return atomic(r, fn, arg, true);
 }

@@ -40,6 +40,8 @@ struct pstm_tx {
 
 	struct wentry *ws;        /* write set, in write order */
 	uint32_t nws, ws_cap;     /* ws_cap = redo log capacity */
+	uint32_t ws_limit;        /* ws_cap; 0 in pstm_atomic_ro (stores go
+				     the slow way and fail) */
 	uint32_t *wtab;           /* open addressing: idx+1 of ws, tagged */
 	uint32_t *wtab_epoch;
 	uint32_t wtab_mask, epoch;
@@ -48,13 +50,17 @@ struct pstm_tx {
 	struct rentry *rs;        /* read set */
 	uint32_t nrs, rs_cap;
 
-	uint64_t *locks;          /* orec indexes we locked at commit */
-	uint32_t nlocks;
+	uint64_t *locks;          /* orec indexes we locked (commit, or
+				     inevitable: at first touch) */
+	uint32_t nlocks, locks_cap;
 
 	struct tx_hook *hooks;    /* tx_on_commit, newest first */
+	struct tx_hook *abort_hooks; /* pstm_tx_on_abort, newest first */
 
 	uint32_t retries;
 	bool escalated;
+	bool read_only;           /* pstm_atomic_ro: no store, no escalation */
+	bool inevitable;          /* holds rt->inevitable: will not abort */
 	uint64_t prng;
 	uint64_t st[ST_COUNT];    /* totals since the slot was claimed */
 	uint32_t st_unflushed;
@@ -87,6 +93,16 @@ HIDDEN uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 HIDDEN void stm_release_unchanged(pstm_tx *t);
 /* lib/commit.c: commit the running attempt (may abort: unwinds). */
 HIDDEN void stm_commit(pstm_tx *t);
+/* Record orec index @idx as locked by @t (t->locks grows for inevitable
+ * transactions, which lock what they read too; unwinds with
+ * PSTM_ENOMEM). */
+HIDDEN void stm_grow_locks(pstm_tx *t);
+static inline void stm_note_lock(pstm_tx *t, uint64_t idx)
+{
+	if (__builtin_expect(t->nlocks == t->locks_cap, 0))
+		stm_grow_locks(t);
+	t->locks[t->nlocks++] = idx;
+}
 
 /*
  * Data words are read and written with relaxed atomics ordered by fences

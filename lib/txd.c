@@ -89,7 +89,9 @@ static pstm_tx *txd_new(struct pstm_region *r)
 	t->ws = malloc(sizeof(*t->ws) * t->ws_cap);
 	t->wtab = malloc(sizeof(*t->wtab) * tab);
 	t->wtab_epoch = calloc(tab, sizeof(*t->wtab_epoch));
-	t->locks = malloc(sizeof(*t->locks) * t->ws_cap);
+	t->ws_limit = t->ws_cap;
+	t->locks_cap = t->ws_cap;
+	t->locks = malloc(sizeof(*t->locks) * t->locks_cap);
 	t->rs_cap = 1024;
 	t->rs = malloc(sizeof(*t->rs) * t->rs_cap);
 	t->prng = (uint64_t)(uintptr_t)t ^ ((uint64_t)getpid() << 32) ^

@@ -1,8 +1,9 @@
 /*
  * stm.c - the word-based STM (TL2 / TinySTM-LSA family) over a region:
- * snapshots, transactional loads and stores, validation, aborts, and the
- * driver of pstm_atomic.  The commit protocol is lib/commit.c, the
- * per-thread descriptors lib/pstm_tx.c.
+ * snapshots, transactional loads and stores, validation and aborts.  The
+ * commit protocol is lib/commit.c, the per-thread descriptors lib/txd.c,
+ * the driver of pstm_atomic lib/driver.c, hooks lib/hooks.c, inevitable
+ * transactions lib/inevitable.c.
  *
  * Execution.  A transaction samples the global clock into rv.  Each load
  * reads the word's orec, the word, then the orec again (a sequence lock);
@@ -13,16 +14,9 @@
  * outside one snapshot (opacity).  Stores go to a private write set and
  * are found again by later loads (read-your-own-writes).
  *
- * Unwinding.  Conflicts and errors siglongjmp to the driver in
- * pstm_atomic, which rolls back and re-runs (conflict) or returns the
+ * Unwinding.  Conflicts and errors siglongjmp to the driver
+ * (lib/driver.c), which rolls back and re-runs (conflict) or returns the
  * error.  Nested pstm_atomic calls are flattened into the outermost.
- *
- * Contention management.  After an abort the driver backs off for a
- * random time that doubles with each retry (capped), yielding the CPU
- * after a few.  After ESCALATE_AFTER consecutive aborts the transaction
- * takes the region's serial token: no transaction of any process begins
- * while it is held, so the holder soon runs alone and commits.  The token
- * of a dead holder is cleared by its recoverer.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -36,60 +30,8 @@
 #include "stm.h"
 #include "testing.h"
 
-#define JUMP_RETRY 1
-#define JUMP_ERROR 2
-#define ESCALATE_AFTER 64
-#define LOCK_SPINS 256
-
-static __thread pstm_tx *tl_cur;          /* running transaction, if any */
-
-static __thread bool tl_in_abort_hooks; /* pstm_tx_on_abort hooks run */
-
-bool tx_running(void) { return tl_cur != NULL; }
-bool pstm_in_tx(void) { return tl_cur != NULL; }
-
-
-
-
-
-
-
-
-
 
 /* ---------------------------------------------------------- aborting */
-
-static void free_hooks(struct tx_hook **l)
-{
-	while (*l) {
-		struct tx_hook *h = *l;
-		*l = h->next;
-		free(h);
-	}
-}
-
-/* The attempt ends without committing: its commit hooks (and scratch
- * buffers) are dropped; its abort hooks stay for the driver to run. */
-static void drop_hooks(pstm_tx *t) { free_hooks(&t->hooks); }
-
-/* Run (and free) a detached hook list in the order the hooks were added
- * (the list is newest first). */
-static void run_hooks(struct pstm_region *r, struct tx_hook *h)
-{
-	struct tx_hook *rev = NULL;
-	while (h) {
-		struct tx_hook *n = h;
-		h = n->next;
-		n->next = rev;
-		rev = n;
-	}
-	while (rev) {
-		struct tx_hook *n = rev;
-		rev = n->next;
-		n->fn(r, n->a, n->b);
-		free(n);
-	}
-}
 
 /* Unlock what we locked at commit, keeping the old versions. */
 void stm_release_unchanged(pstm_tx *t)
@@ -106,25 +48,12 @@ void stm_release_unchanged(pstm_tx *t)
 			      memory_order_release);
 }
 
-/* Run the attempt's abort hooks, outside the transaction: they may not
- * start one (pstm_atomic returns PSTM_EINTX). */
-static void run_abort_hooks(pstm_tx *t)
-{
-	struct tx_hook *h = t->abort_hooks;
-	if (!h)
-		return;
-	t->abort_hooks = NULL;
-	tl_in_abort_hooks = true;
-	run_hooks(t->r, h);
-	tl_in_abort_hooks = false;
-}
-
 void stm_abort(pstm_tx *t, int cause)
 {
 	t->st[cause]++;
 	if (t->nlocks)
 		stm_release_unchanged(t);
-	drop_hooks(t);
+	hooks_drop(t);
 	siglongjmp(t->env, JUMP_RETRY);
 }
 
@@ -133,12 +62,11 @@ void stm_fail(pstm_tx *t, int err)
 	t->err = err;
 	if (t->nlocks)
 		stm_release_unchanged(t);
-	drop_hooks(t);
+	hooks_drop(t);
 	siglongjmp(t->env, JUMP_ERROR);
 }
 
 /* -------------------------------------------------------- validation */
-
 
 /*
  * Move the snapshot forward to include version @seen (which is newer than
@@ -170,7 +98,7 @@ static bool extend(pstm_tx *t, uint64_t seen)
  * bug or a damaged runtime: the transaction ends with PSTM_ECORRUPT
  * (pstm check names it) instead of waiting forever.
  */
-static bool orphan_lock(struct pstm_region *r, _Atomic uint64_t *o, uint64_t v)
+bool stm_orphan_lock(struct pstm_region *r, _Atomic uint64_t *o, uint64_t v)
 {
 	uint32_t s = orec_owner(v);
 	if (s >= r->sb.max_slots)
@@ -204,175 +132,11 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 	}
 	if (slot_owner_dead_recover(t->r, orec_owner(v))) {
 		uint64_t nv = atomic_load_explicit(o, memory_order_acquire);
-		if (nv == v && orphan_lock(t->r, o, v))
+		if (nv == v && stm_orphan_lock(t->r, o, v))
 			stm_fail(t, PSTM_ECORRUPT);
 		return nv;
 	}
 	stm_abort(t, cause);
-}
-
-/* ------------------------------------------------------- inevitable */
-
-void stm_grow_locks(pstm_tx *t)
-{
-	uint32_t nc = t->locks_cap * 2;
-	uint64_t *n = realloc(t->locks, sizeof(*n) * nc);
-	if (!n)
-		stm_fail(t, PSTM_ENOMEM);
-	t->locks = n;
-	t->locks_cap = nc;
-}
-
-/*
- * An inevitable transaction locks orec @idx for itself when it first
- * touches it, and never gives up: the holder is a committer (it finishes
- * or aborts: committers never wait for a lock while holding theirs for
- * long) or a dead slot (recovered here).
- */
-static void inevitable_lock(pstm_tx *t, uint64_t idx)
-{
-	struct pstm_region *r = t->r;
-	_Atomic uint64_t *o = &r->orecs[idx];
-	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
-	uint64_t v = atomic_load_explicit(o, memory_order_acquire);
-	for (unsigned n = 1;; n++) {
-		if (!orec_is_locked(v)) {
-			if (atomic_compare_exchange_weak_explicit(
-				    o, &v, orec_make_locked(v, t->slot),
-				    memory_order_acquire, memory_order_acquire)) {
-				stm_note_lock(t, idx);
-				return;
-			}
-			continue;
-		}
-		if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
-			return;
-		if (n % LOCK_SPINS == 0) {
-			if (slot_owner_dead_recover(r, orec_owner(v)) &&
-			    atomic_load_explicit(o, memory_order_acquire) == v &&
-			    orphan_lock(r, o, v))
-				stm_fail(t, PSTM_ECORRUPT);
-			sched_yield();
-		} else {
-			cpu_relax();
-		}
-		v = atomic_load_explicit(o, memory_order_acquire);
-	}
-}
-
-/* Before becoming inevitable: lock @idx unless another slot holds it
- * past a short spin (then false: the caller re-runs the attempt). */
-static bool try_lock(pstm_tx *t, uint64_t idx)
-{
-	_Atomic uint64_t *o = &t->r->orecs[idx];
-	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
-	uint64_t v = atomic_load_explicit(o, memory_order_acquire);
-	for (int i = 0; i < LOCK_SPINS; i++) {
-		if (!orec_is_locked(v)) {
-			if (atomic_compare_exchange_weak_explicit(
-				    o, &v, orec_make_locked(v, t->slot),
-				    memory_order_acquire, memory_order_acquire)) {
-				stm_note_lock(t, idx);
-				return true;
-			}
-			continue;
-		}
-		if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
-			return true;
-		cpu_relax();
-		v = atomic_load_explicit(o, memory_order_acquire);
-	}
-	return false;
-}
-
-static void give_up_inevitable(pstm_tx *t, int cause)
-{
-	atomic_store_explicit(&t->r->rt->inevitable, 0, memory_order_release);
-	stm_abort(t, cause); /* releases what try_lock took */
-}
-
-int pstm_tx_inevitable(pstm_tx *t)
-{
-	if (!t || t != tl_cur)
-		return PSTM_EINVAL;
-	if (t->inevitable)
-		return 0;
-	if (t->read_only)
-		stm_fail(t, PSTM_EINVAL);
-	struct pstm_region *r = t->r;
-	const uint64_t me = t->slot + 1;
-	unsigned n = 0;
-	for (;;) {
-		uint64_t cur = 0;
-		if (atomic_compare_exchange_strong_explicit(
-			    &r->rt->inevitable, &cur, me, memory_order_acq_rel,
-			    memory_order_acquire))
-			break;
-		/* another transaction is inevitable: wait for it (we hold no
-		 * lock it could need) and recover it if it died */
-		if (++n % 64 == 0) {
-			if (n % 4096 == 0)
-				slot_owner_dead_recover(r, (uint32_t)(cur - 1));
-			sched_yield();
-		} else {
-			cpu_relax();
-		}
-	}
-	/* what we read and wrote so far: locked, and still as we saw it */
-	for (uint32_t i = 0; i < t->nrs; i++)
-		if (!try_lock(t, t->rs[i].idx))
-			give_up_inevitable(t, ST_AB_LOCK);
-	for (uint32_t i = 0; i < t->nws; i++)
-		if (!try_lock(t, region_orec_idx(r, t->ws[i].off)))
-			give_up_inevitable(t, ST_AB_LOCK);
-	if (!TESTING_NO_VALIDATE(r) && !stm_validate(t))
-		give_up_inevitable(t, ST_AB_VALIDATE);
-	t->inevitable = true;
-	/* every load and store now takes the slow path, which locks */
-	t->wbloom = ~0ull;
-	return 0;
-}
-
-/* ------------------------------------------------------------- hooks */
-
-/* A user hook through the internal hook list: @a is the function. */
-static void call_user_hook(pstm_region *r, void *a, void *b)
-{
-	pstm_hook_fn f;
-	(void)r;
-	memcpy(&f, &a, sizeof(f));
-	f(b);
-}
-
-static struct tx_hook *hook_new(pstm_tx *t, pstm_hook_fn fn, void *arg)
-{
-	struct tx_hook *h = malloc(sizeof(*h));
-	if (!h)
-		stm_fail(t, PSTM_ENOMEM);
-	h->fn = call_user_hook;
-	memcpy(&h->a, &fn, sizeof(fn));
-	h->b = arg;
-	return h;
-}
-
-int pstm_tx_on_commit(pstm_tx *t, pstm_hook_fn fn, void *arg)
-{
-	if (!t || !fn)
-		return PSTM_EINVAL;
-	struct tx_hook *h = hook_new(t, fn, arg);
-	h->next = t->hooks;
-	t->hooks = h;
-	return 0;
-}
-
-int pstm_tx_on_abort(pstm_tx *t, pstm_hook_fn fn, void *arg)
-{
-	if (!t || !fn)
-		return PSTM_EINVAL;
-	struct tx_hook *h = hook_new(t, fn, arg);
-	h->next = t->abort_hooks;
-	t->abort_hooks = h;
-	return 0;
 }
 
 /* ----------------------------------------------------------- the set */
@@ -423,7 +187,7 @@ static __attribute__((noinline)) void ws_put_slow(pstm_tx *t, uint64_t off,
 	if (t->nws == t->ws_cap)
 		stm_fail(t, PSTM_ELOGFULL);
 	if (t->inevitable)
-		inevitable_lock(t, region_orec_idx(t->r, off));
+		stm_inevitable_lock(t, region_orec_idx(t->r, off));
 	ws_append(t, off, v);
 }
 
@@ -482,7 +246,7 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 	uint64_t idx = region_orec_idx(r, off);
 	if (t->inevitable) {
 		/* locked by us from now on: nobody can write it back */
-		inevitable_lock(t, idx);
+		stm_inevitable_lock(t, idx);
 		return __atomic_load_n(region_word(r, off), DATA_LOAD);
 	}
 	_Atomic uint64_t *o = &r->orecs[idx];
@@ -608,169 +372,3 @@ void pstm_store64(pstm_tx *tx, pstm_off off, uint64_t v)
 
 pstm_region *pstm_tx_region(pstm_tx *tx) { return tx ? tx->r : NULL; }
 
-
-/* ------------------------------------------------------------ driver */
-
-static void wait_serial(pstm_tx *t)
-{
-	struct pstm_region *r = t->r;
-	uint64_t me = t->slot + 1, s;
-	unsigned n = 0;
-
-	while ((s = atomic_load_explicit(&r->rt->serial, memory_order_acquire)) &&
-	       s != me) {
-		if (++n % 64 == 0) {
-			if (n % 4096 == 0)
-				slot_owner_dead_recover(r, (uint32_t)(s - 1));
-			sched_yield();
-		} else {
-			cpu_relax();
-		}
-	}
-}
-
-static void escalate(pstm_tx *t)
-{
-	struct pstm_region *r = t->r;
-	uint64_t zero;
-
-	for (;;) {
-		wait_serial(t);
-		zero = 0;
-		if (atomic_compare_exchange_strong_explicit(
-			    &r->rt->serial, &zero, t->slot + 1,
-			    memory_order_acq_rel, memory_order_relaxed))
-			break;
-	}
-	t->escalated = true;
-	t->st[ST_ESCALATIONS]++;
-}
-
-static void backoff(pstm_tx *t)
-{
-	t->retries++;
-	if (t->retries >= ESCALATE_AFTER && !t->escalated && !t->read_only) {
-		escalate(t);
-		return;
-	}
-	if (t->escalated)
-		return;
-	unsigned shift = t->retries < 12 ? t->retries : 12;
-	uint64_t spins = xorshift64(&t->prng) & ((1ull << shift) - 1);
-	for (uint64_t i = 0; i < spins; i++)
-		cpu_relax();
-	if (t->retries > 4)
-		sched_yield();
-}
-
-static void begin(pstm_tx *t)
-{
-	if (__builtin_expect(atomic_load_explicit(&t->r->rt->serial,
-						  memory_order_acquire) != 0, 0) &&
-	    !t->escalated)
-		wait_serial(t);
-	t->nws = t->nrs = t->nlocks = 0;
-	t->wbloom = 0;
-	t->ws_limit = t->read_only ? 0 : t->ws_cap;
-	if (++t->epoch == 0) {
-		memset(t->wtab_epoch, 0, sizeof(*t->wtab_epoch) * (t->wtab_mask + 1));
-		t->epoch = 1;
-	}
-	t->rv = atomic_load_explicit(&t->r->rt->clock, memory_order_acquire);
-	/* an orec word <= rv_bound has version <= rv; with the broken-
-	 * validation test switch every version is accepted */
-	t->rv_bound = TESTING_NO_VALIDATE(t->r) ? UINT64_MAX
-					     : orec_make(t->rv) | ((1ull << OREC_VSHIFT) - 1);
-}
-
-static void end(pstm_tx *t)
-{
-	if (t->inevitable) { /* after its locks were released */
-		atomic_store_explicit(&t->r->rt->inevitable, 0, memory_order_release);
-		t->inevitable = false;
-	}
-	if (t->escalated) {
-		atomic_store_explicit(&t->r->rt->serial, 0, memory_order_release);
-		t->escalated = false;
-	}
-	t->depth = 0;
-	tl_cur = NULL;
-}
-
-static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
-{
-	volatile int rc = 0;
-
-	t->retries = 0;
-	t->depth = 1;
-	t->read_only = read_only;
-	tl_cur = t;
-	int j = sigsetjmp(t->env, 0);
-	if (j == JUMP_ERROR) {
-		rc = t->err;
-		t->st[ST_AB_USER]++;
-		end(t);
-		run_abort_hooks(t);
-		return rc;
-	}
-	if (j == JUMP_RETRY) {
-		tl_cur = NULL; /* the hooks run outside the transaction */
-		run_abort_hooks(t);
-		t->depth = 1;
-		tl_cur = t;
-		backoff(t);
-	}
-	begin(t);
-	rc = fn(t, arg);
-	if (rc != 0) {
-		t->st[ST_AB_USER]++;
-		if (t->nlocks) /* inevitable: what it locked when touched */
-			stm_release_unchanged(t);
-		drop_hooks(t);
-		end(t);
-		run_abort_hooks(t);
-		return rc;
-	}
-	stm_commit(t);
-	free_hooks(&t->abort_hooks);
-	struct tx_hook *hooks = t->hooks;
-	t->hooks = NULL;
-	end(t);
-	if (hooks)
-		run_hooks(t->r, hooks);
-	return 0;
-}
-
-static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
-{
-	int err = 0;
-
-	if (!r || !fn)
-		return PSTM_EINVAL;
-	if (__builtin_expect(tl_in_abort_hooks, 0))
-		return PSTM_EINTX;
-	pstm_tx *cur = tl_cur;
-	if (cur) {
-		/* flattened nesting */
-		if (cur->r != r)
-			return PSTM_EINVAL;
-		int rc = fn(cur, arg);
-		if (rc != 0)
-			stm_fail(cur, rc); /* ends the outer transaction */
-		return 0;
-	}
-	pstm_tx *t = txd_get(r, &err);
-	if (!t)
-		return err;
-	return drive(t, fn, arg, read_only);
-}
-
-int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
-{
-	return atomic(r, fn, arg, false);
-}
-
-int pstm_atomic_ro(pstm_region *r, pstm_fn fn, void *arg)
-{
-	return atomic(r, fn, arg, true);
-}

@@ -91,6 +91,28 @@ HIDDEN uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 				  int cause);
 /* Unlock what the commit locked, keeping the old versions; log IDLE. */
 HIDDEN void stm_release_unchanged(pstm_tx *t);
+/* lib/stm.c: a lock naming a slot that stays free for 10 ms (damage) */
+HIDDEN bool stm_orphan_lock(struct pstm_region *r, _Atomic uint64_t *o,
+			    uint64_t v);
+/* lib/inevitable.c: lock orec @idx for the inevitable transaction @t,
+ * waiting for (never aborting on) another holder */
+HIDDEN void stm_inevitable_lock(pstm_tx *t, uint64_t idx);
+/* lib/driver.c: this thread's running transaction, or NULL */
+HIDDEN pstm_tx *stm_current(void);
+/* lib/hooks.c: the hook lists */
+HIDDEN void hooks_free(struct tx_hook **l);       /* free, never run */
+HIDDEN void hooks_drop(pstm_tx *t);               /* attempt ends: commit hooks go */
+HIDDEN void hooks_run(struct pstm_region *r, struct tx_hook *h); /* run, free */
+HIDDEN void hooks_run_abort(pstm_tx *t);          /* outside the attempt */
+HIDDEN bool hooks_in_abort(void);                 /* abort hooks run now */
+
+/* spins on a locked orec before looking at its owner */
+#define LOCK_SPINS 256
+
+/* siglongjmp values to the driver's unwinding point (t->env) */
+#define JUMP_RETRY 1
+#define JUMP_ERROR 2
+
 /* lib/commit.c: commit the running attempt (may abort: unwinds). */
 HIDDEN void stm_commit(pstm_tx *t);
 /* Record orec index @idx as locked by @t (t->locks grows for inevitable

@@ -36,33 +36,3 @@ void tx_store_meta(pstm_tx *t, uint64_t off, uint64_t v)
 }
 
 void tx_fail(pstm_tx *t, int err) { stm_fail(t, err); }
-
-void tx_on_commit(pstm_tx *t, tx_hook_fn fn, void *a, void *b)
-{
-	struct tx_hook *h = malloc(sizeof(*h));
-	if (!h)
-		stm_fail(t, PSTM_ENOMEM);
-	*h = (struct tx_hook){fn, a, b, t->hooks};
-	t->hooks = h;
-}
-
-/* A scratch buffer rides on a hook node that does nothing: the hook list
- * frees it when the attempt commits (run_hooks) or ends otherwise
- * (drop_hooks). */
-static void scratch_done(pstm_region *r, void *a, void *b)
-{
-	(void)r;
-	(void)a;
-	(void)b;
-}
-
-void *tx_scratch(pstm_tx *t, size_t n)
-{
-	struct tx_hook *h = n <= SIZE_MAX - sizeof(*h) ? malloc(sizeof(*h) + n) : NULL;
-	if (!h)
-		stm_fail(t, PSTM_ENOMEM);
-	*h = (struct tx_hook){scratch_done, NULL, NULL, t->hooks};
-	t->hooks = h;
-	return h + 1;
-}
-

@@ -1,5 +1,5 @@
 /*
- * pstm_tx.c - transaction descriptors: one per (thread, open region), each
+ * txd.c - transaction descriptors: one per (thread, open region), each
  * owning a slot of the region (claimed on first use, released by a
  * thread-exit destructor or at close), and their statistics.
  */

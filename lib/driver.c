@@ -1,0 +1,192 @@
+/*
+ * driver.c - running transactions: pstm_atomic and pstm_atomic_ro (the
+ * unwinding form: conflicts and errors siglongjmp back here, and the
+ * attempt re-runs or returns the error), the explicit, non-unwinding
+ * form (pstm_tx_begin ... pstm_tx_commit), and contention management.
+ *
+ * Contention management.  After an abort the driver backs off for a
+ * random time that doubles with each retry (capped), yielding the CPU
+ * after a few.  After ESCALATE_AFTER consecutive aborts the transaction
+ * takes the region's serial token: no transaction of any process begins
+ * while it is held, so the holder soon runs alone and commits.  The token
+ * of a dead holder is cleared by its recoverer.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <string.h>
+
+#include "recovery.h"
+#include "stm.h"
+#include "testing.h"
+
+#define ESCALATE_AFTER 64
+
+static __thread pstm_tx *tl_cur; /* running transaction, if any */
+
+bool tx_running(void) { return tl_cur != NULL; }
+bool pstm_in_tx(void) { return tl_cur != NULL; }
+pstm_tx *stm_current(void) { return tl_cur; }
+
+static void wait_serial(pstm_tx *t)
+{
+	struct pstm_region *r = t->r;
+	uint64_t me = t->slot + 1, s;
+	unsigned n = 0;
+
+	while ((s = atomic_load_explicit(&r->rt->serial, memory_order_acquire)) &&
+	       s != me) {
+		if (++n % 64 == 0) {
+			if (n % 4096 == 0)
+				slot_owner_dead_recover(r, (uint32_t)(s - 1));
+			sched_yield();
+		} else {
+			cpu_relax();
+		}
+	}
+}
+
+static void escalate(pstm_tx *t)
+{
+	struct pstm_region *r = t->r;
+	uint64_t zero;
+
+	for (;;) {
+		wait_serial(t);
+		zero = 0;
+		if (atomic_compare_exchange_strong_explicit(
+			    &r->rt->serial, &zero, t->slot + 1,
+			    memory_order_acq_rel, memory_order_relaxed))
+			break;
+	}
+	t->escalated = true;
+	t->st[ST_ESCALATIONS]++;
+}
+
+static void backoff(pstm_tx *t)
+{
+	t->retries++;
+	if (t->retries >= ESCALATE_AFTER && !t->escalated && !t->read_only) {
+		escalate(t);
+		return;
+	}
+	if (t->escalated)
+		return;
+	unsigned shift = t->retries < 12 ? t->retries : 12;
+	uint64_t spins = xorshift64(&t->prng) & ((1ull << shift) - 1);
+	for (uint64_t i = 0; i < spins; i++)
+		cpu_relax();
+	if (t->retries > 4)
+		sched_yield();
+}
+
+static void begin(pstm_tx *t)
+{
+	if (__builtin_expect(atomic_load_explicit(&t->r->rt->serial,
+						  memory_order_acquire) != 0, 0) &&
+	    !t->escalated)
+		wait_serial(t);
+	t->nws = t->nrs = t->nlocks = 0;
+	t->wbloom = 0;
+	t->ws_limit = t->read_only ? 0 : t->ws_cap;
+	if (++t->epoch == 0) {
+		memset(t->wtab_epoch, 0, sizeof(*t->wtab_epoch) * (t->wtab_mask + 1));
+		t->epoch = 1;
+	}
+	t->rv = atomic_load_explicit(&t->r->rt->clock, memory_order_acquire);
+	/* an orec word <= rv_bound has version <= rv; with the broken-
+	 * validation test switch every version is accepted */
+	t->rv_bound = TESTING_NO_VALIDATE(t->r) ? UINT64_MAX
+					     : orec_make(t->rv) | ((1ull << OREC_VSHIFT) - 1);
+}
+
+static void end(pstm_tx *t)
+{
+	if (t->inevitable) { /* after its locks were released */
+		atomic_store_explicit(&t->r->rt->inevitable, 0, memory_order_release);
+		t->inevitable = false;
+	}
+	if (t->escalated) {
+		atomic_store_explicit(&t->r->rt->serial, 0, memory_order_release);
+		t->escalated = false;
+	}
+	t->depth = 0;
+	tl_cur = NULL;
+}
+
+static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
+{
+	volatile int rc = 0;
+
+	t->retries = 0;
+	t->depth = 1;
+	t->read_only = read_only;
+	tl_cur = t;
+	int j = sigsetjmp(t->env, 0);
+	if (j == JUMP_ERROR) {
+		rc = t->err;
+		t->st[ST_AB_USER]++;
+		end(t);
+		hooks_run_abort(t);
+		return rc;
+	}
+	if (j == JUMP_RETRY) {
+		tl_cur = NULL; /* the hooks run outside the transaction */
+		hooks_run_abort(t);
+		t->depth = 1;
+		tl_cur = t;
+		backoff(t);
+	}
+	begin(t);
+	rc = fn(t, arg);
+	if (rc != 0) {
+		t->st[ST_AB_USER]++;
+		if (t->nlocks) /* inevitable: what it locked when touched */
+			stm_release_unchanged(t);
+		hooks_drop(t);
+		end(t);
+		hooks_run_abort(t);
+		return rc;
+	}
+	stm_commit(t);
+	hooks_free(&t->abort_hooks);
+	struct tx_hook *hooks = t->hooks;
+	t->hooks = NULL;
+	end(t);
+	if (hooks)
+		hooks_run(t->r, hooks);
+	return 0;
+}
+
+static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
+{
+	int err = 0;
+
+	if (!r || !fn)
+		return PSTM_EINVAL;
+	if (__builtin_expect(hooks_in_abort(), 0))
+		return PSTM_EINTX;
+	pstm_tx *cur = tl_cur;
+	if (cur) {
+		/* flattened nesting */
+		if (cur->r != r)
+			return PSTM_EINVAL;
+		int rc = fn(cur, arg);
+		if (rc != 0)
+			stm_fail(cur, rc); /* ends the outer transaction */
+		return 0;
+	}
+	pstm_tx *t = txd_get(r, &err);
+	if (!t)
+		return err;
+	return drive(t, fn, arg, read_only);
+}
+
+int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
+{
+	return atomic(r, fn, arg, false);
+}
+
+int pstm_atomic_ro(pstm_region *r, pstm_fn fn, void *arg)
+{
+	return atomic(r, fn, arg, true);
+}

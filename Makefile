@@ -34,7 +34,9 @@ TLIB_SRC = $(LIB_SRC) $(wildcard lib/testing/*.c)
 TLIB_OBJ = $(TLIB_SRC:lib/%.c=$(B)/testlib/%.o)
 TLIB     = $(B)/libpstm-testing.a
 TEST_SRC = $(wildcard tests/test_*.c)
-TESTS    = $(TEST_SRC:tests/%.c=$(B)/tests/%)
+# C++ tests use only the public header and the shipped library
+TEST_CXX = $(wildcard tests/test_*.cpp)
+TESTS    = $(TEST_SRC:tests/%.c=$(B)/tests/%) $(TEST_CXX:tests/%.cpp=$(B)/tests/%)
 TEST_HELP = $(B)/tests/helpers.o
 # examples/crash_workload.c is a pstm-crashtest workload: a shared object
 EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(filter-out \
@@ -97,6 +99,12 @@ $(B)/examples/%: examples/%.c $(B)/libpstm.a
 $(B)/tests/helpers.o: tests/helpers.c tests/helpers.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+CXX     ?= g++
+$(B)/tests/%: tests/%.cpp $(B)/libpstm.a include/pstm.h
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -Wall -Wextra -Werror $(OPT) -g $(XCFLAGS) -Iinclude -pthread \
+	    $< -o $@ $(B)/libpstm.a $(LIBDEPS)
 
 $(B)/tests/%: tests/%.c $(TEST_HELP) $(TLIB) tests/helpers.h
 	@mkdir -p $(@D)

@@ -85,7 +85,9 @@ enum pstm_error {
 	PSTM_EEMPTY = -1022,    /* region file is empty (0 bytes) */
 	PSTM_ERUNTIME = -1023,  /* runtime segment of a file region vanished
 	                           while processes are attached */
-	PSTM_ERR_LAST = -1023
+	PSTM_ECONFLICT = -1024, /* pstm_tx_*: the attempt lost a conflict and
+	                           was rolled back; run it again */
+	PSTM_ERR_LAST = -1024
 };
 
 /* Text for a PSTM_E* code (or strerror text for a positive errno). */
@@ -297,6 +299,69 @@ PSTM_API int pstm_tx_on_abort(pstm_tx *tx, pstm_hook_fn fn, void *arg);
  * Returns 0 (also when already inevitable); may unwind.
  */
 PSTM_API int pstm_tx_inevitable(pstm_tx *tx);
+
+/* ------------------------------------------------------------------ */
+/* Transactions that never unwind (for C++, Python, Rust, ...)         */
+
+/*
+ * pstm_atomic unwinds a conflicted attempt with siglongjmp, which must
+ * not cross frames of C++ (destructors), an interpreter or Rust.  This
+ * form never unwinds the caller; the caller runs the loop:
+ *
+ *	for (;;) {
+ *		pstm_tx *tx;
+ *		int rc = pstm_tx_begin(r, 0, &tx);
+ *		if (rc) return rc;
+ *		uint64_t v;
+ *		if ((rc = pstm_tx_load64(tx, off, &v)) == 0)
+ *			rc = pstm_tx_store64(tx, off, v + 1);
+ *		if (rc == 0)
+ *			rc = pstm_tx_commit(tx);    (ends the attempt)
+ *		else
+ *			pstm_tx_end(tx);           (ends it, rolled back)
+ *		if (rc != PSTM_ECONFLICT) return rc;
+ *	}
+ *
+ * pstm_tx_begin - start an attempt on this thread (PSTM_TX_READ_ONLY:
+ * as pstm_atomic_ro).  After an attempt that ended in PSTM_ECONFLICT the
+ * next begin on the thread backs off first (and escalates, as
+ * pstm_atomic does, after many).  Errors: PSTM_EINVAL, PSTM_EINTX (the
+ * thread is in a transaction already), PSTM_ESLOTFULL, PSTM_ENOMEM.
+ *
+ * The calls below return 0 or a PSTM_E* code and never unwind:
+ * PSTM_ECONFLICT when the attempt lost a conflict (it has been rolled
+ * back: every later call on it returns PSTM_ECONFLICT at once, and no
+ * call ever returns a value from an inconsistent state), or the error
+ * that ended it (PSTM_ERANGE, PSTM_ELOGFULL, PSTM_EHEAPFULL, ...; the
+ * attempt is rolled back and later calls return it too).
+ *
+ * pstm_tx_commit - commit; 0, PSTM_ECONFLICT (run the body again from
+ * pstm_tx_begin) or the attempt's error.  pstm_tx_end - end the attempt
+ * without committing (rolled back; abort hooks run).  Exactly one of the
+ * two ends every attempt that began.
+ *
+ * pstm_tx_call - run @fn(tx, arg), code written for pstm_atomic (the
+ * data structures of pstm_ds.h, pstm_tx_inevitable, ...), inside the
+ * attempt: its unwinding stops here.  Returns fn's value, or
+ * PSTM_ECONFLICT / the error if it was unwound.
+ *
+ * Inside an attempt begun with pstm_tx_begin use only these calls (and
+ * the hook registrations); the unwinding ones (pstm_load64, ...) only
+ * through pstm_tx_call.
+ */
+#define PSTM_TX_READ_ONLY 1u
+PSTM_API int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out);
+PSTM_API int pstm_tx_commit(pstm_tx *tx);
+PSTM_API int pstm_tx_end(pstm_tx *tx);
+PSTM_API int pstm_tx_load64(pstm_tx *tx, pstm_off off, uint64_t *out);
+PSTM_API int pstm_tx_store64(pstm_tx *tx, pstm_off off, uint64_t v);
+PSTM_API int pstm_tx_read(pstm_tx *tx, pstm_off off, void *dst, size_t n);
+PSTM_API int pstm_tx_write(pstm_tx *tx, pstm_off off, const void *src,
+			   size_t n);
+PSTM_API int pstm_tx_alloc(pstm_tx *tx, size_t n, pstm_off *out);
+PSTM_API int pstm_tx_free(pstm_tx *tx, pstm_off off);
+PSTM_API int pstm_tx_root(pstm_tx *tx, size_t n, pstm_off *out);
+PSTM_API int pstm_tx_call(pstm_tx *tx, pstm_fn fn, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* add / run (after PyPy's transaction module)                         */

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <setjmp.h>
 #include <string.h>
 
 #include "recovery.h"
@@ -166,6 +167,13 @@ static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 	if (__builtin_expect(hooks_in_abort(), 0))
 		return PSTM_EINTX;
 	pstm_tx *cur = tl_cur;
+	if (cur && cur->explicit_tx && !cur->guard) {
+		/* inside pstm_tx_begin's attempt: no unwinding point of the
+		 * caller's to go to; stop it here */
+		if (cur->r != r)
+			return PSTM_EINVAL;
+		return stm_guarded(cur, fn, arg);
+	}
 	if (cur) {
 		/* flattened nesting */
 		if (cur->r != r)
@@ -189,4 +197,194 @@ int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
 int pstm_atomic_ro(pstm_region *r, pstm_fn fn, void *arg)
 {
 	return atomic(r, fn, arg, true);
+}
+
+/* -------------------------------------------------- the explicit form */
+
+/*
+ * The explicit form runs each call under an unwinding point of its own
+ * (sigsetjmp in the call's own frame): whatever the STM unwinds from
+ * (a conflict, an error) stops there, and the call returns the code.
+ * The attempt is then rolled back (stm_abort and stm_fail did that) and
+ * doomed: every later call returns the same code until pstm_tx_commit or
+ * pstm_tx_end ends it.
+ */
+static int doom(pstm_tx *t, int j)
+{
+	t->guard = false;
+	t->doomed = j == JUMP_RETRY ? PSTM_ECONFLICT : t->err;
+	return t->doomed;
+}
+
+static bool explicit_ok(pstm_tx *t)
+{
+	return t && t->explicit_tx && t == tl_cur;
+}
+
+int stm_guarded(pstm_tx *t, pstm_fn fn, void *arg)
+{
+	if (t->doomed)
+		return t->doomed;
+	if (t->guard) /* nested: the outer guard's point catches it */
+		return fn(t, arg);
+	int j = sigsetjmp(t->env, 0);
+	if (j)
+		return doom(t, j);
+	t->guard = true;
+	int rc = fn(t, arg);
+	t->guard = false;
+	return rc;
+}
+
+/* Each accessor: the checks, a guard, the unwinding call. */
+#define GUARDED(t, call)                                                   \
+	do {                                                               \
+		if (!explicit_ok(t))                                       \
+			return PSTM_EINVAL;                                \
+		if ((t)->doomed)                                           \
+			return (t)->doomed;                                \
+		if ((t)->guard) { /* inside pstm_tx_call: theirs */        \
+			call;                                              \
+			return 0;                                          \
+		}                                                          \
+		int j_ = sigsetjmp((t)->env, 0);                           \
+		if (j_)                                                    \
+			return doom((t), j_);                              \
+		(t)->guard = true;                                         \
+		call;                                                      \
+		(t)->guard = false;                                        \
+		return 0;                                                  \
+	} while (0)
+
+int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out)
+{
+	int err = 0;
+
+	if (!out)
+		return PSTM_EINVAL;
+	*out = NULL;
+	if (!r || (flags & ~PSTM_TX_READ_ONLY))
+		return PSTM_EINVAL;
+	if (tl_cur || hooks_in_abort())
+		return PSTM_EINTX;
+	pstm_tx *t = txd_get(r, &err);
+	if (!t)
+		return err;
+	if (!t->explicit_retry)
+		t->retries = 0;
+	t->depth = 1;
+	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0;
+	t->explicit_tx = true;
+	t->guard = false;
+	t->doomed = 0;
+	tl_cur = t;
+	if (t->explicit_retry)
+		backoff(t); /* may escalate, as pstm_atomic would */
+	t->explicit_retry = false;
+	begin(t);
+	*out = t;
+	return 0;
+}
+
+/* End a rolled-back attempt: counts, tokens, abort hooks. */
+static int end_rolled_back(pstm_tx *t, int rc)
+{
+	if (rc != PSTM_ECONFLICT)
+		t->st[ST_AB_USER]++;
+	t->explicit_retry = rc == PSTM_ECONFLICT;
+	t->explicit_tx = false;
+	end(t);
+	hooks_run_abort(t);
+	return rc;
+}
+
+int pstm_tx_commit(pstm_tx *t)
+{
+	if (!explicit_ok(t) || t->guard) /* not from inside pstm_tx_call */
+		return PSTM_EINVAL;
+	if (t->doomed)
+		return end_rolled_back(t, t->doomed);
+	int j = sigsetjmp(t->env, 0);
+	if (j)
+		return end_rolled_back(t, doom(t, j));
+	t->guard = true;
+	stm_commit(t);
+	t->guard = false;
+	hooks_free(&t->abort_hooks);
+	struct tx_hook *hooks = t->hooks;
+	t->hooks = NULL;
+	t->explicit_tx = false;
+	end(t);
+	if (hooks)
+		hooks_run(t->r, hooks);
+	return 0;
+}
+
+int pstm_tx_end(pstm_tx *t)
+{
+	if (!explicit_ok(t) || t->guard)
+		return PSTM_EINVAL;
+	if (t->doomed) {
+		end_rolled_back(t, t->doomed);
+		return 0;
+	}
+	stm_doom(t, PSTM_ECANCELED); /* rolled back by the caller's choice */
+	t->st[ST_AB_USER]++;
+	t->explicit_retry = false;
+	t->explicit_tx = false;
+	end(t);
+	hooks_run_abort(t);
+	return 0;
+}
+
+int pstm_tx_load64(pstm_tx *t, pstm_off off, uint64_t *out)
+{
+	if (!out)
+		return PSTM_EINVAL;
+	GUARDED(t, *out = pstm_load64(t, off));
+}
+
+int pstm_tx_store64(pstm_tx *t, pstm_off off, uint64_t v)
+{
+	GUARDED(t, pstm_store64(t, off, v));
+}
+
+int pstm_tx_read(pstm_tx *t, pstm_off off, void *dst, size_t n)
+{
+	if (!dst && n)
+		return PSTM_EINVAL;
+	GUARDED(t, pstm_read(t, off, dst, n));
+}
+
+int pstm_tx_write(pstm_tx *t, pstm_off off, const void *src, size_t n)
+{
+	if (!src && n)
+		return PSTM_EINVAL;
+	GUARDED(t, pstm_write(t, off, src, n));
+}
+
+int pstm_tx_alloc(pstm_tx *t, size_t n, pstm_off *out)
+{
+	if (!out)
+		return PSTM_EINVAL;
+	GUARDED(t, *out = pstm_alloc(t, n));
+}
+
+int pstm_tx_free(pstm_tx *t, pstm_off off)
+{
+	GUARDED(t, pstm_free(t, off));
+}
+
+int pstm_tx_root(pstm_tx *t, size_t n, pstm_off *out)
+{
+	if (!out)
+		return PSTM_EINVAL;
+	GUARDED(t, *out = pstm_root(t, n));
+}
+
+int pstm_tx_call(pstm_tx *t, pstm_fn fn, void *arg)
+{
+	if (!explicit_ok(t) || !fn)
+		return PSTM_EINVAL;
+	return stm_guarded(t, fn, arg);
 }

@@ -33,6 +33,7 @@ const char *pstm_strerror(int err)
 	case PSTM_ENOTX: return "only allowed inside a transaction";
 	case PSTM_ECLOCK: return "version clock exhausted";
 	case PSTM_EEMPTY: return "region file is empty";
+	case PSTM_ECONFLICT: return "transaction attempt lost a conflict and was rolled back (run it again)";
 	case PSTM_ERUNTIME: return "runtime segment of the region vanished while processes are attached";
 	default:
 		if (err > 0)

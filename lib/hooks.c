@@ -100,6 +100,10 @@ static void call_user_hook(pstm_region *r, void *a, void *b)
 static struct tx_hook *hook_new(pstm_tx *t, pstm_hook_fn fn, void *arg)
 {
 	struct tx_hook *h = malloc(sizeof(*h));
+	if (!h && t->explicit_tx && !t->guard) {
+		stm_doom(t, PSTM_ENOMEM); /* no unwinding point to go to */
+		return NULL;
+	}
 	if (!h)
 		stm_fail(t, PSTM_ENOMEM);
 	h->fn = call_user_hook;
@@ -112,7 +116,11 @@ int pstm_tx_on_commit(pstm_tx *t, pstm_hook_fn fn, void *arg)
 {
 	if (!t || !fn)
 		return PSTM_EINVAL;
+	if (t->doomed)
+		return t->doomed;
 	struct tx_hook *h = hook_new(t, fn, arg);
+	if (!h)
+		return t->doomed;
 	h->next = t->hooks;
 	t->hooks = h;
 	return 0;
@@ -122,7 +130,11 @@ int pstm_tx_on_abort(pstm_tx *t, pstm_hook_fn fn, void *arg)
 {
 	if (!t || !fn)
 		return PSTM_EINVAL;
+	if (t->doomed)
+		return t->doomed;
 	struct tx_hook *h = hook_new(t, fn, arg);
+	if (!h)
+		return t->doomed;
 	h->next = t->abort_hooks;
 	t->abort_hooks = h;
 	return 0;

@@ -89,12 +89,22 @@ static void give_up_inevitable(pstm_tx *t, int cause)
 	stm_abort(t, cause); /* releases what try_lock took */
 }
 
+static int become_inevitable(pstm_tx *t, void *arg);
+
 int pstm_tx_inevitable(pstm_tx *t)
 {
 	if (!t || t != stm_current())
 		return PSTM_EINVAL;
 	if (t->inevitable)
 		return 0;
+	if (t->explicit_tx && !t->guard) /* it may re-run the attempt */
+		return stm_guarded(t, become_inevitable, NULL);
+	return become_inevitable(t, NULL);
+}
+
+static int become_inevitable(pstm_tx *t, void *arg)
+{
+	(void)arg;
 	if (t->read_only)
 		stm_fail(t, PSTM_EINVAL);
 	struct pstm_region *r = t->r;

@@ -57,6 +57,14 @@ void stm_abort(pstm_tx *t, int cause)
 	siglongjmp(t->env, JUMP_RETRY);
 }
 
+void stm_doom(pstm_tx *t, int err)
+{
+	if (t->nlocks)
+		stm_release_unchanged(t);
+	hooks_drop(t);
+	t->doomed = err;
+}
+
 void stm_fail(pstm_tx *t, int err)
 {
 	t->err = err;

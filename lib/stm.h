@@ -60,6 +60,11 @@ struct pstm_tx {
 	uint32_t retries;
 	bool escalated;
 	bool read_only;           /* pstm_atomic_ro: no store, no escalation */
+	bool explicit_tx;         /* begun with pstm_tx_begin (never unwinds
+				     its caller) */
+	bool guard;               /* explicit: env is a live unwinding point */
+	bool explicit_retry;      /* the last explicit attempt conflicted */
+	int doomed;               /* explicit: rolled back with this code */
 	bool inevitable;          /* holds rt->inevitable: will not abort */
 	uint64_t prng;
 	uint64_t st[ST_COUNT];    /* totals since the slot was claimed */
@@ -99,6 +104,13 @@ HIDDEN bool stm_orphan_lock(struct pstm_region *r, _Atomic uint64_t *o,
 HIDDEN void stm_inevitable_lock(pstm_tx *t, uint64_t idx);
 /* lib/driver.c: this thread's running transaction, or NULL */
 HIDDEN pstm_tx *stm_current(void);
+/* lib/driver.c: run @fn(t, arg) under an unwinding point of its own, for
+ * an explicit transaction: returns fn's value, or what unwound it
+ * (PSTM_ECONFLICT, or the error), the attempt then being doomed */
+HIDDEN int stm_guarded(pstm_tx *t, pstm_fn fn, void *arg);
+/* lib/stm.c: an explicit attempt ends with @err without unwinding:
+ * rolled back now, later calls return @err */
+HIDDEN void stm_doom(pstm_tx *t, int err);
 /* lib/hooks.c: the hook lists */
 HIDDEN void hooks_free(struct tx_hook **l);       /* free, never run */
 HIDDEN void hooks_drop(pstm_tx *t);               /* attempt ends: commit hooks go */

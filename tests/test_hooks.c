@@ -612,6 +612,57 @@ static void test_inevitable_killed(void **s)
 	fix_close(&f, r);
 }
 
+/* ------------------------------------------------------ explicit form */
+
+static int nested_body(pstm_tx *tx, void *arg)
+{
+	struct fix *f = arg;
+	/* inside pstm_tx_call the unwinding calls are allowed, and explicit
+	 * ones use the call's unwinding point */
+	uint64_t v;
+	assert_int_equal(pstm_tx_load64(tx, word(f, 5), &v), 0);
+	pstm_store64(tx, word(f, 5), v + 1);
+	assert_int_equal(pstm_tx_commit(tx), PSTM_EINVAL); /* not from here */
+	return (int)v + 7;
+}
+
+static void test_explicit_hooks(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = fix_open(&f, "explicit");
+	memset(&lg, 0, sizeof(lg));
+	lg.r = r;
+	lg.f = &f;
+	pstm_tx *tx;
+	assert_pstm_ok(pstm_tx_begin(r, 0, &tx));
+	assert_true(pstm_in_tx());
+	assert_int_equal(pstm_tx_on_commit(tx, note, (void *)1), 0);
+	assert_int_equal(pstm_tx_on_abort(tx, note, (void *)-1), 0);
+	assert_int_equal(pstm_tx_call(tx, nested_body, &f), 7);
+	/* pstm_atomic inside an explicit attempt: flattened, guarded */
+	assert_int_equal(pstm_atomic(r, bump, &f), 0);
+	assert_int_equal(pstm_tx_inevitable(tx), 0);
+	assert_int_equal(pstm_tx_store64(tx, word(&f, 6), 66), 0);
+	assert_int_equal(lg.n, 0);
+	assert_pstm_ok(pstm_tx_commit(tx));
+	assert_false(pstm_in_tx());
+	assert_int_equal(lg.n, 1);
+	assert_int_equal(lg.v[0], 1);
+	assert_int_equal(get(r, word(&f, 5)), 1);
+	assert_int_equal(get(r, word(&f, 1)), 1);
+	assert_int_equal(get(r, word(&f, 6)), 66);
+	/* ended by the caller: rolled back, abort hooks run */
+	assert_pstm_ok(pstm_tx_begin(r, 0, &tx));
+	assert_int_equal(pstm_tx_on_abort(tx, note, (void *)-1), 0);
+	assert_int_equal(pstm_tx_store64(tx, word(&f, 6), 1), 0);
+	assert_pstm_ok(pstm_tx_end(tx));
+	assert_int_equal(lg.n, 2);
+	assert_int_equal(lg.v[1], -1);
+	assert_int_equal(get(r, word(&f, 6)), 66);
+	fix_close(&f, r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -621,6 +672,7 @@ int main(void)
 		cmocka_unit_test(test_atomic_ro),
 		cmocka_unit_test(test_inevitable),
 		cmocka_unit_test(test_inevitable_killed),
+		cmocka_unit_test(test_explicit_hooks),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

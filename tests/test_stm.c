@@ -386,6 +386,49 @@ static int big_fn(pstm_tx *tx, void *arg)
 	return 0;
 }
 
+/* Read-your-own-writes across the write set's growth from a linear
+ * search to its hash table (at 9 entries), with overwrites in between. */
+static int grow_fn(pstm_tx *tx, void *arg)
+{
+	struct big *b = arg;
+	pstm_off base = b->f->base;
+	for (uint64_t i = 0; i < b->words; i++) {
+		pstm_store64(tx, base + 8 * i, 1000 + i);
+		if (i % 3 == 0) /* overwrite an older one */
+			pstm_store64(tx, base + 8 * (i / 2), 5000 + i / 2);
+		for (uint64_t k = 0; k <= i; k++) {
+			uint64_t want = 1000 + k;
+			for (uint64_t j = 0; j <= i; j += 3)
+				if (j / 2 == k)
+					want = 5000 + k;
+			if (pstm_load64(tx, base + 8 * k) != want)
+				return 7;
+		}
+	}
+	return 0;
+}
+
+static void test_write_set_growth(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = setup(&f, 64, 1, 0);
+	struct big b = {&f, 40};
+	assert_pstm_ok(pstm_atomic(r, grow_fn, &b));
+	uint64_t *out = calloc(f.n, 8);
+	void *a[2] = {&f, out};
+	assert_pstm_ok(pstm_atomic(r, read_words, a));
+	for (uint64_t k = 0; k < 40; k++) {
+		uint64_t want = 1000 + k;
+		for (uint64_t j = 0; j < 40; j += 3)
+			if (j / 2 == k)
+				want = 5000 + k;
+		assert_int_equal(out[k], want);
+	}
+	free(out);
+	teardown(&f, r);
+}
+
 static void test_log_full(void **s)
 {
 	(void)s;
@@ -681,6 +724,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_bank_100k),
 	cmocka_unit_test(test_read_only_writes_nothing),
 	cmocka_unit_test(test_out_of_range),
+	cmocka_unit_test(test_write_set_growth),
 	cmocka_unit_test(test_log_full),
 	cmocka_unit_test(test_user_error_and_nesting),
 	cmocka_unit_test(test_bytes_unaligned),

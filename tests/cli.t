@@ -7,6 +7,7 @@
 # Runs $PSTM_BIN/pstm (default build/pstm); cleans up everything it makes.
 use strict;
 use warnings;
+use Encode ();
 use JSON::PP qw(decode_json);
 use Test::More;
 use lib 'tests';
@@ -261,6 +262,8 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	push @companions, companion_of($u), $wc;
 	is($jx->{durability}, 'relaxed', 'json durability: relaxed');
 	is($jx->{flush_ms}, 25, 'json flush_ms: 25');
+	is($jx->{working_copy}{path}, $wc, 'json working_copy path');
+	is($jx->{working_copy}{found}, JSON::PP::true, 'json working_copy found');
 	ok(-s $wc == 4 << 20, 'the working copy /dev/shm/pstm.wc.* has the region size');
 	($rc, $out) = pstm('info', $x);
 	like($out, qr/relaxed, flushed to the file every 25 ms/, 'info names the flush interval');
@@ -416,6 +419,31 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	($rc, $out, $err) = pstm('info', '--json', '--bogus', $m);
 	is($rc, 2, 'a usage error with --json exits 2');
 	is($out, '', '... and prints nothing on stdout');
+}
+
+# --------------------------------- dump: bytes as characters U+0000..U+00FF
+{
+	my $kv = build_dir() . '/examples/kv';
+	my $n = 'shm:' . shm_name('cli');
+	my ($k, $v) = ("\x{43a}\x{43b}\x{44e}\x{447}", "a\x{1}\"\\/\x{7f}");  # "ключ"
+	my ($kb, $vb) = (Encode::encode('UTF-8', $k), $v);
+	($rc, $out, $err) = run_program($kv, 'put', $n, $kb, $vb);
+	is($rc, 0, 'kv put of a UTF-8 key and a value with control bytes') or diag($err);
+	for my $style ('--json', '--pretty') {
+		($rc, $out, $err) = pstm('dump', $style, $n);
+		is($rc, 0, "dump $style exits 0") or diag($err);
+		my $d = json_object($out, '... one JSON object');
+		my ($e) = map { @{$_->{entries} // []} } grep { $_->{type} eq 'map' }
+			@{$d->{objects} // []};
+		is(Encode::encode('latin1', $e->{key} // ''), $kb,
+		   '... the key: one character per byte');
+		is(Encode::encode('latin1', $e->{value} // ''), $vb,
+		   '... the value: control bytes, quote, backslash, slash');
+	}
+	($rc, $out) = pstm('dump', $n);
+	like($out, qr/"\\xd0\\xba\\xd0\\xbb\\xd1\\x8e\\xd1\\x87" = "a\\x01\\"\\\\\/\\x7f"/,
+	     'dump text: \\xNN for bytes that are not printable ASCII') or diag($out);
+	pstm('rm', $n);
 }
 
 # ----------------------------- option errors: the field and its limit

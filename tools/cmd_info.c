@@ -142,8 +142,10 @@ static void text_heap(const struct inspect_report *i)
 			printf("  %10s %10s %12s %10s %12s\n", "class", "used",
 			       "used-bytes", "free", "free-bytes");
 		header = true;
+		/* a class is named by its exact block size */
+		snprintf(b[0], sizeof(b[0]), "%llu", (unsigned long long)k->bytes);
 		printf("  %10s %10llu %12s %10llu %12s\n",
-		       c < ALLOC_NCLASS ? emit_size(b[0], k->bytes) : "large",
+		       c < ALLOC_NCLASS ? b[0] : "large",
 		       (unsigned long long)k->used, emit_size(b[1], k->used_bytes),
 		       (unsigned long long)k->free, emit_size(b[2], k->free_bytes));
 	}

@@ -8,7 +8,13 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make bench      benchmarks (see docs/benchmarks.md)
 
-VERSION  = 0.1.0
+# the release, MAJOR.MINOR.PATCH: read from include/pstm.h, its one source
+# (PSTM_VERSION_*; pstm_version(), pstm.pc and pstm --version follow it)
+VERSION := $(shell awk '$$2 ~ /^PSTM_VERSION_(MAJOR|MINOR|PATCH)$$/ \
+		{ v = v (v == "" ? "" : ".") $$3 } END { print v }' include/pstm.h)
+$(if $(filter 3,$(words $(subst ., ,$(VERSION)))),,\
+     $(error include/pstm.h: no PSTM_VERSION_MAJOR/MINOR/PATCH))
+# the ABI (the soname), moved only by incompatible changes
 SOMAJOR  = 0
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -22,6 +28,8 @@ CFLAGS  ?= $(OPT) -g
 ALLCFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(XCFLAGS) -Iinclude -Ilib -pthread
 LIBDEPS  = -lpmem -lurcu-common -lz -pthread
 TESTLIBS = -lcmocka
+# the tools' JSON (tools/emit.c); the library does not use it
+JSONC    = $(shell pkg-config --cflags --libs json-c)
 
 LIB_SRC  = $(wildcard lib/*.c lib/ds/*.c)
 LIB_OBJ  = $(LIB_SRC:lib/%.c=$(B)/lib/%.o)
@@ -74,7 +82,7 @@ $(B)/libpstm.so.$(VERSION): $(LIB_OBJ)
 CLI_SRC = tools/pstm.c tools/cli_util.c tools/emit.c $(wildcard tools/cmd_*.c)
 $(B)/pstm: $(CLI_SRC) tools/*.h $(B)/libpstm.a
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -Itools $(CLI_SRC) -o $@ $(B)/libpstm.a $(LIBDEPS)
+	$(CC) $(ALLCFLAGS) -Itools $(CLI_SRC) -o $@ $(B)/libpstm.a $(LIBDEPS) $(JSONC)
 
 # pstm-crashtest exports the API (-rdynamic, the whole archive) to the
 # workload objects it loads, which therefore link no library themselves
@@ -86,7 +94,8 @@ $(B)/pstm-crashtest: $(CRASHTEST_SRC) tools/crashtest/*.h tools/*.h \
 		include/pstm_crashtest.h $(CRASHTEST_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Itools -rdynamic $(CRASHTEST_SRC) -o $@ \
-	    -Wl,--whole-archive $(CRASHTEST_LIB) -Wl,--no-whole-archive $(LIBDEPS) -ldl
+	    -Wl,--whole-archive $(CRASHTEST_LIB) -Wl,--no-whole-archive $(LIBDEPS) -ldl \
+	    $(JSONC)
 
 $(B)/examples/%.so: examples/%.c include/pstm_crashtest.h
 	@mkdir -p $(@D)

@@ -40,8 +40,17 @@ extern "C" {
 
 #define PSTM_API __attribute__((visibility("default")))
 
+/*
+ * The release, MAJOR.MINOR.PATCH: the one source of the version (the
+ * Makefile reads it from here for the soname's file, pstm.pc and the
+ * tools).  pstm_version() is the release of the library actually linked,
+ * "0.1.0" for these numbers: compare it with the macros to tell a program
+ * built against other headers.
+ */
 #define PSTM_VERSION_MAJOR 0
 #define PSTM_VERSION_MINOR 1
+#define PSTM_VERSION_PATCH 0
+PSTM_API const char *pstm_version(void);
 
 /* Offset of a byte in a region, from the region's start.  0 is null. */
 typedef uint64_t pstm_off;

@@ -176,8 +176,7 @@ static void check_runtime(struct pstm_region *r, struct check_report *rep)
 		    "rebuilds it and replays committed logs", r->rt_path);
 		return;
 	}
-	if (atomic_load(&r->rt->magic) != PSTM_RT_MAGIC ||
-	    memcmp(r->rt->uuid, r->sb.uuid, 16) != 0) {
+	if (!check_runtime_valid(r)) {
 		if (r->sb.rt_inside)
 			add(rep, CHECK_DAMAGE, "runtime header invalid (magic/uuid)");
 		else
@@ -239,24 +238,51 @@ static void check_runtime(struct pstm_region *r, struct check_report *rep)
 	check_token(r, rep, atomic_load(&r->rt->inevitable), "inevitable role");
 }
 
-static void check_heap(struct pstm_region *r, struct check_report *rep)
+bool check_runtime_valid(const struct pstm_region *r)
+{
+	return r->rt_base && atomic_load(&r->rt->magic) == PSTM_RT_MAGIC &&
+	       memcmp(r->rt->uuid, r->sb.uuid, 16) == 0;
+}
+
+/* The heap header's problems, each a finding when @rep is not NULL. */
+static unsigned heap_header_problems(const struct pstm_region *r,
+				     struct check_report *rep)
 {
 	const struct heap_header *hh =
 		(const struct heap_header *)(r->base + r->sb.heap_off);
+	unsigned n = 0;
 	if (hh->magic != PSTM_HEAP_MAGIC) {
-		add(rep, CHECK_DAMAGE, "heap header magic invalid");
-		return;
+		if (rep)
+			add(rep, CHECK_DAMAGE, "heap header magic invalid");
+		return 1;
 	}
-	if (hh->top < r->heap_lo || hh->top > r->heap_hi)
-		add(rep, CHECK_DAMAGE, "heap top %llu outside [%llu, %llu]",
-		    (unsigned long long)hh->top, (unsigned long long)r->heap_lo,
-		    (unsigned long long)r->heap_hi);
+	if (hh->top < r->heap_lo || hh->top > r->heap_hi) {
+		n++;
+		if (rep)
+			add(rep, CHECK_DAMAGE, "heap top %llu outside [%llu, %llu]",
+			    (unsigned long long)hh->top,
+			    (unsigned long long)r->heap_lo,
+			    (unsigned long long)r->heap_hi);
+	}
 	if (hh->root_off && (hh->root_off < r->heap_lo || hh->root_off >= r->heap_hi ||
-			     hh->root_bytes > r->heap_hi - hh->root_off))
-		add(rep, CHECK_DAMAGE, "root object %llu+%llu outside the heap",
-		    (unsigned long long)hh->root_off,
-		    (unsigned long long)hh->root_bytes);
-	if (rep->damage)
+			     hh->root_bytes > r->heap_hi - hh->root_off)) {
+		n++;
+		if (rep)
+			add(rep, CHECK_DAMAGE, "root object %llu+%llu outside the heap",
+			    (unsigned long long)hh->root_off,
+			    (unsigned long long)hh->root_bytes);
+	}
+	return n;
+}
+
+bool check_heap_header_valid(const struct pstm_region *r)
+{
+	return heap_header_problems(r, NULL) == 0;
+}
+
+static void check_heap(struct pstm_region *r, struct check_report *rep)
+{
+	if (heap_header_problems(r, rep) || rep->damage)
 		return; /* the walk below trusts the header */
 	struct alloc_report *ar = calloc(1, sizeof(*ar));
 	if (!ar)
@@ -277,7 +303,7 @@ static void check_heap(struct pstm_region *r, struct check_report *rep)
 /* ------------------------------------------------ read-only mapping */
 
 /*
- * Map a region read-only for inspection (pstm check): validated
+ * Map a region read-only for inspection (pstm check, pstm info): validated
  * superblock, PROT_READ mapping, runtime pointers if a runtime exists
  * (r->rt_base NULL otherwise).  Never writes, never attaches.
  */

@@ -1,5 +1,6 @@
 /*
- * check.h - offline, read-only verification of a region (pstm check).
+ * check.h - offline, read-only verification of a region (pstm check), and
+ * the read-only mapping that pstm check and pstm info look through.
  */
 #ifndef PSTM_CHECK_H
 #define PSTM_CHECK_H
@@ -33,11 +34,18 @@ struct check_report {
 HIDDEN int region_check(const char *uri, struct check_report *rep);
 HIDDEN void check_report_free(struct check_report *rep);
 
-/* Map a region read-only for inspection (pstm check): validated
+/* Map a region read-only for inspection (pstm check, pstm info): validated
  * superblock, PROT_READ mapping, runtime pointers if a runtime exists
  * (r->rt_base NULL otherwise), a relaxed region's working copy as base
  * when there is one.  Never writes, never attaches. */
 HIDDEN int region_map_readonly(const char *uri, struct pstm_region *r);
 HIDDEN void region_unmap_readonly(struct pstm_region *r);
+
+/* On such a mapping: is there a runtime, and is it this region's (magic,
+ * uuid)?  False when none was found, or a stale or foreign one. */
+HIDDEN bool check_runtime_valid(const struct pstm_region *r);
+/* Is the heap header sound enough to walk the heap (alloc_check): magic,
+ * top and root object inside the heap? */
+HIDDEN bool check_heap_header_valid(const struct pstm_region *r);
 
 #endif /* PSTM_CHECK_H */

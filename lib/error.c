@@ -1,6 +1,6 @@
 /*
- * error.c - the error codes' texts, and the mapping of system errno
- * values onto them.
+ * error.c - the error codes' texts and names, and the mapping of system
+ * errno values onto them.
  */
 #include <errno.h>
 #include <string.h>
@@ -40,6 +40,42 @@ const char *pstm_strerror(int err)
 			return strerror(err);
 		return "unknown pstm error";
 	}
+}
+
+/* a new code needs its text above and its name below */
+_Static_assert(PSTM_ERR_LAST == PSTM_ERUNTIME, "PSTM_E* codes without text or name");
+
+const char *error_name(int err)
+{
+#define NAME(code) case code: return #code
+	switch (err) {
+	NAME(PSTM_OK);
+	NAME(PSTM_EINVAL);
+	NAME(PSTM_ENOENT);
+	NAME(PSTM_EEXIST);
+	NAME(PSTM_EACCES);
+	NAME(PSTM_EIO);
+	NAME(PSTM_ENOMEM);
+	NAME(PSTM_EBADMAGIC);
+	NAME(PSTM_EVERSION);
+	NAME(PSTM_ECORRUPT);
+	NAME(PSTM_ETRUNC);
+	NAME(PSTM_ETOOSMALL);
+	NAME(PSTM_EPROCFULL);
+	NAME(PSTM_ESLOTFULL);
+	NAME(PSTM_ERANGE);
+	NAME(PSTM_ELOGFULL);
+	NAME(PSTM_EHEAPFULL);
+	NAME(PSTM_EINTX);
+	NAME(PSTM_EBUSY);
+	NAME(PSTM_ECANCELED);
+	NAME(PSTM_ENOTX);
+	NAME(PSTM_ECLOCK);
+	NAME(PSTM_EEMPTY);
+	NAME(PSTM_ERUNTIME);
+	default: return NULL;
+	}
+#undef NAME
 }
 
 int errno_to_pstm(int e)

@@ -76,10 +76,11 @@ static int sb_validate(const struct superblock *sb, uint64_t file_size)
 		    ? sb->flush_ms < 1 || sb->flush_ms > SB_MAX_FLUSH_MS || sb->rt_inside
 		    : sb->flush_ms != 0)
 		return PSTM_ECORRUPT;
-	if (sb->max_procs < 1 || sb->max_procs > 1023 || sb->max_slots < 1 ||
-	    sb->max_slots > OREC_MAX_SLOTS || sb->log_bytes < 4096 ||
-	    sb->log_bytes > (16u << 20) || sb->log_bytes % CACHELINE ||
-	    sb->orecs_log2 < 10 || sb->orecs_log2 > 26 || sb->rt_inside > 1 ||
+	if (sb->max_procs < 1 || sb->max_procs > SB_MAX_PROCS || sb->max_slots < 1 ||
+	    sb->max_slots > SB_MAX_THREADS || sb->log_bytes < SB_MIN_LOG_BYTES ||
+	    sb->log_bytes > SB_MAX_LOG_BYTES || sb->log_bytes % CACHELINE ||
+	    sb->orecs_log2 < SB_MIN_ORECS_LOG2 || sb->orecs_log2 > SB_MAX_ORECS_LOG2 ||
+	    sb->rt_inside > 1 ||
 	    sb->size_bytes < SB_MIN_SIZE || sb->size_bytes > SB_MAX_SIZE ||
 	    sb->size_bytes % PAGE)
 		return PSTM_ECORRUPT;
@@ -187,14 +188,14 @@ int superblock_from_opts(const struct pstm_create_opts *o, bool is_shm,
 				    : (sb->max_slots < 64 ? sb->max_slots : 64);
 	sb->log_bytes = (uint32_t)lb;
 	sb->orecs_log2 = d.orecs_log2 ? d.orecs_log2 : ol2;
-	if (sb->max_procs > 1023 || sb->max_slots > OREC_MAX_SLOTS ||
-	    sb->log_bytes < 4096 || sb->log_bytes > (16u << 20) ||
-	    sb->orecs_log2 < 10 || sb->orecs_log2 > 26)
+	if (sb->max_procs > SB_MAX_PROCS || sb->max_slots > SB_MAX_THREADS ||
+	    sb->log_bytes < SB_MIN_LOG_BYTES || sb->log_bytes > SB_MAX_LOG_BYTES ||
+	    sb->orecs_log2 < SB_MIN_ORECS_LOG2 || sb->orecs_log2 > SB_MAX_ORECS_LOG2)
 		return PSTM_EINVAL;
 	sb->log_bytes = (uint32_t)align_up(sb->log_bytes, CACHELINE);
 	if (sb->max_slots < sb->max_procs)
 		sb->max_slots = sb->max_procs;
-	if (sb->max_slots > OREC_MAX_SLOTS)
+	if (sb->max_slots > SB_MAX_THREADS)
 		return PSTM_EINVAL;
 	sb->rt_inside = is_shm ? 1 : 0;
 	fill_uuid(sb->uuid);

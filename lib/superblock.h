@@ -16,6 +16,14 @@
 #define SB_MAX_SIZE (1ull << 46)
 #define SB_DEF_FLUSH_MS 10
 #define SB_MAX_FLUSH_MS 60000
+/* the ranges of the other creation options (pstm.h documents them; the
+ * CLI names them in its errors) */
+#define SB_MAX_PROCS 1023
+#define SB_MAX_THREADS OREC_MAX_SLOTS
+#define SB_MIN_LOG_BYTES 4096u
+#define SB_MAX_LOG_BYTES (16u << 20)
+#define SB_MIN_ORECS_LOG2 10
+#define SB_MAX_ORECS_LOG2 26
 
 /* Bytes of the runtime (header, process and slot tables, orecs). */
 HIDDEN uint64_t rt_bytes_for(uint32_t max_procs, uint32_t max_slots,

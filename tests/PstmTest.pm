@@ -11,7 +11,8 @@ use JSON::PP qw(decode_json);
 use POSIX qw(_exit);
 use Test::More;
 
-our @EXPORT = qw(build_dir temp_dir run_program slurp shm_name json_object);
+our @EXPORT = qw(build_dir temp_dir run_program run_program_as slurp shm_name
+		 json_object);
 
 # the build folder the tests run from: $PSTM_BIN (make test sets it)
 sub build_dir { return $ENV{PSTM_BIN} // 'build'; }
@@ -40,6 +41,18 @@ my $capture;
 # to its environment); returns (exit status or 128+signal, stdout, stderr)
 sub run_program {
 	my ($env, $prog, @args) = ref $_[0] eq 'HASH' ? @_ : ({}, @_);
+	return spawn($env, undef, $prog, @args);
+}
+
+# run_program_as(UID, PROG, ARGS...): the same as user UID, group UID and
+# no other groups (undef: as ourselves), which needs root
+sub run_program_as {
+	my ($uid, $prog, @args) = @_;
+	return spawn({}, $uid, $prog, @args);
+}
+
+sub spawn {
+	my ($env, $uid, $prog, @args) = @_;
 	$capture //= temp_dir('out');
 	my ($out, $err) = ("$capture/stdout", "$capture/stderr");
 	my $pid = fork() // die "fork: $!";
@@ -47,6 +60,11 @@ sub run_program {
 		@ENV{keys %$env} = values %$env;
 		open(STDOUT, '>', $out) or _exit(126);
 		open(STDERR, '>', $err) or _exit(126);
+		if (defined $uid) {
+			$) = "$uid $uid"; # and the supplementary groups
+			POSIX::setgid($uid) or _exit(125);
+			POSIX::setuid($uid) or _exit(125);
+		}
 		exec($prog, @args) or _exit(127);
 	}
 	waitpid($pid, 0);

@@ -1,9 +1,13 @@
 #!/usr/bin/perl
 # cli.t - the pstm admin CLI: create / info / rm on shm: and file regions,
-# exit statuses (0 ok, 1 failed, 2 usage) and one-line error messages.
+# exit statuses (0 ok, 1 failed, 2 usage) and one-line error messages;
+# --json and --pretty on every command, its error documents, --version
+# and help, option errors that name their limits, sizes for people, info
+# and check for a reader without write permission.
 # Runs $PSTM_BIN/pstm (default build/pstm); cleans up everything it makes.
 use strict;
 use warnings;
+use Encode ();
 use JSON::PP qw(decode_json);
 use Test::More;
 use lib 'tests';
@@ -68,7 +72,7 @@ is(mode_of("/dev/shm/$a"), 0600, 'default mode is 0600');
 is($rc, 0, 'info exits 0') or diag($err);
 my ($text_uuid) = $out =~ /($uuid_re)/;
 ok($text_uuid, 'info shows a uuid') or diag($out);
-like($out, qr/\b67108864\b/, 'info shows the size in bytes');
+like($out, qr/^size +64 MiB$/m, 'info shows the size for people: 64 MiB');
 
 my $j = json_info("shm:$a");
 is($j->{uuid}, $text_uuid, 'json uuid matches the text output');
@@ -76,9 +80,8 @@ like($j->{uuid} // '', qr/\A$uuid_re\z/, 'json uuid is a uuid');
 is($j->{size_bytes}, 64 << 20, 'json size_bytes');
 is($j->{durability}, 'volatile', 'json durability: shm defaults to volatile');
 is(ref $j->{processes}, 'ARRAY', 'json processes is an array');
-ok(@{$j->{processes} // []} >= 1, 'the info process itself is listed');
-ok((grep { ref $_ eq 'HASH' && ($_->{pid} // 0) > 0 } @{$j->{processes} // []}),
-   'process entries carry a pid');
+is(scalar @{$j->{processes} // [1]}, 0, 'info does not attach: no process listed');
+is($j->{runtime}{found}, JSON::PP::true, 'json runtime found (inside the shm region)');
 ($rc, $out, $err) = pstm('info', "shm:$a", '--json');
 is($rc, 0, 'info URI --json (option after URI) exits 0');
 is(eval { decode_json($out)->{uuid} }, $j->{uuid}, '... same uuid');
@@ -156,10 +159,17 @@ for my $size ('17592186044417M', '18446744073709551617', '18014398509481985K') {
 	ok(!-e "/dev/shm/$ov", '... and creates nothing');
 }
 
-# too small is an operation failure, not a usage error
+# below the smallest region: a usage error naming the limit
 ($rc, $out, $err) = pstm('create', '--size', '4K', "shm:$u");
-is($rc, 1, 'create --size 4K (too small) exits 1');
+is($rc, 2, 'create --size 4K (below 1 MiB) exits 2');
+like($err, qr/--size 4K: at least 1 MiB/, '... naming the limit') or diag($err);
+ok(!-e "/dev/shm/$u", '... and creates nothing');
+# a size the layout does not fit in is an operation failure
+($rc, $out, $err) = pstm('create', '--size', '1M', '--max-threads', '2047',
+			 '--log-bytes', '16M', "shm:$u");
+is($rc, 1, 'create of a layout larger than --size exits 1');
 ok(one_line($err), '... with a one-line error') or diag("stderr: '$err'");
+like($err, qr/1 MiB is too small for its layout/, '... saying why') or diag($err);
 ok(!-e "/dev/shm/$u", '... and creates nothing');
 
 # ------------------------------------------------- missing / rm
@@ -252,6 +262,8 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	push @companions, companion_of($u), $wc;
 	is($jx->{durability}, 'relaxed', 'json durability: relaxed');
 	is($jx->{flush_ms}, 25, 'json flush_ms: 25');
+	is($jx->{working_copy}{path}, $wc, 'json working_copy path');
+	is($jx->{working_copy}{found}, JSON::PP::true, 'json working_copy found');
 	ok(-s $wc == 4 << 20, 'the working copy /dev/shm/pstm.wc.* has the region size');
 	($rc, $out) = pstm('info', $x);
 	like($out, qr/relaxed, flushed to the file every 25 ms/, 'info names the flush interval');
@@ -313,6 +325,257 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	is($rc, 2, 'recover with a bad option is a usage error');
 	($rc) = pstm('check', '--help');
 	is($rc, 0, 'check --help');
+}
+
+# ------------------------------------------------ --version and help
+{
+	open(my $h, '<', 'include/pstm.h') or die "include/pstm.h: $!";
+	my %v = map { /^#define PSTM_VERSION_(MAJOR|MINOR|PATCH) (\d+)/ ? ($1 => $2) : () }
+		<$h>;
+	close $h;
+	my $want = join('.', map { $v{$_} // '?' } qw(MAJOR MINOR PATCH));
+	($rc, $out, $err) = pstm('--version');
+	is($rc, 0, 'pstm --version exits 0');
+	is($out, "pstm $want\n", "pstm --version: the release of pstm.h, $want");
+	for my $man (glob('docs/*.[1-8]')) {
+		my ($th) = PstmTest::slurp($man) =~ /^\.TH .*"pstm ([^"]*)"/m;
+		is($th, $want, "$man: its .TH names the release");
+	}
+
+	for my $cmd (qw(create info check recover dump rm)) {
+		my (undef, $help) = pstm($cmd, '--help');
+		($rc, $out, $err) = pstm('help', $cmd);
+		is($rc, 0, "pstm help $cmd exits 0");
+		is($out, $help, "... and prints what pstm $cmd --help does");
+		like($help, qr/--json\|--pretty/, "pstm $cmd --help names --json and --pretty");
+	}
+	($rc, $out, $err) = pstm('help', 'frobnicate');
+	is($rc, 2, 'pstm help of an unknown command exits 2');
+	ok(one_line($err), '... with a one-line message');
+}
+
+# --------------------------------------- --json / --pretty, every command
+{
+	my $r = "$tmp/json.region";
+	for my $style ('--json', '--pretty') {
+		my %j;
+		my @steps = (['create', '--size', '2M'], ['info'], ['check'], ['recover'],
+			     ['dump'], ['rm']);
+		for my $step (@steps) {
+			my ($cmd, @opts) = @$step;
+			($rc, $out, $err) = pstm($cmd, @opts, $style, $r);
+			is($rc, 0, "$cmd $style exits 0") or diag($err);
+			if ($style eq '--json') {
+				ok(one_line($out), "... one line");
+			} else {
+				ok(($out =~ tr/\n//) > 2, "... indented over several lines");
+			}
+			$j{$cmd} = json_object($out, "... one JSON object");
+			is($j{$cmd}{uri}, $r, "... whose uri is the region's");
+		}
+		push @companions, companion_of($j{create}{uuid} // 'none');
+		is($j{create}{size_bytes}, 2 << 20, "create $style: size_bytes");
+		like($j{create}{uuid} // '', qr/\A$uuid_re\z/, "create $style: uuid");
+		is($j{info}{uuid}, $j{create}{uuid}, "info $style: the uuid create printed");
+		is($j{info}{max_procs}, $j{create}{max_procs}, "info $style: create's keys");
+		is($j{info}{runtime}{found}, JSON::PP::true, "info $style: runtime found");
+		like($j{info}{runtime}{path} // '', qr{^/dev/shm/pstm\.rt\.},
+		     "info $style: runtime path, the companion");
+		is($j{check}{clean}, JSON::PP::true, "check $style: clean");
+		is($j{recover}{processes_recovered}, 0, "recover $style: nothing to recover");
+		is($j{recover}{logs_replayed}, 0, "recover $style: no log replayed");
+		ok(exists $j{dump}{root} && !defined $j{dump}{root}, "dump $style: no root");
+		is_deeply($j{dump}{objects}, [], "dump $style: no objects");
+		is($j{rm}{removed}, JSON::PP::true, "rm $style: removed");
+		ok(!-e $r, "rm $style: the region is gone");
+	}
+
+	# errors: the exit status as without --json, the error document on
+	# stdout, the one-line message on stderr
+	my $m = "$tmp/missing.region";
+	for my $cmd (qw(info check recover dump rm)) {
+		for my $style ('--json', '--pretty') {
+			($rc, $out, $err) = pstm($cmd, $style, $m);
+			is($rc, 1, "$cmd $style of a missing region exits 1");
+			ok(one_line($err), '... with a one-line message on stderr') or diag($err);
+			my $e = json_object($out, '... and an error document on stdout');
+			is($e->{uri}, $m, '... naming the region');
+			is($e->{error}{code}, 'PSTM_ENOENT', '... code PSTM_ENOENT');
+			like($e->{error}{message} // '', qr/region does not exist/,
+			     '... and the message');
+			is(join(',', sort keys %$e), 'error,uri', '... and nothing else');
+		}
+	}
+	my $x = shm_name('cli');
+	($rc) = pstm('create', '--size', '1M', "shm:$x");
+	($rc, $out, $err) = pstm('create', '--json', "shm:$x");
+	is($rc, 1, 'create --json over a region exits 1');
+	my $e = json_object($out, '... with an error document');
+	is($e->{error}{code}, 'PSTM_EEXIST', '... code PSTM_EEXIST');
+	like($e->{error}{message} // '', qr/--force replaces it/, '... saying what would');
+	pstm('rm', "shm:$x");
+
+	# a usage error stays text on stderr, even with --json
+	($rc, $out, $err) = pstm('info', '--json', '--bogus', $m);
+	is($rc, 2, 'a usage error with --json exits 2');
+	is($out, '', '... and prints nothing on stdout');
+}
+
+# --------------------------------- dump: bytes as characters U+0000..U+00FF
+{
+	my $kv = build_dir() . '/examples/kv';
+	my $n = 'shm:' . shm_name('cli');
+	my ($k, $v) = ("\x{43a}\x{43b}\x{44e}\x{447}", "a\x{1}\"\\/\x{7f}");  # "ключ"
+	my ($kb, $vb) = (Encode::encode('UTF-8', $k), $v);
+	($rc, $out, $err) = run_program($kv, 'put', $n, $kb, $vb);
+	is($rc, 0, 'kv put of a UTF-8 key and a value with control bytes') or diag($err);
+	for my $style ('--json', '--pretty') {
+		($rc, $out, $err) = pstm('dump', $style, $n);
+		is($rc, 0, "dump $style exits 0") or diag($err);
+		my $d = json_object($out, '... one JSON object');
+		my ($e) = map { @{$_->{entries} // []} } grep { $_->{type} eq 'map' }
+			@{$d->{objects} // []};
+		is(Encode::encode('latin1', $e->{key} // ''), $kb,
+		   '... the key: one character per byte');
+		is(Encode::encode('latin1', $e->{value} // ''), $vb,
+		   '... the value: control bytes, quote, backslash, slash');
+	}
+	($rc, $out) = pstm('dump', $n);
+	like($out, qr/"\\xd0\\xba\\xd0\\xbb\\xd1\\x8e\\xd1\\x87" = "a\\x01\\"\\\\\/\\x7f"/,
+	     'dump text: \\xNN for bytes that are not printable ASCII') or diag($out);
+	pstm('rm', $n);
+}
+
+# ----------------------------- option errors: the field and its limit
+{
+	my $f = "$tmp/limits.region";
+	my @cases = (
+		[['--size', '0'], '--size 0: at least 1 MiB'],
+		[['--size', '65T'], '--size 65T: at most 64 TiB'],
+		[['--size', '17592186044417M'], '--size 17592186044417M: too large (at most 64 TiB)'],
+		[['--size', 'lots'], '--size lots: not a size'],
+		[['--size', ' -5'], '--size  -5: not a size'],
+		[['--size', '+5M'], '--size +5M: not a size'],
+		[['--size', '2Q'], '--size 2Q: not a size'],
+		[['--max-procs', '5000'], '--max-procs 5000: at most 1023'],
+		[['--max-procs', '0'], '--max-procs 0: at least 1'],
+		[['--max-procs', ' 5'], '--max-procs  5: not a number'],
+		[['--max-threads', '4096'], '--max-threads 4096: at most 2047'],
+		[['--max-threads', '0'], '--max-threads 0: at least 1'],
+		[['--log-bytes', '1G'], '--log-bytes 1G: at most 16 MiB'],
+		[['--log-bytes', '1K'], '--log-bytes 1K: at least 4 KiB'],
+		[['--orecs-log2', '27'], '--orecs-log2 27: at most 26'],
+		[['--orecs-log2', '9'], '--orecs-log2 9: at least 10'],
+		[['--relaxed', '--flush-ms', '60001'], '--flush-ms 60001: at most 60000'],
+		[['--relaxed', '--flush-ms', '0'], '--flush-ms 0: at least 1'],
+		[['--mode', '0'], '--mode 0: the owner needs read and write (at least 0600)'],
+		[['--mode', '0400'], '--mode 0400: the owner needs read and write'],
+		[['--mode', '017777'], '--mode 017777: at most 07777'],
+		[['--mode', '999'], '--mode 999: not an octal mode'],
+	);
+	for my $c (@cases) {
+		my ($args, $msg) = @$c;
+		($rc, $out, $err) = pstm('create', @$args, $f);
+		is($rc, 2, "create @$args exits 2");
+		like($err, qr/^pstm: \Q$msg\E/, "... $msg") or diag($err);
+		ok(one_line($err), '... on one line');
+	}
+	ok(!-e $f, 'no option error created a region');
+
+	# K M G T: powers of 1024, on every size option
+	($rc, $out, $err) = pstm('create', '--size', '1G', '--log-bytes', '8K',
+				 '--orecs-log2', '12', '--volatile', $f);
+	is($rc, 0, 'create --size 1G --log-bytes 8K --orecs-log2 12 exits 0') or diag($err);
+	my $j = json_info($f);
+	push @companions, companion_of($j->{uuid} // 'none');
+	is($j->{size_bytes}, 1 << 30, '--size 1G: 2^30 bytes');
+	is($j->{log_bytes}, 8 << 10, '--log-bytes 8K: 8192 bytes');
+	is($j->{orecs}, 1 << 12, '--orecs-log2 12: 4096 orecs');
+	($rc, $out) = pstm('info', $f);
+	like($out, qr/^size +1 GiB$/m, 'info text: the size as 1 GiB');
+	like($out, qr/^limits .* 8 KiB redo logs/m, 'info text: the log size as 8 KiB');
+	like($out, qr/^heap +\S+ \S+ of \d+(\.\d)? MiB carved/m, 'info text: heap sizes in MiB');
+	unlike($out, qr/\b\d{4,} (bytes|B)\b/, 'info text: no long byte counts') or diag($out);
+	pstm('rm', $f);
+}
+
+# ------------------------ create failures said in the command line's terms
+{
+	my $d = "$tmp/no/such/dir";
+	($rc, $out, $err) = pstm('create', "$d/r.region");
+	is($rc, 1, 'create in a missing directory exits 1');
+	like($err, qr/directory \Q$d\E does not exist/, '... naming the directory')
+		or diag($err);
+	($rc, $out, $err) = pstm('create', '--json', "$d/r.region");
+	my $e = json_object($out, '... and with --json an error document');
+	is($e->{error}{code}, 'PSTM_ENOENT', '... code PSTM_ENOENT');
+	like($e->{error}{message} // '', qr/does not exist/, '... the same message');
+
+	# ENOSPC: 60 TiB cannot fit in /dev/shm (posix_fallocate refuses at
+	# once on a tmpfs with a size limit: run only where there is one)
+	my ($total) = `df -Pk /dev/shm 2>/dev/null` =~ /\n\S+\s+(\d+)/;
+	SKIP: {
+		skip('/dev/shm has no size below 60 TiB', 4)
+			unless $total && $total < 60 * 2**30;
+		my $n = shm_name('cli');
+		($rc, $out, $err) = pstm('create', '--size', '60T', "shm:$n");
+		is($rc, 1, 'create --size 60T in /dev/shm exits 1');
+		like($err, qr{no space left on device: the region needs 60 TiB, /dev/shm has \S+ \S+ free},
+		     '... saying how much it needs and how much is free') or diag($err);
+		ok(one_line($err), '... on one line');
+		ok(!-e "/dev/shm/$n", '... and leaves nothing');
+	}
+}
+
+# ------------------- info and check: read permission only, no runtime
+{
+	my $dir = temp_dir('ro');
+	chmod(0755, $dir);
+	my $f = "$dir/ro.region";
+	($rc, $out, $err) = pstm('create', '--size', '2M', '--mode', '0644', $f);
+	is($rc, 0, 'create a region readable by others') or diag($err);
+	my $j = json_info($f);
+	push @companions, companion_of($j->{uuid} // 'none');
+	chmod(0444, $f);
+	# as root, a reader is user nobody; as anyone else, ourselves on a
+	# file we may no longer write
+	my $uid = $> == 0 ? (getpwnam('nobody'))[2] // 65534 : undef;
+	my $as = sub { return run_program_as($uid, $bin, @_); };
+	($rc, $out, $err) = $as->('recover', $f);
+	is($rc, 1, 'the reader cannot attach (recover fails)');
+	like($err, qr/permission denied/, '... permission denied') or diag($err);
+	($rc, $out, $err) = $as->('info', '--json', $f);
+	is($rc, 0, 'info --json with read permission only exits 0') or diag($err);
+	my $r = json_object($out, '... one JSON object');
+	is($r->{uuid}, $j->{uuid}, '... the region');
+	is($r->{runtime}{found}, JSON::PP::true, '... its runtime found');
+	($rc, $out, $err) = $as->('info', $f);
+	is($rc, 0, 'info with read permission only exits 0') or diag($err);
+	like($out, qr/^runtime +\/dev\/shm\/pstm\.rt\.\w+, clock \d+$/m, '... naming the runtime');
+	($rc, $out, $err) = $as->('check', $f);
+	is($rc, 0, 'check with read permission only exits 0') or diag($err);
+	like($out, qr/clean/, '... clean');
+	($rc, $out, $err) = $as->('check', '--json', $f);
+	is(json_object($out, 'check --json as the reader')->{clean}, JSON::PP::true,
+	   '... clean');
+
+	# the runtime segment gone: info says so and builds nothing
+	chmod(0644, $f);
+	my $comp = companion_of($j->{uuid} // 'none');
+	ok(unlink($comp), 'remove the runtime segment');
+	($rc, $out, $err) = pstm('info', '--json', $f);
+	is($rc, 0, 'info --json without a runtime exits 0') or diag($err);
+	$r = json_object($out, '... one JSON object');
+	is($r->{runtime}{found}, JSON::PP::false, '... runtime not found');
+	is($r->{runtime}{state}, 'missing', '... state missing');
+	ok(!defined $r->{runtime}{clock}, '... no clock');
+	($rc, $out) = pstm('info', $f);
+	like($out, qr/^runtime +none \(/m, 'info text: runtime none');
+	ok(!-e $comp, 'info did not rebuild the runtime');
+	($rc, $out) = pstm('check', $f);
+	is($rc, 0, 'check without a runtime exits 0');
+	ok(!-e $comp, 'check did not rebuild it either');
+	pstm('rm', $f);
 }
 
 done_testing();

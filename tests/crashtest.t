@@ -61,6 +61,26 @@ for my $args ([], [$u, $u], ['--procs', '0', $u], ['--procs', '65', $u],
 ok(!-e "/dev/shm/$un", 'no usage error created a region');
 ok(!-e "$tmp/nr.region", '... nor a file region');
 
+# a seed with a leading blank and sign is junk, not 2^64 - 5
+($rc, $out, $err) = crashtest('--seed', ' -5', $u);
+is($rc, 2, "--seed ' -5' is a usage error");
+ok(!-e "/dev/shm/$un", '... and runs nothing');
+
+($rc, $out, $err) = crashtest('--version');
+is($rc, 0, '--version exits 0');
+my (undef, $pstm_version) = run_program("$bdir/pstm", '--version');
+$pstm_version =~ s/^pstm //;
+is($out, "pstm-crashtest $pstm_version", '--version: the release pstm --version names');
+
+# --pretty: the same summary, indented over several lines
+($rc, $out, $err) = crashtest('--pretty', '--seed', 7, '--rounds', 3,
+			      '--no-points', shm_uri());
+is($rc, 0, '--pretty run exits 0') or diag($err);
+ok(($out =~ tr/\n//) > 10, '--pretty spreads the summary over lines');
+$j = json_object($out, '--pretty prints one JSON object');
+is($j->{random_kills}, 3, '... the summary of the run');
+is($j->{seed}, 7, '... with its seed');
+
 ($rc, $out, $err) = crashtest('--workload', "$tmp/missing.so", $u);
 is($rc, 1, 'a workload object that does not load: exit 1');
 like($err, qr/cannot load workload/, '... saying why');

@@ -67,6 +67,30 @@ my $syms = `nm -D --defined-only $prefix/lib/libpstm.so`;
 my @bad = grep { !/ pstm_/ } grep { / T / } split /\n/, $syms;
 is(scalar(@bad), 0, 'only pstm_* functions are exported') or diag(join "\n", @bad);
 
+# ------------------------------------------------ one version source
+# pstm.h's PSTM_VERSION_* reach pstm.pc, pstm_version() and pstm --version
+my $release = `pkg-config --modversion pstm`;
+chomp $release;
+like($release, qr/\A\d+\.\d+\.\d+\z/, "pstm.pc: Version $release");
+open($fh, '>', "$dir/version.c") or die;
+print $fh <<'C';
+#include <pstm.h>
+#include <stdio.h>
+int main(void)
+{
+	printf("%s %d.%d.%d\n", pstm_version(), PSTM_VERSION_MAJOR,
+	       PSTM_VERSION_MINOR, PSTM_VERSION_PATCH);
+	return 0;
+}
+C
+close $fh;
+is(system("cc -Wall -Werror $dir/version.c $flags -o $dir/version 2>$dir/cc.log"), 0,
+   'a program printing pstm_version() builds') or diag(`cat $dir/cc.log`);
+($rc, $out) = run_program({LD_LIBRARY_PATH => "$prefix/lib"}, "$dir/version");
+is($out, "$release $release\n", 'pstm_version() and the PSTM_VERSION_* macros: the same');
+($rc, $out) = run_program("$prefix/bin/pstm", '--version');
+is($out, "pstm $release\n", 'the installed pstm --version: the same');
+
 # ------------------------------------- the test hooks are not shipped
 # The library's test-only switches, PSTM_TEST_BREAK_VALIDATION=1 (reads
 # unvalidated) and PSTM_TEST_POWERFAIL=IMAGE:SEED:ONE_IN (write a crash

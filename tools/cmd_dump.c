@@ -2,7 +2,8 @@
  * cmd_dump.c - pstm dump: the root object, and the contents of every map
  * and queue (pstm_ds.h) that the root itself is or that one of its words
  * points to.  Read in one read-only transaction, so the dump is a
- * consistent snapshot even while other processes write.
+ * consistent snapshot even while other processes write; it therefore
+ * attaches like any user of the region (unlike info and check).
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -17,11 +18,13 @@
 #define ROOT_WORDS_SHOWN 64
 
 /*
- * The text being built.  Owned by cmd_dump, outside the transaction, and
- * emptied at the start of each attempt: an attempt that is rolled back
- * and re-run leaks nothing and leaves nothing behind.  Out of memory, it
- * stops growing and the attempt ends with PSTM_ENOMEM (rather than
- * unwinding from inside the emitter).
+ * The text (or JSON document) being built.  Owned by cmd_dump, outside
+ * the transaction, and emptied at the start of each attempt: an attempt
+ * that is rolled back and re-run leaks nothing and leaves nothing behind
+ * (the JSON document hangs together from its first value, so emit_free
+ * releases what an unwound attempt built).  Out of memory, it stops
+ * growing and the attempt ends with PSTM_ENOMEM (rather than unwinding
+ * from inside the emitter).
  */
 struct out {
 	char *p;
@@ -29,7 +32,8 @@ struct out {
 	bool failed;         /* a realloc failed: p holds a cut-short text */
 	bool json;
 	const char *uri;
-	struct emit e;       /* writes through vput: the JSON, quoted bytes */
+	struct emit e;       /* the JSON document, quoted bytes: written
+				through vput */
 };
 
 static void vput(void *arg, const char *fmt, va_list ap)
@@ -157,8 +161,9 @@ static void dump_root(pstm_tx *tx, struct out *o, uint64_t root, uint64_t bytes)
 		emit_close(&o->e);
 		emit_array(&o->e, "objects");
 	} else {
-		put(o, "root @%llu, %llu bytes\n", (unsigned long long)root,
-		    (unsigned long long)bytes);
+		char b[EMIT_SIZE_LEN];
+		put(o, "root @%llu, %s\n", (unsigned long long)root,
+		    emit_size(b, bytes));
 	}
 	int kind = pstm_ds_type(tx, root);
 	if (kind != PSTM_DS_NONE)
@@ -187,6 +192,7 @@ static int dump_fn(pstm_tx *tx, void *arg)
 	o->n = 0;
 	o->p[0] = 0;
 	o->failed = false;
+	emit_free(&o->e); /* what a rolled-back attempt left */
 	emit_to(&o->e, vput, o);
 	uint64_t root = stm_load(tx, hh + offsetof(struct heap_header, root_off), hh);
 	uint64_t bytes = stm_load(tx, hh + offsetof(struct heap_header, root_bytes), hh);
@@ -206,19 +212,21 @@ static int dump_fn(pstm_tx *tx, void *arg)
 		put(o, "no root object\n");
 	}
 	if (o->json)
-		emit_close(&o->e);
-	return o->failed ? PSTM_ENOMEM : 0;
+		emit_close(&o->e); /* written into o->p */
+	return o->failed || o->e.failed ? PSTM_ENOMEM : 0;
 }
 
 int cmd_dump(int argc, char **argv)
 {
 	struct out o = {.cap = 4096};
-	char help[512];
-	snprintf(help, sizeof(help), "usage: pstm dump URI [--json]\n"
+	char help[768];
+	snprintf(help, sizeof(help), "usage: pstm dump URI [--json|--pretty]\n"
 		 "Print the root object (its first %d words) and the contents\n"
 		 "of every map and queue (pstm_ds.h) it is or points to, as\n"
-		 "one consistent snapshot.  Keys, values and items are shown\n"
-		 "as strings, with \\xNN (\\u00NN in JSON) for other bytes.\n",
+		 "one consistent snapshot (one read-only transaction: dump\n"
+		 "attaches to the region).  Keys, values and items are shown\n"
+		 "as strings, with \\xNN for other bytes (in JSON each byte\n"
+		 "is the character U+0000..U+00FF of its value).\n",
 		 ROOT_WORDS_SHOWN);
 	int rc = cli_uri_args(argc, argv, "dump", help, &o.json, &o.uri);
 	if (rc >= 0)
@@ -233,6 +241,7 @@ int cmd_dump(int argc, char **argv)
 		return cli_fail("cannot dump", o.uri, PSTM_ENOMEM);
 	}
 	rc = pstm_atomic(r, dump_fn, &o);
+	emit_free(&o.e); /* an attempt that ended in an error */
 	pstm_close(r);
 	if (rc == 0)
 		fputs(o.p, stdout);

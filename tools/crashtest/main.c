@@ -51,11 +51,12 @@ static void usage(FILE *f)
 		"                     pstm_sync every %d steps; a power failure may\n"
 		"                     lose acknowledged steps, never synced ones\n"
 		"  --flush-ms N       with --relaxed: the flush interval (1..60000)\n"
-		"  --size N[K|M|G]    region size (default 8M)\n"
+		"  --size N[K|M|G|T]  region size (default 8M)\n"
 		"  --seed S           random seed (default: from the clock; printed)\n"
 		"  --keep             keep the region afterwards (always kept on failure)\n"
 		"  --json             print the summary as one JSON object\n"
-		"  --help             this text\n"
+		"  --pretty           the same, indented\n"
+		"  --help, --version  this text, the release\n"
 		"\n"
 		"Exit status: 0 all checks passed, 1 a violation or a failure to run,\n"
 		"2 usage error.  See docs/crashtest.md.\n",
@@ -80,7 +81,9 @@ static int parse_args(struct ct *c, int argc, char **argv)
 		{"seed", required_argument, 0, 'S'},
 		{"keep", no_argument, 0, 'k'},
 		{"json", no_argument, 0, 'j'},
+		{"pretty", no_argument, 0, 'J'},
 		{"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0}};
 	uint64_t v;
 	int opt;
@@ -143,8 +146,13 @@ static int parse_args(struct ct *c, int argc, char **argv)
 			seeded = true;
 			break;
 		case 'k': c->keep = true; break;
-		case 'j': c->json = true; break;
+		case 'j':
+		case 'J':
+			c->json = true;
+			cli_set_json(opt == 'J');
+			break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf(PROG " %s\n", pstm_version()); return 0;
 		default: return 2; /* getopt printed why */
 		}
 	}

@@ -43,7 +43,7 @@ const char *pstm_strerror(int err)
 }
 
 /* a new code needs its text above and its name below */
-_Static_assert(PSTM_ERR_LAST == PSTM_ERUNTIME, "PSTM_E* codes without text or name");
+_Static_assert(PSTM_ERR_LAST == PSTM_ECONFLICT, "PSTM_E* codes without text or name");
 
 const char *error_name(int err)
 {
@@ -73,6 +73,7 @@ const char *error_name(int err)
 	NAME(PSTM_ECLOCK);
 	NAME(PSTM_EEMPTY);
 	NAME(PSTM_ERUNTIME);
+	NAME(PSTM_ECONFLICT);
 	default: return NULL;
 	}
 #undef NAME

@@ -112,7 +112,8 @@ static struct tx_hook *hook_new(pstm_tx *t, pstm_hook_fn fn, void *arg)
 	return h;
 }
 
-int pstm_tx_on_commit(pstm_tx *t, pstm_hook_fn fn, void *arg)
+static int hook_add(pstm_tx *t, struct tx_hook **list, pstm_hook_fn fn,
+		    void *arg)
 {
 	if (!t || !fn)
 		return PSTM_EINVAL;
@@ -121,21 +122,17 @@ int pstm_tx_on_commit(pstm_tx *t, pstm_hook_fn fn, void *arg)
 	struct tx_hook *h = hook_new(t, fn, arg);
 	if (!h)
 		return t->doomed;
-	h->next = t->hooks;
-	t->hooks = h;
+	h->next = *list;
+	*list = h;
 	return 0;
+}
+
+int pstm_tx_on_commit(pstm_tx *t, pstm_hook_fn fn, void *arg)
+{
+	return hook_add(t, t ? &t->hooks : NULL, fn, arg);
 }
 
 int pstm_tx_on_abort(pstm_tx *t, pstm_hook_fn fn, void *arg)
 {
-	if (!t || !fn)
-		return PSTM_EINVAL;
-	if (t->doomed)
-		return t->doomed;
-	struct tx_hook *h = hook_new(t, fn, arg);
-	if (!h)
-		return t->doomed;
-	h->next = t->abort_hooks;
-	t->abort_hooks = h;
-	return 0;
+	return hook_add(t, t ? &t->abort_hooks : NULL, fn, arg);
 }

@@ -245,3 +245,24 @@ int test_bank_read(pstm_tx *tx, void *arg)
 	st->count = pstm_load64(tx, st->bank->base + 8 * st->bank->n);
 	return 0;
 }
+
+int test_ro_mapping_run(const char *uri, pstm_fn fn, void *arg, int n,
+			int ro, struct pstm_stats *st)
+{
+	pstm_region *r;
+	int (*run)(pstm_region *, pstm_fn, void *) = ro ? pstm_atomic_ro : pstm_atomic;
+	if (pstm_open(uri, &r))
+		return 2;
+	if (run(r, fn, arg)) /* claims the slot */
+		return 3;
+	if (mprotect(r->base, r->map_len, PROT_READ))
+		return 4;
+	for (int k = 0; k < n; k++)
+		if (run(r, fn, arg))
+			return 5;
+	if (mprotect(r->base, r->map_len, PROT_READ | PROT_WRITE))
+		return 6;
+	if (st && pstm_stats_get(r, st))
+		return 7;
+	return pstm_close(r) ? 8 : 0;
+}

@@ -66,6 +66,16 @@ void test_assert_clean(const char *uri);
 uint64_t test_now_ns(void);
 
 /*
+ * In a child: open uri, run fn(arg) once (claiming the thread's slot),
+ * then make the whole mapping PROT_READ and run it n more times, with
+ * pstm_atomic_ro if ro, else pstm_atomic: any store to the region (data;
+ * orecs, clock, slot, statistics of a shm region) is a SIGSEGV.  *st gets
+ * the statistics after.  0, or the number of the step that failed.
+ */
+int test_ro_mapping_run(const char *uri, pstm_fn fn, void *arg, int n,
+			int ro, struct pstm_stats *st);
+
+/*
  * The crash tests' bank: n accounts of 1000 in an array reached through
  * the root object, followed by one word counting the commits of "counted"
  * transfers, so a test can tell whether an interrupted one took effect.

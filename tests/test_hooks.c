@@ -324,25 +324,12 @@ static int rw_with_nested_ro(pstm_tx *tx, void *arg)
 	return pstm_atomic_ro(pstm_tx_region(tx), ro_store, f);
 }
 
+/* no shared write at all: 10,000 of them on a read-only mapping */
 static int ro_child(void *arg, int i)
 {
 	(void)i;
 	struct fix *f = arg;
-	pstm_region *r;
-	if (pstm_open(f->uri, &r))
-		return 2;
-	if (pstm_atomic_ro(r, ro_sum, f)) /* claims the slot */
-		return 3;
-	/* every store to the region (data, orecs, clock, slot, statistics:
-	 * all in this one mapping for shm) is a SIGSEGV from here on */
-	if (mprotect(r->base, r->map_len, PROT_READ))
-		return 4;
-	for (int k = 0; k < 10000; k++)
-		if (pstm_atomic_ro(r, ro_sum, f))
-			return 5;
-	if (mprotect(r->base, r->map_len, PROT_READ | PROT_WRITE))
-		return 6;
-	return pstm_close(r) ? 7 : 0;
+	return test_ro_mapping_run(f->uri, ro_sum, f, 10000, 1, NULL);
 }
 
 static void test_atomic_ro(void **s)

@@ -297,25 +297,11 @@ static int ro_child(void *arg, int i)
 {
 	(void)i;
 	struct fix *f = arg;
-	pstm_region *r;
-	if (pstm_open(f->uri, &r))
-		return 2;
-	/* warm up: this thread's slot is claimed */
-	if (pstm_atomic(r, ro_fn, f))
-		return 3;
-	/* from here any store to the region (data, orecs, clock, slot,
-	 * stats: all in this one mapping for shm) is a SIGSEGV */
-	if (mprotect(r->base, r->map_len, PROT_READ))
-		return 4;
-	for (int k = 0; k < 10000; k++)
-		if (pstm_atomic(r, ro_fn, f))
-			return 5;
-	if (mprotect(r->base, r->map_len, PROT_READ | PROT_WRITE))
-		return 7;
 	struct pstm_stats st;
-	if (pstm_stats_get(r, &st) || st.commits_ro != 10001)
-		return 6;
-	return 0;
+	int rc = test_ro_mapping_run(f->uri, ro_fn, f, 10000, 0, &st);
+	if (rc)
+		return rc;
+	return st.commits_ro == 10001 ? 0 : 9;
 }
 
 static void test_read_only_writes_nothing(void **s)

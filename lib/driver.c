@@ -66,6 +66,11 @@ static void escalate(pstm_tx *t)
 static void backoff(pstm_tx *t)
 {
 	t->retries++;
+	if (t->behind_inevitable) { /* waiting, not starving: never escalate */
+		t->behind_inevitable = false;
+		if (t->retries >= ESCALATE_AFTER)
+			t->retries = ESCALATE_AFTER - 1;
+	}
 	if (t->retries >= ESCALATE_AFTER && !t->escalated && !t->read_only) {
 		escalate(t);
 		return;

@@ -144,6 +144,11 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 			stm_fail(t, PSTM_ECORRUPT);
 		return nv;
 	}
+	/* held by the inevitable transaction: escalating would not make it
+	 * commit sooner, only stop everybody else until it does */
+	if (atomic_load_explicit(&t->r->rt->inevitable, memory_order_relaxed) ==
+	    (uint64_t)orec_owner(v) + 1)
+		t->behind_inevitable = true;
 	stm_abort(t, cause);
 }
 

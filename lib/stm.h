@@ -66,6 +66,8 @@ struct pstm_tx {
 	bool explicit_retry;      /* the last explicit attempt conflicted */
 	int doomed;               /* explicit: rolled back with this code */
 	bool inevitable;          /* holds rt->inevitable: will not abort */
+	bool behind_inevitable;   /* this abort waited for the inevitable
+				     transaction: no step towards escalating */
 	uint64_t prng;
 	uint64_t st[ST_COUNT];    /* totals since the slot was claimed */
 	uint32_t st_unflushed;

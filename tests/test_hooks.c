@@ -379,6 +379,7 @@ struct shared {
 	_Atomic uint64_t mid_seen;         /* C saw A's uncommitted value */
 	_Atomic int a_ready;               /* killed test: A is inevitable */
 	_Atomic uint64_t window_ns;
+	_Atomic uint64_t b_before, b_before_ns; /* B before A's first window */
 };
 
 enum { MID = 0x6d69640000000000ull, A_ROUNDS = 40 };
@@ -387,7 +388,8 @@ struct ictx {
 	struct fix *f;
 	struct shared *sh;
 	int sleep_us;
-	bool hang; /* stay inevitable until killed */
+	int rounds;  /* A's inevitable transactions (A_ROUNDS if 0) */
+	bool hang;   /* stay inevitable until killed */
 };
 
 static int a_body(pstm_tx *tx, void *arg)
@@ -464,7 +466,9 @@ static int proc_a(void *arg, int i)
 	pstm_region *r;
 	if (pstm_open(c->f->uri, &r))
 		return 2;
-	for (int k = 0; k < (c->hang ? 1 : A_ROUNDS); k++)
+	if (c->rounds) /* let B measure its rate alone with D first */
+		usleep(100000);
+	for (int k = 0; k < (c->hang ? 1 : c->rounds ? c->rounds : A_ROUNDS); k++)
 		if (pstm_atomic(r, a_body, c))
 			return 3;
 	atomic_store(&c->sh->a_done, 1);
@@ -478,8 +482,15 @@ static int proc_b(void *arg, int i)
 	pstm_region *r;
 	if (pstm_open(c->f->uri, &r))
 		return 2;
+	uint64_t t0 = test_now_ns();
+	bool first_window = true;
 	while (!atomic_load(&c->sh->a_done) && !atomic_load(&c->sh->b_stop)) {
 		int in = atomic_load(&c->sh->a_window);
+		if (in && first_window) {
+			first_window = false;
+			atomic_store(&c->sh->b_before, atomic_load(&c->sh->b_commits));
+			atomic_store(&c->sh->b_before_ns, test_now_ns() - t0);
+		}
 		if (pstm_atomic(r, b_body, c))
 			return 3;
 		atomic_fetch_add(&c->sh->b_commits, 1);
@@ -543,6 +554,39 @@ static void test_inevitable(void **s)
 	assert_true(in > 0);
 	munmap(sh, sizeof(*sh));
 	test_assert_clean(f.uri);
+	fix_close(&f, r);
+}
+
+/*
+ * A long inevitable window (300 ms) while D keeps writing A's word with
+ * pstm_atomic: D must wait without escalating (an escalated D would stop
+ * B, which writes other words, until A commits).  B's rate inside the
+ * window must stay within reach of its rate before it.
+ */
+static void test_inevitable_long_window(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = fix_open(&f, "inevlong");
+	struct shared *sh = test_map_shared(NULL, sizeof(*sh));
+	assert_non_null(sh);
+	struct ictx c = {.f = &f, .sh = sh, .sleep_us = 300000, .rounds = 1};
+	pid_t b = test_spawn(proc_b, &c, 1);
+	pid_t d = test_spawn(proc_d, &c, 3);
+	pid_t a = test_spawn(proc_a, &c, 0);
+	assert_int_equal(test_wait(a), 0);
+	assert_int_equal(test_wait(b), 0);
+	assert_int_equal(test_wait(d), 0);
+	double before = (double)atomic_load(&sh->b_before) /
+			((double)atomic_load(&sh->b_before_ns) / 1e9);
+	double inside = (double)atomic_load(&sh->b_in_window) /
+			((double)atomic_load(&sh->window_ns) / 1e9);
+	printf("# B: %.0f commits/s before the window, %.0f/s inside it (%.0f%%); "
+	       "D: %llu commits\n", before, inside, 100 * inside / before,
+	       (unsigned long long)atomic_load(&sh->d_commits));
+	assert_true(inside >= 0.25 * before);
+	assert_int_equal(get(r, word(&f, 0)), 1000 + atomic_load(&sh->d_commits));
+	munmap(sh, sizeof(*sh));
 	fix_close(&f, r);
 }
 
@@ -658,6 +702,7 @@ int main(void)
 		cmocka_unit_test(test_abort_hooks_on_failure),
 		cmocka_unit_test(test_atomic_ro),
 		cmocka_unit_test(test_inevitable),
+		cmocka_unit_test(test_inevitable_long_window),
 		cmocka_unit_test(test_inevitable_killed),
 		cmocka_unit_test(test_explicit_hooks),
 	};

@@ -5,7 +5,10 @@
 #   make valgrind   the test programs under memcheck
 #   make torture    10,000 kill rounds, 100,000 simulated power failures
 #   make fuzz       libFuzzer on the region-reading paths (needs clang)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
+#                   (the library, the tools, headers, man pages, docs; no tests)
+#   make uninstall  the same variables: removes what make install put there
+#   make abi-check  libpstm.so against the ABI baseline abi/libpstm.abi
 #   make bench      benchmarks (see docs/benchmarks.md)
 
 # the release, MAJOR.MINOR.PATCH: read from include/pstm.h, its one source
@@ -18,6 +21,14 @@ $(if $(filter 3,$(words $(subst ., ,$(VERSION)))),,\
 SOMAJOR  = 0
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# where make install puts things (Debian multiarch: LIBDIR=/usr/lib/x86_64-linux-gnu)
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/pstm
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 B       ?= build
 
 CC      ?= gcc
@@ -54,7 +65,8 @@ TOOLS    = $(B)/pstm $(B)/pstm-crashtest
 # Perl TAP scripts; install.t links an outside program, so not under sanitizers
 TEST_SCRIPTS ?= tests/cli.t tests/install.t tests/crashtest.t tests/layering.t
 
-.PHONY: all check test asan tsan valgrind torture fuzz install clean deps bench bench-quick demo
+.PHONY: all check test asan tsan valgrind torture fuzz install uninstall abi-check \
+	abi-baseline clean deps bench bench-quick demo
 all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR)
@@ -174,20 +186,74 @@ valgrind: all
 	        --errors-for-leak-kinds=definite $$t >/dev/null || exit 1; done
 	@echo "valgrind: all clean"
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
-	    $(DESTDIR)$(PREFIX)/share/man/man3
-	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(B)/libpstm.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(B)/libpstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libpstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libpstm.so.$(SOMAJOR)
-	ln -sf libpstm.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libpstm.so
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    lib/pstm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/pstm.pc
-	install -m 755 $(B)/pstm $(B)/pstm-crashtest $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 docs/pstm.1 docs/pstm-crashtest.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	install -m 644 docs/pstm.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+# ------------------------------------------------------------ install
+# make install builds only what it installs: the library, the two tools
+# (pstm-crashtest links the test build of the library, which needs no
+# cmocka) and nothing of tests/ or examples/.  make uninstall removes
+# exactly these files, and the one folder that is pstm's own, $(DOCDIR).
+INST_HDR  = $(notdir $(wildcard include/*.h))
+INST_MAN1 = pstm.1 pstm-crashtest.1
+INST_MAN3 = pstm.3 pstm_ds.3
+INST_DOC  = README.md $(notdir $(wildcard docs/*.md))
+INST_LIB  = libpstm.a libpstm.so.$(VERSION) libpstm.so.$(SOMAJOR) libpstm.so
+INST_BIN  = pstm pstm-crashtest
+D = $(DESTDIR)
+
+install: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS)
+	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR) $(D)$(PKGCONFIGDIR) $(D)$(BINDIR) \
+	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(DOCDIR) $(D)$(BASHCOMPDIR)
+	install -m 644 $(addprefix include/,$(INST_HDR)) $(D)$(INCLUDEDIR)/
+	install -m 644 $(B)/libpstm.a $(D)$(LIBDIR)/
+	install -m 755 $(B)/libpstm.so.$(VERSION) $(D)$(LIBDIR)/
+	ln -sf libpstm.so.$(VERSION) $(D)$(LIBDIR)/libpstm.so.$(SOMAJOR)
+	ln -sf libpstm.so.$(SOMAJOR) $(D)$(LIBDIR)/libpstm.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    lib/pstm.pc.in > $(D)$(PKGCONFIGDIR)/pstm.pc
+	chmod 644 $(D)$(PKGCONFIGDIR)/pstm.pc
+	install -m 755 $(addprefix $(B)/,$(INST_BIN)) $(D)$(BINDIR)/
+	install -m 644 $(addprefix docs/,$(INST_MAN1)) $(D)$(MANDIR)/man1/
+	install -m 644 $(addprefix docs/,$(INST_MAN3)) $(D)$(MANDIR)/man3/
+	install -m 644 README.md $(addprefix docs/,$(filter-out README.md,$(INST_DOC))) \
+	    $(D)$(DOCDIR)/
+	install -m 644 scripts/pstm.bash-completion $(D)$(BASHCOMPDIR)/pstm
+	ln -sf pstm $(D)$(BASHCOMPDIR)/pstm-crashtest
+
+uninstall:
+	rm -f $(addprefix $(D)$(INCLUDEDIR)/,$(INST_HDR)) \
+	    $(addprefix $(D)$(LIBDIR)/,$(INST_LIB)) $(D)$(PKGCONFIGDIR)/pstm.pc \
+	    $(addprefix $(D)$(BINDIR)/,$(INST_BIN)) \
+	    $(addprefix $(D)$(MANDIR)/man1/,$(INST_MAN1)) \
+	    $(addprefix $(D)$(MANDIR)/man3/,$(INST_MAN3)) \
+	    $(addprefix $(D)$(DOCDIR)/,$(INST_DOC)) \
+	    $(D)$(BASHCOMPDIR)/pstm $(D)$(BASHCOMPDIR)/pstm-crashtest
+	-rmdir $(D)$(DOCDIR) 2>/dev/null
+
+# ---------------------------------------------------------------- ABI
+# libpstm.so against abi/libpstm.abi, the ABI of the last release (abidw
+# output; types from include/ only).  Fails on any change to an existing
+# symbol or public type that abi/libpstm.abignore does not allow (fields
+# appended at the end of a struct, enumerators added); added symbols are
+# listed, and pass.  Needs abigail-tools and a build with -g (the default).
+# Not part of make check: a release refreshes the baseline with
+# make abi-baseline (README, "ABI").
+ABI_BASE = abi/libpstm.abi
+ABI_SUPP = abi/libpstm.abignore
+ABIGAIL  = abidiff --no-show-locs --drop-private-types --headers-dir2 include --suppressions $(ABI_SUPP)
+abi-check: $(B)/libpstm.so.$(VERSION)
+	@command -v abidiff >/dev/null || \
+	    { echo "make abi-check needs abidiff (apt-get install abigail-tools)"; exit 1; }
+	@rc=0; $(ABIGAIL) --no-added-syms $(ABI_BASE) $< || rc=$$?; \
+	if [ $$rc -ne 0 ]; then \
+	    echo "abi-check: $< breaks the ABI of $(ABI_BASE) (abidiff exit $$rc)"; exit 1; fi; \
+	$(ABIGAIL) $(ABI_BASE) $< >$(B)/abi-added.txt || \
+	    { cat $(B)/abi-added.txt; echo "abi-check: compatible additions only (above)"; exit 0; }; \
+	echo "abi-check: $< has the ABI of $(ABI_BASE)"
+
+abi-baseline: $(B)/libpstm.so.$(VERSION)
+	@mkdir -p abi
+	abidw --no-corpus-path --headers-dir include --drop-private-types $< | \
+	    sed "s| comp-dir-path='[^']*'||" > $(ABI_BASE)
 
 demo: deps all
 	scripts/demo.sh

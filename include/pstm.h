@@ -26,6 +26,36 @@
  *    region again there; a relaxed region's handle also runs a flush
  *    thread, which a child does not inherit).
  */
+/*
+ * ABI policy.  The shared library's soname is libpstm.so.0 (every symbol
+ * carries the version node PSTM_0, lib/libpstm.map); only pstm_* symbols
+ * are exported.  The soname's number moves only with an incompatible
+ * change, and then the old number is never reused for another ABI.
+ *
+ * Allowed without a soname bump (a MINOR release):
+ *  - new functions, new types, new macros;
+ *  - new PSTM_E* codes and new enumerators (callers must treat an unknown
+ *    error code as an error and pass it to pstm_strerror());
+ *  - new fields at the END of a public struct (pstm_create_opts,
+ *    pstm_region_info, pstm_stats, pstm_crashtest_workload), whose zero
+ *    value keeps the old behaviour;
+ *  - new flag bits whose absence keeps the old behaviour.
+ * Needing a soname bump (never in a MINOR or PATCH release): removing or
+ * renaming a symbol, changing a function's parameters or return type,
+ * reordering, resizing, retyping or removing a struct field, changing an
+ * existing enumerator's or macro's value, or changing documented
+ * behaviour a caller may rely on.  The region format is versioned apart
+ * from the ABI (PSTM_EVERSION).
+ *
+ * Callers zero-initialise every option and info struct they hand the
+ * library (`struct pstm_create_opts o = {0};`, or memset) and set only
+ * the fields they know, so a field added later reads as zero: its
+ * default.  Opaque types (pstm_region, pstm_tx) have no layout callers
+ * may rely on.
+ *
+ * `make abi-check` compares the built library with abi/libpstm.abi, the
+ * ABI of the last release (abidiff; README, "ABI").
+ */
 #ifndef PSTM_H
 #define PSTM_H
 

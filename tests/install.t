@@ -1,30 +1,102 @@
 #!/usr/bin/perl
-# make install into a temporary prefix, then build and run a tiny outside
-# program with nothing but `pkg-config --cflags --libs pstm`, and
-# tests/hooks_ignored.c, shared and static, to show that the installed
-# library ignores the test-only PSTM_TEST_* switches.
+# make install into a temporary prefix (with a multiarch-style LIBDIR),
+# then build and run a tiny outside program with nothing but
+# `pkg-config --cflags --libs pstm`, and tests/hooks_ignored.c, shared and
+# static, to show that the installed library ignores the test-only
+# PSTM_TEST_* switches.  Also: make install builds no test (needs no
+# cmocka), installs man pages, docs and the bash completion, honours
+# DESTDIR; make uninstall removes exactly what it installed.
 use strict;
 use warnings;
 use Test::More;
+use File::Find qw(find);
 use lib 'tests';
 use PstmTest;
 
 my $b = build_dir();
 my $dir = temp_dir('install');
 my $prefix = "$dir/prefix";
+my $libdir = "$prefix/lib/x86_64-linux-gnu";    # Debian multiarch style
+my $vars = "B=$b PREFIX=$prefix LIBDIR=$libdir";
 
-is(system("make -s install B=$b PREFIX=$prefix >$dir/install.log 2>&1"), 0,
-   'make install PREFIX=...') or diag(`cat $dir/install.log`);
+# every file and link under $_[0], relative to it, sorted
+sub tree {
+	my ($top) = @_;
+	my @f;
+	find({ no_chdir => 1, wanted => sub {
+		push @f, substr($_, length($top) + 1) if -f $_ || -l $_; } }, $top)
+	    if -d $top;
+	return join("\n", sort @f) . "\n";
+}
+
+# ------------------------------------- make install needs no test build
+# A dry run into an empty build folder lists every command make install
+# would run from scratch: the library and the tools, nothing of tests/
+# (cmocka) or examples/.
+my $dry = `make -n install B=$dir/fresh PREFIX=$prefix 2>&1`;
+is($?, 0, 'make -n install from an empty build folder');
+like($dry, qr/libpstm\.so\.\S+ .*lib\/\S+\.o/, '... builds the shared library');
+like($dry, qr/-o \S*pstm-crashtest /, '... and the tools');
+my @tests = grep { /cmocka|tests\/|examples\// } split /\n/, $dry;
+is(scalar(@tests), 0, '... and no test program, no example, no cmocka')
+    or diag(join "\n", @tests[0 .. ($#tests < 5 ? $#tests : 5)]);
+
+# files of other packages, which make uninstall must leave alone
+system("mkdir -p $prefix/bin $prefix/share/doc/other $libdir/pkgconfig");
+for my $f ("$prefix/bin/other", "$prefix/share/doc/other/README",
+	   "$libdir/pkgconfig/other.pc") {
+	open(my $o, '>', $f) or die "$f: $!";
+	close $o;
+}
+my $before = tree($prefix);
+
+is(system("make -s install $vars >$dir/install.log 2>&1"), 0,
+   'make install PREFIX=... LIBDIR=...') or diag(`cat $dir/install.log`);
 ok(-f "$prefix/include/pstm.h", 'header installed');
-ok(-l "$prefix/lib/libpstm.so.0", 'soname link installed');
-ok(-f "$prefix/lib/pkgconfig/pstm.pc", 'pkg-config file installed');
-ok(-f "$prefix/share/man/man1/pstm.1" && -f "$prefix/share/man/man3/pstm.3",
-   'man pages installed');
+ok(-l "$libdir/libpstm.so.0" && -f "$libdir/libpstm.so.0" && -f "$libdir/libpstm.a",
+   'libraries and the soname link installed in LIBDIR');
+ok(!glob("$prefix/lib/libpstm*"), '... and nothing in PREFIX/lib');
+ok(-f "$libdir/pkgconfig/pstm.pc", 'pkg-config file installed in LIBDIR/pkgconfig');
+like(slurp("$libdir/pkgconfig/pstm.pc"), qr/^libdir=\Q$libdir\E$/m, '... naming LIBDIR');
+for my $m (qw(man1/pstm.1 man1/pstm-crashtest.1 man3/pstm.3 man3/pstm_ds.3)) {
+	my $page = slurp("$prefix/share/man/$m");
+	ok($page =~ /^\.SH EXAMPLES$/m && $page =~ /^\.SH FILES$/m,
+	   "man page $m installed, with EXAMPLES and FILES");
+	SKIP: {
+		skip 'no groff', 1 unless `sh -c 'command -v groff'`;
+		my $warn = `groff -man -ww -z $prefix/share/man/$m 2>&1`;
+		is($warn, '', "... groff finds nothing to warn about");
+	}
+}
 ok(-x "$prefix/bin/pstm", 'CLI installed');
 ok(-x "$prefix/bin/pstm-crashtest" && -f "$prefix/share/man/man1/pstm-crashtest.1",
    'pstm-crashtest and its man page installed');
 ok(-f "$prefix/include/pstm_ds.h" && -f "$prefix/include/pstm_crashtest.h",
    'every public header installed');
+my @docs = ('README.md', map { s{.*/}{}r } glob('docs/*.md'));
+is(scalar(grep { -f "$prefix/share/doc/pstm/$_" } @docs), scalar(@docs),
+   "docs installed in share/doc/pstm (@docs)");
+
+# the bash completion: installed for both tools, and it completes
+my $comp = "$prefix/share/bash-completion/completions";
+ok(-f "$comp/pstm" && -e "$comp/pstm-crashtest", 'bash completion installed for both tools');
+my $complete = sub {
+	my @words = @_;
+	open(my $sh, '>', "$dir/comp.sh") or die;
+	print $sh "source $comp/pstm\n",
+	    'COMP_WORDS=(' . join(' ', map { "'$_'" } @words) . ")\n",
+	    'COMP_CWORD=' . $#words . "\n",
+	    ($words[0] =~ /crashtest/ ? '_pstm_crashtest' : '_pstm') . "\n",
+	    'printf "%s\n" "${COMPREPLY[@]}" | sort' . "\n";
+	close $sh;
+	return `bash $dir/comp.sh 2>&1`;
+};
+is($complete->("$prefix/bin/pstm", 'c'), "check\ncreate\n", 'completion: pstm c<TAB>');
+is($complete->("$prefix/bin/pstm", 'create', '--max-'), "--max-procs\n--max-threads\n",
+   'completion: pstm create --max-<TAB>, from the help text');
+is($complete->("$prefix/bin/pstm", 'help', 're'), "recover\n", 'completion: pstm help re<TAB>');
+is($complete->("$prefix/bin/pstm-crashtest", '--powerf'), "--powerfail\n",
+   'completion: pstm-crashtest --powerf<TAB>');
 
 open(my $fh, '>', "$dir/prog.c") or die;
 print $fh <<'C';
@@ -52,18 +124,18 @@ int main(int argc, char **argv)
 C
 close $fh;
 
-$ENV{PKG_CONFIG_PATH} = "$prefix/lib/pkgconfig";
+$ENV{PKG_CONFIG_PATH} = "$libdir/pkgconfig";
 my $flags = `pkg-config --cflags --libs pstm`;
 is($?, 0, 'pkg-config knows pstm');
 chomp $flags;
 is(system("cc -Wall -Werror $dir/prog.c $flags -o $dir/prog 2>$dir/cc.log"), 0,
    'outside program builds with pkg-config flags') or diag(`cat $dir/cc.log`);
-my ($rc, $out) = run_program({LD_LIBRARY_PATH => "$prefix/lib"}, "$dir/prog",
+my ($rc, $out) = run_program({LD_LIBRARY_PATH => $libdir}, "$dir/prog",
 			     'shm:' . shm_name('install'));
 is($out, "0 41\n", 'outside program runs against the shared library');
 my $needed = `readelf -d $dir/prog`;
 like($needed, qr/libpstm\.so\.0/, 'linked against the soname');
-my $syms = `nm -D --defined-only $prefix/lib/libpstm.so`;
+my $syms = `nm -D --defined-only $libdir/libpstm.so`;
 my @bad = grep { !/ pstm_/ } grep { / T / } split /\n/, $syms;
 is(scalar(@bad), 0, 'only pstm_* functions are exported') or diag(join "\n", @bad);
 
@@ -86,7 +158,7 @@ C
 close $fh;
 is(system("cc -Wall -Werror $dir/version.c $flags -o $dir/version 2>$dir/cc.log"), 0,
    'a program printing pstm_version() builds') or diag(`cat $dir/cc.log`);
-($rc, $out) = run_program({LD_LIBRARY_PATH => "$prefix/lib"}, "$dir/version");
+($rc, $out) = run_program({LD_LIBRARY_PATH => $libdir}, "$dir/version");
 is($out, "$release $release\n", 'pstm_version() and the PSTM_VERSION_* macros: the same');
 ($rc, $out) = run_program("$prefix/bin/pstm", '--version');
 is($out, "pstm $release\n", 'the installed pstm --version: the same');
@@ -121,7 +193,7 @@ for my $kind (qw(shared static)) {
 	like(`readelf -d $prog`, $kind eq 'shared' ? qr/libpstm\.so\.0/ : qr/\A(?!.*libpstm)/s,
 	     "hooks_ignored links libpstm $kind");
 	my ($shm, $file) = ('shm:' . shm_name('install'), "$hooks/$kind.region");
-	my %env = (LD_LIBRARY_PATH => "$prefix/lib");
+	my %env = (LD_LIBRARY_PATH => $libdir);
 	if ($kind eq 'shared') {
 		($rc, $out, my $err) = run_program(\%env, $prog, $shm, $file);
 		is($rc, 0, 'hooks_ignored, switches unset: exits 0') or diag("$out$err");
@@ -137,4 +209,24 @@ for my $kind (qw(shared static)) {
 	run_program("$prefix/bin/pstm", 'rm', $file) if -e $file;
 	unlink($img);
 }
+
+# ------------------------------------------------------- make uninstall
+is(system("make -s uninstall $vars >$dir/uninstall.log 2>&1"), 0, 'make uninstall')
+    or diag(`cat $dir/uninstall.log`);
+is(tree($prefix), $before, '... leaves exactly the files that were there before');
+ok(!-e "$prefix/share/doc/pstm", '... and removes share/doc/pstm');
+
+# ------------------------------------------- DESTDIR, the default LIBDIR
+# as a package build does it: PREFIX=/usr staged under DESTDIR
+my $dest = "$dir/dest";
+is(system("make -s install B=$b DESTDIR=$dest PREFIX=/usr >$dir/install.log 2>&1"), 0,
+   'make install DESTDIR=... PREFIX=/usr') or diag(`cat $dir/install.log`);
+ok(-f "$dest/usr/lib/libpstm.so.$release" && -x "$dest/usr/bin/pstm"
+   && -f "$dest/usr/share/bash-completion/completions/pstm", '... staged under DESTDIR');
+my $pc = slurp("$dest/usr/lib/pkgconfig/pstm.pc");
+ok($pc =~ /^prefix=\/usr$/m && $pc =~ /^libdir=\/usr\/lib$/m
+   && $pc =~ /^includedir=\/usr\/include$/m, '... pstm.pc names the final paths, not DESTDIR');
+is(system("make -s uninstall B=$b DESTDIR=$dest PREFIX=/usr >$dir/uninstall.log 2>&1"), 0,
+   'make uninstall DESTDIR=... PREFIX=/usr') or diag(`cat $dir/uninstall.log`);
+is(tree($dest), "\n", '... leaves no file');
 done_testing();

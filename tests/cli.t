@@ -421,7 +421,7 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	is($out, '', '... and prints nothing on stdout');
 }
 
-# --------------------------------- dump: bytes as characters U+0000..U+00FF
+# ------------------------------ dump: UTF-8 text as text, \xNN in text form
 {
 	my $kv = build_dir() . '/examples/kv';
 	my $n = 'shm:' . shm_name('cli');
@@ -435,10 +435,8 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 		my $d = json_object($out, '... one JSON object');
 		my ($e) = map { @{$_->{entries} // []} } grep { $_->{type} eq 'map' }
 			@{$d->{objects} // []};
-		is(Encode::encode('latin1', $e->{key} // ''), $kb,
-		   '... the key: one character per byte');
-		is(Encode::encode('latin1', $e->{value} // ''), $vb,
-		   '... the value: control bytes, quote, backslash, slash');
+		is($e->{key}, $k, '... the UTF-8 key: a string of its text');
+		is($e->{value}, $v, '... the value: control bytes, quote, backslash, slash');
 	}
 	($rc, $out) = pstm('dump', $n);
 	like($out, qr/"\\xd0\\xba\\xd0\\xbb\\xd1\\x8e\\xd1\\x87" = "a\\x01\\"\\\\\/\\x7f"/,
@@ -576,6 +574,230 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	is($rc, 0, 'check without a runtime exits 0');
 	ok(!-e $comp, 'check did not rebuild it either');
 	pstm('rm', $f);
+}
+
+# ------------------- dump --json | load: maps and queues, bytes exactly
+{
+	require MIME::Base64;
+	my $kv = build_dir() . '/examples/kv';
+	my $pp = JSON::PP->new->canonical;
+	my $utf8 = sub { Encode::encode('UTF-8', $_[0]) };
+	my ($ka, $kb, $kc, $kq, $kr) = map { 'shm:' . shm_name('cli') } 1 .. 5;
+	my $put = sub { open(my $h, '>:raw', $_[0]) or die "$_[0]: $!"; print $h $_[1]; close $h; };
+	# a dump without what differs between regions (uri, offsets, root
+	# words) and with map entries sorted (their order is the table's);
+	# $::a, $::b: this file has a lexical $a
+	my $norm = sub {
+		my ($j) = @_;
+		delete $j->{uri};
+		delete @{$j->{root} // {}}{qw(off words)};
+		for my $o (@{$j->{objects} // []}) {
+			delete $o->{off};
+			$o->{entries} = [sort { $pp->encode($::a) cmp $pp->encode($::b) }
+					 @{$o->{entries}}] if $o->{entries};
+		}
+		return $pp->encode($j);
+	};
+	my $dump = sub {
+		my ($uri, $what) = @_;
+		my ($rc, $out, $err) = pstm('dump', '--json', $uri);
+		is($rc, 0, "dump --json $what exits 0") or diag($err);
+		return ($out, json_object($out, "... one JSON object"));
+	};
+	my $entries = sub {
+		my ($d, $word) = @_;
+		my ($o) = grep { $_->{root_word} == $word } @{$d->{objects} // []};
+		return $o // {};
+	};
+	my $bytes = sub {   # a dumped byte string back to its bytes
+		my ($v) = @_;
+		return ref $v ? MIME::Base64::decode_base64($v->{base64} // '') : $utf8->($v // '');
+	};
+
+	# region A, filled with examples/kv (a 64 KiB value needs a 1 MiB log)
+	for my $r ($ka, $kb, $kc) {
+		($rc, $out, $err) = pstm('create', '--size', '8M', '--log-bytes', '1M', $r);
+		is($rc, 0, "create $r with a 1 MiB redo log") or diag($err);
+	}
+	my $big = join('', map { chr(1 + $_ % 255) } 0 .. 65535);
+	my %want = (
+		$utf8->("\x{43a}\x{43b}\x{44e}\x{447}") => $utf8->("\x{437}\x{43d}\x{430}\x{447}"),
+		"\xff\xfe" => "\xc0\xaf",            # not UTF-8: 0xff, an overlong '/'
+		"\xed\xa0\x80" => 'a surrogate',     # not UTF-8 either
+		'' => 'the empty key',
+		'empty value' => '',
+		"tab\tquote\"back\\slash" => "\x01\x1f\x7f",
+		big => $big,                         # 64 KiB, 0x01..0xff
+	);
+	for my $k (sort keys %want) {
+		($rc, $out, $err) = run_program($kv, 'put', $ka, $k, $want{$k});
+		is($rc, 0, 'kv put ' . length($k) . '-byte key, ' . length($want{$k}) .
+		   '-byte value') or diag($err);
+	}
+	my ($da, $ja) = $dump->($ka, 'of the kv region');
+	my %got = map { $bytes->($_->{key}) => $_->{value} } @{$entries->($ja, 0)->{entries} // []};
+	is(scalar(keys %got), scalar(keys %want), 'dump: every entry');
+	is($got{$utf8->("\x{43a}\x{43b}\x{44e}\x{447}")}, "\x{437}\x{43d}\x{430}\x{447}",
+	   'dump --json: the UTF-8 key "ключ" is a string of its text, its value too');
+	ok($da =~ /\{"key":\{"base64":"\/\/4="\},"value":\{"base64":"wK8="\}\}/,
+	   'dump --json: a key with 0xff and a value of an overlong form as {"base64"}');
+	ok(ref $got{"\xed\xa0\x80"} eq '' && $got{"\xed\xa0\x80"} eq 'a surrogate',
+	   'dump --json: a UTF-8 surrogate key is not text (found as base64)');
+	is($got{''}, 'the empty key', 'dump --json: the empty key, a string');
+	is($got{'empty value'}, '', 'dump --json: the empty value, a string');
+	is($bytes->($got{big}), $big, 'dump --json: the 64 KiB value, base64 of its bytes');
+	unlike($da, qr/\\u00[c-f]/i, 'dump --json: no byte as a Latin-1 character');
+
+	# load it into B, dump B: the same
+	$put->("$tmp/a.json", $da);
+	($rc, $out, $err) = pstm('load', $kb, "$tmp/a.json");
+	is($rc, 0, 'load URI FILE exits 0') or diag($err);
+	like($out, qr/^root word 0: map @\d+ \(created\), 7 entries put$/m,
+	     '... creating the map, 7 entries') or diag($out);
+	my ($db, $jb) = $dump->($kb, 'of the loaded region');
+	ok($norm->($jb) eq $norm->($ja), 'the loaded region dumps as the original')
+		or diag(substr($norm->($jb), 0, 300) . "\n" . substr($norm->($ja), 0, 300));
+	($rc, $out, $err) = run_program($kv, 'get', $kb, "\xff\xfe");
+	is($out, "\xc0\xaf\n", '... and kv get reads the binary key\'s value');
+
+	# and again, from B into C through standard input: byte for byte
+	($rc, $out, $err) = run_program('/bin/sh', '-c', "'$bin' load --json '$kc' < '$tmp/a.json'");
+	is($rc, 0, 'load URI < FILE exits 0') or diag($err);
+	my $jl = json_object($out, 'load --json: one JSON object');
+	is($jl->{uri}, $kc, '... its uri');
+	is($jl->{root_created}, JSON::PP::true, '... root_created');
+	is($jl->{objects}[0]{entries}, 7, '... objects[0].entries 7');
+	is($jl->{objects}[0]{created}, JSON::PP::true, '... objects[0].created');
+	my ($dc) = $dump->($kc, 'of the second loaded region');
+	(my $x = $dc) =~ s/\Q$kc\E/$kb/;
+	ok($x eq $db, 'two regions loaded from one dump dump byte for byte the same');
+
+	# a queue (items in order) and NUL bytes: written by hand, base64 and \u0000
+	my @items = ('first', "\x00\xff", '', $utf8->("\x{43a}"), "a\x00b", 'last');
+	my $doc = '{"root": {"bytes": 16}, "objects": ['
+		. '{"root_word": 0, "type": "queue", "items": ["first", {"base64": "AP8="}, "",'
+		. ' "' . $utf8->("\x{43a}") . '", "a\u0000b", "last"]},'
+		. '{"root_word": 1, "type": "map", "entries": [{"key": {"base64": "AA=="},'
+		. ' "value": "nul"}]}]}';
+	$put->("$tmp/q.json", $doc);
+	($rc, $out, $err) = pstm('create', '--size', '4M', $kq);
+	($rc, $out, $err) = pstm('load', $kq, "$tmp/q.json");
+	is($rc, 0, 'load a queue and a map written by hand') or diag($err);
+	my ($dq, $jq) = $dump->($kq, 'of the queue region');
+	is($jq->{root}{bytes}, 16, '... the root the dump asked for, 16 bytes');
+	is_deeply([map { $bytes->($_) } @{$entries->($jq, 0)->{items} // []}], \@items,
+		  '... the queue\'s items, in order, exactly');
+	is_deeply($entries->($jq, 0)->{items}[4], {base64 => 'YQBi'},
+		  '... "a\\u0000b" dumps as base64 (NUL is not text)');
+	is_deeply($entries->($jq, 1)->{entries}, [{key => {base64 => 'AA=='}, value => 'nul'}],
+		  '... the map with a NUL key');
+	$put->("$tmp/q2.json", $dq);
+	($rc, $out, $err) = pstm('create', '--size', '4M', $kr);
+	($rc, $out, $err) = pstm('load', $kr, "$tmp/q2.json");
+	is($rc, 0, 'load the queue region\'s dump') or diag($err);
+	my ($dr, $jr) = $dump->($kr, 'of its copy');
+	ok($norm->($jr) eq $norm->($jq), '... dumps as the original');
+
+	# into a region that has them: map entries put, queue items appended
+	($rc, $out, $err) = pstm('load', $kr, "$tmp/q2.json");
+	is($rc, 0, 'load into the region that has the queue and map') or diag($err);
+	like($out, qr/^root word 0: queue @\d+ \(existing\), 6 items appended$/m,
+	     '... adds to the queue') or diag($out);
+	(undef, $jr) = $dump->($kr, 'after the second load');
+	is_deeply([map { $bytes->($_) } @{$entries->($jr, 0)->{items} // []}], [@items, @items],
+		  '... the items after those there, in order');
+	is($entries->($jr, 1)->{count}, 1, '... the map\'s key put again, not twice');
+
+	# a root word of another kind: refused, nothing written
+	($rc, $out, $err) = pstm('load', $kq, "$tmp/a.json");
+	is($rc, 1, 'load a map over a root word that holds a queue exits 1');
+	like($err, qr/^pstm: cannot load \Q$kq\E: objects\[0\]: root word 0 of this region holds a queue; the dump's is a map$/,
+	     '... saying which word holds what') or diag($err);
+	my ($dq2) = $dump->($kq, 'after the refusal');
+	is($dq2, $dq, '... and the region is unchanged');
+
+	# too large for one transaction: the batches before it stay
+	my $small = 'shm:' . shm_name('cli');
+	($rc, $out, $err) = pstm('create', '--size', '4M', $small);
+	($rc, $out, $err) = pstm('load', $small, "$tmp/a.json");
+	is($rc, 1, 'load of a 64 KiB value into a 64 KiB redo log exits 1');
+	like($err, qr/objects\[0\]\.entries\[\d\]: more than one transaction can write with this region's \d+ KiB redo log \(create the region with a larger --log-bytes\); loaded before it, and kept: \d of its 7 entries/,
+	     '... naming the entry, the log and what stays') or diag($err);
+	ok(one_line($err), '... on one line');
+	pstm('rm', $small);
+
+	# bad input: exit 1, one line naming what and where, nothing written
+	(my $cut = $da) =~ s/\A(.{200}).*\z/$1/s;
+	(my $wrongword = $da) =~ s/"root_word":0/"root_word":"0"/;
+	(my $wrongtype = $da) =~ s/"type":"map"/"type":"tree"/;
+	(my $count = $da) =~ s/"count":7/"count":8/;
+	my @bad = (
+		['', qr/empty/],
+		["   \n", qr/empty/],
+		['not json', qr/line 1, column 1: not JSON/],
+		["{\"root\": null,\n \"objects\": [}", qr/line 2, column 13: not JSON: unexpected character/],
+		[$cut, qr/the input ends inside the JSON document \(cut short\?\)/],
+		["$da}", qr/more after the JSON document/],
+		['[]', qr/the document is array, not an object/],
+		['{"objects": []}', qr/no "root"/],
+		['{"root": null}', qr/the document: no "objects"/],
+		['{"root": 5, "objects": []}', qr/root: an object or null, not int/],
+		['{"root": null, "objects": [{}]}', qr/objects: 1, but root is null/],
+		['{"root": {"bytes": 0}, "objects": []}', qr/root\.bytes: 0: 1 up to/],
+		[$wrongword, qr/objects\[0\]\.root_word: an integer, not string/],
+		[$wrongtype, qr/objects\[0\]\.type: "map" or "queue", not "tree"/],
+		[$count, qr/objects\[0\]\.count: 8, but it has 7 entries/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 1, "type": "queue", "items": []}]}',
+		 qr/objects\[0\]\.root_word: 1: -1 \(the root\) up to 0/],
+		['{"root": {"bytes": 16}, "objects": [{"root_word": 1, "type": "queue", "items": []},'
+		 . ' {"root_word": 1, "type": "queue", "items": []}]}',
+		 qr/objects\[1\]\.root_word: 1, as objects\[0\]'s/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "map"}]}',
+		 qr/objects\[0\]: no "entries"/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "map", "entries": [{"key": "k"}]}]}',
+		 qr/objects\[0\]\.entries\[0\]: no "value"/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "map", "entries": [{"key": 5, "value": ""}]}]}',
+		 qr/objects\[0\]\.entries\[0\]\.key: a string or \{"base64": "\.\.\."\}, not int/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "queue", "items": [{"base64": "AA==", "x": 1}]}]}',
+		 qr/objects\[0\]\.items\[0\]: a string or \{"base64": "\.\.\."\}, not an object with other keys/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "queue", "items": ["ok", {"base64": "a*=="}]}]}',
+		 qr/objects\[0\]\.items\[1\]\.base64: not base64: '\*' at character 1/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "queue", "items": [{"base64": "AAA"}]}]}',
+		 qr/items\[0\]\.base64: not base64: 3 characters, not a multiple of 4/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "queue", "items": [{"base64": "A=A="}]}]}',
+		 qr/items\[0\]\.base64: not base64: '=' at character 1, before the end/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "queue", "items": [{"base64": "AB=="}]}]}',
+		 qr/items\[0\]\.base64: not base64: bits set after the last byte/],
+		['{"root": {"bytes": 8}, "objects": [{"root_word": 0, "type": "queue", "items": [{"base64": 7}]}]}',
+		 qr/items\[0\]\.base64: a string, not int/],
+		["{\"root\": {\"bytes\": 8}, \"objects\": [{\"root_word\": 0, \"type\": \"queue\", \"items\": [\"\xff\"]}]}",
+		 qr/not JSON: invalid utf-8/i],
+		["root \@123, 8 B\n", qr/this is pstm dump's text output; pstm load reads only its JSON form/],
+	);
+	my $n = 0;
+	for my $c (@bad) {
+		my ($in, $re) = @$c;
+		$n++;
+		$put->("$tmp/bad.json", $in);
+		($rc, $out, $err) = pstm('load', $kq, "$tmp/bad.json");
+		is($rc, 1, "bad input $n exits 1");
+		like($err, qr/^pstm: cannot load \Q$kq\E: \Q$tmp\E\/bad\.json: .*$re/, "... $re")
+			or diag($err);
+		ok(one_line($err), '... on one line');
+	}
+	($rc, $out, $err) = pstm('load', '--json', $kq, "$tmp/bad.json");
+	my $e = json_object($out, 'load --json of bad input: an error document');
+	is($e->{error}{code}, 'PSTM_EINVAL', '... code PSTM_EINVAL');
+	my ($dq3) = $dump->($kq, 'after all the bad input');
+	is($dq3, $dq, '... which wrote nothing');
+	($rc, $out, $err) = pstm('load', $kq, "$tmp/no-such.json");
+	is($rc, 1, 'load of a missing file exits 1');
+	like($err, qr/cannot open \Q$tmp\E\/no-such\.json: No such file/, '... saying so');
+	($rc, $out, $err) = pstm('load', $kq, 'a', 'b');
+	is($rc, 2, 'load URI FILE FILE is a usage error');
+	($rc, $out, $err) = pstm('load', '--help');
+	like($out, qr/usage: pstm load URI \[FILE\] \[--json\|--pretty\]/, 'load --help');
+	pstm('rm', $_) for $ka, $kb, $kc, $kq, $kr;
 }
 
 done_testing();

@@ -96,5 +96,6 @@ int cmd_info(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+int cmd_load(int argc, char **argv);
 
 #endif

@@ -4,11 +4,17 @@
  * points to.  Read in one read-only transaction, so the dump is a
  * consistent snapshot even while other processes write; it therefore
  * attaches like any user of the region (unlike info and check).
+ *
+ * The JSON form is what pstm load reads back (cmd_load.c): every key,
+ * value and item is a byte string written so that it round-trips exactly,
+ * text as text and anything else as base64 (see put_bytes).  The text
+ * form is for people only.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "emit.h"
@@ -71,6 +77,103 @@ static void put(struct out *o, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Whether @n bytes are text for JSON: well-formed UTF-8 (no overlong
+ * forms, no surrogates, nothing above U+10FFFF) without a NUL.  NUL is
+ * valid UTF-8 but goes to base64: it is where C strings, shells and many
+ * JSON readers cut a string short.
+ */
+static bool is_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned c = p[i];
+		size_t len;
+		unsigned lo = 0x80, hi = 0xbf; /* the range of the second byte */
+		if (c == 0)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			if (c == 0xe0)
+				lo = 0xa0; /* overlong below U+0800 */
+			else if (c == 0xed)
+				hi = 0x9f; /* U+D800..U+DFFF: surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			if (c == 0xf0)
+				lo = 0x90; /* overlong below U+10000 */
+			else if (c == 0xf4)
+				hi = 0x8f; /* above U+10FFFF */
+		} else {
+			return false; /* 0x80..0xc1, 0xf5..0xff: never a lead byte */
+		}
+		if (n - i < len || p[i + 1] < lo || p[i + 1] > hi)
+			return false;
+		for (size_t j = 2; j < len; j++)
+			if (p[i + j] < 0x80 || p[i + j] > 0xbf)
+				return false;
+		i += len;
+	}
+	return true;
+}
+
+/* RFC 4648 base64 of @n bytes, '=' padded, into @dst (4 * ((n + 2) / 3) + 1
+ * bytes, NUL-terminated). */
+static void base64_encode(char *dst, const unsigned char *p, size_t n)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i = 0;
+	for (; n - i >= 3; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		*dst++ = b64[v >> 18];
+		*dst++ = b64[v >> 12 & 63];
+		*dst++ = b64[v >> 6 & 63];
+		*dst++ = b64[v & 63];
+	}
+	if (n - i) {
+		uint32_t v = (uint32_t)p[i] << 16 | (n - i > 1 ? (uint32_t)p[i + 1] << 8 : 0);
+		*dst++ = b64[v >> 18];
+		*dst++ = b64[v >> 12 & 63];
+		*dst++ = n - i > 1 ? b64[v >> 6 & 63] : '=';
+		*dst++ = '=';
+	}
+	*dst = 0;
+}
+
+/*
+ * A key, value or item into the JSON document under @key (NULL in an
+ * array): text (is_text) as a JSON string of that text, any other bytes
+ * as {"base64": "..."}.  Out of memory, the document is marked failed.
+ */
+static void put_bytes(struct out *o, const char *key, const void *b, size_t n)
+{
+	bool text = is_text(b, n);
+	size_t need = text ? n + 1 : 4 * ((n + 2) / 3) + 1;
+	char small[256], *s = need <= sizeof(small) ? small : malloc(need);
+	if (!s) {
+		o->failed = true;
+		return;
+	}
+	if (text) {
+		memcpy(s, b, n);
+		s[n] = 0;
+		emit_str(&o->e, key, s);
+	} else {
+		base64_encode(s, b, n);
+		emit_object(&o->e, key);
+		emit_str(&o->e, "base64", s);
+		emit_close(&o->e);
+	}
+	if (s != small)
+		free(s);
+}
+
 struct walk {
 	struct out *o;
 	uint64_t n;
@@ -82,8 +185,8 @@ static int entry_cb(const void *k, size_t kl, const void *v, size_t vl, void *ar
 	struct out *o = w->o;
 	if (o->json) {
 		emit_object(&o->e, NULL);
-		emit_bytes(&o->e, "key", k, kl);
-		emit_bytes(&o->e, "value", v, vl);
+		put_bytes(o, "key", k, kl);
+		put_bytes(o, "value", v, vl);
 		emit_close(&o->e);
 	} else {
 		put(o, "    ");
@@ -101,7 +204,7 @@ static int item_cb(const void *item, size_t len, void *arg)
 	struct walk *w = arg;
 	struct out *o = w->o;
 	if (o->json) {
-		emit_bytes(&o->e, NULL, item, len);
+		put_bytes(o, NULL, item, len);
 	} else {
 		put(o, "    [%llu] ", (unsigned long long)w->n);
 		emit_c_bytes(&o->e, item, len);
@@ -219,14 +322,17 @@ static int dump_fn(pstm_tx *tx, void *arg)
 int cmd_dump(int argc, char **argv)
 {
 	struct out o = {.cap = 4096};
-	char help[768];
+	char help[1024];
 	snprintf(help, sizeof(help), "usage: pstm dump URI [--json|--pretty]\n"
 		 "Print the root object (its first %d words) and the contents\n"
 		 "of every map and queue (pstm_ds.h) it is or points to, as\n"
 		 "one consistent snapshot (one read-only transaction: dump\n"
-		 "attaches to the region).  Keys, values and items are shown\n"
-		 "as strings, with \\xNN for other bytes (in JSON each byte\n"
-		 "is the character U+0000..U+00FF of its value).\n",
+		 "attaches to the region).  Text: keys, values and items in\n"
+		 "double quotes, \\\" \\\\ and \\xNN (two hex digits) for bytes that\n"
+		 "are not printable ASCII; for people, not for pstm load.\n"
+		 "JSON (what pstm load reads): a key, value or item that is\n"
+		 "UTF-8 text without NUL is a string of that text, any other\n"
+		 "bytes {\"base64\": \"...\"}.\n",
 		 ROOT_WORDS_SHOWN);
 	int rc = cli_uri_args(argc, argv, "dump", help, &o.json, &o.uri);
 	if (rc >= 0)

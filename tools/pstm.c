@@ -65,6 +65,7 @@ static const struct {
 } commands[] = {
 	{"create", cmd_create}, {"info", cmd_info},       {"rm", cmd_rm},
 	{"check", cmd_check},   {"recover", cmd_recover}, {"dump", cmd_dump},
+	{"load", cmd_load},
 };
 
 static int (*find(const char *name))(int, char **)

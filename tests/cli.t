@@ -342,7 +342,7 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 		is($th, $want, "$man: its .TH names the release");
 	}
 
-	for my $cmd (qw(create info check recover dump rm)) {
+	for my $cmd (qw(create info check recover dump load rm)) {
 		my (undef, $help) = pstm($cmd, '--help');
 		($rc, $out, $err) = pstm('help', $cmd);
 		is($rc, 0, "pstm help $cmd exits 0");

@@ -32,6 +32,7 @@ static void usage(FILE *f)
 		"  check URI    verify a region offline (exit 1 if damaged)\n"
 		"  recover URI  run recovery now and report what it did\n"
 		"  dump URI     the root object and the maps and queues it holds\n"
+		"  load URI [FILE]  add a `dump --json`'s maps and queues to URI\n"
 		"  rm URI       remove a region\n"
 		"\n"
 		"Every command takes --json (one JSON object on stdout) and --pretty\n"

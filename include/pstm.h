@@ -430,6 +430,34 @@ PSTM_API int pstm_tx_add(pstm_tx *tx, pstm_fn fn, void *arg);
  */
 PSTM_API int pstm_run(pstm_region *r, int nthreads);
 
+/*
+ * Events in the run loop.  pstm_watch_fd - while a pstm_run of this
+ * process is active, when @fd is ready for @events (EPOLLIN, EPOLLOUT,
+ * EPOLLPRI, EPOLLRDHUP of <sys/epoll.h>), run @fn(r, fd, revents, arg)
+ * on one of its worker threads, outside any transaction: it may read a
+ * request, run transactions (pstm_atomic) or add them (pstm_add), and
+ * write replies from pstm_tx_on_commit hooks so that only committed
+ * transactions are answered.  One handler at a time per fd (the fd is
+ * re-armed when the handler returns); level-triggered.  Unwatch an fd
+ * (from its handler too) before closing it.  Watches are this process's
+ * and outlive a run.  Errors: PSTM_EINVAL, PSTM_EEXIST (fd watched
+ * already), PSTM_ENOMEM.  pstm_unwatch_fd: PSTM_ENOENT if not watched.
+ *
+ * A pstm_run with watched fds keeps running until none is watched and no
+ * transaction is pending, or until pstm_run_stop(r) (from a handler, a
+ * transaction's hook or another thread; PSTM_EINVAL if no run is active)
+ * makes its workers return once they finish what they run: pending
+ * transactions then stay for the next pstm_run.  A failing transaction
+ * stops the run as well, cancelling the pending ones.  Idle workers sleep
+ * in epoll_wait; they do not spin.
+ */
+typedef void (*pstm_fd_fn)(pstm_region *r, int fd, uint32_t revents,
+			   void *arg);
+PSTM_API int pstm_watch_fd(pstm_region *r, int fd, uint32_t events,
+			   pstm_fd_fn fn, void *arg);
+PSTM_API int pstm_unwatch_fd(pstm_region *r, int fd);
+PSTM_API int pstm_run_stop(pstm_region *r);
+
 /* ------------------------------------------------------------------ */
 /* Statistics                                                          */
 

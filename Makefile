@@ -91,7 +91,7 @@ $(B)/libpstm.so.$(VERSION): $(LIB_OBJ)
 
 # tools and tests link the static library: they may use internal headers.
 # The CLI is tools/pstm.c plus one tools/cmd_*.c per larger command.
-CLI_SRC = tools/pstm.c tools/cli_util.c tools/emit.c $(wildcard tools/cmd_*.c)
+CLI_SRC = tools/pstm.c tools/cli_util.c tools/emit.c tools/bytes.c $(wildcard tools/cmd_*.c)
 $(B)/pstm: $(CLI_SRC) tools/*.h $(B)/libpstm.a
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -Itools $(CLI_SRC) -o $@ $(B)/libpstm.a $(LIBDEPS) $(JSONC)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "cli.h"
 #include "emit.h"
 #include "pstm_ds.h"
@@ -77,74 +78,7 @@ static void put(struct out *o, const char *fmt, ...)
 	va_end(ap);
 }
 
-/*
- * Whether @n bytes are text for JSON: well-formed UTF-8 (no overlong
- * forms, no surrogates, nothing above U+10FFFF) without a NUL.  NUL is
- * valid UTF-8 but goes to base64: it is where C strings, shells and many
- * JSON readers cut a string short.
- */
-static bool is_text(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned c = p[i];
-		size_t len;
-		unsigned lo = 0x80, hi = 0xbf; /* the range of the second byte */
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			if (c == 0xe0)
-				lo = 0xa0; /* overlong below U+0800 */
-			else if (c == 0xed)
-				hi = 0x9f; /* U+D800..U+DFFF: surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			if (c == 0xf0)
-				lo = 0x90; /* overlong below U+10000 */
-			else if (c == 0xf4)
-				hi = 0x8f; /* above U+10FFFF */
-		} else {
-			return false; /* 0x80..0xc1, 0xf5..0xff: never a lead byte */
-		}
-		if (n - i < len || p[i + 1] < lo || p[i + 1] > hi)
-			return false;
-		for (size_t j = 2; j < len; j++)
-			if (p[i + j] < 0x80 || p[i + j] > 0xbf)
-				return false;
-		i += len;
-	}
-	return true;
-}
 
-/* RFC 4648 base64 of @n bytes, '=' padded, into @dst (4 * ((n + 2) / 3) + 1
- * bytes, NUL-terminated). */
-static void base64_encode(char *dst, const unsigned char *p, size_t n)
-{
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i = 0;
-	for (; n - i >= 3; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		*dst++ = b64[v >> 18];
-		*dst++ = b64[v >> 12 & 63];
-		*dst++ = b64[v >> 6 & 63];
-		*dst++ = b64[v & 63];
-	}
-	if (n - i) {
-		uint32_t v = (uint32_t)p[i] << 16 | (n - i > 1 ? (uint32_t)p[i + 1] << 8 : 0);
-		*dst++ = b64[v >> 18];
-		*dst++ = b64[v >> 12 & 63];
-		*dst++ = n - i > 1 ? b64[v >> 6 & 63] : '=';
-		*dst++ = '=';
-	}
-	*dst = 0;
-}
 
 /*
  * A key, value or item into the JSON document under @key (NULL in an
@@ -153,7 +87,7 @@ static void base64_encode(char *dst, const unsigned char *p, size_t n)
  */
 static void put_bytes(struct out *o, const char *key, const void *b, size_t n)
 {
-	bool text = is_text(b, n);
+	bool text = bytes_are_text(b, n);
 	size_t need = text ? n + 1 : 4 * ((n + 2) / 3) + 1;
 	char small[256], *s = need <= sizeof(small) ? small : malloc(need);
 	if (!s) {
@@ -165,7 +99,7 @@ static void put_bytes(struct out *o, const char *key, const void *b, size_t n)
 		s[n] = 0;
 		emit_str(&o->e, key, s);
 	} else {
-		base64_encode(s, b, n);
+		b64_encode(s, b, n);
 		emit_object(&o->e, key);
 		emit_str(&o->e, "base64", s);
 		emit_close(&o->e);

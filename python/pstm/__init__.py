@@ -61,6 +61,11 @@ _DURABILITY = {
     "durable": _core.DURABLE, "relaxed": _core.RELAXED,
 }
 
+# The root object's size when map()/queue() make it (64 words).  A root's
+# size is fixed by its first pstm_root call: use tx.root() without a size
+# in programs that also use map()/queue(), or make the root first.
+ROOT_BYTES = 512
+
 # the transaction running on each thread (flattening, pstm.current())
 _local = _threading.local()
 
@@ -246,9 +251,10 @@ class Transaction:
         """Write a bytes-like object at off."""
         self._a.write(off, data)
 
-    def root(self, n):
+    def root(self, n=ROOT_BYTES):
         """Offset of the region's root object of n bytes (zeroed on first
-        use; a later, larger n raises InvalidArgument)."""
+        use; a later, larger n raises InvalidArgument).  The default,
+        ROOT_BYTES, is what map() and queue() ask for."""
         return self._a.root(n)
 
     def alloc(self, n):
@@ -280,7 +286,7 @@ class Transaction:
         if isinstance(where, int):
             if where < 0 or where > 1 << 20:
                 raise OutOfRange("root word %d: 0 .. 2**20" % where)
-            slot = a.root(8 * (where + 1)) + 8 * where
+            slot = a.root(max(ROOT_BYTES, 8 * (where + 1))) + 8 * where
             off = a.load64(slot)
             if off == 0 and create:
                 off = (a.map_create(buckets) if kind == _core.DS_MAP
@@ -306,7 +312,7 @@ class Transaction:
 
     def _directory(self):
         a = self._a
-        slot = a.root(8)
+        slot = a.root(ROOT_BYTES)
         d = a.load64(slot)
         if d == 0:
             d = a.map_create(0)
@@ -319,7 +325,9 @@ class Transaction:
         """The map in root word where (an int) or named where (a str), as a
         Map (MutableMapping[bytes, bytes]); made if absent and create.
         Names live in a directory map in root word 0 (name -> offset):
-        a program that uses names keeps its own root words from 1."""
+        a program that uses names keeps its own root words from 1.  Makes
+        the root with ROOT_BYTES (or 8 * (where + 1)) bytes if it has none:
+        a root made smaller before raises InvalidArgument."""
         return Map(self, self._object(where, _core.DS_MAP, create, buckets))
 
     def pickle_map(self, where, create=True, buckets=0):

@@ -164,14 +164,14 @@ def test_conflicts_between_processes_are_rerun(uri):
 
 
 def test_exception_rolls_back_and_propagates(region):
-    region.atomic(lambda tx: (tx.store64(tx.root(16) + 8, 7),
+    region.atomic(lambda tx: (tx.store64(tx.root() + 8, 7),
                               tx.map("m").__setitem__(b"k", b"old")))
 
     class Boom(Exception):
         pass
 
     def body(tx):
-        tx.store64(tx.root(16) + 8, 99)
+        tx.store64(tx.root() + 8, 99)
         tx.map("m")[b"k"] = b"new"
         tx.map("m")[b"k2"] = b"x"
         tx.queue("q").push(b"item")
@@ -179,7 +179,7 @@ def test_exception_rolls_back_and_propagates(region):
 
     with pytest.raises(Boom):
         region.atomic(body)
-    assert region.atomic(lambda tx: tx.load64(tx.root(16) + 8)) == 7
+    assert region.atomic(lambda tx: tx.load64(tx.root() + 8)) == 7
     assert region.atomic(lambda tx: dict(tx.map("m").items())) == \
         {b"k": b"old"}
     assert region.atomic(lambda tx: list(tx.queue("q"))) == []

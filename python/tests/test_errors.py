@@ -100,8 +100,8 @@ def test_out_of_range_and_too_long(region):
     each(pstm.LogFull, lambda tx: tx.map("m").__setitem__(b"k", b"v" * (1 << 20)))
     each(pstm.HeapFull, lambda tx: tx.alloc(1 << 40))
     # a root grows never
-    region.atomic(lambda tx: tx.root(64))
-    each(pstm.InvalidArgument, lambda tx: tx.root(128))
+    region.atomic(lambda tx: tx.root())
+    each(pstm.InvalidArgument, lambda tx: tx.root(pstm.ROOT_BYTES + 8))
     # a map where a queue is
     region.atomic(lambda tx: tx.queue(2))
     each(pstm.InvalidArgument, lambda tx: tx.map(2))
@@ -111,6 +111,13 @@ def test_out_of_range_and_too_long(region):
     # still usable after all that
     region.atomic(lambda tx: tx.store64(tx.root(8), 3))
     assert region.atomic(lambda tx: tx.load64(tx.root(8))) == 3
+
+
+def test_root_made_smaller_before_a_map(region):
+    region.atomic(lambda tx: tx.root(16))
+    with pytest.raises(pstm.InvalidArgument):
+        region.atomic(lambda tx: tx.map(0))
+    assert region.atomic(lambda tx: tx.root(8)) > 0
 
 
 def test_closed_region(uri):

@@ -137,6 +137,7 @@ deps:
 # prove runs each test binary; each prints TAP (cmocka)
 test: all
 	PSTM_BIN=$(B) prove -f $(TESTS) $(TEST_SCRIPTS)
+	$(if $(XCFLAGS),,$(MAKE) python-test)
 
 # the tests, then a one-minute benchmark smoke run (every baseline's
 # invariant must hold; figures are not judged here)
@@ -260,6 +261,35 @@ demo: deps all
 
 clean:
 	rm -rf build build-asan build-tsan
+
+# ------------------------------------------------------------- Python
+# The CPython extension (python/, issue 17): pstm._core linked with the
+# static library, beside the package's .py files in $(B)/python, so that
+# PYTHONPATH=$(B)/python imports it with nothing installed.  Debian's
+# python3 and python3-dev; the tests need python3-pytest.  make test runs
+# them after prove, except in sanitizer builds (XCFLAGS set: a
+# sanitized library cannot load into a plain interpreter).
+PYTHON  ?= $(firstword $(wildcard /usr/bin/python3) python3)
+PY_INC   = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+PY_EXT  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+PY_SRC   = $(wildcard python/pstm/*.py)
+PY_MOD   = $(B)/python/pstm/_core$(PY_EXT)
+.PHONY: python python-test
+python: $(PY_MOD) $(PY_SRC:python/%=$(B)/python/%)
+
+$(PY_MOD): python/pstm/_core.c include/pstm.h include/pstm_ds.h $(B)/libpstm.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -isystem $(PY_INC) -fPIC -shared -fvisibility=hidden $< \
+	    -o $@ $(B)/libpstm.a $(LIBDEPS)
+
+$(B)/python/pstm/%.py: python/pstm/%.py
+	@mkdir -p $(@D)
+	cp $< $@
+
+# pytest's exit code 5 (no tests collected) fails like any other
+python-test: python
+	@PYTHONPATH=$(B)/python $(PYTHON) -m pytest -q -p no:cacheprovider python/tests; \
+	rc=$$?; [ $$rc -ne 5 ] || echo "python-test: pytest collected no tests"; exit $$rc
 
 # benchmark targets (bench, bench-quick) live beside the benchmarks
 -include bench/bench.mk

@@ -1,0 +1,1255 @@
+/*
+ * _core.c - the CPython extension under the pstm package: region handles,
+ * one transaction attempt (pstm_tx_begin ... pstm_tx_commit / _end) and
+ * the error classes.  The retry loop, maps, queues and pstm.transaction
+ * are Python (pstm/__init__.py) on top of this.
+ *
+ * Never a longjmp through the interpreter: only the explicit, never
+ * unwinding calls of pstm.h are used, and the unwinding ones (pstm_ds.h)
+ * only through pstm_tx_call, whose callbacks below touch no Python
+ * object and own no memory a longjmp could leak (their buffers belong to
+ * the caller's frame, which frees them whatever pstm_tx_call returns).
+ *
+ * PSTM_ECONFLICT from any call raises pstm._core.Retry, a BaseException
+ * (so `except Exception` in a body does not swallow it); the attempt is
+ * rolled back already and the Python loop ends it and runs the body
+ * again.  The GIL is released around every library call: a call may wait
+ * (back-off, escalation, a word of an inevitable transaction) for another
+ * thread of this process that needs the GIL to finish its transaction.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <pstm.h>
+#include <pstm_ds.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ errors */
+
+static PyObject *Error, *Retry, *RegionClosed, *TransactionEnded;
+
+/* One Python class per PSTM_E* code: pstm.<name>, subclass of pstm.Error */
+static const struct code_name {
+	int code;
+	const char *name;
+	int value_error; /* also a ValueError (bad input) */
+} code_names[] = {
+	{PSTM_EINVAL, "InvalidArgument", 1},
+	{PSTM_ENOENT, "RegionNotFound", 0},
+	{PSTM_EEXIST, "RegionExists", 0},
+	{PSTM_EACCES, "PermissionDenied", 0},
+	{PSTM_EIO, "IOFailure", 0},
+	{PSTM_ENOMEM, "OutOfMemory", 0},
+	{PSTM_EBADMAGIC, "BadMagic", 0},
+	{PSTM_EVERSION, "UnsupportedVersion", 0},
+	{PSTM_ECORRUPT, "Corrupt", 0},
+	{PSTM_ETRUNC, "Truncated", 0},
+	{PSTM_ETOOSMALL, "TooSmall", 1},
+	{PSTM_EPROCFULL, "ProcessTableFull", 0},
+	{PSTM_ESLOTFULL, "SlotsFull", 0},
+	{PSTM_ERANGE, "OutOfRange", 1},
+	{PSTM_ELOGFULL, "LogFull", 0},
+	{PSTM_EHEAPFULL, "HeapFull", 0},
+	{PSTM_EINTX, "InTransaction", 0},
+	{PSTM_EBUSY, "Busy", 0},
+	{PSTM_ECANCELED, "Canceled", 0},
+	{PSTM_ENOTX, "NotInTransaction", 0},
+	{PSTM_ECLOCK, "ClockExhausted", 0},
+	{PSTM_EEMPTY, "EmptyFile", 0},
+	{PSTM_ERUNTIME, "RuntimeVanished", 0},
+	{PSTM_ECONFLICT, "Conflict", 0},
+};
+#define NCODES (sizeof code_names / sizeof code_names[0])
+static PyObject *code_class[NCODES];
+
+static PyObject *class_of(int code)
+{
+	for (size_t i = 0; i < NCODES; i++)
+		if (code_names[i].code == code)
+			return code_class[i];
+	return Error;
+}
+
+/* Raise @cls (a pstm.Error class) for @code, @msg or the strerror text. */
+static PyObject *raise_as(PyObject *cls, int code, const char *msg)
+{
+	const char *text = pstm_strerror(code);
+	PyObject *exc;
+	if (msg)
+		exc = PyObject_CallFunction(cls, "s", msg);
+	else
+		exc = PyObject_CallFunction(cls, "s", text);
+	if (!exc)
+		return NULL;
+	PyObject *c = PyLong_FromLong(code);
+	PyObject *s = PyUnicode_FromString(text);
+	if (c && s && PyObject_SetAttrString(exc, "code", c) == 0 &&
+	    PyObject_SetAttrString(exc, "strerror", s) == 0)
+		PyErr_SetObject(cls, exc);
+	Py_XDECREF(c);
+	Py_XDECREF(s);
+	Py_DECREF(exc);
+	return NULL;
+}
+
+static PyObject *raise_code(int code, const char *msg)
+{
+	return raise_as(class_of(code), code, msg);
+}
+
+/* ------------------------------------------------------------ region */
+
+typedef struct {
+	PyObject_HEAD
+	pstm_region *r;
+	pid_t pid;          /* the process that opened it */
+	long active;        /* attempts of this handle not yet ended */
+	uint64_t heap_off, heap_bytes;
+	PyObject *uri;
+} RegionObject;
+
+static PyTypeObject RegionType, TxType;
+
+/* NULL with the exception set unless @self is usable here */
+static pstm_region *region_get(RegionObject *self)
+{
+	if (!self->r) {
+		raise_as(RegionClosed, PSTM_EINVAL, "region is closed");
+		return NULL;
+	}
+	if (self->pid != getpid()) {
+		raise_as(class_of(PSTM_EINVAL), PSTM_EINVAL,
+			 "region handle was opened by another process (fork): "
+			 "open the region again in this one");
+		return NULL;
+	}
+	return self->r;
+}
+
+static int region_fill(RegionObject *self, pstm_region *r, PyObject *uri)
+{
+	struct pstm_region_info info;
+	memset(&info, 0, sizeof info);
+	int rc = pstm_region_info(r, &info);
+	if (rc) {
+		pstm_close(r);
+		raise_code(rc, NULL);
+		return -1;
+	}
+	self->r = r;
+	self->pid = getpid();
+	self->heap_off = info.heap_off;
+	self->heap_bytes = info.heap_bytes;
+	Py_INCREF(uri);
+	self->uri = uri;
+	return 0;
+}
+
+static PyObject *core_create(PyObject *mod, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"uri", "size", "durability", "mode", "replace",
+				 "max_procs", "max_threads", "log_bytes",
+				 "flush_ms", NULL};
+	PyObject *uri;
+	unsigned long long size = 0;
+	int durability = 0, mode = 0, replace = 0;
+	unsigned int max_procs = 0, max_threads = 0, log_bytes = 0, flush_ms = 0;
+	(void)mod;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|KiipIIII", kwlist, &uri,
+					 &size, &durability, &mode, &replace,
+					 &max_procs, &max_threads, &log_bytes,
+					 &flush_ms))
+		return NULL;
+	const char *u = PyUnicode_AsUTF8(uri);
+	if (!u)
+		return NULL;
+	struct pstm_create_opts o;
+	memset(&o, 0, sizeof o);
+	o.size_bytes = size;
+	o.durability = durability;
+	o.mode = (mode_t)mode;
+	o.replace = replace;
+	o.max_procs = max_procs;
+	o.max_threads = max_threads;
+	o.log_bytes = log_bytes;
+	o.flush_ms = flush_ms;
+	pstm_region *r = NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = pstm_create(u, &o, &r);
+	Py_END_ALLOW_THREADS
+	if (rc)
+		return raise_code(rc, NULL);
+	RegionObject *self = PyObject_New(RegionObject, &RegionType);
+	if (!self) {
+		pstm_close(r);
+		return NULL;
+	}
+	self->r = NULL;
+	self->active = 0;
+	self->uri = NULL;
+	if (region_fill(self, r, uri)) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	return (PyObject *)self;
+}
+
+static PyObject *core_open(PyObject *mod, PyObject *arg)
+{
+	(void)mod;
+	if (!PyUnicode_Check(arg))
+		return PyErr_Format(PyExc_TypeError, "uri must be str, not %.100s",
+				    Py_TYPE(arg)->tp_name);
+	const char *u = PyUnicode_AsUTF8(arg);
+	if (!u)
+		return NULL;
+	pstm_region *r = NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = pstm_open(u, &r);
+	Py_END_ALLOW_THREADS
+	if (rc)
+		return raise_code(rc, NULL);
+	RegionObject *self = PyObject_New(RegionObject, &RegionType);
+	if (!self) {
+		pstm_close(r);
+		return NULL;
+	}
+	self->r = NULL;
+	self->active = 0;
+	self->uri = NULL;
+	if (region_fill(self, r, arg)) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	return (PyObject *)self;
+}
+
+static PyObject *core_unlink(PyObject *mod, PyObject *arg)
+{
+	(void)mod;
+	if (!PyUnicode_Check(arg))
+		return PyErr_Format(PyExc_TypeError, "uri must be str, not %.100s",
+				    Py_TYPE(arg)->tp_name);
+	const char *u = PyUnicode_AsUTF8(arg);
+	if (!u)
+		return NULL;
+	int rc = pstm_unlink(u);
+	if (rc)
+		return raise_code(rc, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *core_strerror(PyObject *mod, PyObject *arg)
+{
+	(void)mod;
+	int code = (int)PyLong_AsLong(arg);
+	if (code == -1 && PyErr_Occurred())
+		return NULL;
+	return PyUnicode_FromString(pstm_strerror(code));
+}
+
+static PyObject *core_in_tx(PyObject *mod, PyObject *unused)
+{
+	(void)mod;
+	(void)unused;
+	return PyBool_FromLong(pstm_in_tx());
+}
+
+static PyObject *region_close(RegionObject *self, PyObject *unused)
+{
+	(void)unused;
+	if (!self->r)
+		Py_RETURN_NONE; /* closing twice is harmless */
+	if (self->active)
+		return raise_code(PSTM_EINTX,
+				  "close: a transaction on this region is running");
+	pstm_region *r = self->r;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = pstm_close(r);
+	Py_END_ALLOW_THREADS
+	if (rc == PSTM_EINTX) /* this thread is in another region's tx */
+		return raise_code(rc, NULL);
+	self->r = NULL;
+	if (rc)
+		return raise_code(rc, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *region_sync(RegionObject *self, PyObject *unused)
+{
+	(void)unused;
+	pstm_region *r = region_get(self);
+	if (!r)
+		return NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = pstm_sync(r);
+	Py_END_ALLOW_THREADS
+	if (rc)
+		return raise_code(rc, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *region_info(RegionObject *self, PyObject *unused)
+{
+	(void)unused;
+	pstm_region *r = region_get(self);
+	if (!r)
+		return NULL;
+	struct pstm_region_info i;
+	memset(&i, 0, sizeof i);
+	int rc = pstm_region_info(r, &i);
+	if (rc)
+		return raise_code(rc, NULL);
+	return Py_BuildValue(
+		"{s:K,s:K,s:K,s:i,s:I,s:i,s:I,s:I,s:I,s:I,s:I}", "size_bytes",
+		(unsigned long long)i.size_bytes, "heap_off",
+		(unsigned long long)i.heap_off, "heap_bytes",
+		(unsigned long long)i.heap_bytes, "durability", i.durability,
+		"flush_ms", i.flush_ms, "is_pmem", i.is_pmem, "max_procs",
+		i.max_procs, "max_threads", i.max_threads, "log_bytes",
+		i.log_bytes, "orecs_log2", i.orecs_log2, "format_version",
+		i.format_version);
+}
+
+static PyObject *region_stats(RegionObject *self, PyObject *unused)
+{
+	(void)unused;
+	pstm_region *r = region_get(self);
+	if (!r)
+		return NULL;
+	struct pstm_stats s;
+	memset(&s, 0, sizeof s);
+	int rc = pstm_stats_get(r, &s);
+	if (rc)
+		return raise_code(rc, NULL);
+	return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "commits",
+			     (unsigned long long)s.commits, "commits_ro",
+			     (unsigned long long)s.commits_ro, "aborts_read",
+			     (unsigned long long)s.aborts_read, "aborts_lock",
+			     (unsigned long long)s.aborts_lock, "aborts_validate",
+			     (unsigned long long)s.aborts_validate, "aborts_user",
+			     (unsigned long long)s.aborts_user, "escalations",
+			     (unsigned long long)s.escalations, "recoveries",
+			     (unsigned long long)s.recoveries);
+}
+
+/* ---------------------------------------------------------- attempts */
+
+typedef struct {
+	PyObject_HEAD
+	pstm_tx *tx;          /* NULL once the attempt ended */
+	RegionObject *region; /* strong reference */
+	unsigned long thread; /* PyThread_get_thread_ident of its thread */
+	int conflicted;       /* some call returned PSTM_ECONFLICT */
+	int failed;           /* the error that ended it (0: none) */
+} TxObject;
+
+static PyObject *region_begin(RegionObject *self, PyObject *args)
+{
+	int read_only = 0;
+	if (!PyArg_ParseTuple(args, "|p", &read_only))
+		return NULL;
+	pstm_region *r = region_get(self);
+	if (!r)
+		return NULL;
+	TxObject *t = PyObject_New(TxObject, &TxType);
+	if (!t)
+		return NULL;
+	t->tx = NULL;
+	t->conflicted = 0;
+	t->failed = 0;
+	t->thread = PyThread_get_thread_ident();
+	Py_INCREF(self);
+	t->region = self;
+	pstm_tx *tx = NULL;
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = pstm_tx_begin(r, read_only ? PSTM_TX_READ_ONLY : 0, &tx);
+	Py_END_ALLOW_THREADS
+	if (rc) {
+		Py_DECREF(t);
+		return raise_code(rc, NULL);
+	}
+	t->tx = tx;
+	self->active++;
+	return (PyObject *)t;
+}
+
+static void tx_dealloc(TxObject *t)
+{
+	/* dropped while running (a bug of the caller): roll it back if we
+	 * still can, on its own thread */
+	if (t->tx && t->thread == PyThread_get_thread_ident()) {
+		pstm_tx_end(t->tx);
+		t->tx = NULL;
+		t->region->active--;
+	}
+	Py_XDECREF(t->region);
+	PyObject_Free(t);
+}
+
+/* The attempt, or NULL with an exception: ended, other thread */
+static pstm_tx *tx_get(TxObject *t)
+{
+	if (!t->tx) {
+		raise_as(TransactionEnded, PSTM_ENOTX,
+			 "the transaction has ended: this object is unusable "
+			 "outside the body it was given to");
+		return NULL;
+	}
+	if (t->thread != PyThread_get_thread_ident()) {
+		raise_as(class_of(PSTM_EINVAL), PSTM_EINVAL,
+			 "the transaction belongs to another thread");
+		return NULL;
+	}
+	return t->tx;
+}
+
+static PyObject *tx_fail(TxObject *t, int rc)
+{
+	if (rc == PSTM_ECONFLICT) {
+		t->conflicted = 1;
+		PyErr_SetNone(Retry);
+		return NULL;
+	}
+	return raise_code(rc, NULL);
+}
+
+/* Library call @call (assigning rc) with the GIL released */
+#define CALL(call)                                                          \
+	do {                                                                \
+		Py_BEGIN_ALLOW_THREADS                                      \
+		call;                                                       \
+		Py_END_ALLOW_THREADS                                        \
+	} while (0)
+
+static int parse_off(PyObject *o, uint64_t *out)
+{
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "offset must be int, not %.100s",
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	unsigned long long v = PyLong_AsUnsignedLongLong(o);
+	if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		raise_code(PSTM_ERANGE, "offset out of range (0 .. 2**64-1)");
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_size(PyObject *o, size_t *out, const char *what)
+{
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be int, not %.100s", what,
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	Py_ssize_t v = PyLong_AsSsize_t(o);
+	if (v == -1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		raise_code(PSTM_ERANGE, NULL);
+		return -1;
+	}
+	if (v < 0) {
+		char m[80];
+		snprintf(m, sizeof m, "%s must not be negative", what);
+		raise_code(PSTM_EINVAL, m);
+		return -1;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
+static int parse_u64(PyObject *o, uint64_t *out)
+{
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "value must be int, not %.100s",
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	unsigned long long v = PyLong_AsUnsignedLongLong(o);
+	if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		PyErr_SetString(PyExc_OverflowError,
+				"a word holds an int in 0 .. 2**64-1");
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static PyObject *tx_load64(TxObject *t, PyObject *arg)
+{
+	pstm_tx *tx = tx_get(t);
+	uint64_t off, v = 0;
+	if (!tx || parse_off(arg, &off))
+		return NULL;
+	int rc;
+	CALL(rc = pstm_tx_load64(tx, off, &v));
+	if (rc)
+		return tx_fail(t, rc);
+	return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *tx_store64(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	PyObject *o, *vo;
+	uint64_t off, v;
+	if (!tx || !PyArg_ParseTuple(args, "OO", &o, &vo) || parse_off(o, &off) ||
+	    parse_u64(vo, &v))
+		return NULL;
+	int rc;
+	CALL(rc = pstm_tx_store64(tx, off, v));
+	if (rc)
+		return tx_fail(t, rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *tx_read(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	PyObject *o, *no;
+	uint64_t off;
+	size_t n;
+	if (!tx || !PyArg_ParseTuple(args, "OO", &o, &no) || parse_off(o, &off) ||
+	    parse_size(no, &n, "length"))
+		return NULL;
+	if (n > t->region->heap_bytes) /* before allocating n bytes */
+		return raise_code(PSTM_ERANGE, NULL);
+	PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+	if (!b)
+		return NULL;
+	char *dst = PyBytes_AS_STRING(b);
+	int rc;
+	CALL(rc = pstm_tx_read(tx, off, dst, n));
+	if (rc) {
+		Py_DECREF(b);
+		return tx_fail(t, rc);
+	}
+	return b;
+}
+
+static PyObject *tx_write(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	PyObject *o;
+	Py_buffer buf;
+	uint64_t off;
+	if (!tx || !PyArg_ParseTuple(args, "Oy*", &o, &buf))
+		return NULL;
+	if (parse_off(o, &off)) {
+		PyBuffer_Release(&buf);
+		return NULL;
+	}
+	int rc;
+	CALL(rc = pstm_tx_write(tx, off, buf.buf, (size_t)buf.len));
+	PyBuffer_Release(&buf);
+	if (rc)
+		return tx_fail(t, rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *tx_root(TxObject *t, PyObject *arg)
+{
+	pstm_tx *tx = tx_get(t);
+	size_t n;
+	if (!tx || parse_size(arg, &n, "size"))
+		return NULL;
+	pstm_off off = 0;
+	int rc;
+	CALL(rc = pstm_tx_root(tx, n, &off));
+	if (rc)
+		return tx_fail(t, rc);
+	return PyLong_FromUnsignedLongLong(off);
+}
+
+static PyObject *tx_alloc(TxObject *t, PyObject *arg)
+{
+	pstm_tx *tx = tx_get(t);
+	size_t n;
+	if (!tx || parse_size(arg, &n, "size"))
+		return NULL;
+	if (n > t->region->heap_bytes)
+		return raise_code(PSTM_EHEAPFULL, NULL);
+	pstm_off off = 0;
+	int rc;
+	CALL(rc = pstm_tx_alloc(tx, n, &off));
+	if (rc)
+		return tx_fail(t, rc);
+	return PyLong_FromUnsignedLongLong(off);
+}
+
+static PyObject *tx_free(TxObject *t, PyObject *arg)
+{
+	pstm_tx *tx = tx_get(t);
+	uint64_t off;
+	if (!tx || parse_off(arg, &off))
+		return NULL;
+	int rc;
+	CALL(rc = pstm_tx_free(tx, off));
+	if (rc)
+		return tx_fail(t, rc);
+	Py_RETURN_NONE;
+}
+
+/* End the attempt: commit (@commit) or roll back. */
+static PyObject *tx_finish(TxObject *t, int commit)
+{
+	pstm_tx *tx = tx_get(t);
+	if (!tx)
+		return NULL;
+	int rc;
+	if (commit)
+		CALL(rc = pstm_tx_commit(tx));
+	else
+		CALL(rc = pstm_tx_end(tx));
+	t->tx = NULL;
+	t->region->active--;
+	if (rc)
+		return tx_fail(t, rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *tx_commit(TxObject *t, PyObject *unused)
+{
+	(void)unused;
+	return tx_finish(t, 1);
+}
+
+static PyObject *tx_end(TxObject *t, PyObject *unused)
+{
+	(void)unused;
+	return tx_finish(t, 0);
+}
+
+/* ------------------------------------------ maps and queues (tx_call) */
+
+/* Arguments of one data-structure call inside pstm_tx_call.  Everything
+ * a callback allocates hangs off this struct, in the caller's frame,
+ * which frees it whatever pstm_tx_call returns (also after unwinding). */
+struct ds_call {
+	pstm_off obj;
+	const void *key, *val;
+	size_t klen, vlen;
+	char *buf;         /* out: value or item (caller's or malloc'd) */
+	size_t cap, len;   /* buf's capacity; the full length found */
+	size_t buckets;
+	pstm_off made;     /* out: created object */
+	/* walks: records (u32 klen, key, u32 vlen, value), malloc'd */
+	char *walk;
+	size_t walk_len, walk_cap;
+	int keys_only;
+	int nomem;
+};
+
+static int ds_type_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	return pstm_ds_type(tx, c->obj);
+}
+
+static int map_create_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	c->made = pstm_map_create(tx, c->buckets);
+	return 0;
+}
+
+static int queue_create_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	c->made = pstm_queue_create(tx);
+	return 0;
+}
+
+static int map_get_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	return pstm_map_get(tx, c->obj, c->key, c->klen, c->buf, c->cap, &c->len);
+}
+
+static int map_put_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	return pstm_map_put(tx, c->obj, c->key, c->klen, c->val, c->vlen);
+}
+
+static int map_del_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	return pstm_map_del(tx, c->obj, c->key, c->klen);
+}
+
+static int map_count_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	c->len = pstm_map_count(tx, c->obj);
+	return 0;
+}
+
+static int walk_add(struct ds_call *c, const void *p, size_t n)
+{
+	uint32_t n32 = (uint32_t)n;
+	size_t need = c->walk_len + 4 + n;
+	if (need > c->walk_cap) {
+		size_t cap = c->walk_cap ? c->walk_cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		char *w = realloc(c->walk, cap);
+		if (!w) {
+			c->nomem = 1;
+			return 1;
+		}
+		c->walk = w;
+		c->walk_cap = cap;
+	}
+	memcpy(c->walk + c->walk_len, &n32, 4);
+	if (n)
+		memcpy(c->walk + c->walk_len + 4, p, n);
+	c->walk_len = need;
+	return 0;
+}
+
+static int map_walk_entry(const void *key, size_t klen, const void *val,
+			  size_t vlen, void *a)
+{
+	struct ds_call *c = a;
+	if (walk_add(c, key, klen))
+		return 1;
+	return c->keys_only ? 0 : walk_add(c, val, vlen);
+}
+
+static int map_walk_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	c->walk_len = 0; /* a re-walk starts over */
+	return pstm_map_iter(tx, c->obj, map_walk_entry, c);
+}
+
+static int queue_walk_item(const void *item, size_t len, void *a)
+{
+	return walk_add(a, item, len);
+}
+
+static int queue_walk_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	c->walk_len = 0;
+	return pstm_queue_iter(tx, c->obj, queue_walk_item, c);
+}
+
+static int queue_push_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	return pstm_queue_push(tx, c->obj, c->val, c->vlen);
+}
+
+static int queue_pop_cb(pstm_tx *tx, void *a)
+{
+	struct ds_call *c = a;
+	return pstm_queue_pop(tx, c->obj, c->buf, c->cap, &c->len);
+}
+
+/* pstm_tx_call(@fn, @c) with the GIL released */
+static int ds_run(pstm_tx *tx, pstm_fn fn, struct ds_call *c)
+{
+	int rc;
+	CALL(rc = pstm_tx_call(tx, fn, c));
+	return rc;
+}
+
+static PyObject *tx_ds_type(TxObject *t, PyObject *arg)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	if (!tx || parse_off(arg, &c.obj))
+		return NULL;
+	int rc = ds_run(tx, ds_type_cb, &c);
+	if (rc < 0)
+		return tx_fail(t, rc);
+	return PyLong_FromLong(rc);
+}
+
+static PyObject *tx_map_create(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	Py_ssize_t buckets = 0;
+	if (!tx || !PyArg_ParseTuple(args, "|n", &buckets))
+		return NULL;
+	c.buckets = buckets > 0 ? (size_t)buckets : 0;
+	int rc = ds_run(tx, map_create_cb, &c);
+	if (rc)
+		return tx_fail(t, rc);
+	return PyLong_FromUnsignedLongLong(c.made);
+}
+
+static PyObject *tx_queue_create(TxObject *t, PyObject *unused)
+{
+	(void)unused;
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	if (!tx)
+		return NULL;
+	int rc = ds_run(tx, queue_create_cb, &c);
+	if (rc)
+		return tx_fail(t, rc);
+	return PyLong_FromUnsignedLongLong(c.made);
+}
+
+static int check_len(Py_ssize_t n, const char *what)
+{
+	if ((uint64_t)n > UINT32_MAX) {
+		char m[80];
+		snprintf(m, sizeof m, "%s longer than 2**32-1 bytes", what);
+		raise_code(PSTM_EINVAL, m);
+		return -1;
+	}
+	return 0;
+}
+
+/* map_get(map, key) -> bytes, or None if absent */
+static PyObject *tx_map_get(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	PyObject *o, *res = NULL;
+	Py_buffer key;
+	char small[512];
+	if (!tx || !PyArg_ParseTuple(args, "Oy*", &o, &key))
+		return NULL;
+	if (parse_off(o, &c.obj) || check_len(key.len, "key"))
+		goto out;
+	c.key = key.buf;
+	c.klen = (size_t)key.len;
+	c.buf = small;
+	c.cap = sizeof small;
+	int rc = ds_run(tx, map_get_cb, &c);
+	if (rc == PSTM_ENOENT) {
+		Py_INCREF(Py_None);
+		res = Py_None;
+		goto out;
+	}
+	if (rc) {
+		tx_fail(t, rc);
+		goto out;
+	}
+	if (c.len <= sizeof small) {
+		res = PyBytes_FromStringAndSize(small, (Py_ssize_t)c.len);
+		goto out;
+	}
+	/* longer: read it again, in the same attempt, into its own object */
+	res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)c.len);
+	if (!res)
+		goto out;
+	c.buf = PyBytes_AS_STRING(res);
+	c.cap = c.len;
+	rc = ds_run(tx, map_get_cb, &c);
+	if (rc || c.len != c.cap) { /* consistent snapshot: same length */
+		Py_CLEAR(res);
+		tx_fail(t, rc ? rc : PSTM_ECORRUPT);
+	}
+out:
+	PyBuffer_Release(&key);
+	return res;
+}
+
+static PyObject *tx_map_put(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	PyObject *o, *res = NULL;
+	Py_buffer key, val;
+	if (!tx || !PyArg_ParseTuple(args, "Oy*y*", &o, &key, &val))
+		return NULL;
+	if (parse_off(o, &c.obj) || check_len(key.len, "key") ||
+	    check_len(val.len, "value"))
+		goto out;
+	c.key = key.buf;
+	c.klen = (size_t)key.len;
+	c.val = val.buf;
+	c.vlen = (size_t)val.len;
+	int rc = ds_run(tx, map_put_cb, &c);
+	if (rc)
+		tx_fail(t, rc);
+	else
+		res = Py_NewRef(Py_None);
+out:
+	PyBuffer_Release(&key);
+	PyBuffer_Release(&val);
+	return res;
+}
+
+/* map_del(map, key) -> True if it was there */
+static PyObject *tx_map_del(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	PyObject *o, *res = NULL;
+	Py_buffer key;
+	if (!tx || !PyArg_ParseTuple(args, "Oy*", &o, &key))
+		return NULL;
+	if (parse_off(o, &c.obj) || check_len(key.len, "key"))
+		goto out;
+	c.key = key.buf;
+	c.klen = (size_t)key.len;
+	int rc = ds_run(tx, map_del_cb, &c);
+	if (rc == 0 || rc == PSTM_ENOENT)
+		res = PyBool_FromLong(rc == 0);
+	else
+		tx_fail(t, rc);
+out:
+	PyBuffer_Release(&key);
+	return res;
+}
+
+static PyObject *tx_map_count(TxObject *t, PyObject *arg)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	if (!tx || parse_off(arg, &c.obj))
+		return NULL;
+	int rc = ds_run(tx, map_count_cb, &c);
+	if (rc)
+		return tx_fail(t, rc);
+	return PyLong_FromSize_t(c.len);
+}
+
+/* The records of a walk as a list: bytes (@per == 1) or 2-tuples. */
+static PyObject *walk_list(const struct ds_call *c, int per)
+{
+	PyObject *list = PyList_New(0);
+	size_t at = 0;
+	while (list && at < c->walk_len) {
+		PyObject *item[2] = {NULL, NULL};
+		for (int i = 0; i < per; i++) {
+			uint32_t n;
+			memcpy(&n, c->walk + at, 4);
+			item[i] = PyBytes_FromStringAndSize(c->walk + at + 4, n);
+			at += 4 + n;
+		}
+		PyObject *e = per == 1 ? item[0]
+				       : (item[0] && item[1]
+						  ? PyTuple_Pack(2, item[0], item[1])
+						  : NULL);
+		if (per == 2) {
+			Py_XDECREF(item[0]);
+			Py_XDECREF(item[1]);
+		}
+		if (!e || PyList_Append(list, e)) {
+			Py_XDECREF(e);
+			Py_CLEAR(list);
+			break;
+		}
+		Py_DECREF(e);
+	}
+	return list;
+}
+
+static PyObject *walk(TxObject *t, PyObject *args, pstm_fn fn, int keys_only,
+		      int per)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	PyObject *o, *res = NULL;
+	if (!tx || !PyArg_ParseTuple(args, "O", &o) || parse_off(o, &c.obj))
+		return NULL;
+	c.keys_only = keys_only;
+	int rc = ds_run(tx, fn, &c);
+	if (c.nomem)
+		PyErr_NoMemory();
+	else if (rc)
+		tx_fail(t, rc);
+	else
+		res = walk_list(&c, per);
+	free(c.walk);
+	return res;
+}
+
+static PyObject *tx_map_keys(TxObject *t, PyObject *args)
+{
+	return walk(t, args, map_walk_cb, 1, 1);
+}
+
+static PyObject *tx_map_items(TxObject *t, PyObject *args)
+{
+	return walk(t, args, map_walk_cb, 0, 2);
+}
+
+static PyObject *tx_queue_items(TxObject *t, PyObject *args)
+{
+	return walk(t, args, queue_walk_cb, 1, 1);
+}
+
+static PyObject *tx_queue_push(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	PyObject *o, *res = NULL;
+	Py_buffer val;
+	if (!tx || !PyArg_ParseTuple(args, "Oy*", &o, &val))
+		return NULL;
+	if (parse_off(o, &c.obj) || check_len(val.len, "item"))
+		goto out;
+	c.val = val.buf;
+	c.vlen = (size_t)val.len;
+	int rc = ds_run(tx, queue_push_cb, &c);
+	if (rc)
+		tx_fail(t, rc);
+	else
+		res = Py_NewRef(Py_None);
+out:
+	PyBuffer_Release(&val);
+	return res;
+}
+
+/* queue_pop(q) -> bytes, or None if empty */
+static PyObject *tx_queue_pop(TxObject *t, PyObject *args)
+{
+	pstm_tx *tx = tx_get(t);
+	struct ds_call c = {0};
+	PyObject *o, *res;
+	char small[512];
+	if (!tx || !PyArg_ParseTuple(args, "O", &o) || parse_off(o, &c.obj))
+		return NULL;
+	c.buf = small;
+	c.cap = sizeof small;
+	c.len = SIZE_MAX;
+	int rc = ds_run(tx, queue_pop_cb, &c);
+	if (rc == PSTM_ENOENT)
+		Py_RETURN_NONE;
+	if (rc == 0)
+		return PyBytes_FromStringAndSize(small, (Py_ssize_t)c.len);
+	if (rc != PSTM_EINVAL || c.len == SIZE_MAX || c.len <= sizeof small)
+		return tx_fail(t, rc);
+	/* longer than small: nothing was removed; pop into its own object */
+	res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)c.len);
+	if (!res)
+		return NULL;
+	c.buf = PyBytes_AS_STRING(res);
+	c.cap = c.len;
+	rc = ds_run(tx, queue_pop_cb, &c);
+	if (rc || c.len != c.cap) {
+		Py_DECREF(res);
+		return tx_fail(t, rc ? rc : PSTM_ECORRUPT);
+	}
+	return res;
+}
+
+static PyObject *tx_get_active(TxObject *t, void *unused)
+{
+	(void)unused;
+	return PyBool_FromLong(t->tx != NULL);
+}
+
+static PyObject *tx_get_conflicted(TxObject *t, void *unused)
+{
+	(void)unused;
+	return PyBool_FromLong(t->conflicted);
+}
+
+static PyObject *tx_get_region(TxObject *t, void *unused)
+{
+	(void)unused;
+	return Py_NewRef((PyObject *)t->region);
+}
+
+/* ------------------------------------------------------------ types */
+
+static void region_dealloc(RegionObject *self)
+{
+	if (self->r && !self->active)
+		pstm_close(self->r); /* a forked child's: only unmaps */
+	Py_XDECREF(self->uri);
+	PyObject_Free(self);
+}
+
+static PyObject *region_get_closed(RegionObject *self, void *unused)
+{
+	(void)unused;
+	return PyBool_FromLong(self->r == NULL);
+}
+
+static PyObject *region_get_uri(RegionObject *self, void *unused)
+{
+	(void)unused;
+	return Py_NewRef(self->uri ? self->uri : Py_None);
+}
+
+static PyMethodDef region_methods[] = {
+	{"close", (PyCFunction)region_close, METH_NOARGS,
+	 "close() - detach and unmap (idempotent; InTransaction while one of "
+	 "its transactions runs)."},
+	{"sync", (PyCFunction)region_sync, METH_NOARGS,
+	 "sync() - make every committed transaction durable (relaxed regions)."},
+	{"info", (PyCFunction)region_info, METH_NOARGS,
+	 "info() -> dict of pstm_region_info."},
+	{"stats", (PyCFunction)region_stats, METH_NOARGS,
+	 "stats() -> dict of pstm_stats (this process)."},
+	{"_begin", (PyCFunction)region_begin, METH_VARARGS,
+	 "_begin(read_only=False) -> one attempt (internal: use atomic())."},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef region_getset[] = {
+	{"closed", (getter)region_get_closed, NULL, "whether close() ran", NULL},
+	{"uri", (getter)region_get_uri, NULL, "the URI it was opened with", NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject RegionType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "pstm._core.Region",
+	.tp_basicsize = sizeof(RegionObject),
+	.tp_dealloc = (destructor)region_dealloc,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+	.tp_doc = "An open region (internal base of pstm.Region).",
+	.tp_methods = region_methods,
+	.tp_getset = region_getset,
+};
+
+static PyMethodDef tx_methods[] = {
+	{"load64", (PyCFunction)tx_load64, METH_O, NULL},
+	{"store64", (PyCFunction)tx_store64, METH_VARARGS, NULL},
+	{"read", (PyCFunction)tx_read, METH_VARARGS, NULL},
+	{"write", (PyCFunction)tx_write, METH_VARARGS, NULL},
+	{"root", (PyCFunction)tx_root, METH_O, NULL},
+	{"alloc", (PyCFunction)tx_alloc, METH_O, NULL},
+	{"free", (PyCFunction)tx_free, METH_O, NULL},
+	{"commit", (PyCFunction)tx_commit, METH_NOARGS, NULL},
+	{"end", (PyCFunction)tx_end, METH_NOARGS, NULL},
+	{"ds_type", (PyCFunction)tx_ds_type, METH_O, NULL},
+	{"map_create", (PyCFunction)tx_map_create, METH_VARARGS, NULL},
+	{"map_get", (PyCFunction)tx_map_get, METH_VARARGS, NULL},
+	{"map_put", (PyCFunction)tx_map_put, METH_VARARGS, NULL},
+	{"map_del", (PyCFunction)tx_map_del, METH_VARARGS, NULL},
+	{"map_count", (PyCFunction)tx_map_count, METH_O, NULL},
+	{"map_keys", (PyCFunction)tx_map_keys, METH_VARARGS, NULL},
+	{"map_items", (PyCFunction)tx_map_items, METH_VARARGS, NULL},
+	{"queue_create", (PyCFunction)tx_queue_create, METH_NOARGS, NULL},
+	{"queue_push", (PyCFunction)tx_queue_push, METH_VARARGS, NULL},
+	{"queue_pop", (PyCFunction)tx_queue_pop, METH_VARARGS, NULL},
+	{"queue_items", (PyCFunction)tx_queue_items, METH_VARARGS, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef tx_getset[] = {
+	{"active", (getter)tx_get_active, NULL, "not yet committed or ended", NULL},
+	{"conflicted", (getter)tx_get_conflicted, NULL,
+	 "some call lost a conflict (the attempt is rolled back)", NULL},
+	{"region", (getter)tx_get_region, NULL, "its region", NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TxType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "pstm._core.Attempt",
+	.tp_basicsize = sizeof(TxObject),
+	.tp_dealloc = (destructor)tx_dealloc,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "One attempt of a transaction (internal).",
+	.tp_methods = tx_methods,
+	.tp_getset = tx_getset,
+};
+
+static PyMethodDef core_methods[] = {
+	{"create", (PyCFunction)(void (*)(void))core_create,
+	 METH_VARARGS | METH_KEYWORDS, NULL},
+	{"open", (PyCFunction)core_open, METH_O, NULL},
+	{"unlink", (PyCFunction)core_unlink, METH_O, NULL},
+	{"strerror", (PyCFunction)core_strerror, METH_O, NULL},
+	{"in_tx", (PyCFunction)core_in_tx, METH_NOARGS, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+	PyModuleDef_HEAD_INIT, "pstm._core", "pstm internals (use pstm).", -1,
+	core_methods, NULL, NULL, NULL, NULL,
+};
+
+static int add_class(PyObject *m, const char *name, PyObject *cls)
+{
+	Py_INCREF(cls);
+	if (PyModule_AddObject(m, name, cls)) {
+		Py_DECREF(cls);
+		return -1;
+	}
+	return 0;
+}
+
+PyMODINIT_FUNC PyInit__core(void);
+PyMODINIT_FUNC PyInit__core(void)
+{
+	PyObject *m = PyModule_Create(&core_module);
+	if (!m)
+		return NULL;
+	if (PyType_Ready(&RegionType) || PyType_Ready(&TxType))
+		goto fail;
+	Error = PyErr_NewExceptionWithDoc(
+		"pstm.Error", "A pstm error: .code (PSTM_E*), .strerror.",
+		PyExc_Exception, NULL);
+	Retry = PyErr_NewExceptionWithDoc(
+		"pstm._core.Retry",
+		"Internal: the attempt lost a conflict; atomic() runs it again.",
+		PyExc_BaseException, NULL);
+	if (!Error || !Retry || add_class(m, "Error", Error) ||
+	    add_class(m, "Retry", Retry))
+		goto fail;
+	for (size_t i = 0; i < NCODES; i++) {
+		char full[64];
+		snprintf(full, sizeof full, "pstm.%s", code_names[i].name);
+		PyObject *bases = code_names[i].value_error
+					  ? PyTuple_Pack(2, Error, PyExc_ValueError)
+					  : PyTuple_Pack(1, Error);
+		if (!bases)
+			goto fail;
+		code_class[i] = PyErr_NewException(full, bases, NULL);
+		Py_DECREF(bases);
+		if (!code_class[i])
+			goto fail;
+		PyObject *c = PyLong_FromLong(code_names[i].code);
+		if (!c || PyObject_SetAttrString(code_class[i], "code", c)) {
+			Py_XDECREF(c);
+			goto fail;
+		}
+		Py_DECREF(c);
+		if (add_class(m, code_names[i].name, code_class[i]))
+			goto fail;
+	}
+	RegionClosed = PyErr_NewExceptionWithDoc(
+		"pstm.RegionClosed", "The region handle was closed.",
+		class_of(PSTM_EINVAL), NULL);
+	TransactionEnded = PyErr_NewExceptionWithDoc(
+		"pstm.TransactionEnded",
+		"A transaction object used after its transaction ended.",
+		class_of(PSTM_ENOTX), NULL); /* NotInTransaction */
+	if (!RegionClosed || !TransactionEnded ||
+	    add_class(m, "RegionClosed", RegionClosed) ||
+	    add_class(m, "TransactionEnded", TransactionEnded) ||
+	    add_class(m, "Region", (PyObject *)&RegionType) ||
+	    add_class(m, "Attempt", (PyObject *)&TxType))
+		goto fail;
+	if (PyModule_AddStringConstant(m, "version", pstm_version()) ||
+	    PyModule_AddIntConstant(m, "VOLATILE", PSTM_VOLATILE) ||
+	    PyModule_AddIntConstant(m, "DURABLE", PSTM_DURABLE) ||
+	    PyModule_AddIntConstant(m, "RELAXED", PSTM_RELAXED) ||
+	    PyModule_AddIntConstant(m, "DS_MAP", PSTM_DS_MAP) ||
+	    PyModule_AddIntConstant(m, "DS_QUEUE", PSTM_DS_QUEUE))
+		goto fail;
+	return m;
+fail:
+	Py_DECREF(m);
+	return NULL;
+}

@@ -13,7 +13,7 @@ my $bin = build_dir() . '/pstm';
 plan skip_all => "$bin not built" unless -x $bin;
 
 my $tmp = temp_dir('cli');
-my @companions;
+my @uuids;    # of the file regions made here: their companions go at exit
 
 # run the CLI with @args; returns (exit status, stdout, stderr)
 sub pstm { return run_program($bin, @_); }
@@ -33,10 +33,14 @@ sub json_info {
 
 sub mode_of { return (stat($_[0]))[2] & 07777; }
 
-sub companion_of {
-	my ($uuid) = @_;
-	(my $hex = $uuid) =~ s/-//g;
-	return "/dev/shm/pstm.rt.$hex";
+# the companions of a file region in /dev/shm: pstm.KIND.<uuid>.<the
+# identity of its file> (KIND rt: the runtime, wc: a relaxed working copy)
+sub companions_of {
+	my ($uuid, $kind) = @_;
+	(my $hex = $uuid // 'none') =~ s/-//g;
+	push @uuids, $hex;
+	my @l = glob('/dev/shm/pstm.' . ($kind // 'rt') . ".$hex.*");
+	return wantarray ? @l : scalar @l;    # the names, or how many
 }
 
 my $uuid_re = qr/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
@@ -209,9 +213,8 @@ is(-s $f, 2 << 20, 'file region size honoured');
 my $jf = json_info($f);
 is($jf->{durability}, 'durable', 'file regions default to durable');
 is($jf->{size_bytes}, 2 << 20, 'json size_bytes of the file region');
-my $comp = companion_of($jf->{uuid} // 'none');
-push @companions, $comp;
-ok(-e $comp, "companion runtime $comp exists");
+my @comp = companions_of($jf->{uuid});
+is(scalar @comp, 1, "one companion runtime exists") or diag("@comp");
 
 ($rc, $out, $err) = pstm('create', '--size', '2M', $f);
 is($rc, 1, 'create over an existing file region exits 1');
@@ -219,27 +222,27 @@ ok(one_line($err), '... with a one-line error');
 ($rc, $out, $err) = pstm('create', '--force', '--size', '2M', $f);
 is($rc, 0, 'create --force over a file region exits 0') or diag($err);
 my $jf2 = json_info($f);
-push @companions, companion_of($jf2->{uuid} // 'none');
 isnt($jf2->{uuid}, $jf->{uuid}, '--force: new uuid');
-ok(!-e $comp, "--force removed the old companion $comp");
-$comp = companion_of($jf2->{uuid} // 'none');
-ok(-e $comp, 'the new companion exists');
+ok(!grep({ -e } @comp), "--force removed the old companion @comp");
+@comp = companions_of($jf2->{uuid});
+is(scalar @comp, 1, 'the new companion exists');
 
 ($rc, $out, $err) = pstm('rm', $f);
 is($rc, 0, 'rm of a file region exits 0') or diag($err);
 ok(!-e $f, 'the region file is gone');
-ok(!-e $comp, 'rm removed the companion /dev/shm/pstm.rt.* segment');
+ok(!grep({ -e } @comp), 'rm removed the companion /dev/shm/pstm.rt.* segment');
+is(scalar companions_of($jf2->{uuid}), 0, '... and no other companion of it is left');
 
 my $g = "$tmp/v.region";
 ($rc, $out, $err) = pstm('create', '--volatile', '--mode', '0640', '--size', '1M', $g);
 is($rc, 0, 'create --volatile file region exits 0') or diag($err);
 my $jg = json_info($g);
-push @companions, companion_of($jg->{uuid} // 'none');
+is(scalar companions_of($jg->{uuid}), 1, 'a volatile file region has a companion runtime');
 is($jg->{durability}, 'volatile', '--volatile honoured on a file');
 is(mode_of($g), 0640, '--mode 0640 honoured on a file');
 ($rc, $out, $err) = pstm('rm', $g);
 is($rc, 0, 'rm of the volatile file region exits 0');
-ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion gone');
+ok(!-e $g && !companions_of($jg->{uuid}), '... file and companion gone');
 
 # --- relaxed regions ---------------------------------------------------
 {
@@ -247,12 +250,12 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	my ($rc, $out, $err) = pstm('create', '--relaxed', '--flush-ms', '25', '--size', '4M', $x);
 	is($rc, 0, 'create --relaxed --flush-ms 25 exits 0') or diag($err);
 	my $jx = json_info($x);
-	my $u = $jx->{uuid} // 'none';
-	(my $wc = companion_of($u)) =~ s/pstm\.rt\./pstm.wc./;
-	push @companions, companion_of($u), $wc;
+	my $u = $jx->{uuid};
+	my ($wc) = companions_of($u, 'wc');
 	is($jx->{durability}, 'relaxed', 'json durability: relaxed');
 	is($jx->{flush_ms}, 25, 'json flush_ms: 25');
-	ok(-s $wc == 4 << 20, 'the working copy /dev/shm/pstm.wc.* has the region size');
+	ok(defined $wc && -s $wc == 4 << 20,
+	   'the working copy /dev/shm/pstm.wc.* has the region size');
 	($rc, $out) = pstm('info', $x);
 	like($out, qr/relaxed, flushed to the file every 25 ms/, 'info names the flush interval');
 	($rc, $out) = pstm('check', $x);
@@ -260,7 +263,8 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	like($out, qr/relaxed, flush every 25 ms/, 'check reports the file side');
 	($rc, $out, $err) = pstm('rm', $x);
 	is($rc, 0, 'rm of a relaxed region exits 0');
-	ok(!-e $x && !-e $wc && !-e companion_of($u), '... file, runtime and working copy gone');
+	ok(!-e $x && !companions_of($u, 'wc') && !companions_of($u),
+	   '... file, runtime and working copy gone');
 
 	for my $bad (['--flush-ms', '5'], ['--relaxed', '--flush-ms', '0'],
 		     ['--relaxed', '--flush-ms', '60001']) {
@@ -294,7 +298,7 @@ ok(!-e $g && !-e companion_of($jg->{uuid} // 'none'), '... file and companion go
 	like($out, qr/dead process.*recovered/, 'recover reports what it did');
 	($rc, $out) = pstm('info', '--json', $f);
 	my $info = decode_json($out);
-	push @companions, companion_of($info->{uuid});
+	companions_of($info->{uuid}); # removed at exit
 	# damage the heap header magic: the 512-byte heap header sits just
 	# before the user heap that info reports
 	open(my $fh, '+<', $f) or die;
@@ -320,6 +324,6 @@ done_testing();
 END {
 	# remove whatever a failed check left behind (not our exit status)
 	my $keep = $?;
-	unlink(@companions);
+	unlink(glob("/dev/shm/pstm.rt.$_.*"), glob("/dev/shm/pstm.wc.$_.*")) for @uuids;
 	$? = $keep;
 }

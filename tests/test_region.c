@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "companion.h"
 #include "helpers.h"
 
 #define MiB (1ull << 20)
@@ -42,7 +43,7 @@
 #define MAX_TRACKED 16
 static char tracked[MAX_TRACKED][256];
 static int ntracked;
-static char companions[MAX_TRACKED][96];
+static char companions[MAX_TRACKED][COMPANION_PATH_MAX];
 static int ncompanions;
 static pid_t kids[8];
 static int nkids;
@@ -86,12 +87,13 @@ static bool exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
-static const char *companion_of(const uint8_t uuid[16], char *buf, size_t n)
+/* the runtime companion of the file region at @uri ("" for shm: and
+ * anything that is no file region) */
+static const char *companion_of(const char *uri, char buf[COMPANION_PATH_MAX])
 {
-	char hex[33];
-	for (int i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", uuid[i]);
-	snprintf(buf, n, "/dev/shm/pstm.rt.%s", hex);
+	char p[300], wc[COMPANION_PATH_MAX];
+	if (companion_paths_of(path_of(uri, p, sizeof(p)), buf, wc) != 0)
+		buf[0] = 0;
 	return buf;
 }
 
@@ -99,12 +101,10 @@ static const char *companion_of(const uint8_t uuid[16], char *buf, size_t n)
  * Remember the companion runtime segment of a file region: once a test has
  * damaged the superblock, pstm_unlink can no longer find it.
  */
-static void track_companion(pstm_region *r)
+static void track_companion(const char *uri)
 {
-	struct pstm_region_info in;
-	assert_pstm_ok(pstm_region_info(r, &in));
 	if (ncompanions < MAX_TRACKED)
-		companion_of(in.uuid, companions[ncompanions++], 96);
+		companion_of(uri, companions[ncompanions++]);
 }
 
 static int teardown(void **state)
@@ -138,7 +138,7 @@ static pstm_region *create_small(const char *uri)
 	o.size_bytes = SMALL;
 	assert_pstm_ok(pstm_create(uri, &o, &r));
 	assert_non_null(r);
-	track_companion(r);
+	track_companion(uri);
 	return r;
 }
 
@@ -296,7 +296,7 @@ static void lifecycle(const char *uri, bool is_shm)
 {
 	struct pstm_region_info in, in2;
 	pstm_region *r = NULL;
-	char p[300], comp[96];
+	char p[300], comp[COMPANION_PATH_MAX];
 	struct stat st;
 	uint64_t size = is_shm ? 64 * MiB : SMALL;
 	struct pstm_create_opts o = {0};
@@ -321,7 +321,7 @@ static void lifecycle(const char *uri, bool is_shm)
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0600); /* default mode */
 	assert_int_equal((uint64_t)st.st_size, size);
-	companion_of(in.uuid, comp, sizeof(comp));
+	companion_of(uri, comp);
 	assert_int_equal(exists(comp), !is_shm); /* files keep the runtime aside */
 
 	assert_pstm_ok(pstm_close(r));
@@ -449,7 +449,7 @@ static void create_exists(const char *uri, bool is_shm)
 	struct pstm_create_opts o = {0};
 	struct pstm_region_info in1, in2;
 	pstm_region *r;
-	char p[300], comp1[96], comp2[96];
+	char p[300], comp1[COMPANION_PATH_MAX], comp2[COMPANION_PATH_MAX];
 	struct snap s;
 
 	r = create_small(uri);
@@ -457,6 +457,7 @@ static void create_exists(const char *uri, bool is_shm)
 	store_word(r, 0, 0xabcdef);
 	assert_pstm_ok(pstm_close(r));
 	path_of(uri, p, sizeof(p));
+	companion_of(uri, comp1);
 
 	/* without replace: EEXIST, and the old region is untouched */
 	o.size_bytes = SMALL;
@@ -483,8 +484,8 @@ static void create_exists(const char *uri, bool is_shm)
 	assert_pstm_ok(pstm_close(r));
 	if (!is_shm) {
 		/* the old region's runtime segment went with it */
-		assert_false(exists(companion_of(in1.uuid, comp1, sizeof(comp1))));
-		assert_true(exists(companion_of(in2.uuid, comp2, sizeof(comp2))));
+		assert_false(exists(comp1));
+		assert_true(exists(companion_of(uri, comp2)));
 	}
 	/* replace also works when nothing is there */
 	assert_pstm_ok(pstm_unlink(uri));

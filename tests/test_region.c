@@ -1,7 +1,8 @@
 /*
  * test_region.c - region lifecycle: create/open/close/unlink for shm: and
  * file URIs, creation options, persistence across reopen and processes,
- * and every documented way an open or create can fail.  A failed open must
+ * every documented way an open or create can fail, and what pstm_unlink
+ * refuses to remove.  A failed open must
  * never modify the region, so each failure case compares the file's bytes
  * and mtime before and after.
  */
@@ -1118,6 +1119,162 @@ static void test_open_recovers_dead(void **state)
 	assert_pstm_ok(pstm_unlink(rc.other));
 }
 
+/* ------------------------------------------------------------- unlink */
+
+/* pstm_unlink of @path fails with @want and leaves it as it was */
+static void expect_unlink_fails(const char *uri, int want)
+{
+	char p[300];
+	struct snap s;
+	snap_take(path_of(uri, p, sizeof(p)), &s);
+	assert_int_equal(pstm_unlink(uri), want);
+	snap_check(p, &s);
+}
+
+/*
+ * pstm_unlink removes regions only: a file without the magic, an empty
+ * one, a directory, a FIFO (without blocking on it) or a symbolic link to
+ * a region are refused and left alone.  (It used to unlink whatever the
+ * URI named: `pstm rm /tmp/random.bin` removed it and exited 0.)
+ */
+static void test_unlink_not_a_region(void **state)
+{
+	char p[300], link[256];
+	struct stat st;
+	(void)state;
+
+	const char *f = track(test_file_uri("rmjunk"));
+	write_file(f, "hello, not a region\n", 20);
+	expect_unlink_fails(f, PSTM_EBADMAGIC);
+	write_file(f, "PSTM", 4); /* the magic's first half */
+	expect_unlink_fails(f, PSTM_EBADMAGIC);
+	write_file(f, "", 0);
+	expect_unlink_fails(f, PSTM_EBADMAGIC);
+	const char *s = track(test_shm_uri("rmjunk"));
+	write_file(path_of(s, p, sizeof(p)), "junk", 4);
+	expect_unlink_fails(s, PSTM_EBADMAGIC);
+
+	const char *d = track(test_file_uri("rmdir"));
+	assert_int_equal(mkdir(d, 0700), 0);
+	assert_int_equal(pstm_unlink(d), PSTM_EBADMAGIC);
+	assert_int_equal(stat(d, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(rmdir(d), 0);
+
+	const char *q = track(test_file_uri("rmfifo"));
+	assert_int_equal(mkfifo(q, 0600), 0);
+	assert_int_equal(pstm_unlink(q), PSTM_EBADMAGIC);
+	assert_true(exists(q));
+
+	/* a link to a region: name the region itself */
+	const char *g = track(test_file_uri("rmtarget"));
+	assert_pstm_ok(pstm_close(create_small(g)));
+	assert_true(snprintf(link, sizeof(link), "%.240s.link", g) < (int)sizeof(link));
+	track(link);
+	assert_int_equal(symlink(g, link), 0);
+	assert_int_equal(pstm_unlink(link), PSTM_EINVAL);
+	assert_true(exists(link) && exists(g));
+
+	assert_int_equal(pstm_unlink(test_file_uri("rmmissing")), PSTM_ENOENT);
+	assert_int_equal(pstm_unlink(NULL), PSTM_EINVAL);
+	assert_pstm_ok(pstm_unlink(g));
+	assert_false(exists(g));
+}
+
+/*
+ * A region that processes are attached to is not removed: another
+ * process's handle or this process's own.  A process that died attached
+ * does not count.
+ */
+static void unlink_attached(const char *uri)
+{
+	struct holder h;
+	char p[300], comp[COMPANION_PATH_MAX];
+	pstm_region *r;
+
+	assert_pstm_ok(pstm_close(create_small(uri)));
+	companion_of(uri, comp);
+	path_of(uri, p, sizeof(p));
+	h.uri = uri;
+	pid_t kid = spawn_holder(&h, 0);
+	assert_int_equal(pstm_unlink(uri), PSTM_EBUSY);
+	assert_true(exists(p));
+	assert_true(!comp[0] || exists(comp));
+	assert_pstm_ok(pstm_open(uri, &r)); /* still a working region */
+	assert_int_equal(write(h.go[1], "x", 1), 1); /* the child closes */
+	close(h.go[1]);
+	assert_int_equal(test_wait(kid), 0);
+	forget_kid(kid);
+	assert_int_equal(pstm_unlink(uri), PSTM_EBUSY); /* our own handle */
+	assert_pstm_ok(pstm_close(r));
+	assert_pstm_ok(pstm_unlink(uri));
+	assert_false(exists(p));
+	assert_true(!comp[0] || !exists(comp));
+
+	/* dead, never recovered: not attached */
+	assert_pstm_ok(pstm_close(create_small(uri)));
+	kid = spawn_holder(&h, 1);
+	kill(kid, SIGKILL);
+	close(h.go[1]);
+	assert_int_equal(test_wait(kid), 128 + SIGKILL);
+	forget_kid(kid);
+	assert_pstm_ok(pstm_unlink(uri));
+	assert_false(exists(p));
+}
+
+static void test_unlink_attached_shm(void **state)
+{
+	(void)state;
+	unlink_attached(track(test_shm_uri("rmbusy")));
+}
+
+static void test_unlink_attached_file(void **state)
+{
+	(void)state;
+	unlink_attached(track(test_file_uri("rmbusy")));
+}
+
+/* PSTM_UNLINK_FORCE removes it under its attached processes, which go
+ * on running on the file nobody can open any more. */
+static void test_unlink_force(void **state)
+{
+	struct holder h;
+	char p[300], comp[COMPANION_PATH_MAX];
+	(void)state;
+	const char *uri = track(test_file_uri("rmforce"));
+	assert_pstm_ok(pstm_close(create_small(uri)));
+	companion_of(uri, comp);
+	assert_true(exists(comp));
+	h.uri = uri;
+	pid_t kid = spawn_holder(&h, 0);
+	assert_int_equal(pstm_unlink_opts(uri, 2), PSTM_EINVAL); /* no such flag */
+	assert_int_equal(pstm_unlink_opts(uri, 0), PSTM_EBUSY);
+	assert_pstm_ok(pstm_unlink_opts(uri, PSTM_UNLINK_FORCE));
+	assert_false(exists(path_of(uri, p, sizeof(p))));
+	assert_false(exists(comp));
+	assert_int_equal(write(h.go[1], "x", 1), 1);
+	close(h.go[1]);
+	assert_int_equal(test_wait(kid), 0); /* its close still works */
+	forget_kid(kid);
+	assert_int_equal(pstm_unlink_opts(uri, PSTM_UNLINK_FORCE), PSTM_ENOENT);
+}
+
+/* A relaxed region's runtime and working copy go with it. */
+static void test_unlink_companions(void **state)
+{
+	char rt[COMPANION_PATH_MAX], wc[COMPANION_PATH_MAX];
+	struct pstm_create_opts o = {.size_bytes = SMALL, .durability = PSTM_RELAXED};
+	pstm_region *r;
+	(void)state;
+	const char *uri = track(test_file_uri("rmrelaxed"));
+	assert_pstm_ok(pstm_create(uri, &o, &r));
+	assert_pstm_ok(pstm_close(r));
+	assert_int_equal(companion_paths_of(uri, rt, wc), 0);
+	assert_true(exists(rt) && exists(wc));
+	assert_pstm_ok(pstm_unlink(uri));
+	assert_false(exists(uri) || exists(rt) || exists(wc));
+}
+
 /* ----------------------------------------------------------- strerror */
 
 static void test_strerror(void **state)
@@ -1166,6 +1323,11 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_teardown(test_permission_denied, teardown),
 	cmocka_unit_test_teardown(test_proc_full, teardown),
 	cmocka_unit_test_teardown(test_open_recovers_dead, teardown),
+	cmocka_unit_test_teardown(test_unlink_not_a_region, teardown),
+	cmocka_unit_test_teardown(test_unlink_attached_shm, teardown),
+	cmocka_unit_test_teardown(test_unlink_attached_file, teardown),
+	cmocka_unit_test_teardown(test_unlink_force, teardown),
+	cmocka_unit_test_teardown(test_unlink_companions, teardown),
 	cmocka_unit_test_teardown(test_strerror, teardown),
 };
 

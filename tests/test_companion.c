@@ -6,6 +6,7 @@
  * region moved with mv keeps working for the processes attached to it and
  * for new openers; a backup restored after the original was deleted does
  * not pick up the original's companions.  Real processes on real regions.
+ * With --hold URI it is the attached process of tests/cli.t.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -457,8 +458,31 @@ static void restore_backup(enum kind k)
 static void test_restore_backup_durable(void **s) { (void)s; restore_backup(DURABLE); }
 static void test_restore_backup_relaxed(void **s) { (void)s; restore_backup(RELAXED); }
 
-int main(void)
+/*
+ * test_companion --hold URI: open URI, print "attached", stay attached
+ * until stdin ends, then close.  tests/cli.t's process attached to a
+ * region (pstm rm, ls, gc).
+ */
+static int hold(const char *uri)
 {
+	pstm_region *r;
+	char buf[64];
+	int rc = pstm_open(uri, &r);
+	if (rc) {
+		fprintf(stderr, "--hold %s: %s\n", uri, pstm_strerror(rc));
+		return 1;
+	}
+	printf("attached\n");
+	fflush(stdout);
+	while (read(0, buf, sizeof(buf)) > 0)
+		;
+	return pstm_close(r) ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "--hold"))
+		return hold(argv[2]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_copy_idle_shm, teardown),
 		cmocka_unit_test_teardown(test_copy_idle_durable, teardown),

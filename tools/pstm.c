@@ -1,6 +1,6 @@
 /*
  * pstm - admin CLI: create, inspect and remove regions.  This file has the
- * dispatch and the small commands (create, rm); the larger ones live in
+ * dispatch and the small command create; the others live in
  * tools/cmd_*.c.
  * Exit status: 0 success, 1 operation failed, 2 usage error.
  */
@@ -26,10 +26,13 @@ static void usage(FILE *f)
 		"             [--durable|--relaxed [--flush-ms N]|--volatile]\n"
 		"             [--max-procs N] [--max-threads N] [--log-bytes N] [--force]\n"
 		"  info URI [--json]   superblock, layout, attached processes, stats\n"
-		"  rm URI              remove a region\n"
+		"  rm [--force] URI    remove a region and its companions (not while\n"
+		"                      processes are attached, without --force)\n"
 		"  check URI [--json]  verify a region offline (exit 1 if damaged)\n"
 		"  recover URI         run recovery now and report what it did\n"
 		"  dump URI [--json]   the root object and the maps and queues it holds\n"
+		"  ls [DIR] [--json]   regions in DIR (default .) and /dev/shm, companions\n"
+		"  gc [--dry-run]      remove companions whose region is gone and unused\n"
 		"\n"
 		"pstm COMMAND --help for details.\n");
 }
@@ -113,25 +116,13 @@ static int cmd_create(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_rm(int argc, char **argv)
-{
-	const char *uri;
-	int rc = cli_uri_args(argc, argv, "rm", "usage: pstm rm URI\nRemove a region "
-			      "(and its companion runtime segment).\n", NULL, &uri);
-	if (rc >= 0)
-		return rc;
-	rc = pstm_unlink(uri);
-	if (rc)
-		return cli_fail("cannot remove", uri, rc);
-	return 0;
-}
-
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{"create", cmd_create}, {"info", cmd_info},       {"rm", cmd_rm},
 	{"check", cmd_check},   {"recover", cmd_recover}, {"dump", cmd_dump},
+	{"ls", cmd_ls},         {"gc", cmd_gc},
 };
 
 int main(int argc, char **argv)

@@ -43,17 +43,6 @@ static const char *track(const char *uri)
 	return tracked[ntracked++];
 }
 
-static const char *path_of(const char *uri, char *buf, size_t n)
-{
-	int w;
-	if (strncmp(uri, "shm:", 4) == 0)
-		w = snprintf(buf, n, "/dev/shm/%s", uri + 4);
-	else
-		w = snprintf(buf, n, "%s", uri);
-	assert_true(w > 0 && (size_t)w < n);
-	return buf;
-}
-
 /*
  * Companions in /dev/shm named after @uuid (pstm.rt.<hex>..., pstm.wc.
  * <hex>...): how many there are; with @remove, unlink them.  A copy has
@@ -95,7 +84,7 @@ static int teardown(void **state)
 		}
 	nkids = 0;
 	for (int i = 0; i < ntracked; i++)
-		unlink(path_of(tracked[i], p, sizeof(p)));
+		unlink(test_path_of(tracked[i], p, sizeof(p)));
 	ntracked = 0;
 	for (int i = 0; i < nuuids; i++)
 		companions_of_uuid(uuids[i], true);
@@ -171,26 +160,21 @@ static const char *sibling(const char *uri, const char *suffix)
 	return track(b);
 }
 
-/* what cp does: a new file with the same bytes */
+/* cp A B, B a new name: a new file with the same bytes */
 static void copy_region(const char *from_uri, const char *to_uri)
 {
-	char from[300], to[300], chunk[65536];
-	int in = open(path_of(from_uri, from, sizeof(from)), O_RDONLY);
-	int out = open(path_of(to_uri, to, sizeof(to)), O_WRONLY | O_CREAT | O_EXCL, 0600);
-	ssize_t n;
-	assert_true(in >= 0 && out >= 0);
-	while ((n = read(in, chunk, sizeof(chunk))) > 0)
-		assert_int_equal(write(out, chunk, (size_t)n), n);
-	assert_int_equal(n, 0);
-	close(in);
-	close(out);
+	char from[300], to[300];
+	struct stat st;
+	test_path_of(to_uri, to, sizeof(to));
+	assert_int_not_equal(stat(to, &st), 0);
+	test_copy_file(test_path_of(from_uri, from, sizeof(from)), to);
 }
 
 static void move_region(const char *from_uri, const char *to_uri)
 {
 	char from[300], to[300];
-	assert_int_equal(rename(path_of(from_uri, from, sizeof(from)),
-				path_of(to_uri, to, sizeof(to))), 0);
+	assert_int_equal(rename(test_path_of(from_uri, from, sizeof(from)),
+				test_path_of(to_uri, to, sizeof(to))), 0);
 }
 
 /* entries of @uri's process table held by live process @pid (read-only
@@ -388,6 +372,44 @@ static void test_copy_attached_shm(void **s) { (void)s; copy_attached(SHM); }
 static void test_copy_attached_durable(void **s) { (void)s; copy_attached(DURABLE); }
 static void test_copy_attached_relaxed(void **s) { (void)s; copy_attached(RELAXED); }
 
+/*
+ * A child dies at its commit point on shm region A (record COMMITTED, data
+ * not yet written back; PSTM_CRASH_AT), and A is copied before anyone
+ * recovers it.  The copy's first open settles the copied log (the commit
+ * happened: it is replayed) without taking the dead process for one of
+ * its own; A recovers its dead process as always.
+ */
+static int commit_and_die(void *arg, int i)
+{
+	pstm_region *r;
+	uint64_t v = 41;
+	(void)i;
+	setenv("PSTM_CRASH_AT", "commit.logged:1", 1);
+	if (pstm_open(arg, &r) != 0)
+		return 3;
+	pstm_atomic(r, tx_add, &v); /* killed at its commit point */
+	return 4;
+}
+
+static void test_copy_after_crash_shm(void **s)
+{
+	(void)s;
+	const char *a = create(SHM, "cpc", 1);
+	pid_t kid = test_spawn(commit_and_die, (void *)a, 0);
+	assert_int_equal(test_wait(kid), 128 + SIGKILL);
+	const char *b = sibling(a, "copy");
+	copy_region(a, b);
+	struct open_recovery ob = reopen_recovery(b);
+	assert_int_equal(ob.procs_recovered, 0);
+	assert_true(ob.runtime_rebuilt);
+	assert_int_equal(word_of(b), 42);
+	test_assert_clean(b);
+	struct open_recovery oa = reopen_recovery(a);
+	assert_int_equal(oa.procs_recovered, 1);
+	assert_int_equal(word_of(a), 42);
+	test_assert_clean(a);
+}
+
 /* ----------------------------------------------------------------- mv */
 
 /*
@@ -444,7 +466,7 @@ static void restore_backup(enum kind k)
 	word_set(r, 2);
 	assert_pstm_ok(pstm_close(r));
 	char p[300];
-	assert_int_equal(unlink(path_of(a, p, sizeof(p))), 0);
+	assert_int_equal(unlink(test_path_of(a, p, sizeof(p))), 0);
 	copy_region(bak, a);
 	assert_pstm_ok(pstm_open(a, &r));
 	assert_int_equal(word_add(r, 0), 1);
@@ -490,6 +512,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_copy_attached_shm, teardown),
 		cmocka_unit_test_teardown(test_copy_attached_durable, teardown),
 		cmocka_unit_test_teardown(test_copy_attached_relaxed, teardown),
+		cmocka_unit_test_teardown(test_copy_after_crash_shm, teardown),
 		cmocka_unit_test_teardown(test_move_attached_shm, teardown),
 		cmocka_unit_test_teardown(test_move_attached_durable, teardown),
 		cmocka_unit_test_teardown(test_move_attached_relaxed, teardown),

@@ -70,18 +70,6 @@ static void forget_kid(pid_t p)
 			kids[i] = 0;
 }
 
-/* /dev/shm/NAME for shm:NAME, else the URI itself */
-static const char *path_of(const char *uri, char *buf, size_t n)
-{
-	int w;
-	if (strncmp(uri, "shm:", 4) == 0)
-		w = snprintf(buf, n, "/dev/shm/%s", uri + 4);
-	else
-		w = snprintf(buf, n, "%s", uri);
-	assert_true(w > 0 && (size_t)w < n);
-	return buf;
-}
-
 static bool exists(const char *path)
 {
 	struct stat st;
@@ -93,7 +81,7 @@ static bool exists(const char *path)
 static const char *companion_of(const char *uri, char buf[COMPANION_PATH_MAX])
 {
 	char p[300], wc[COMPANION_PATH_MAX];
-	if (companion_paths_of(path_of(uri, p, sizeof(p)), buf, wc) != 0)
+	if (companion_paths_of(test_path_of(uri, p, sizeof(p)), buf, wc) != 0)
 		buf[0] = 0;
 	return buf;
 }
@@ -121,7 +109,7 @@ static int teardown(void **state)
 	nkids = 0;
 	for (int i = 0; i < ntracked; i++) {
 		(void)pstm_unlink(tracked[i]); /* also drops a companion */
-		(void)unlink(path_of(tracked[i], p, sizeof(p)));
+		(void)unlink(test_path_of(tracked[i], p, sizeof(p)));
 	}
 	ntracked = 0;
 	for (int i = 0; i < ncompanions; i++)
@@ -254,7 +242,7 @@ static void expect_open_fails(const char *uri, int want)
 	struct snap s;
 	pstm_region *r = (pstm_region *)&s; /* must be reset to NULL */
 
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 	snap_take(p, &s);
 	int rc = pstm_open(uri, &r);
 	if (rc != want)
@@ -302,7 +290,7 @@ static void lifecycle(const char *uri, bool is_shm)
 	uint64_t size = is_shm ? 64 * MiB : SMALL;
 	struct pstm_create_opts o = {0};
 
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 	assert_false(exists(p));
 	if (is_shm) {
 		/* NULL options: every default */
@@ -389,7 +377,7 @@ static void test_create_options(void **state)
 	assert_int_equal(in.max_threads, 9);
 	assert_int_equal(in.log_bytes, 8192);
 	assert_int_equal(in.orecs_log2, 12);
-	assert_int_equal(stat(path_of(a, p, sizeof(p)), &st), 0);
+	assert_int_equal(stat(test_path_of(a, p, sizeof(p)), &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640);
 	assert_int_equal((uint64_t)st.st_size, 3 * MiB);
 	assert_pstm_ok(pstm_close(r));
@@ -442,7 +430,7 @@ static void test_create_options(void **state)
 	o.max_procs = 0;
 	o.max_threads = 2048;
 	assert_int_equal(pstm_create(d, &o, &r), PSTM_EINVAL);
-	assert_false(exists(path_of(d, p, sizeof(p))));
+	assert_false(exists(test_path_of(d, p, sizeof(p))));
 }
 
 static void create_exists(const char *uri, bool is_shm)
@@ -457,7 +445,7 @@ static void create_exists(const char *uri, bool is_shm)
 	info_of(r, &in1);
 	store_word(r, 0, 0xabcdef);
 	assert_pstm_ok(pstm_close(r));
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 	companion_of(uri, comp1);
 
 	/* without replace: EEXIST, and the old region is untouched */
@@ -616,7 +604,7 @@ static void test_open_bad_magic(void **state)
 	expect_open_fails(f, PSTM_EBADMAGIC);
 
 	const char *s = track(test_shm_uri("magic"));
-	write_file(path_of(s, p, sizeof(p)), junk, sizeof(junk));
+	write_file(test_path_of(s, p, sizeof(p)), junk, sizeof(junk));
 	expect_open_fails(s, PSTM_EBADMAGIC);
 }
 
@@ -625,7 +613,7 @@ static void truncated(const char *uri)
 	char p[300];
 	pstm_region *r = create_small(uri);
 	assert_pstm_ok(pstm_close(r));
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 
 	assert_int_equal(truncate(p, SMALL / 2), 0);
 	expect_open_fails(uri, PSTM_ETRUNC);
@@ -656,7 +644,7 @@ static void test_open_empty(void **state)
 	write_file(f, "", 0);
 	expect_open_fails(f, PSTM_EEMPTY);
 	const char *s = track(test_shm_uri("empty"));
-	write_file(path_of(s, p, sizeof(p)), "", 0);
+	write_file(test_path_of(s, p, sizeof(p)), "", 0);
 	expect_open_fails(s, PSTM_EEMPTY);
 	/* an emptied region (truncated to 0) */
 	const char *g = track(test_file_uri("empty"));
@@ -677,7 +665,7 @@ static void flipped_bytes(const char *uri)
 	int bad = 0;
 	pstm_region *r = create_small(uri);
 	assert_pstm_ok(pstm_close(r));
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 
 	for (int off = 0; off < SB_BYTES; off++) {
 		unsigned char orig, flip;
@@ -729,7 +717,7 @@ static void newer_version(const char *uri)
 	char p[300];
 	pstm_region *r = create_small(uri);
 	assert_pstm_ok(pstm_close(r));
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 
 	pread_at(p, orig, sizeof(orig), 0);
 	/* the stored crc is zlib crc32 of [0,152), little-endian at 152 */
@@ -797,7 +785,7 @@ static void test_create_too_small(void **state)
 		r = (pstm_region *)&o;
 		assert_int_equal(pstm_create(uris[i], &o, &r), PSTM_ETOOSMALL);
 		assert_null(r);
-		assert_false(exists(path_of(uris[i], p, sizeof(p))));
+		assert_false(exists(test_path_of(uris[i], p, sizeof(p))));
 	}
 	o.size_bytes = 1; /* non-zero: not the default */
 	assert_int_equal(pstm_create(uris[0], &o, &r), PSTM_ETOOSMALL);
@@ -807,7 +795,7 @@ static void test_create_too_small(void **state)
 	o.size_bytes = MiB;
 	o.max_procs = 1023;
 	assert_int_equal(pstm_create(uris[0], &o, &r), PSTM_ETOOSMALL);
-	assert_false(exists(path_of(uris[0], p, sizeof(p))));
+	assert_false(exists(test_path_of(uris[0], p, sizeof(p))));
 	/* the minimum itself is fine */
 	o.max_procs = 0;
 	assert_pstm_ok(pstm_create(uris[0], &o, &r));
@@ -898,7 +886,7 @@ static void test_permission_denied(void **state)
 		struct snap s;
 		pstm_region *r = create_small(uris[i]); /* mode 0600 */
 		assert_pstm_ok(pstm_close(r));
-		path_of(uris[i], p, sizeof(p));
+		test_path_of(uris[i], p, sizeof(p));
 		snap_take(p, &s);
 		pid_t pid = test_spawn(child_open_as_nobody, (void *)uris[i], 0);
 		track_kid(pid);
@@ -1126,7 +1114,7 @@ static void expect_unlink_fails(const char *uri, int want)
 {
 	char p[300];
 	struct snap s;
-	snap_take(path_of(uri, p, sizeof(p)), &s);
+	snap_take(test_path_of(uri, p, sizeof(p)), &s);
 	assert_int_equal(pstm_unlink(uri), want);
 	snap_check(p, &s);
 }
@@ -1151,7 +1139,7 @@ static void test_unlink_not_a_region(void **state)
 	write_file(f, "", 0);
 	expect_unlink_fails(f, PSTM_EBADMAGIC);
 	const char *s = track(test_shm_uri("rmjunk"));
-	write_file(path_of(s, p, sizeof(p)), "junk", 4);
+	write_file(test_path_of(s, p, sizeof(p)), "junk", 4);
 	expect_unlink_fails(s, PSTM_EBADMAGIC);
 
 	const char *d = track(test_file_uri("rmdir"));
@@ -1194,7 +1182,7 @@ static void unlink_attached(const char *uri)
 
 	assert_pstm_ok(pstm_close(create_small(uri)));
 	companion_of(uri, comp);
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 	h.uri = uri;
 	pid_t kid = spawn_holder(&h, 0);
 	assert_int_equal(pstm_unlink(uri), PSTM_EBUSY);
@@ -1250,7 +1238,7 @@ static void test_unlink_force(void **state)
 	assert_int_equal(pstm_unlink_opts(uri, 2), PSTM_EINVAL); /* no such flag */
 	assert_int_equal(pstm_unlink_opts(uri, 0), PSTM_EBUSY);
 	assert_pstm_ok(pstm_unlink_opts(uri, PSTM_UNLINK_FORCE));
-	assert_false(exists(path_of(uri, p, sizeof(p))));
+	assert_false(exists(test_path_of(uri, p, sizeof(p))));
 	assert_false(exists(comp));
 	assert_int_equal(write(h.go[1], "x", 1), 1);
 	close(h.go[1]);

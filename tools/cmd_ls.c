@@ -167,12 +167,13 @@ int cmd_ls(int argc, char **argv)
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (c == 'h')
-			return fputs(ls_help, stdout), 0;
-		else
-			return 2;
+		if (c == 'h') {
+			fputs(ls_help, stdout);
+			return 0;
+		}
+		if (c != 'j')
+			return 2; /* getopt said why */
+		json = true;
 	}
 	if (argc - optind > 1)
 		return cli_usage_error("ls takes at most one directory");
@@ -237,14 +238,16 @@ int cmd_gc(int argc, char **argv)
 	int c;
 
 	while ((c = getopt_long(argc, argv, "nh", lo, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(gc_help, stdout);
+			return 0;
+		}
 		if (c == 'j')
 			json = true;
 		else if (c == 'n')
 			dry = true;
-		else if (c == 'h')
-			return fputs(gc_help, stdout), 0;
 		else
-			return 2;
+			return 2; /* getopt said why */
 	}
 	if (optind != argc)
 		return cli_usage_error("gc takes no arguments");

@@ -8,13 +8,16 @@
  * failure or reboot" case, and the opener rebuilds it (lib/region.c).  So
  * is one built for another file (rt_header.file): a copy of the region.
  *
- * Byte 1 of a file region carries an OFD lock: every attached process
+ * Byte 1 of a region file carries an OFD lock: every attached process
  * holds a read lock on it for as long as it is attached (the kernel drops
  * it when the process dies), so an opener that must build a new runtime
  * first takes a write lock there.  If it cannot, processes are attached
  * to a runtime segment that has gone missing (someone removed it from
  * /dev/shm): building a second one would let two groups of processes run
- * without seeing each other's locks, so the open fails instead.
+ * without seeing each other's locks, so the open fails instead.  Shm
+ * regions carry the same lock: the first opener of a copy resets the
+ * runtime it carries under the write lock, and pstm_unlink asks the lock
+ * whether anyone is attached (lib/region.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -195,6 +195,18 @@ static int member_entries(const char *uri, pid_t pid)
 	return n;
 }
 
+/* does pstm check of @uri say @text (in one of its findings)? */
+static bool check_says(const char *uri, const char *text)
+{
+	struct check_report rep;
+	bool found = false;
+	assert_int_equal(region_check(uri, &rep), 0);
+	for (unsigned i = 0; i < rep.n; i++)
+		found |= strstr(rep.f[i].text, text) != NULL;
+	check_report_free(&rep);
+	return found;
+}
+
 /* the runtime segment a read-only look at @uri finds ("" if inside) */
 static void runtime_path(const char *uri, char *out, size_t n)
 {
@@ -340,8 +352,12 @@ static void copy_attached(enum kind k)
 	assert_int_equal(holder_ask(&h, 'i'), 2);
 	const char *b = sibling(a, "copy");
 	copy_region(a, b);
-	/* before anyone opened B, a look at it shows no member of A */
+	/* before anyone opened B, a look at it shows no member of A, and
+	 * pstm check says whose runtime a shm copy carries */
 	assert_int_equal(member_entries(b, h.pid), 0);
+	if (k == SHM)
+		assert_true(check_says(b, "copied with the region from another file"));
+	test_assert_clean(b);
 	pstm_region *rb;
 	assert_pstm_ok(pstm_open(b, &rb));
 	assert_int_equal(member_entries(b, h.pid), 0);

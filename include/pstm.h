@@ -117,7 +117,9 @@ enum pstm_error {
 	PSTM_ELOGFULL = -1015,  /* transaction writes more than its redo log holds */
 	PSTM_EHEAPFULL = -1016, /* region heap exhausted */
 	PSTM_EINTX = -1017,     /* call not allowed inside a transaction */
-	PSTM_EBUSY = -1018,     /* pstm_run already active in this process */
+	PSTM_EBUSY = -1018,     /* busy: pstm_run already active in this
+	                           process; pstm_unlink: processes are
+	                           attached to the region */
 	PSTM_ECANCELED = -1019, /* transaction cancelled (a sibling failed) */
 	PSTM_ENOTX = -1020,     /* call only allowed inside a transaction */
 	PSTM_ECLOCK = -1021,    /* version clock exhausted; reopen with no users */
@@ -219,8 +221,34 @@ PSTM_API int pstm_close(pstm_region *r);
  */
 PSTM_API int pstm_sync(pstm_region *r);
 
-/* pstm_unlink - remove a region by URI (no handle needed). */
+/*
+ * pstm_unlink - remove a region by URI (no handle needed), with its
+ * companions in /dev/shm (the runtime segment of a file region, a relaxed
+ * region's working copy).  Refuses what is not a region: a file without
+ * the region magic, a directory, a device, a symbolic link (name the
+ * region file itself), and never touches it.  Refuses a region that
+ * processes are attached to (this one included, through any handle);
+ * a process that died attached does not count.  Waits for an open of the
+ * region that is in progress.  Errors: PSTM_EINVAL (bad URI, a symbolic
+ * link), PSTM_ENOENT, PSTM_EBADMAGIC (not a region), PSTM_EBUSY
+ * (processes are attached), PSTM_EACCES, PSTM_EIO.
+ */
 PSTM_API int pstm_unlink(const char *uri);
+
+/* Flags of pstm_unlink_opts. */
+enum pstm_unlink_flags {
+	/* remove the region even while processes are attached: they keep
+	 * their mappings and go on running on a file nobody can open any
+	 * more; what they commit is lost when the last one closes it */
+	PSTM_UNLINK_FORCE = 1,
+};
+
+/*
+ * pstm_unlink_opts - pstm_unlink with @flags (enum pstm_unlink_flags; 0
+ * is pstm_unlink itself).  PSTM_EINVAL for an unknown flag; otherwise
+ * the errors of pstm_unlink (PSTM_EBUSY only without PSTM_UNLINK_FORCE).
+ */
+PSTM_API int pstm_unlink_opts(const char *uri, unsigned flags);
 
 /* Fixed facts about an open region, for tools and tests. */
 struct pstm_region_info {

@@ -171,6 +171,11 @@ static void check_token(struct pstm_region *r, struct check_report *rep,
 
 static void check_runtime(struct pstm_region *r, struct check_report *rep)
 {
+	if (r->rt_foreign) {
+		add(rep, CHECK_INFO, "the runtime was copied with the region from "
+		    "another file: the next open resets it");
+		return;
+	}
 	if (!r->rt_base) {
 		add(rep, CHECK_INFO, "no runtime segment (%s): the next open "
 		    "rebuilds it and replays committed logs", r->rt_path);
@@ -304,8 +309,10 @@ static void check_heap(struct pstm_region *r, struct check_report *rep)
 
 /*
  * Map a region read-only for inspection (pstm check, pstm info): validated
- * superblock, PROT_READ mapping, runtime pointers if a runtime exists
- * (r->rt_base NULL otherwise).  Never writes, never attaches.
+ * superblock, PROT_READ mapping, runtime pointers if a runtime of this
+ * file exists (r->rt_base NULL otherwise; r->rt_foreign if the one found
+ * was built for another file, the original of this copy).  Never
+ * writes, never attaches.
  */
 int region_map_readonly(const char *uri, struct pstm_region *r)
 {
@@ -329,23 +336,40 @@ int region_map_readonly(const char *uri, struct pstm_region *r)
 	}
 	r->map_len = r->sb.size_bytes;
 	region_derive(r);
+	if (file_identity(r->fd, &r->file) != 0) {
+		rc = PSTM_EIO;
+		goto fail;
+	}
 	if (r->sb.rt_inside) {
 		r->rt_base = r->base + r->sb.rt_off;
 		runtime_set_pointers(r);
 	} else {
-		companion_path(r->sb.uuid, COMPANION_RUNTIME, r->rt_path,
+		companion_path(r->sb.uuid, &r->file, COMPANION_RUNTIME, r->rt_path,
 			       sizeof(r->rt_path));
-		r->rt_base = companion_map_ro(r->rt_path, r->sb.rt_bytes);
+		r->rt_base = companion_map_ro(r->rt_path,
+					      r->sb.rt_bytes + COMPANION_TAIL_BYTES,
+					      r->sb.rt_bytes);
 		if (r->rt_base) {
 			r->rt_map_len = r->sb.rt_bytes;
 			runtime_set_pointers(r);
 		}
 	}
+	if (r->rt_base && !runtime_is_this_files(r)) {
+		/* a shm region's copy carries its original's runtime: none
+		 * of that is this region's (the next open resets it) */
+		if (r->rt_map_len)
+			munmap(r->rt_base, r->rt_map_len);
+		r->rt_base = NULL;
+		r->rt_map_len = 0;
+		r->rt = NULL;
+		r->rt_foreign = true;
+	}
 	if (r->relaxed) {
 		/* the live state is the working copy, when there is one */
-		companion_path(r->sb.uuid, COMPANION_WORKCOPY, r->wc_path,
+		companion_path(r->sb.uuid, &r->file, COMPANION_WORKCOPY, r->wc_path,
 			       sizeof(r->wc_path));
-		uint8_t *wc = r->rt_base ? companion_map_ro(r->wc_path, r->sb.size_bytes)
+		uint8_t *wc = r->rt_base ? companion_map_ro(r->wc_path, r->sb.size_bytes,
+							    r->sb.size_bytes)
 					 : NULL;
 		if (wc) {
 			r->fbase = r->base;

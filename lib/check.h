@@ -35,9 +35,11 @@ HIDDEN int region_check(const char *uri, struct check_report *rep);
 HIDDEN void check_report_free(struct check_report *rep);
 
 /* Map a region read-only for inspection (pstm check, pstm info): validated
- * superblock, PROT_READ mapping, runtime pointers if a runtime exists
- * (r->rt_base NULL otherwise), a relaxed region's working copy as base
- * when there is one.  Never writes, never attaches. */
+ * superblock, PROT_READ mapping, runtime pointers if a runtime of this
+ * file exists (r->rt_base NULL otherwise; r->rt_foreign when the runtime
+ * found was copied from another file with a shm region), a relaxed
+ * region's working copy as base when there is one.  Never writes, never
+ * attaches. */
 HIDDEN int region_map_readonly(const char *uri, struct pstm_region *r);
 HIDDEN void region_unmap_readonly(struct pstm_region *r);
 

@@ -28,7 +28,7 @@ const char *pstm_strerror(int err)
 	case PSTM_ELOGFULL: return "transaction writes more than its redo log holds";
 	case PSTM_EHEAPFULL: return "region heap (or device) is full";
 	case PSTM_EINTX: return "not allowed inside a transaction";
-	case PSTM_EBUSY: return "a pstm_run is already active in this process";
+	case PSTM_EBUSY: return "busy: processes are attached to the region, or a pstm_run is already active in this process";
 	case PSTM_ECANCELED: return "transaction cancelled";
 	case PSTM_ENOTX: return "only allowed inside a transaction";
 	case PSTM_ECLOCK: return "version clock exhausted";

@@ -5,8 +5,10 @@
  *
  *   [0, 4096)            superblock (persistent, checksummed)
  *   [rt_off, +rt_bytes)  runtime (shm regions only; file regions keep it in
- *                        the companion segment /dev/shm/pstm.rt.<uuid>):
- *                        header, process table, slot table, orec table
+ *                        the companion segment /dev/shm/pstm.rt.<uuid>.<file
+ *                        identity>, followed there by a struct
+ *                        companion_tail): header, process table, slot
+ *                        table, orec table
  *   [log_off, +..)       one redo log per slot (persistent)
  *   [heap_off, size)     heap: heap header, then user data
  */
@@ -55,6 +57,21 @@ _Static_assert(sizeof(struct superblock) == 160, "superblock layout");
 _Static_assert(offsetof(struct superblock, crc) == 152, "crc position");
 
 /*
+ * The identity of a region file: which file a runtime (and a relaxed
+ * region's working copy) belongs to.  A copy is a new file (new inode,
+ * new birth time) even though it has the same uuid; mv keeps the file.
+ * The birth time tells a file apart from an older one that had the same
+ * inode number before it was deleted (a backup restored under the old
+ * name); 0 where the filesystem keeps none (lib/companion.c).
+ */
+struct file_id {
+	uint64_t dev;       /* st_dev */
+	uint64_t ino;       /* st_ino */
+	uint64_t btime_ns;  /* statx birth time, ns since the epoch; 0: none */
+};
+_Static_assert(sizeof(struct file_id) == 24, "file identity layout");
+
+/*
  * Runtime header.  Never flushed; rebuilt when missing (file regions after
  * a reboot).  magic is stored last with release order by whoever
  * initialises the runtime (under flock of the region file), so a reader
@@ -79,6 +96,17 @@ struct rt_header {
 	 * stores 0.  Read (acquire) at every transaction begin.
 	 */
 	ALIGNED_LINE _Atomic uint64_t serial;
+	/*
+	 * The region file this runtime was built for (file regions: also
+	 * in the companion's name).  Written by whoever initialises the
+	 * runtime (under the region flock, before magic, nobody attached),
+	 * read by openers under the flock and by pstm check: a shm region
+	 * copied with cp carries its original's runtime, process table and
+	 * orecs, and the first opener of the copy finds another file's
+	 * identity here and resets them.  Read-only while anyone is
+	 * attached, so it shares serial's line without costing it anything.
+	 */
+	struct file_id file;
 	/*
 	 * Durable regions only.  dseq: next commit sequence number, taken by
 	 * fetch_add (seq_cst) after a committer has published a lower bound
@@ -125,6 +153,33 @@ struct rt_header {
 	uint64_t pad1;
 };
 _Static_assert(sizeof(struct rt_header) == 320, "rt header layout");
+_Static_assert(offsetof(struct rt_header, file) + sizeof(struct file_id) <=
+		       offsetof(struct rt_header, dseq),
+	       "file identity within serial's line");
+
+/*
+ * The last page of a file region's runtime companion, after the runtime
+ * (rt_bytes): what `pstm ls` and `pstm gc` need to tell whose companion it
+ * is once its region may be gone.  Written with pwrite by an opener that
+ * holds the region's flock and the companion's flock (lib/runtime.c),
+ * when the segment is built and whenever the region's path changed (mv);
+ * read with pread by gc under the companion's flock.  Never mapped.
+ */
+/* /dev/shm/pstm.rt.<32 hex>.<dev>.<ino>.<btime>: at most 100 bytes */
+#define COMPANION_PATH_MAX 128
+#define COMPANION_TAIL_BYTES PAGE
+#define COMPANION_TAIL_MAGIC 0x7073746d7461696cull
+struct companion_tail {
+	uint64_t magic;          /* COMPANION_TAIL_MAGIC */
+	uint32_t path_len;       /* strlen(path), 0 if it did not fit */
+	uint32_t pad;
+	struct file_id file;     /* the region file's identity */
+	struct superblock sb;    /* the region's superblock (table sizes) */
+	char path[COMPANION_TAIL_BYTES - 16 - sizeof(struct file_id) -
+		  sizeof(struct superblock)]; /* absolute, at the last open */
+};
+_Static_assert(sizeof(struct companion_tail) == COMPANION_TAIL_BYTES,
+	       "companion tail layout");
 
 /*
  * Process table entry, one per attached process.

@@ -9,7 +9,14 @@
  * the superblock with pread before mapping anything, so a failed open
  * never modifies the file.  Open, attach and runtime (re)initialisation run
  * under flock(LOCK_EX) of the region file: the kernel drops the lock when
- * its holder dies, so a crash there blocks nobody.
+ * its holder dies, so a crash there blocks nobody.  pstm_unlink takes the
+ * same lock, so an open either finishes before a removal or sees it.
+ *
+ * The runtime belongs to the region *file* (lib/companion.c): a copy gets
+ * its own, a shm region's copy resets the one it carries.  Every attached
+ * process holds an OFD read lock on byte ATTACH_LOCK_BYTE of the file
+ * (lib/runtime.c), which is how pstm_unlink and a rebuild know whether
+ * anyone is attached.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "companion.h"
 #include "crash.h"
 #include "error.h"
@@ -29,6 +37,7 @@
 #include "mapping.h"
 #include "proc.h"
 #include "recovery.h"
+#include "redo_log.h"
 #include "replay.h"
 #include "run.h"
 #include "runtime.h"
@@ -65,6 +74,12 @@ static int init_contents(int fd, const struct superblock *sb)
 		struct pstm_region tmp;
 		memset(&tmp, 0, sizeof(tmp));
 		tmp.sb = *sb;
+		/* link() and rename() keep the inode: this is the file's
+		 * identity under its final name too */
+		if (file_identity(fd, &tmp.file) != 0) {
+			munmap(base, sb->size_bytes);
+			return PSTM_EIO;
+		}
 		tmp.rt_base = base + sb->rt_off;
 		runtime_set_pointers(&tmp);
 		runtime_init(&tmp);
@@ -198,6 +213,60 @@ static int attach_runtime(struct pstm_region *r)
 	return 0;
 }
 
+/*
+ * A shm region copied with cp carries its original's runtime: process
+ * table, slots, orecs and tokens, copied while the original's processes
+ * may have been attached and even committing.  None of them is attached
+ * to this file.  Settle every slot's log as the recovery of a dead
+ * process would (a record past its commit point is replayed, any other
+ * dropped), then start a fresh runtime, like a file region's after a
+ * reboot.  Under the flock; the OFD lock proves nobody is attached.
+ */
+static int reset_copied_runtime(struct pstm_region *r)
+{
+	if (attach_lock(r->fd, F_WRLCK) != 0)
+		return PSTM_ERUNTIME;
+	for (uint32_t s = 0; s < r->sb.max_slots; s++)
+		if (atomic_load(&region_log(r, s)->state) != LOG_IDLE)
+			r->settle_slot(r, s);
+	memset(r->rt_base, 0, r->sb.rt_bytes);
+	runtime_init(r);
+	r->rt_rebuilt = true;
+	return 0;
+}
+
+/* Does @path still lead to the file open at @fd? */
+static bool path_is_fd(const char *path, int fd)
+{
+	struct stat a, b;
+	return stat(path, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/*
+ * Open the region file and take its flock, making sure the name still
+ * leads to it once the lock is held: pstm_unlink (or create --force)
+ * may have replaced or removed it while we waited.
+ */
+static int open_locked(struct pstm_region *r)
+{
+	for (int round = 0; round < 8; round++) {
+		r->fd = open(r->path, O_RDWR | O_CLOEXEC);
+		if (r->fd < 0)
+			return errno_to_pstm(errno);
+		int rc = superblock_read(r->fd, &r->sb);
+		if (rc)
+			return rc;
+		if (flock(r->fd, LOCK_EX) != 0)
+			return PSTM_EIO;
+		if (path_is_fd(r->path, r->fd))
+			return file_identity(r->fd, &r->file) == 0 ? 0 : PSTM_EIO;
+		close(r->fd); /* drops the flock */
+		r->fd = -1;
+	}
+	return PSTM_EIO;
+}
+
 int pstm_open(const char *uri, pstm_region **out)
 {
 	struct pstm_region *r;
@@ -217,18 +286,9 @@ int pstm_open(const char *uri, pstm_region **out)
 	rc = uri_parse(uri, r->path, sizeof(r->path), &r->is_shm);
 	if (rc)
 		goto fail;
-	r->fd = open(r->path, O_RDWR | O_CLOEXEC);
-	if (r->fd < 0) {
-		rc = errno_to_pstm(errno);
-		goto fail;
-	}
-	rc = superblock_read(r->fd, &r->sb);
+	rc = open_locked(r);
 	if (rc)
 		goto fail;
-	if (flock(r->fd, LOCK_EX) != 0) {
-		rc = PSTM_EIO;
-		goto fail;
-	}
 	locked = true;
 	r->in_open = true;
 	crash_arm_from_env();
@@ -248,11 +308,22 @@ int pstm_open(const char *uri, pstm_region **out)
 		goto fail;
 	}
 	if (r->sb.rt_inside) {
+		static const struct file_id none;
 		r->rt_base = r->base + r->sb.rt_off;
 		runtime_set_pointers(r);
-		if (!runtime_is_valid(r, false)) {
+		if (atomic_load(&r->rt->magic) != PSTM_RT_MAGIC ||
+		    memcmp(r->rt->uuid, r->sb.uuid, 16) != 0) {
 			rc = PSTM_ECORRUPT;
 			goto fail;
+		}
+		if (!runtime_is_this_files(r)) {
+			rc = reset_copied_runtime(r);
+			if (rc)
+				goto fail;
+		} else if (file_id_equal(&r->rt->file, &none)) {
+			/* made before identities were recorded: it is ours
+			 * from now on, so that a copy tells itself apart */
+			r->rt->file = r->file;
 		}
 	} else {
 		rc = attach_runtime(r);
@@ -263,7 +334,8 @@ int pstm_open(const char *uri, pstm_region **out)
 	rc = proc_attach(r);
 	if (rc)
 		goto fail;
-	if (!r->sb.rt_inside && attach_lock(r->fd, F_RDLCK) != 0) {
+	/* shm regions too: pstm_unlink asks the lock who is attached */
+	if (attach_lock(r->fd, F_RDLCK) != 0) {
 		proc_detach(r);
 		rc = PSTM_EIO;
 		goto fail;
@@ -341,18 +413,96 @@ int pstm_close(pstm_region *r)
 	return rc;
 }
 
+/* ------------------------------------------------------------ removal */
+
+/*
+ * Is a process attached to the region open at @fd (@uri)?  Attached
+ * processes hold an OFD read lock on its attach byte; the process table
+ * is asked too (a library too old to take that lock, a filesystem
+ * without OFD locks).  A dead process that nobody recovered yet is not
+ * attached.
+ */
+static bool region_in_use(const char *uri, int fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+			   .l_start = ATTACH_LOCK_BYTE, .l_len = 1};
+	struct pstm_region ro;
+	bool used = false;
+
+	if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+		return true;
+	if (region_map_readonly(uri, &ro) != 0)
+		return false; /* damaged: the lock said no one */
+	if (ro.rt_base && atomic_load(&ro.rt->magic) == PSTM_RT_MAGIC)
+		for (uint32_t p = 0; p < ro.sb.max_procs && !used; p++) {
+			uint64_t ps = atomic_load(&ro.procs[p].state);
+			used = PROC_ST(ps) == PROC_ALIVE &&
+			       proc_entry_alive(&ro, p, ps);
+		}
+	region_unmap_readonly(&ro);
+	return used;
+}
+
 int pstm_unlink(const char *uri)
 {
-	char path[PATH_MAX];
-	bool is_shm;
-	int rc = uri_parse(uri, path, sizeof(path), &is_shm);
+	return pstm_unlink_opts(uri, 0);
+}
+
+int pstm_unlink_opts(const char *uri, unsigned flags)
+{
+	char path[PATH_MAX], rt[COMPANION_PATH_MAX], wc[COMPANION_PATH_MAX];
+	char magic[8];
+	struct stat st;
+	bool is_shm, has_companions = false;
+	int fd = -1, rc;
+
+	if (!uri || (flags & ~(unsigned)PSTM_UNLINK_FORCE))
+		return PSTM_EINVAL;
+	rc = uri_parse(uri, path, sizeof(path), &is_shm);
 	if (rc)
 		return rc;
-	if (!is_shm)
-		region_forget_volatile(path);
-	if (unlink(path) != 0)
-		return errno_to_pstm(errno);
-	return 0;
+	for (int round = 0;; round++) {
+		/* the name itself, not what a symbolic link points to; a FIFO
+		 * must not block us */
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			return errno == ELOOP ? PSTM_EINVAL : errno_to_pstm(errno);
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    pread(fd, magic, 8, 0) != 8 || memcmp(magic, PSTM_MAGIC, 8) != 0) {
+			rc = PSTM_EBADMAGIC; /* whatever it is, no region */
+			goto out;
+		}
+		/* wait for opens in progress; they see the removal after */
+		if (flock(fd, LOCK_EX) != 0) {
+			rc = PSTM_EIO;
+			goto out;
+		}
+		if (path_is_fd(path, fd))
+			break;
+		close(fd);
+		fd = -1;
+		if (round == 8)
+			return PSTM_EIO;
+	}
+	if (!(flags & PSTM_UNLINK_FORCE) && region_in_use(uri, fd)) {
+		rc = PSTM_EBUSY;
+		goto out;
+	}
+	/* the companions' names come from the file: take them before the
+	 * name is gone (the file lives on while fd is open) */
+	has_companions = companion_paths_of(path, rt, wc) == 0;
+	if (unlink(path) != 0) {
+		rc = errno_to_pstm(errno);
+		goto out;
+	}
+	if (has_companions) {
+		unlink(rt);
+		unlink(wc);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 int pstm_region_info(pstm_region *r, struct pstm_region_info *o)

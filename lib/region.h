@@ -21,7 +21,8 @@ struct flusher;
 
 struct pstm_region {
 	char path[PATH_MAX];     /* file path, or /dev/shm/NAME */
-	char rt_path[96];        /* companion runtime path ("" if inside) */
+	char rt_path[COMPANION_PATH_MAX]; /* companion runtime ("" if inside) */
+	struct file_id file;     /* identity of the file fd is open on */
 	bool is_shm;
 	int fd;                  /* region file, kept open (flock) */
 	uint8_t *base;           /* mapping of the whole region */
@@ -32,7 +33,7 @@ struct pstm_region {
 	bool relaxed;            /* PSTM_RELAXED: base is the working copy */
 	uint8_t *fbase;          /* relaxed: mapping of the file, once base
 				    is the working copy; NULL otherwise */
-	char wc_path[96];        /* relaxed: /dev/shm/pstm.wc.<uuid> */
+	char wc_path[COMPANION_PATH_MAX]; /* relaxed: /dev/shm/pstm.wc.<...> */
 	struct flusher *flusher; /* relaxed: this process's flush thread */
 	struct superblock sb;    /* validated copy */
 
@@ -75,6 +76,9 @@ struct pstm_region {
 	uint64_t open_recoveries;/* dead processes recovered during open */
 	uint64_t open_replayed;  /* logs replayed rebuilding the runtime */
 	bool rt_rebuilt;         /* this open rebuilt the runtime */
+	bool rt_foreign;         /* region_map_readonly: the runtime found
+				    belongs to another file (a copy's
+				    original); rt_base is NULL then */
 };
 
 static inline struct durable_state *region_dstate(struct pstm_region *r)

@@ -1,18 +1,23 @@
 /*
  * runtime.c - the runtime part of a region: header, process table, slot
  * table and orecs, never persisted.  Inside shm regions at rt_off; for
- * file regions in the companion /dev/shm/pstm.rt.<uuid>, so that lock and
- * clock traffic never costs persistence.  A runtime from another boot
+ * file regions in the companion /dev/shm/pstm.rt.<uuid>.<file identity>
+ * (lib/companion.c), so that lock and clock traffic never costs
+ * persistence.  A runtime from another boot
  * (/proc/sys/kernel/random/boot_id) is stale: that is the "after power
- * failure or reboot" case, and the opener rebuilds it (lib/region.c).
+ * failure or reboot" case, and the opener rebuilds it (lib/region.c).  So
+ * is one built for another file (rt_header.file): a copy of the region.
  *
- * Byte 1 of a file region carries an OFD lock: every attached process
+ * Byte 1 of a region file carries an OFD lock: every attached process
  * holds a read lock on it for as long as it is attached (the kernel drops
  * it when the process dies), so an opener that must build a new runtime
  * first takes a write lock there.  If it cannot, processes are attached
  * to a runtime segment that has gone missing (someone removed it from
  * /dev/shm): building a second one would let two groups of processes run
- * without seeing each other's locks, so the open fails instead.
+ * without seeing each other's locks, so the open fails instead.  Shm
+ * regions carry the same lock: the first opener of a copy resets the
+ * runtime it carries under the write lock, and pstm_unlink asks the lock
+ * whether anyone is attached (lib/region.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,6 +62,7 @@ void runtime_init(struct pstm_region *r)
 {
 	struct rt_header *h = r->rt;
 	memcpy(h->uuid, r->sb.uuid, 16);
+	h->file = r->file;
 	read_boot_id(h->boot_id);
 	atomic_store_explicit(&h->clock, 0, memory_order_relaxed);
 	atomic_store_explicit(&h->serial, 0, memory_order_relaxed);
@@ -76,12 +82,23 @@ bool runtime_is_valid(struct pstm_region *r, bool check_boot)
 		return false;
 	if (memcmp(r->rt->uuid, r->sb.uuid, 16) != 0)
 		return false;
+	if (!runtime_is_this_files(r))
+		return false;
 	if (check_boot) {
 		read_boot_id(boot);
 		if (strncmp(boot, r->rt->boot_id, 40) != 0)
 			return false;
 	}
 	return true;
+}
+
+bool runtime_is_this_files(struct pstm_region *r)
+{
+	static const struct file_id none;
+	/* a runtime built before identities were recorded (all zero) is
+	 * taken for the file's own: its processes may still be attached */
+	return file_id_equal(&r->rt->file, &r->file) ||
+	       file_id_equal(&r->rt->file, &none);
 }
 
 int attach_lock(int fd, short type)
@@ -99,7 +116,7 @@ int runtime_map_companion(struct pstm_region *r, bool *stale)
 	struct stat st;
 
 	*stale = false;
-	companion_path(r->sb.uuid, COMPANION_RUNTIME, r->rt_path,
+	companion_path(r->sb.uuid, &r->file, COMPANION_RUNTIME, r->rt_path,
 		       sizeof(r->rt_path));
 	fd = companion_open(r->fd, r->rt_path, true);
 	if (fd < 0)
@@ -108,7 +125,7 @@ int runtime_map_companion(struct pstm_region *r, bool *stale)
 		rc = PSTM_EIO;
 		goto out;
 	}
-	if ((uint64_t)st.st_size != r->sb.rt_bytes) {
+	if ((uint64_t)st.st_size != r->sb.rt_bytes + COMPANION_TAIL_BYTES) {
 		/* new or foreign: start from zero, unless someone is
 		 * attached to the segment this one replaced */
 		if (attach_lock(r->fd, F_WRLCK) != 0) {
@@ -116,12 +133,15 @@ int runtime_map_companion(struct pstm_region *r, bool *stale)
 			goto out;
 		}
 		if (ftruncate(fd, 0) != 0 ||
-		    posix_fallocate(fd, 0, (off_t)r->sb.rt_bytes) != 0) {
+		    posix_fallocate(fd, 0, (off_t)(r->sb.rt_bytes +
+						   COMPANION_TAIL_BYTES)) != 0) {
 			rc = PSTM_EIO;
 			goto out;
 		}
 		*stale = true;
 	}
+	/* whose it is, for pstm ls and gc (the path changes with mv) */
+	companion_tail_update(fd, r->sb.rt_bytes, &r->sb, &r->file, r->path);
 	r->rt_map_len = r->sb.rt_bytes;
 	r->rt_base = mmap(NULL, r->rt_map_len, PROT_READ | PROT_WRITE,
 			  MAP_SHARED, fd, 0);
@@ -134,6 +154,6 @@ int runtime_map_companion(struct pstm_region *r, bool *stale)
 	if (!runtime_is_valid(r, true))
 		*stale = true;
 out:
-	close(fd);
+	companion_close(fd);
 	return rc;
 }

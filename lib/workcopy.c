@@ -1,7 +1,8 @@
 /*
- * workcopy.c - a relaxed region's working copy: /dev/shm/pstm.wc.<uuid>,
- * a full image of the region on which every transaction runs; the file
- * behind it is written only by the flusher (lib/flush.c).
+ * workcopy.c - a relaxed region's working copy: /dev/shm/pstm.wc.<uuid>.
+ * <file identity> (lib/companion.c), a full image of the region on which
+ * every transaction runs; the file behind it is written only by the
+ * flusher (lib/flush.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,7 +21,8 @@ int workcopy_attach(struct pstm_region *r, bool build)
 	struct stat st;
 	int rc = 0;
 
-	companion_path(r->sb.uuid, COMPANION_WORKCOPY, r->wc_path, sizeof(r->wc_path));
+	companion_path(r->sb.uuid, &r->file, COMPANION_WORKCOPY, r->wc_path,
+		       sizeof(r->wc_path));
 	int fd = companion_open(r->fd, r->wc_path, build);
 	if (fd < 0)
 		return build ? errno_to_pstm(errno) : PSTM_ERUNTIME;
@@ -56,6 +58,6 @@ int workcopy_attach(struct pstm_region *r, bool build)
 	r->fbase = r->base;
 	r->base = wc;
 out:
-	close(fd);
+	companion_close(fd);
 	return rc;
 }

@@ -1,7 +1,8 @@
 # PstmTest.pm - what the TAP scripts (cli.t, crashtest.t, install.t) share:
 # where the build is, a temporary folder, running a program with its exit
-# status and output captured, unique shm: names removed at exit, and
-# checking that a program printed one JSON object.
+# status and output captured, unique shm: names removed at exit (and the
+# /dev/shm companions of regions left in temp folders), and checking that
+# a program printed one JSON object.
 package PstmTest;
 use strict;
 use warnings;
@@ -18,12 +19,40 @@ our @EXPORT = qw(build_dir temp_dir run_program run_program_as slurp shm_name
 sub build_dir { return $ENV{PSTM_BIN} // 'build'; }
 
 # a new folder pstm-TAG-XXXXXX, removed at exit: under $TMPDIR, or with
-# tmpfs => 1 in /dev/shm (where file regions and their images are cheap)
+# tmpfs => 1 in /dev/shm (where file regions and their images are cheap).
+# The companions in /dev/shm of the regions left in it go too (see END).
+my @temp_dirs;
+
 sub temp_dir {
 	my ($tag, %opt) = @_;
 	my @where = !$opt{tmpfs} ? (TMPDIR => 1)
 		  : (DIR => (-d '/dev/shm' ? '/dev/shm' : '/tmp'));
-	return tempdir("pstm-$tag-XXXXXX", @where, CLEANUP => 1);
+	my $d = tempdir("pstm-$tag-XXXXXX", @where, CLEANUP => 1);
+	push @temp_dirs, $d;
+	return $d;
+}
+
+# the uuids (hex) of the region files under @dirs: their superblock's
+# magic, then the uuid at offset 16
+sub region_uuids {
+	my @dirs = @_;
+	my @uuids;
+	while (defined(my $d = shift @dirs)) {
+		opendir(my $dh, $d) or next;
+		for my $e (grep { !/^\.\.?$/ } readdir($dh)) {
+			my $p = "$d/$e";
+			next if -l $p;
+			if (-d _) { push @dirs, $p; next; }
+			next unless -f _ && open(my $fh, '<:raw', $p);
+			my $sb = '';
+			read($fh, $sb, 32);
+			close($fh);
+			push @uuids, unpack('H32', substr($sb, 16, 16))
+				if length($sb) == 32 && substr($sb, 0, 8) eq 'PSTMREG1';
+		}
+		closedir($dh);
+	}
+	return @uuids;
 }
 
 sub slurp {
@@ -98,6 +127,11 @@ END {
 	# not our exit status: the script's
 	my $keep = $?;
 	unlink("/dev/shm/$_", "/dev/shm/$_-2") for @shm_names;
+	# a region a failed test left in a temp folder (pstm-crashtest keeps
+	# one for inspection) goes with the folder, after this: its
+	# companions in /dev/shm must not stay behind as orphans
+	unlink(glob("/dev/shm/pstm.rt.$_*"), glob("/dev/shm/pstm.wc.$_*"))
+		for region_uuids(@temp_dirs);
 	$? = $keep;
 }
 

@@ -131,7 +131,8 @@ $j = json_run('bank on a file, --pmem', '--no-kills', '--no-points', '--pmem',
 is($j->{persistence}, 'pmem flush+drain', '--pmem: flush and drain as on pmem');
 is($j->{powerfail_images}, 20, '--pmem: 20 power failures');
 ok(-e $f, '--keep keeps the region');
-unlink($f);
+# pstm rm, not unlink: its companion runtime goes too
+is((run_program("$bdir/pstm", 'rm', $f))[0], 0, 'pstm rm removes the kept region');
 
 # ------------------------------------ built-in bank, relaxed file region
 # A relaxed region runs a flush thread in each process that has it open,

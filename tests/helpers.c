@@ -145,7 +145,18 @@ void test_powerfail_arm(const char *image, unsigned seed, unsigned one_in)
 	setenv("PSTM_TEST_POWERFAIL", env, 1);
 }
 
-static void copy_file(const char *from, const char *to)
+const char *test_path_of(const char *uri, char *out, size_t n)
+{
+	int w;
+	if (strncmp(uri, "shm:", 4) == 0)
+		w = snprintf(out, n, "/dev/shm/%s", uri + 4);
+	else
+		w = snprintf(out, n, "%s", uri);
+	assert_true(w > 0 && (size_t)w < n);
+	return out;
+}
+
+void test_copy_file(const char *from, const char *to)
 {
 	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	char chunk[65536];
@@ -160,7 +171,7 @@ static void copy_file(const char *from, const char *to)
 
 void test_powerfail_image(const struct test_powerfail *pf, unsigned seed, int pmem)
 {
-	copy_file(pf->base, pf->work);
+	test_copy_file(pf->base, pf->work);
 	region_forget_volatile(pf->work);
 	unlink(pf->image);
 	fflush(stdout);

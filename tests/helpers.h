@@ -42,6 +42,12 @@ const char *test_self(void);
  * re-executed child can map them too, or anonymous if path is NULL;
  * NULL if that fails */
 void *test_map_shared(const char *path, size_t size);
+/* the file behind @uri into @out: /dev/shm/NAME for "shm:NAME", else the
+ * URI itself (asserts it fits) */
+const char *test_path_of(const char *uri, char *out, size_t n);
+/* copy the file @from to @to as cp does: @to is truncated and rewritten
+ * in place if it exists, a new file otherwise */
+void test_copy_file(const char *from, const char *to);
 /* region_check finds no damage in uri (the findings printed if it does) */
 void test_assert_clean(const char *uri);
 

@@ -351,7 +351,7 @@ static void test_runtime_removed_while_attached(void **s)
 	struct pstm_region ro;
 	start("file");
 	assert_int_equal(region_map_readonly(C.uri, &ro), 0);
-	char rt[96];
+	char rt[sizeof(ro.rt_path)];
 	snprintf(rt, sizeof(rt), "%s", ro.rt_path);
 	region_unmap_readonly(&ro);
 	for (int round = 0; round < 2; round++) {

@@ -1,7 +1,8 @@
 /*
  * test_region.c - region lifecycle: create/open/close/unlink for shm: and
  * file URIs, creation options, persistence across reopen and processes,
- * and every documented way an open or create can fail.  A failed open must
+ * every documented way an open or create can fail, and what pstm_unlink
+ * refuses to remove.  A failed open must
  * never modify the region, so each failure case compares the file's bytes
  * and mtime before and after.
  */
@@ -21,6 +22,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "companion.h"
 #include "helpers.h"
 
 #define MiB (1ull << 20)
@@ -42,7 +44,7 @@
 #define MAX_TRACKED 16
 static char tracked[MAX_TRACKED][256];
 static int ntracked;
-static char companions[MAX_TRACKED][96];
+static char companions[MAX_TRACKED][COMPANION_PATH_MAX];
 static int ncompanions;
 static pid_t kids[8];
 static int nkids;
@@ -68,30 +70,19 @@ static void forget_kid(pid_t p)
 			kids[i] = 0;
 }
 
-/* /dev/shm/NAME for shm:NAME, else the URI itself */
-static const char *path_of(const char *uri, char *buf, size_t n)
-{
-	int w;
-	if (strncmp(uri, "shm:", 4) == 0)
-		w = snprintf(buf, n, "/dev/shm/%s", uri + 4);
-	else
-		w = snprintf(buf, n, "%s", uri);
-	assert_true(w > 0 && (size_t)w < n);
-	return buf;
-}
-
 static bool exists(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0;
 }
 
-static const char *companion_of(const uint8_t uuid[16], char *buf, size_t n)
+/* the runtime companion of the file region at @uri ("" for shm: and
+ * anything that is no file region) */
+static const char *companion_of(const char *uri, char buf[COMPANION_PATH_MAX])
 {
-	char hex[33];
-	for (int i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", uuid[i]);
-	snprintf(buf, n, "/dev/shm/pstm.rt.%s", hex);
+	char p[300], wc[COMPANION_PATH_MAX];
+	if (companion_paths_of(test_path_of(uri, p, sizeof(p)), buf, wc) != 0)
+		buf[0] = 0;
 	return buf;
 }
 
@@ -99,12 +90,10 @@ static const char *companion_of(const uint8_t uuid[16], char *buf, size_t n)
  * Remember the companion runtime segment of a file region: once a test has
  * damaged the superblock, pstm_unlink can no longer find it.
  */
-static void track_companion(pstm_region *r)
+static void track_companion(const char *uri)
 {
-	struct pstm_region_info in;
-	assert_pstm_ok(pstm_region_info(r, &in));
 	if (ncompanions < MAX_TRACKED)
-		companion_of(in.uuid, companions[ncompanions++], 96);
+		companion_of(uri, companions[ncompanions++]);
 }
 
 static int teardown(void **state)
@@ -120,7 +109,7 @@ static int teardown(void **state)
 	nkids = 0;
 	for (int i = 0; i < ntracked; i++) {
 		(void)pstm_unlink(tracked[i]); /* also drops a companion */
-		(void)unlink(path_of(tracked[i], p, sizeof(p)));
+		(void)unlink(test_path_of(tracked[i], p, sizeof(p)));
 	}
 	ntracked = 0;
 	for (int i = 0; i < ncompanions; i++)
@@ -138,7 +127,7 @@ static pstm_region *create_small(const char *uri)
 	o.size_bytes = SMALL;
 	assert_pstm_ok(pstm_create(uri, &o, &r));
 	assert_non_null(r);
-	track_companion(r);
+	track_companion(uri);
 	return r;
 }
 
@@ -253,7 +242,7 @@ static void expect_open_fails(const char *uri, int want)
 	struct snap s;
 	pstm_region *r = (pstm_region *)&s; /* must be reset to NULL */
 
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 	snap_take(p, &s);
 	int rc = pstm_open(uri, &r);
 	if (rc != want)
@@ -296,12 +285,12 @@ static void lifecycle(const char *uri, bool is_shm)
 {
 	struct pstm_region_info in, in2;
 	pstm_region *r = NULL;
-	char p[300], comp[96];
+	char p[300], comp[COMPANION_PATH_MAX];
 	struct stat st;
 	uint64_t size = is_shm ? 64 * MiB : SMALL;
 	struct pstm_create_opts o = {0};
 
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 	assert_false(exists(p));
 	if (is_shm) {
 		/* NULL options: every default */
@@ -321,7 +310,7 @@ static void lifecycle(const char *uri, bool is_shm)
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0600); /* default mode */
 	assert_int_equal((uint64_t)st.st_size, size);
-	companion_of(in.uuid, comp, sizeof(comp));
+	companion_of(uri, comp);
 	assert_int_equal(exists(comp), !is_shm); /* files keep the runtime aside */
 
 	assert_pstm_ok(pstm_close(r));
@@ -388,7 +377,7 @@ static void test_create_options(void **state)
 	assert_int_equal(in.max_threads, 9);
 	assert_int_equal(in.log_bytes, 8192);
 	assert_int_equal(in.orecs_log2, 12);
-	assert_int_equal(stat(path_of(a, p, sizeof(p)), &st), 0);
+	assert_int_equal(stat(test_path_of(a, p, sizeof(p)), &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640);
 	assert_int_equal((uint64_t)st.st_size, 3 * MiB);
 	assert_pstm_ok(pstm_close(r));
@@ -441,7 +430,7 @@ static void test_create_options(void **state)
 	o.max_procs = 0;
 	o.max_threads = 2048;
 	assert_int_equal(pstm_create(d, &o, &r), PSTM_EINVAL);
-	assert_false(exists(path_of(d, p, sizeof(p))));
+	assert_false(exists(test_path_of(d, p, sizeof(p))));
 }
 
 static void create_exists(const char *uri, bool is_shm)
@@ -449,14 +438,15 @@ static void create_exists(const char *uri, bool is_shm)
 	struct pstm_create_opts o = {0};
 	struct pstm_region_info in1, in2;
 	pstm_region *r;
-	char p[300], comp1[96], comp2[96];
+	char p[300], comp1[COMPANION_PATH_MAX], comp2[COMPANION_PATH_MAX];
 	struct snap s;
 
 	r = create_small(uri);
 	info_of(r, &in1);
 	store_word(r, 0, 0xabcdef);
 	assert_pstm_ok(pstm_close(r));
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
+	companion_of(uri, comp1);
 
 	/* without replace: EEXIST, and the old region is untouched */
 	o.size_bytes = SMALL;
@@ -483,8 +473,8 @@ static void create_exists(const char *uri, bool is_shm)
 	assert_pstm_ok(pstm_close(r));
 	if (!is_shm) {
 		/* the old region's runtime segment went with it */
-		assert_false(exists(companion_of(in1.uuid, comp1, sizeof(comp1))));
-		assert_true(exists(companion_of(in2.uuid, comp2, sizeof(comp2))));
+		assert_false(exists(comp1));
+		assert_true(exists(companion_of(uri, comp2)));
 	}
 	/* replace also works when nothing is there */
 	assert_pstm_ok(pstm_unlink(uri));
@@ -614,7 +604,7 @@ static void test_open_bad_magic(void **state)
 	expect_open_fails(f, PSTM_EBADMAGIC);
 
 	const char *s = track(test_shm_uri("magic"));
-	write_file(path_of(s, p, sizeof(p)), junk, sizeof(junk));
+	write_file(test_path_of(s, p, sizeof(p)), junk, sizeof(junk));
 	expect_open_fails(s, PSTM_EBADMAGIC);
 }
 
@@ -623,7 +613,7 @@ static void truncated(const char *uri)
 	char p[300];
 	pstm_region *r = create_small(uri);
 	assert_pstm_ok(pstm_close(r));
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 
 	assert_int_equal(truncate(p, SMALL / 2), 0);
 	expect_open_fails(uri, PSTM_ETRUNC);
@@ -654,7 +644,7 @@ static void test_open_empty(void **state)
 	write_file(f, "", 0);
 	expect_open_fails(f, PSTM_EEMPTY);
 	const char *s = track(test_shm_uri("empty"));
-	write_file(path_of(s, p, sizeof(p)), "", 0);
+	write_file(test_path_of(s, p, sizeof(p)), "", 0);
 	expect_open_fails(s, PSTM_EEMPTY);
 	/* an emptied region (truncated to 0) */
 	const char *g = track(test_file_uri("empty"));
@@ -675,7 +665,7 @@ static void flipped_bytes(const char *uri)
 	int bad = 0;
 	pstm_region *r = create_small(uri);
 	assert_pstm_ok(pstm_close(r));
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 
 	for (int off = 0; off < SB_BYTES; off++) {
 		unsigned char orig, flip;
@@ -727,7 +717,7 @@ static void newer_version(const char *uri)
 	char p[300];
 	pstm_region *r = create_small(uri);
 	assert_pstm_ok(pstm_close(r));
-	path_of(uri, p, sizeof(p));
+	test_path_of(uri, p, sizeof(p));
 
 	pread_at(p, orig, sizeof(orig), 0);
 	/* the stored crc is zlib crc32 of [0,152), little-endian at 152 */
@@ -795,7 +785,7 @@ static void test_create_too_small(void **state)
 		r = (pstm_region *)&o;
 		assert_int_equal(pstm_create(uris[i], &o, &r), PSTM_ETOOSMALL);
 		assert_null(r);
-		assert_false(exists(path_of(uris[i], p, sizeof(p))));
+		assert_false(exists(test_path_of(uris[i], p, sizeof(p))));
 	}
 	o.size_bytes = 1; /* non-zero: not the default */
 	assert_int_equal(pstm_create(uris[0], &o, &r), PSTM_ETOOSMALL);
@@ -805,7 +795,7 @@ static void test_create_too_small(void **state)
 	o.size_bytes = MiB;
 	o.max_procs = 1023;
 	assert_int_equal(pstm_create(uris[0], &o, &r), PSTM_ETOOSMALL);
-	assert_false(exists(path_of(uris[0], p, sizeof(p))));
+	assert_false(exists(test_path_of(uris[0], p, sizeof(p))));
 	/* the minimum itself is fine */
 	o.max_procs = 0;
 	assert_pstm_ok(pstm_create(uris[0], &o, &r));
@@ -896,7 +886,7 @@ static void test_permission_denied(void **state)
 		struct snap s;
 		pstm_region *r = create_small(uris[i]); /* mode 0600 */
 		assert_pstm_ok(pstm_close(r));
-		path_of(uris[i], p, sizeof(p));
+		test_path_of(uris[i], p, sizeof(p));
 		snap_take(p, &s);
 		pid_t pid = test_spawn(child_open_as_nobody, (void *)uris[i], 0);
 		track_kid(pid);
@@ -1117,6 +1107,162 @@ static void test_open_recovers_dead(void **state)
 	assert_pstm_ok(pstm_unlink(rc.other));
 }
 
+/* ------------------------------------------------------------- unlink */
+
+/* pstm_unlink of @path fails with @want and leaves it as it was */
+static void expect_unlink_fails(const char *uri, int want)
+{
+	char p[300];
+	struct snap s;
+	snap_take(test_path_of(uri, p, sizeof(p)), &s);
+	assert_int_equal(pstm_unlink(uri), want);
+	snap_check(p, &s);
+}
+
+/*
+ * pstm_unlink removes regions only: a file without the magic, an empty
+ * one, a directory, a FIFO (without blocking on it) or a symbolic link to
+ * a region are refused and left alone.  (It used to unlink whatever the
+ * URI named: `pstm rm /tmp/random.bin` removed it and exited 0.)
+ */
+static void test_unlink_not_a_region(void **state)
+{
+	char p[300], link[256];
+	struct stat st;
+	(void)state;
+
+	const char *f = track(test_file_uri("rmjunk"));
+	write_file(f, "hello, not a region\n", 20);
+	expect_unlink_fails(f, PSTM_EBADMAGIC);
+	write_file(f, "PSTM", 4); /* the magic's first half */
+	expect_unlink_fails(f, PSTM_EBADMAGIC);
+	write_file(f, "", 0);
+	expect_unlink_fails(f, PSTM_EBADMAGIC);
+	const char *s = track(test_shm_uri("rmjunk"));
+	write_file(test_path_of(s, p, sizeof(p)), "junk", 4);
+	expect_unlink_fails(s, PSTM_EBADMAGIC);
+
+	const char *d = track(test_file_uri("rmdir"));
+	assert_int_equal(mkdir(d, 0700), 0);
+	assert_int_equal(pstm_unlink(d), PSTM_EBADMAGIC);
+	assert_int_equal(stat(d, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(rmdir(d), 0);
+
+	const char *q = track(test_file_uri("rmfifo"));
+	assert_int_equal(mkfifo(q, 0600), 0);
+	assert_int_equal(pstm_unlink(q), PSTM_EBADMAGIC);
+	assert_true(exists(q));
+
+	/* a link to a region: name the region itself */
+	const char *g = track(test_file_uri("rmtarget"));
+	assert_pstm_ok(pstm_close(create_small(g)));
+	assert_true(snprintf(link, sizeof(link), "%.240s.link", g) < (int)sizeof(link));
+	track(link);
+	assert_int_equal(symlink(g, link), 0);
+	assert_int_equal(pstm_unlink(link), PSTM_EINVAL);
+	assert_true(exists(link) && exists(g));
+
+	assert_int_equal(pstm_unlink(test_file_uri("rmmissing")), PSTM_ENOENT);
+	assert_int_equal(pstm_unlink(NULL), PSTM_EINVAL);
+	assert_pstm_ok(pstm_unlink(g));
+	assert_false(exists(g));
+}
+
+/*
+ * A region that processes are attached to is not removed: another
+ * process's handle or this process's own.  A process that died attached
+ * does not count.
+ */
+static void unlink_attached(const char *uri)
+{
+	struct holder h;
+	char p[300], comp[COMPANION_PATH_MAX];
+	pstm_region *r;
+
+	assert_pstm_ok(pstm_close(create_small(uri)));
+	companion_of(uri, comp);
+	test_path_of(uri, p, sizeof(p));
+	h.uri = uri;
+	pid_t kid = spawn_holder(&h, 0);
+	assert_int_equal(pstm_unlink(uri), PSTM_EBUSY);
+	assert_true(exists(p));
+	assert_true(!comp[0] || exists(comp));
+	assert_pstm_ok(pstm_open(uri, &r)); /* still a working region */
+	assert_int_equal(write(h.go[1], "x", 1), 1); /* the child closes */
+	close(h.go[1]);
+	assert_int_equal(test_wait(kid), 0);
+	forget_kid(kid);
+	assert_int_equal(pstm_unlink(uri), PSTM_EBUSY); /* our own handle */
+	assert_pstm_ok(pstm_close(r));
+	assert_pstm_ok(pstm_unlink(uri));
+	assert_false(exists(p));
+	assert_true(!comp[0] || !exists(comp));
+
+	/* dead, never recovered: not attached */
+	assert_pstm_ok(pstm_close(create_small(uri)));
+	kid = spawn_holder(&h, 1);
+	kill(kid, SIGKILL);
+	close(h.go[1]);
+	assert_int_equal(test_wait(kid), 128 + SIGKILL);
+	forget_kid(kid);
+	assert_pstm_ok(pstm_unlink(uri));
+	assert_false(exists(p));
+}
+
+static void test_unlink_attached_shm(void **state)
+{
+	(void)state;
+	unlink_attached(track(test_shm_uri("rmbusy")));
+}
+
+static void test_unlink_attached_file(void **state)
+{
+	(void)state;
+	unlink_attached(track(test_file_uri("rmbusy")));
+}
+
+/* PSTM_UNLINK_FORCE removes it under its attached processes, which go
+ * on running on the file nobody can open any more. */
+static void test_unlink_force(void **state)
+{
+	struct holder h;
+	char p[300], comp[COMPANION_PATH_MAX];
+	(void)state;
+	const char *uri = track(test_file_uri("rmforce"));
+	assert_pstm_ok(pstm_close(create_small(uri)));
+	companion_of(uri, comp);
+	assert_true(exists(comp));
+	h.uri = uri;
+	pid_t kid = spawn_holder(&h, 0);
+	assert_int_equal(pstm_unlink_opts(uri, 2), PSTM_EINVAL); /* no such flag */
+	assert_int_equal(pstm_unlink_opts(uri, 0), PSTM_EBUSY);
+	assert_pstm_ok(pstm_unlink_opts(uri, PSTM_UNLINK_FORCE));
+	assert_false(exists(test_path_of(uri, p, sizeof(p))));
+	assert_false(exists(comp));
+	assert_int_equal(write(h.go[1], "x", 1), 1);
+	close(h.go[1]);
+	assert_int_equal(test_wait(kid), 0); /* its close still works */
+	forget_kid(kid);
+	assert_int_equal(pstm_unlink_opts(uri, PSTM_UNLINK_FORCE), PSTM_ENOENT);
+}
+
+/* A relaxed region's runtime and working copy go with it. */
+static void test_unlink_companions(void **state)
+{
+	char rt[COMPANION_PATH_MAX], wc[COMPANION_PATH_MAX];
+	struct pstm_create_opts o = {.size_bytes = SMALL, .durability = PSTM_RELAXED};
+	pstm_region *r;
+	(void)state;
+	const char *uri = track(test_file_uri("rmrelaxed"));
+	assert_pstm_ok(pstm_create(uri, &o, &r));
+	assert_pstm_ok(pstm_close(r));
+	assert_int_equal(companion_paths_of(uri, rt, wc), 0);
+	assert_true(exists(rt) && exists(wc));
+	assert_pstm_ok(pstm_unlink(uri));
+	assert_false(exists(uri) || exists(rt) || exists(wc));
+}
+
 /* ----------------------------------------------------------- strerror */
 
 static void test_strerror(void **state)
@@ -1165,6 +1311,11 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_teardown(test_permission_denied, teardown),
 	cmocka_unit_test_teardown(test_proc_full, teardown),
 	cmocka_unit_test_teardown(test_open_recovers_dead, teardown),
+	cmocka_unit_test_teardown(test_unlink_not_a_region, teardown),
+	cmocka_unit_test_teardown(test_unlink_attached_shm, teardown),
+	cmocka_unit_test_teardown(test_unlink_attached_file, teardown),
+	cmocka_unit_test_teardown(test_unlink_force, teardown),
+	cmocka_unit_test_teardown(test_unlink_companions, teardown),
 	cmocka_unit_test_teardown(test_strerror, teardown),
 };
 

@@ -1,7 +1,7 @@
 /*
  * pstm - admin CLI: create, inspect and remove regions.  This file has the
- * dispatch, the general help and --version, and the small commands (rm);
- * the larger ones live in tools/cmd_*.c.
+ * dispatch, the general help and --version; every command lives in its
+ * own tools/cmd_*.c.
  * Exit status: 0 success, 1 operation failed, 2 usage error.
  */
 #define _GNU_SOURCE
@@ -33,31 +33,13 @@ static void usage(FILE *f)
 		"  recover URI  run recovery now and report what it did\n"
 		"  dump URI     the root object and the maps and queues it holds\n"
 		"  load URI [FILE]  add a `dump --json`'s maps and queues to URI\n"
-		"  rm URI       remove a region\n"
+		"  rm [--force] URI  remove a region and its companions (not while\n"
+		"               processes are attached, without --force)\n"
+		"  ls [DIR]     regions in DIR (default .) and /dev/shm, companions\n"
+		"  gc [--dry-run]  remove companions whose region is gone and unused\n"
 		"\n"
 		"Every command takes --json (one JSON object on stdout) and --pretty\n"
 		"(the same, indented).  Sizes take K, M, G or T (powers of 1024).\n");
-}
-
-static int cmd_rm(int argc, char **argv)
-{
-	bool json = false;
-	const char *uri;
-	int rc = cli_uri_args(argc, argv, "rm", "usage: pstm rm URI [--json|--pretty]\n"
-			      "Remove a region (and its companion runtime segment).\n",
-			      &json, &uri);
-	if (rc >= 0)
-		return rc;
-	rc = pstm_unlink(uri);
-	if (rc)
-		return cli_fail("cannot remove", uri, rc);
-	if (json) {
-		struct emit e;
-		cli_json_begin(&e, uri);
-		emit_bool(&e, "removed", true);
-		return cli_json_end(&e, uri);
-	}
-	return 0;
 }
 
 static const struct {
@@ -67,6 +49,7 @@ static const struct {
 	{"create", cmd_create}, {"info", cmd_info},       {"rm", cmd_rm},
 	{"check", cmd_check},   {"recover", cmd_recover}, {"dump", cmd_dump},
 	{"load", cmd_load},
+	{"ls", cmd_ls},         {"gc", cmd_gc},
 };
 
 static int (*find(const char *name))(int, char **)

@@ -158,12 +158,13 @@ def test_transaction_object_after_its_end(region):
 
 
 def test_nested_atomic_of_another_region(region, uri):
-    with pstm.create(uri + "-b", size=4 << 20) as other:
-        try:
+    try:
+        with pstm.create(uri + "-b", size=4 << 20) as other:
             with pytest.raises(pstm.InTransaction):
                 region.atomic(lambda tx: other.atomic(lambda t2: None))
-        finally:
-            pstm.unlink(uri + "-b")
+    finally:
+        # closed first: an attached region cannot be removed
+        pstm.unlink(uri + "-b")
 
 
 def test_handle_used_in_a_forked_child(region):

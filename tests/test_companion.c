@@ -1,0 +1,540 @@
+/*
+ * test_companion.c - a region's /dev/shm companions (runtime segment,
+ * relaxed working copy) and a shm region's runtime belong to its file, not
+ * to its uuid: a copy (cp) of a shm, durable or relaxed region, made while
+ * it is idle or while processes are attached, is a region of its own; a
+ * region moved with mv keeps working for the processes attached to it and
+ * for new openers; a backup restored after the original was deleted does
+ * not pick up the original's companions.  Real processes on real regions.
+ * With --hold URI it is the attached process of tests/cli.t.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "helpers.h"
+#include "region.h"
+
+enum kind { SHM, DURABLE, RELAXED };
+
+/* ------------------------------------------------- cleanup registry */
+
+#define MAX_TRACKED 8
+static char tracked[MAX_TRACKED][256];
+static int ntracked;
+static uint8_t uuids[MAX_TRACKED][16];
+static int nuuids;
+static pid_t kids[MAX_TRACKED];
+static int nkids;
+
+static const char *track(const char *uri)
+{
+	assert_true(ntracked < MAX_TRACKED);
+	snprintf(tracked[ntracked], sizeof(tracked[0]), "%s", uri);
+	return tracked[ntracked++];
+}
+
+/*
+ * Companions in /dev/shm named after @uuid (pstm.rt.<hex>..., pstm.wc.
+ * <hex>...): how many there are; with @remove, unlink them.  A copy has
+ * its original's uuid, so this finds both regions' companions.
+ */
+static int companions_of_uuid(const uint8_t uuid[16], bool remove)
+{
+	char hex[33], rt[64], wc[64];
+	int n = 0;
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", uuid[i]);
+	snprintf(rt, sizeof(rt), "pstm.rt.%s", hex);
+	snprintf(wc, sizeof(wc), "pstm.wc.%s", hex);
+	DIR *d = opendir("/dev/shm");
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, rt, strlen(rt)) && strncmp(e->d_name, wc, strlen(wc)))
+			continue;
+		n++;
+		if (remove) {
+			char p[300];
+			snprintf(p, sizeof(p), "/dev/shm/%s", e->d_name);
+			unlink(p);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static int teardown(void **state)
+{
+	char p[300];
+	(void)state;
+	for (int i = 0; i < nkids; i++)
+		if (kids[i] > 0) {
+			kill(kids[i], SIGKILL);
+			test_wait(kids[i]);
+		}
+	nkids = 0;
+	for (int i = 0; i < ntracked; i++)
+		unlink(test_path_of(tracked[i], p, sizeof(p)));
+	ntracked = 0;
+	for (int i = 0; i < nuuids; i++)
+		companions_of_uuid(uuids[i], true);
+	nuuids = 0;
+	return 0;
+}
+
+/* ------------------------------------------------------ the one word */
+
+static int tx_add(pstm_tx *tx, void *arg)
+{
+	uint64_t *v = arg;
+	pstm_off root = pstm_root(tx, 8);
+	uint64_t now = pstm_load64(tx, root) + *v;
+	pstm_store64(tx, root, now);
+	*v = now;
+	return 0;
+}
+
+static int tx_set(pstm_tx *tx, void *arg)
+{
+	pstm_store64(tx, pstm_root(tx, 8), *(uint64_t *)arg);
+	return 0;
+}
+
+static uint64_t word_add(pstm_region *r, uint64_t d)
+{
+	assert_pstm_ok(pstm_atomic(r, tx_add, &d));
+	return d;
+}
+
+static void word_set(pstm_region *r, uint64_t v)
+{
+	assert_pstm_ok(pstm_atomic(r, tx_set, &v));
+	assert_pstm_ok(pstm_sync(r)); /* relaxed: in the file too */
+}
+
+/* open @uri, read the word, close */
+static uint64_t word_of(const char *uri)
+{
+	pstm_region *r;
+	assert_pstm_ok(pstm_open(uri, &r));
+	uint64_t v = word_add(r, 0);
+	assert_pstm_ok(pstm_close(r));
+	return v;
+}
+
+static const char *create(enum kind k, const char *tag, uint64_t v)
+{
+	const char *uri = track(k == SHM ? test_shm_uri(tag) : test_file_uri(tag));
+	struct pstm_create_opts o = {.size_bytes = 2 << 20};
+	if (k == RELAXED)
+		o.durability = PSTM_RELAXED;
+	pstm_region *r;
+	assert_pstm_ok(pstm_create(uri, &o, &r));
+	struct pstm_region_info in;
+	assert_pstm_ok(pstm_region_info(r, &in));
+	assert_true(nuuids < MAX_TRACKED);
+	memcpy(uuids[nuuids++], in.uuid, 16);
+	word_set(r, v);
+	assert_pstm_ok(pstm_close(r));
+	return uri;
+}
+
+/* the URI of a new name beside @uri: shm:NAME-SUFFIX or PATH-SUFFIX */
+static const char *sibling(const char *uri, const char *suffix)
+{
+	static char buf[4][256];
+	static int k;
+	char *b = buf[k++ % 4];
+	int w = snprintf(b, 256, "%s-%s", uri, suffix);
+	assert_true(w > 0 && w < 256);
+	return track(b);
+}
+
+/* cp A B, B a new name: a new file with the same bytes */
+static void copy_region(const char *from_uri, const char *to_uri)
+{
+	char from[300], to[300];
+	struct stat st;
+	test_path_of(to_uri, to, sizeof(to));
+	assert_int_not_equal(stat(to, &st), 0);
+	test_copy_file(test_path_of(from_uri, from, sizeof(from)), to);
+}
+
+static void move_region(const char *from_uri, const char *to_uri)
+{
+	char from[300], to[300];
+	assert_int_equal(rename(test_path_of(from_uri, from, sizeof(from)),
+				test_path_of(to_uri, to, sizeof(to))), 0);
+}
+
+/* entries of @uri's process table held by live process @pid (read-only
+ * look: no attach) */
+static int member_entries(const char *uri, pid_t pid)
+{
+	struct pstm_region ro;
+	int n = 0;
+	assert_int_equal(region_map_readonly(uri, &ro), 0);
+	if (ro.rt_base && atomic_load(&ro.rt->magic) == PSTM_RT_MAGIC)
+		for (uint32_t p = 0; p < ro.sb.max_procs; p++) {
+			uint64_t st = atomic_load(&ro.procs[p].state);
+			if (PROC_ST(st) == PROC_ALIVE &&
+			    atomic_load(&ro.procs[p].pid) == (uint64_t)pid)
+				n++;
+		}
+	region_unmap_readonly(&ro);
+	return n;
+}
+
+/* does pstm check of @uri say @text (in one of its findings)? */
+static bool check_says(const char *uri, const char *text)
+{
+	struct check_report rep;
+	bool found = false;
+	assert_int_equal(region_check(uri, &rep), 0);
+	for (unsigned i = 0; i < rep.n; i++)
+		found |= strstr(rep.f[i].text, text) != NULL;
+	check_report_free(&rep);
+	return found;
+}
+
+/* the runtime segment a read-only look at @uri finds ("" if inside) */
+static void runtime_path(const char *uri, char *out, size_t n)
+{
+	struct pstm_region ro;
+	assert_int_equal(region_map_readonly(uri, &ro), 0);
+	snprintf(out, n, "%s", ro.sb.rt_inside ? "" : ro.rt_path);
+	region_unmap_readonly(&ro);
+}
+
+/* ------------------------------------------- a process holding a region */
+
+struct holder {
+	const char *uri;
+	int cmd[2], rep[2];
+	pid_t pid;
+};
+
+/* Child: attach, say 'R', then serve 'i' (add 1, sync, reply the value),
+ * 'g' (reply the value), 'q' (close, exit 0). */
+static int holder_child(void *arg, int i)
+{
+	struct holder *h = arg;
+	pstm_region *r;
+	char c;
+	(void)i;
+	close(h->cmd[1]);
+	close(h->rep[0]);
+	if (pstm_open(h->uri, &r) != 0)
+		return 3;
+	c = 'R';
+	if (write(h->rep[1], &c, 1) != 1)
+		return 4;
+	while (read(h->cmd[0], &c, 1) == 1) {
+		uint64_t d = c == 'i' ? 1 : 0;
+		if (c == 'q')
+			return pstm_close(r) ? 5 : 0;
+		if (pstm_atomic(r, tx_add, &d) || pstm_sync(r))
+			return 6;
+		if (write(h->rep[1], &d, 8) != 8)
+			return 7;
+	}
+	_exit(0); /* parent gone: no clean close */
+}
+
+static void holder_start(struct holder *h, const char *uri)
+{
+	char c;
+	h->uri = uri;
+	assert_int_equal(pipe(h->cmd), 0);
+	assert_int_equal(pipe(h->rep), 0);
+	h->pid = test_spawn(holder_child, h, 0);
+	assert_true(h->pid > 0 && nkids < MAX_TRACKED);
+	kids[nkids++] = h->pid;
+	close(h->cmd[0]);
+	close(h->rep[1]);
+	assert_int_equal(read(h->rep[0], &c, 1), 1);
+	assert_int_equal(c, 'R');
+}
+
+static uint64_t holder_ask(struct holder *h, char c)
+{
+	uint64_t v;
+	assert_int_equal(write(h->cmd[1], &c, 1), 1);
+	assert_int_equal(read(h->rep[0], &v, 8), 8);
+	return v;
+}
+
+static void holder_end(struct holder *h, bool kill_it)
+{
+	char c = 'q';
+	if (kill_it)
+		kill(h->pid, SIGKILL);
+	else
+		assert_int_equal(write(h->cmd[1], &c, 1), 1);
+	assert_int_equal(test_wait(h->pid), kill_it ? 128 + SIGKILL : 0);
+	for (int i = 0; i < nkids; i++)
+		if (kids[i] == h->pid)
+			kids[i] = 0;
+	close(h->cmd[1]);
+	close(h->rep[0]);
+}
+
+static struct open_recovery reopen_recovery(const char *uri)
+{
+	pstm_region *r;
+	struct open_recovery o;
+	assert_pstm_ok(pstm_open(uri, &r));
+	region_open_recovery(r, &o);
+	assert_pstm_ok(pstm_close(r));
+	return o;
+}
+
+/* -------------------------------------------------------------- copies */
+
+/* cp A B of an idle region: B is a region of its own. */
+static void copy_idle(enum kind k)
+{
+	char rta[128], rtb[128];
+	const char *a = create(k, "cpi", 1);
+	const char *b = sibling(a, "copy");
+	copy_region(a, b);
+	pstm_region *rb;
+	assert_pstm_ok(pstm_open(b, &rb));
+	assert_int_equal(word_add(rb, 0), 1);
+	word_set(rb, 2);
+	assert_int_equal(word_of(a), 1); /* writes to B never show in A */
+	pstm_region *ra;
+	assert_pstm_ok(pstm_open(a, &ra));
+	word_set(ra, 3);
+	assert_int_equal(word_add(rb, 0), 2); /* nor writes to A in B */
+	/* neither is a member of the other */
+	assert_int_equal(member_entries(a, getpid()), 1);
+	assert_int_equal(member_entries(b, getpid()), 1);
+	assert_pstm_ok(pstm_close(ra));
+	assert_int_equal(member_entries(b, getpid()), 1);
+	assert_int_equal(member_entries(a, getpid()), 0);
+	assert_pstm_ok(pstm_close(rb));
+	assert_int_equal(word_of(a), 3);
+	assert_int_equal(word_of(b), 2);
+	if (k != SHM) {
+		runtime_path(a, rta, sizeof(rta));
+		runtime_path(b, rtb, sizeof(rtb));
+		assert_string_not_equal(rta, rtb);
+	}
+	test_assert_clean(a);
+	test_assert_clean(b);
+}
+
+static void test_copy_idle_shm(void **s) { (void)s; copy_idle(SHM); }
+static void test_copy_idle_durable(void **s) { (void)s; copy_idle(DURABLE); }
+static void test_copy_idle_relaxed(void **s) { (void)s; copy_idle(RELAXED); }
+
+/*
+ * cp A B while a process is attached to A (and idle between its
+ * transactions): that process is no member of B, B's writes stay in B,
+ * its death is recovered in A and never in B.
+ */
+static void copy_attached(enum kind k)
+{
+	struct holder h;
+	const char *a = create(k, "cpa", 1);
+	holder_start(&h, a);
+	assert_int_equal(holder_ask(&h, 'i'), 2);
+	const char *b = sibling(a, "copy");
+	copy_region(a, b);
+	/* before anyone opened B, a look at it shows no member of A, and
+	 * pstm check says whose runtime a shm copy carries */
+	assert_int_equal(member_entries(b, h.pid), 0);
+	if (k == SHM)
+		assert_true(check_says(b, "copied with the region from another file"));
+	test_assert_clean(b);
+	pstm_region *rb;
+	assert_pstm_ok(pstm_open(b, &rb));
+	assert_int_equal(member_entries(b, h.pid), 0);
+	assert_int_equal(member_entries(a, h.pid), 1);
+	assert_int_equal(member_entries(b, getpid()), 1);
+	assert_int_equal(member_entries(a, getpid()), 0);
+	assert_int_equal(word_add(rb, 0), 2);
+	word_set(rb, 100);
+	assert_int_equal(holder_ask(&h, 'g'), 2);   /* A did not see it */
+	assert_int_equal(holder_ask(&h, 'i'), 3);
+	assert_int_equal(word_add(rb, 0), 100);     /* B did not see A's */
+	test_assert_clean(a);
+	test_assert_clean(b);
+	/* the holder dies attached to A: A recovers it, B has nothing to */
+	holder_end(&h, true);
+	assert_pstm_ok(pstm_close(rb));
+	struct open_recovery ob = reopen_recovery(b);
+	assert_int_equal(ob.procs_recovered, 0);
+	struct open_recovery oa = reopen_recovery(a);
+	assert_int_equal(oa.procs_recovered, 1);
+	assert_int_equal(word_of(a), 3);
+	assert_int_equal(word_of(b), 100);
+	test_assert_clean(a);
+	test_assert_clean(b);
+}
+
+static void test_copy_attached_shm(void **s) { (void)s; copy_attached(SHM); }
+static void test_copy_attached_durable(void **s) { (void)s; copy_attached(DURABLE); }
+static void test_copy_attached_relaxed(void **s) { (void)s; copy_attached(RELAXED); }
+
+/*
+ * A child dies at its commit point on shm region A (record COMMITTED, data
+ * not yet written back; PSTM_CRASH_AT), and A is copied before anyone
+ * recovers it.  The copy's first open settles the copied log (the commit
+ * happened: it is replayed) without taking the dead process for one of
+ * its own; A recovers its dead process as always.
+ */
+static int commit_and_die(void *arg, int i)
+{
+	pstm_region *r;
+	uint64_t v = 41;
+	(void)i;
+	setenv("PSTM_CRASH_AT", "commit.logged:1", 1);
+	if (pstm_open(arg, &r) != 0)
+		return 3;
+	pstm_atomic(r, tx_add, &v); /* killed at its commit point */
+	return 4;
+}
+
+static void test_copy_after_crash_shm(void **s)
+{
+	(void)s;
+	const char *a = create(SHM, "cpc", 1);
+	pid_t kid = test_spawn(commit_and_die, (void *)a, 0);
+	assert_int_equal(test_wait(kid), 128 + SIGKILL);
+	const char *b = sibling(a, "copy");
+	copy_region(a, b);
+	struct open_recovery ob = reopen_recovery(b);
+	assert_int_equal(ob.procs_recovered, 0);
+	assert_true(ob.runtime_rebuilt);
+	assert_int_equal(word_of(b), 42);
+	test_assert_clean(b);
+	struct open_recovery oa = reopen_recovery(a);
+	assert_int_equal(oa.procs_recovered, 1);
+	assert_int_equal(word_of(a), 42);
+	test_assert_clean(a);
+}
+
+/* ----------------------------------------------------------------- mv */
+
+/*
+ * mv A C under an attached process: it keeps working, and a new opener
+ * of C joins it (same runtime: sees its commits, is in its table).
+ */
+static void move_attached(enum kind k)
+{
+	struct holder h;
+	const char *a = create(k, "mv", 1);
+	holder_start(&h, a);
+	const char *c = sibling(a, "moved");
+	move_region(a, c);
+	assert_int_equal(holder_ask(&h, 'i'), 2);
+	pstm_region *rc;
+	assert_pstm_ok(pstm_open(c, &rc));
+	struct open_recovery o;
+	region_open_recovery(rc, &o);
+	assert_false(o.runtime_rebuilt);
+	assert_int_equal(member_entries(c, h.pid), 1);
+	assert_int_equal(member_entries(c, getpid()), 1);
+	assert_int_equal(word_add(rc, 0), 2);
+	word_set(rc, 10);
+	assert_int_equal(holder_ask(&h, 'g'), 10);
+	assert_int_equal(holder_ask(&h, 'i'), 11);
+	assert_int_equal(word_add(rc, 0), 11);
+	test_assert_clean(c);
+	holder_end(&h, false);
+	assert_pstm_ok(pstm_close(rc));
+	o = reopen_recovery(c);
+	assert_false(o.runtime_rebuilt);
+	assert_int_equal(word_of(c), 11);
+	test_assert_clean(c);
+}
+
+static void test_move_attached_shm(void **s) { (void)s; move_attached(SHM); }
+static void test_move_attached_durable(void **s) { (void)s; move_attached(DURABLE); }
+static void test_move_attached_relaxed(void **s) { (void)s; move_attached(RELAXED); }
+
+/* ------------------------------------------------------------- restore */
+
+/*
+ * A backup restored under the original's name after the original was
+ * deleted with a plain rm (its companions left in /dev/shm): the restored
+ * file is a new file, so it starts from its own bytes, as after a reboot.
+ */
+static void restore_backup(enum kind k)
+{
+	const char *a = create(k, "bak", 1);
+	const char *bak = sibling(a, "backup");
+	copy_region(a, bak);
+	pstm_region *r;
+	assert_pstm_ok(pstm_open(a, &r));
+	word_set(r, 2);
+	assert_pstm_ok(pstm_close(r));
+	char p[300];
+	assert_int_equal(unlink(test_path_of(a, p, sizeof(p))), 0);
+	copy_region(bak, a);
+	assert_pstm_ok(pstm_open(a, &r));
+	assert_int_equal(word_add(r, 0), 1);
+	struct open_recovery o;
+	region_open_recovery(r, &o);
+	assert_true(o.runtime_rebuilt);
+	assert_pstm_ok(pstm_close(r));
+	test_assert_clean(a);
+}
+
+static void test_restore_backup_durable(void **s) { (void)s; restore_backup(DURABLE); }
+static void test_restore_backup_relaxed(void **s) { (void)s; restore_backup(RELAXED); }
+
+/*
+ * test_companion --hold URI: open URI, print "attached", stay attached
+ * until stdin ends, then close.  tests/cli.t's process attached to a
+ * region (pstm rm, ls, gc).
+ */
+static int hold(const char *uri)
+{
+	pstm_region *r;
+	char buf[64];
+	int rc = pstm_open(uri, &r);
+	if (rc) {
+		fprintf(stderr, "--hold %s: %s\n", uri, pstm_strerror(rc));
+		return 1;
+	}
+	printf("attached\n");
+	fflush(stdout);
+	while (read(0, buf, sizeof(buf)) > 0)
+		;
+	return pstm_close(r) ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "--hold"))
+		return hold(argv[2]);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_copy_idle_shm, teardown),
+		cmocka_unit_test_teardown(test_copy_idle_durable, teardown),
+		cmocka_unit_test_teardown(test_copy_idle_relaxed, teardown),
+		cmocka_unit_test_teardown(test_copy_attached_shm, teardown),
+		cmocka_unit_test_teardown(test_copy_attached_durable, teardown),
+		cmocka_unit_test_teardown(test_copy_attached_relaxed, teardown),
+		cmocka_unit_test_teardown(test_copy_after_crash_shm, teardown),
+		cmocka_unit_test_teardown(test_move_attached_shm, teardown),
+		cmocka_unit_test_teardown(test_move_attached_durable, teardown),
+		cmocka_unit_test_teardown(test_move_attached_relaxed, teardown),
+		cmocka_unit_test_teardown(test_restore_backup_durable, teardown),
+		cmocka_unit_test_teardown(test_restore_backup_relaxed, teardown),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

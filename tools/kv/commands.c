@@ -71,7 +71,24 @@ static int cmd_select(pstm_tx *tx, struct kv_exec *e, int argc,
 	return 0;
 }
 
-/* CONFIG GET and COMMAND: an empty answer, enough for redis-benchmark/-cli */
+/* CONFIG GET name...: each name with an empty value (redis-benchmark asks) */
+static int cmd_config(pstm_tx *tx, struct kv_exec *e, int argc,
+		      const struct kv_arg *argv)
+{
+	(void)tx;
+	if (!arg_is(&argv[1], "get")) {
+		reply_error(&e->out, "ERR CONFIG supports only GET");
+		return 0;
+	}
+	reply_array(&e->out, 2 * (argc - 2));
+	for (int i = 2; i < argc; i++) {
+		reply_bulk(&e->out, argv[i].p, argv[i].n);
+		reply_bulk(&e->out, "", 0);
+	}
+	return 0;
+}
+
+/* COMMAND: an empty answer, enough for redis-cli */
 static int cmd_empty(pstm_tx *tx, struct kv_exec *e, int argc,
 		     const struct kv_arg *argv)
 {
@@ -566,7 +583,7 @@ static const struct kv_command commands[] = {
 	{ "ping", -1, CMD_NOSTORE, cmd_ping },
 	{ "echo", 2, CMD_NOSTORE, cmd_echo },
 	{ "select", 2, CMD_NOSTORE, cmd_select },
-	{ "config", -2, CMD_NOSTORE, cmd_empty },
+	{ "config", -2, CMD_NOSTORE, cmd_config },
 	{ "command", -1, CMD_NOSTORE, cmd_empty },
 	{ "info", -1, CMD_NOSTORE, cmd_info },
 	{ "get", 2, 0, cmd_get },

@@ -230,6 +230,22 @@ uninstall:
 	    $(D)$(BASHCOMPDIR)/pstm $(D)$(BASHCOMPDIR)/pstm-crashtest
 	-rmdir $(D)$(DOCDIR) 2>/dev/null
 
+# ------------------------------------------------------------ pstm-kv
+# The Redis-protocol server (tools/kv/: one file per concept), installed
+# beside pstm; tests/kv.t drives it with redis-cli; make bench-kv compares
+# it with redis-server (bench/kv.sh).
+KV_SRC = $(wildcard tools/kv/*.c)
+$(B)/pstm-kv: $(KV_SRC) $(wildcard tools/kv/*.h) $(B)/libpstm.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Itools/kv $(KV_SRC) -o $@ $(B)/libpstm.a $(LIBDEPS)
+all install: $(B)/pstm-kv
+INST_BIN  += pstm-kv
+INST_MAN1 += pstm-kv.1
+TEST_SCRIPTS += tests/kv.t
+.PHONY: bench-kv
+bench-kv: $(B)/pstm-kv
+	PSTM_BIN=$(B) sh bench/kv.sh
+
 # ---------------------------------------------------------------- ABI
 # libpstm.so against abi/libpstm.abi, the ABI of the last release (abidw
 # output; types from include/ only).  Fails on any change to an existing

@@ -149,6 +149,38 @@ static int region_fill(RegionObject *self, pstm_region *r, PyObject *uri)
 	return 0;
 }
 
+/* The Region object for @r just opened or created (@rc its result):
+ * raises for rc, and closes r if the object cannot be made. */
+static PyObject *region_new(int rc, pstm_region *r, PyObject *uri)
+{
+	if (rc)
+		return raise_code(rc, NULL);
+	RegionObject *self = PyObject_New(RegionObject, &RegionType);
+	if (!self) {
+		pstm_close(r);
+		return NULL;
+	}
+	self->r = NULL;
+	self->active = 0;
+	self->uri = NULL;
+	if (region_fill(self, r, uri)) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	return (PyObject *)self;
+}
+
+/* @arg as a URI: a str, else TypeError (NULL). */
+static const char *uri_arg(PyObject *arg)
+{
+	if (!PyUnicode_Check(arg)) {
+		PyErr_Format(PyExc_TypeError, "uri must be str, not %.100s",
+			     Py_TYPE(arg)->tp_name);
+		return NULL;
+	}
+	return PyUnicode_AsUTF8(arg);
+}
+
 static PyObject *core_create(PyObject *mod, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"uri", "size", "durability", "mode", "replace",
@@ -182,30 +214,13 @@ static PyObject *core_create(PyObject *mod, PyObject *args, PyObject *kw)
 	Py_BEGIN_ALLOW_THREADS
 	rc = pstm_create(u, &o, &r);
 	Py_END_ALLOW_THREADS
-	if (rc)
-		return raise_code(rc, NULL);
-	RegionObject *self = PyObject_New(RegionObject, &RegionType);
-	if (!self) {
-		pstm_close(r);
-		return NULL;
-	}
-	self->r = NULL;
-	self->active = 0;
-	self->uri = NULL;
-	if (region_fill(self, r, uri)) {
-		Py_DECREF(self);
-		return NULL;
-	}
-	return (PyObject *)self;
+	return region_new(rc, r, uri);
 }
 
 static PyObject *core_open(PyObject *mod, PyObject *arg)
 {
 	(void)mod;
-	if (!PyUnicode_Check(arg))
-		return PyErr_Format(PyExc_TypeError, "uri must be str, not %.100s",
-				    Py_TYPE(arg)->tp_name);
-	const char *u = PyUnicode_AsUTF8(arg);
+	const char *u = uri_arg(arg);
 	if (!u)
 		return NULL;
 	pstm_region *r = NULL;
@@ -213,30 +228,13 @@ static PyObject *core_open(PyObject *mod, PyObject *arg)
 	Py_BEGIN_ALLOW_THREADS
 	rc = pstm_open(u, &r);
 	Py_END_ALLOW_THREADS
-	if (rc)
-		return raise_code(rc, NULL);
-	RegionObject *self = PyObject_New(RegionObject, &RegionType);
-	if (!self) {
-		pstm_close(r);
-		return NULL;
-	}
-	self->r = NULL;
-	self->active = 0;
-	self->uri = NULL;
-	if (region_fill(self, r, arg)) {
-		Py_DECREF(self);
-		return NULL;
-	}
-	return (PyObject *)self;
+	return region_new(rc, r, arg);
 }
 
 static PyObject *core_unlink(PyObject *mod, PyObject *arg)
 {
 	(void)mod;
-	if (!PyUnicode_Check(arg))
-		return PyErr_Format(PyExc_TypeError, "uri must be str, not %.100s",
-				    Py_TYPE(arg)->tp_name);
-	const char *u = PyUnicode_AsUTF8(arg);
+	const char *u = uri_arg(arg);
 	if (!u)
 		return NULL;
 	int rc = pstm_unlink(u);

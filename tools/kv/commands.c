@@ -118,19 +118,25 @@ static int cmd_info(pstm_tx *tx, struct kv_exec *e, int argc,
 
 /* ------------------------------------------------------------ strings */
 
-static int cmd_get(pstm_tx *tx, struct kv_exec *e, int argc,
-		   const struct kv_arg *argv)
+/* Reply with the value of @key, or nil if there is none. */
+static int reply_value(pstm_tx *tx, struct kv_exec *e, const struct kv_arg *key)
 {
-	(void)argc;
 	const char *v;
 	size_t n;
-	int rc = store_get(tx, e->st, argv[1].p, argv[1].n, &v, &n, NULL);
+	int rc = store_get(tx, e->st, key->p, key->n, &v, &n, NULL);
 	TRY(rc);
 	if (rc)
 		reply_bulk(&e->out, v, n);
 	else
 		reply_nil(&e->out);
 	return 0;
+}
+
+static int cmd_get(pstm_tx *tx, struct kv_exec *e, int argc,
+		   const struct kv_arg *argv)
+{
+	(void)argc;
+	return reply_value(tx, e, &argv[1]);
 }
 
 /* SET key value [NX|XX] [EX s|PX ms|KEEPTTL] [GET] */
@@ -195,14 +201,7 @@ static int cmd_getset(pstm_tx *tx, struct kv_exec *e, int argc,
 		      const struct kv_arg *argv)
 {
 	(void)argc;
-	const char *old;
-	size_t oldn;
-	int rc = store_get(tx, e->st, argv[1].p, argv[1].n, &old, &oldn, NULL);
-	TRY(rc);
-	if (rc)
-		reply_bulk(&e->out, old, oldn);
-	else
-		reply_nil(&e->out);
+	TRY(reply_value(tx, e, &argv[1]));
 	TRY(store_put(tx, e->st, argv[1].p, argv[1].n, argv[2].p, argv[2].n, 0));
 	return 0;
 }

@@ -449,6 +449,8 @@ is(stop_server($pid), 0, 'stopped');
 is(rc('GET', 'dur'), 'able', 'after a restart the value is there');
 is(rc('GET', 'cnt'), '42', '... and the counter');
 is(stop_server($pid), 0, 'stopped');
-unlink($file);
+# the region and its /dev/shm runtime (a plain unlink orphans the latter)
+my ($rmrc) = run_program(build_dir() . '/pstm', 'rm', $file);
+is($rmrc, 0, 'pstm rm of the durable region');
 
 done_testing();

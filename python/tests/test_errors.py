@@ -54,6 +54,7 @@ def test_durable_file_region(tmp_path):
     with pstm.open(path) as r:
         assert r.info()["durability"] == 2
         assert r.atomic(lambda tx: tx.map("m")[b"k"]) == b"v"
+    pstm.unlink(path)  # and its /dev/shm runtime, which tmp_path would orphan
 
 
 def test_wrong_types(region):

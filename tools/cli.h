@@ -75,6 +75,11 @@ struct cli_num {
  */
 int cli_parse_option(const struct cli_num *n, const char *arg, uint64_t *out);
 
+/* The options every command takes: --help, and with @json not NULL
+ * --json and --pretty (stored there and in cli_json).  -1 to go on
+ * (operands from optind), else the exit status (0 after --help). */
+int cli_opts(int argc, char **argv, const char *help, bool *json);
+
 /*
  * The command line of a pstm command that takes --help, with @json not
  * NULL also --json and --pretty (stored there and in cli_json), and

@@ -172,8 +172,7 @@ int cli_parse_option(const struct cli_num *n, const char *arg, uint64_t *out)
 	return 0;
 }
 
-int cli_uri_args(int argc, char **argv, const char *cmd, const char *help,
-		 bool *json, const char **uri)
+int cli_opts(int argc, char **argv, const char *help, bool *json)
 {
 	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
 					   {"pretty", no_argument, 0, 'P'},
@@ -194,6 +193,15 @@ int cli_uri_args(int argc, char **argv, const char *cmd, const char *help,
 			return 2; /* getopt said why */
 		}
 	}
+	return -1;
+}
+
+int cli_uri_args(int argc, char **argv, const char *cmd, const char *help,
+		 bool *json, const char **uri)
+{
+	int rc = cli_opts(argc, argv, help, json);
+	if (rc >= 0)
+		return rc;
 	if (optind != argc - 1) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "%s needs exactly one URI", cmd);

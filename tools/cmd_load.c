@@ -559,21 +559,10 @@ static const char help[] =
 /* The command line: URI and an optional FILE ("-": standard input). */
 static int args(int argc, char **argv, const char **uri, const char **file)
 {
-	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
-					   {"pretty", no_argument, 0, 'P'},
-					   {"help", no_argument, 0, 'h'},
-					   {0, 0, 0, 0}};
-	int c;
-	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
-		if (c == 'j' || c == 'P') {
-			cli_set_json(c == 'P');
-		} else if (c == 'h') {
-			fputs(help, stdout);
-			return 0;
-		} else {
-			return 2; /* getopt said why */
-		}
-	}
+	bool json = false;
+	int rc = cli_opts(argc, argv, help, &json);
+	if (rc >= 0)
+		return rc;
 	if (optind != argc - 1 && optind != argc - 2)
 		return cli_usage_error("load needs a URI and at most one FILE");
 	*uri = argv[optind];

@@ -1,7 +1,8 @@
 /*
  * commands.c - the string commands (Redis's t_string.c and friends), each
- * a transaction body writing its reply to e->out, and command_run, the
- * one place that starts transactions for requests.
+ * a transaction body writing its reply to e->out, the command table, and
+ * command_run, the one place that starts transactions for requests.  The
+ * keyspace commands are tools/kv/keyspace.c.
  *
  * Invariant: e->out is reset at the start of every attempt and copied to
  * the client only after pstm_atomic / pstm_atomic_ro returned 0, so no
@@ -15,27 +16,8 @@
 #include <strings.h>
 
 #include "commands.h"
-#include "glob.h"
 
-/* a body's own reason to roll back: the reply did not fit KV_MAX_REPLY */
-#define KV_EREPLY 1
-
-#define ERR_INT "ERR value is not an integer or out of range"
-#define ERR_SYNTAX "ERR syntax error"
-
-static int arg_is(const struct kv_arg *a, const char *word)
-{
-	size_t n = strlen(word);
-	return a->n == n && strncasecmp(a->p, word, n) == 0;
-}
-
-static int arg_ll(const struct kv_arg *a, long long *v)
-{
-	return resp_parse_ll(a->p, a->n, v);
-}
-
-/* a failure of a store call ends the attempt with that code */
-#define TRY(x) do { int rc_ = (x); if (rc_ < 0) return rc_; } while (0)
+#include "cmd.h"
 
 /* ------------------------------------------------------------ simple */
 
@@ -328,13 +310,20 @@ static int cmd_append(pstm_tx *tx, struct kv_exec *e, int argc,
 	return 0;
 }
 
+/* Whether @key has a value (1, 0, or a store error < 0); *n its length. */
+static int value_len(pstm_tx *tx, struct kv_exec *e, const struct kv_arg *key,
+		     size_t *n)
+{
+	const char *v;
+	return store_get(tx, e->st, key->p, key->n, &v, n, NULL);
+}
+
 static int cmd_strlen(pstm_tx *tx, struct kv_exec *e, int argc,
 		      const struct kv_arg *argv)
 {
 	(void)argc;
-	const char *v;
 	size_t n;
-	int rc = store_get(tx, e->st, argv[1].p, argv[1].n, &v, &n, NULL);
+	int rc = value_len(tx, e, &argv[1], &n);
 	TRY(rc);
 	reply_int(&e->out, rc ? (long long)n : 0);
 	return 0;
@@ -344,9 +333,8 @@ static int cmd_type(pstm_tx *tx, struct kv_exec *e, int argc,
 		    const struct kv_arg *argv)
 {
 	(void)argc;
-	const char *v;
 	size_t n;
-	int rc = store_get(tx, e->st, argv[1].p, argv[1].n, &v, &n, NULL);
+	int rc = value_len(tx, e, &argv[1], &n);
 	TRY(rc);
 	reply_status(&e->out, rc ? "string" : "none");
 	return 0;
@@ -411,171 +399,6 @@ static int cmd_msetnx(pstm_tx *tx, struct kv_exec *e, int argc,
 	return mset(tx, e, argc, argv, 1);
 }
 
-/* ------------------------------------------------------------ keyspace */
-
-static int count_key(const char *key, size_t klen, void *arg)
-{
-	(void)key, (void)klen;
-	++*(long long *)arg;
-	return 0;
-}
-
-static int cmd_dbsize(pstm_tx *tx, struct kv_exec *e, int argc,
-		      const struct kv_arg *argv)
-{
-	(void)argc, (void)argv;
-	long long n = 0;
-	TRY(store_each(tx, e->st, 0, count_key, &n));
-	reply_int(&e->out, n);
-	return 0;
-}
-
-/*
- * Keys collected into e->tmp as (size_t length, bytes) records, because
- * a walk's callback must not change the map and a reply needs its count
- * first.
- */
-struct collect {
-	struct kv_exec *e;
-	const struct kv_arg *pattern;  /* NULL: every key */
-	long long skip, examine;       /* SCAN: walk positions */
-	long long seen, found;
-	size_t max;                    /* stop after this many found */
-	int none;                      /* SCAN TYPE other than string */
-	int stopped;                   /* SCAN: entries left after the last */
-};
-
-static int collect_key(const char *key, size_t klen, void *arg)
-{
-	struct collect *c = arg;
-	if (c->seen++ < c->skip)
-		return 0;
-	if (c->examine >= 0 && c->seen > c->skip + c->examine) {
-		c->seen--;
-		c->stopped = 1;
-		return 1;  /* SCAN: this many examined; the rest next time */
-	}
-	if (c->none)
-		return 0;
-	if (c->pattern && !glob_match(c->pattern->p, c->pattern->n, key, klen))
-		return 0;
-	buf_append(&c->e->tmp, &klen, sizeof klen);
-	buf_append(&c->e->tmp, key, klen);
-	if (c->e->tmp.overflow)
-		return KV_EREPLY;
-	c->found++;
-	return (size_t)c->found >= c->max ? 1 : 0;
-}
-
-static int walk(pstm_tx *tx, struct kv_exec *e, struct collect *c, int all)
-{
-	e->tmp.len = 0;
-	e->tmp.overflow = 0;
-	c->e = e;
-	c->seen = c->found = 0;
-	c->stopped = 0;
-	int rc = store_each(tx, e->st, all, collect_key, c);
-	return rc == 1 ? 0 : rc;
-}
-
-static void reply_collected(struct kv_exec *e, long long n)
-{
-	reply_array(&e->out, n);
-	for (size_t pos = 0; pos < e->tmp.len;) {
-		size_t klen;
-		memcpy(&klen, e->tmp.p + pos, sizeof klen);
-		pos += sizeof klen;
-		reply_bulk(&e->out, e->tmp.p + pos, klen);
-		pos += klen;
-	}
-}
-
-static int cmd_keys(pstm_tx *tx, struct kv_exec *e, int argc,
-		    const struct kv_arg *argv)
-{
-	(void)argc;
-	struct collect c = { .pattern = &argv[1], .examine = -1, .max = SIZE_MAX };
-	TRY(walk(tx, e, &c, 0));
-	reply_collected(e, c.found);
-	return 0;
-}
-
-/*
- * SCAN cursor [MATCH pattern] [COUNT n]: the cursor is a position in the
- * map's walk order; each call examines COUNT entries (default 10) from
- * it.  Simple, not Redis's guarantee: keys added or removed during a
- * scan may shift others, which can then be missed or returned twice.
- */
-static int cmd_scan(pstm_tx *tx, struct kv_exec *e, int argc,
-		    const struct kv_arg *argv)
-{
-	long long cursor, count = 10;
-	const struct kv_arg *pattern = NULL;
-	int none = 0;
-	if (arg_ll(&argv[1], &cursor) || cursor < 0) {
-		reply_error(&e->out, "ERR invalid cursor");
-		return 0;
-	}
-	for (int i = 2; i < argc; i += 2) {
-		if (i + 1 >= argc) {
-			reply_error(&e->out, ERR_SYNTAX);
-			return 0;
-		} else if (arg_is(&argv[i], "match")) {
-			pattern = &argv[i + 1];
-		} else if (arg_is(&argv[i], "count")) {
-			if (arg_ll(&argv[i + 1], &count) || count < 1) {
-				reply_error(&e->out, ERR_SYNTAX);
-				return 0;
-			}
-		} else if (arg_is(&argv[i], "type")) {
-			none = !arg_is(&argv[i + 1], "string"); /* all are strings */
-		} else {
-			reply_error(&e->out, ERR_SYNTAX);
-			return 0;
-		}
-	}
-	if (count > LLONG_MAX - cursor)
-		count = LLONG_MAX - cursor;
-	struct collect c = { .pattern = pattern, .skip = cursor,
-			     .examine = count, .max = SIZE_MAX, .none = none };
-	TRY(walk(tx, e, &c, 0));
-	char tmp[32];
-	int len = snprintf(tmp, sizeof tmp, "%lld", c.stopped ? cursor + count : 0);
-	reply_array(&e->out, 2);
-	reply_bulk(&e->out, tmp, (size_t)len);
-	reply_collected(e, c.found);
-	return 0;
-}
-
-/* delete up to @max entries (expired ones too); *@done: none were left */
-static int flush_some(pstm_tx *tx, struct kv_exec *e, size_t max, int *done)
-{
-	struct collect c = { .examine = -1, .max = max };
-	TRY(walk(tx, e, &c, 1));
-	for (size_t pos = 0; pos < e->tmp.len;) {
-		size_t klen;
-		memcpy(&klen, e->tmp.p + pos, sizeof klen);
-		pos += sizeof klen;
-		TRY(store_del(tx, e->st, e->tmp.p + pos, klen));
-		pos += klen;
-	}
-	*done = (size_t)c.found < max;
-	return 0;
-}
-
-static int cmd_flushdb(pstm_tx *tx, struct kv_exec *e, int argc,
-		       const struct kv_arg *argv)
-{
-	if (argc == 2 && !arg_is(&argv[1], "sync") && !arg_is(&argv[1], "async")) {
-		reply_error(&e->out, ERR_SYNTAX);
-		return 0;
-	}
-	int done;
-	TRY(flush_some(tx, e, SIZE_MAX, &done));
-	reply_status(&e->out, "OK");
-	return 0;
-}
-
 /* ------------------------------------------------------------ table */
 
 static const struct kv_command commands[] = {
@@ -600,11 +423,11 @@ static const struct kv_command commands[] = {
 	{ "mget", -2, 0, cmd_mget },
 	{ "mset", -3, CMD_WRITE, cmd_mset },
 	{ "msetnx", -3, CMD_WRITE, cmd_msetnx },
-	{ "dbsize", 1, 0, cmd_dbsize },
-	{ "flushdb", -1, CMD_WRITE, cmd_flushdb },
-	{ "flushall", -1, CMD_WRITE, cmd_flushdb },
-	{ "keys", 2, 0, cmd_keys },
-	{ "scan", -2, 0, cmd_scan },
+	{ "dbsize", 1, 0, kv_cmd_dbsize },
+	{ "flushdb", -1, CMD_WRITE, kv_cmd_flushdb },
+	{ "flushall", -1, CMD_WRITE, kv_cmd_flushdb },
+	{ "keys", 2, 0, kv_cmd_keys },
+	{ "scan", -2, 0, kv_cmd_scan },
 	{ "multi", 1, CMD_CONTROL, NULL },
 	{ "exec", 1, CMD_CONTROL, NULL },
 	{ "discard", 1, CMD_CONTROL, NULL },
@@ -657,7 +480,7 @@ static int flush_step(pstm_tx *tx, void *arg)
 {
 	struct job *j = arg;
 	int done = 0;
-	TRY(flush_some(tx, j->e, 64, &done));
+	TRY(kv_flush_some(tx, j->e, 64, &done));
 	j->n = done;
 	return 0;
 }
@@ -690,7 +513,7 @@ void command_run(struct kv_exec *e, const struct kv_call *calls, int n,
 		writes |= !!(calls[i].cmd->flags & CMD_WRITE);
 		store |= !(calls[i].cmd->flags & CMD_NOSTORE);
 	}
-	if (!multi && n == 1 && calls[0].cmd->fn == cmd_flushdb) {
+	if (!multi && n == 1 && calls[0].cmd->fn == kv_cmd_flushdb) {
 		e->out.len = 0;
 		if (calls[0].argc == 2 && !arg_is(&calls[0].argv[1], "sync") &&
 		    !arg_is(&calls[0].argv[1], "async")) {

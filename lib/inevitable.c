@@ -83,10 +83,18 @@ static bool try_lock(pstm_tx *t, uint64_t idx)
 	return false;
 }
 
+/*
+ * Locks first, role second: a process dying in between leaves no lock of
+ * its slot outside the role, so its recoverer (which releases every orec
+ * of a dead inevitable slot, and only those of its redo record otherwise)
+ * frees them all.  The other order left orphan locks.
+ */
 static void give_up_inevitable(pstm_tx *t, int cause)
 {
+	if (t->nlocks)
+		stm_release_unchanged(t); /* what try_lock took */
 	atomic_store_explicit(&t->r->rt->inevitable, 0, memory_order_release);
-	stm_abort(t, cause); /* releases what try_lock took */
+	stm_abort(t, cause);
 }
 
 static int become_inevitable(pstm_tx *t, void *arg);

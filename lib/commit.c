@@ -27,16 +27,10 @@
 #include "stm.h"
 #include "testing.h"
 
-void stm_commit(pstm_tx *t)
+void stm_commit_update(pstm_tx *t)
 {
 	struct pstm_region *r = t->r;
 
-	if (t->nws == 0) {
-		t->st[ST_COMMITS_RO]++; /* flushed later: no shared write */
-		if (t->nlocks) /* inevitable: what it locked when read */
-			stm_release_unchanged(t);
-		return;
-	}
 	struct log_header *h = region_log(r, t->slot);
 	struct slot *sl = &r->slots[t->slot];
 	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;

@@ -23,6 +23,20 @@
 #define ESCALATE_AFTER 64
 
 static __thread pstm_tx *tl_cur; /* running transaction, if any */
+static __thread bool tl_in_abort_hooks; /* pstm_tx_on_abort hooks run */
+
+/* Run the attempt's abort hooks, outside the transaction: they may not
+ * start one (pstm_atomic returns PSTM_EINTX meanwhile). */
+static void hooks_run_abort(pstm_tx *t)
+{
+	struct tx_hook *h = t->abort_hooks;
+	if (!h)
+		return;
+	t->abort_hooks = NULL;
+	tl_in_abort_hooks = true;
+	hooks_run(t->r, h);
+	tl_in_abort_hooks = false;
+}
 
 bool tx_running(void) { return tl_cur != NULL; }
 bool pstm_in_tx(void) { return tl_cur != NULL; }
@@ -85,7 +99,7 @@ static void backoff(pstm_tx *t)
 		sched_yield();
 }
 
-static void begin(pstm_tx *t)
+static inline __attribute__((always_inline)) void begin(pstm_tx *t)
 {
 	if (__builtin_expect(atomic_load_explicit(&t->r->rt->serial,
 						  memory_order_acquire) != 0, 0) &&
@@ -105,7 +119,7 @@ static void begin(pstm_tx *t)
 					     : orec_make(t->rv) | ((1ull << OREC_VSHIFT) - 1);
 }
 
-static void end(pstm_tx *t)
+static inline __attribute__((always_inline)) void end(pstm_tx *t)
 {
 	if (t->inevitable) { /* after its locks were released */
 		atomic_store_explicit(&t->r->rt->inevitable, 0, memory_order_release);
@@ -154,7 +168,8 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 		return rc;
 	}
 	stm_commit(t);
-	hooks_free(&t->abort_hooks);
+	if (t->abort_hooks) /* committed: they never run */
+		hooks_free(&t->abort_hooks);
 	struct tx_hook *hooks = t->hooks;
 	t->hooks = NULL;
 	end(t);
@@ -169,7 +184,7 @@ static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 
 	if (!r || !fn)
 		return PSTM_EINVAL;
-	if (__builtin_expect(hooks_in_abort(), 0))
+	if (__builtin_expect(tl_in_abort_hooks, 0))
 		return PSTM_EINTX;
 	pstm_tx *cur = tl_cur;
 	if (cur && cur->explicit_tx && !cur->guard) {
@@ -270,7 +285,7 @@ int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out)
 	*out = NULL;
 	if (!r || (flags & ~PSTM_TX_READ_ONLY))
 		return PSTM_EINVAL;
-	if (tl_cur || hooks_in_abort())
+	if (tl_cur || tl_in_abort_hooks)
 		return PSTM_EINTX;
 	pstm_tx *t = txd_get(r, &err);
 	if (!t)
@@ -315,7 +330,8 @@ int pstm_tx_commit(pstm_tx *t)
 	t->guard = true;
 	stm_commit(t);
 	t->guard = false;
-	hooks_free(&t->abort_hooks);
+	if (t->abort_hooks) /* committed: they never run */
+		hooks_free(&t->abort_hooks);
 	struct tx_hook *hooks = t->hooks;
 	t->hooks = NULL;
 	t->explicit_tx = false;

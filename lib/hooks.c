@@ -10,10 +10,6 @@
 
 #include "stm.h"
 
-static __thread bool tl_in_abort_hooks; /* pstm_tx_on_abort hooks run */
-
-bool hooks_in_abort(void) { return tl_in_abort_hooks; }
-
 void hooks_free(struct tx_hook **l)
 {
 	while (*l) {
@@ -44,19 +40,6 @@ void hooks_run(struct pstm_region *r, struct tx_hook *h)
 		n->fn(r, n->a, n->b);
 		free(n);
 	}
-}
-
-/* Run the attempt's abort hooks, outside the transaction: they may not
- * start one (pstm_atomic returns PSTM_EINTX). */
-void hooks_run_abort(pstm_tx *t)
-{
-	struct tx_hook *h = t->abort_hooks;
-	if (!h)
-		return;
-	t->abort_hooks = NULL;
-	tl_in_abort_hooks = true;
-	hooks_run(t->r, h);
-	tl_in_abort_hooks = false;
 }
 
 void tx_on_commit(pstm_tx *t, tx_hook_fn fn, void *a, void *b)

@@ -76,8 +76,21 @@ struct pstm_tx {
 };
 
 /* lib/txd.c: this thread's descriptor for @r (claiming a slot on first
- * use; NULL and *err if none is free or memory is short) */
-HIDDEN pstm_tx *txd_get(struct pstm_region *r, int *err);
+ * use; NULL and *err if none is free or memory is short).  The last one
+ * the thread used is cached: the fast path is inline (every transaction
+ * takes it). */
+struct txd_cache {
+	uint64_t open_id; /* handle it belongs to, 0 if none */
+	pstm_tx *t;
+};
+extern HIDDEN __thread struct txd_cache tl_txd_cache;
+HIDDEN pstm_tx *txd_get_slow(struct pstm_region *r, int *err);
+static inline pstm_tx *txd_get(struct pstm_region *r, int *err)
+{
+	if (__builtin_expect(tl_txd_cache.open_id == r->open_id, 1))
+		return tl_txd_cache.t;
+	return txd_get_slow(r, err);
+}
 HIDDEN void txd_thread_exit(void *tx);       /* pthread key destructor */
 HIDDEN void txd_release_all(struct pstm_region *r); /* pstm_close */
 HIDDEN void txd_stats_flush(pstm_tx *t);     /* statistics to the slot */
@@ -117,8 +130,6 @@ HIDDEN void stm_doom(pstm_tx *t, int err);
 HIDDEN void hooks_free(struct tx_hook **l);       /* free, never run */
 HIDDEN void hooks_drop(pstm_tx *t);               /* attempt ends: commit hooks go */
 HIDDEN void hooks_run(struct pstm_region *r, struct tx_hook *h); /* run, free */
-HIDDEN void hooks_run_abort(pstm_tx *t);          /* outside the attempt */
-HIDDEN bool hooks_in_abort(void);                 /* abort hooks run now */
 
 /* spins on a locked orec before looking at its owner */
 #define LOCK_SPINS 256
@@ -127,8 +138,8 @@ HIDDEN bool hooks_in_abort(void);                 /* abort hooks run now */
 #define JUMP_RETRY 1
 #define JUMP_ERROR 2
 
-/* lib/commit.c: commit the running attempt (may abort: unwinds). */
-HIDDEN void stm_commit(pstm_tx *t);
+/* lib/commit.c: commit the running update attempt (may abort: unwinds). */
+HIDDEN void stm_commit_update(pstm_tx *t);
 /* Record orec index @idx as locked by @t (t->locks grows for inevitable
  * transactions, which lock what they read too; unwinds with
  * PSTM_ENOMEM). */
@@ -176,6 +187,19 @@ static inline bool stm_validate(pstm_tx *t)
 		return false;
 	}
 	return true;
+}
+
+/* Commit the running attempt.  A read-only one writes nothing shared (its
+ * statistics are flushed later); an inevitable one may hold read locks. */
+static inline void stm_commit(pstm_tx *t)
+{
+	if (t->nws == 0) {
+		t->st[ST_COMMITS_RO]++;
+		if (t->nlocks)
+			stm_release_unchanged(t);
+		return;
+	}
+	stm_commit_update(t);
 }
 
 #endif /* PSTM_STM_H */

@@ -12,11 +12,8 @@
 #include "recovery.h"
 #include "stm.h"
 
-/* the last descriptor this thread used, and for which open handle */
-static __thread struct {
-	uint64_t open_id;
-	pstm_tx *t;
-} tl_cache;
+__thread struct txd_cache tl_txd_cache;
+#define tl_cache tl_txd_cache
 
 /* ------------------------------------------------------- statistics */
 
@@ -158,10 +155,8 @@ void txd_release_all(struct pstm_region *r)
 }
 
 /* This thread's descriptor for @r, claiming a slot on first use. */
-pstm_tx *txd_get(struct pstm_region *r, int *err)
+pstm_tx *txd_get_slow(struct pstm_region *r, int *err)
 {
-	if (tl_cache.open_id == r->open_id)
-		return tl_cache.t;
 	pstm_tx *t = pthread_getspecific(r->key);
 	if (!t) {
 		t = txd_new(r);

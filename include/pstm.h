@@ -114,7 +114,7 @@ enum pstm_error {
 	PSTM_EPROCFULL = -1012, /* process table full */
 	PSTM_ESLOTFULL = -1013, /* no free transaction slot (threads) */
 	PSTM_ERANGE = -1014,    /* offset/length outside the region heap */
-	PSTM_ELOGFULL = -1015,  /* transaction writes more than its redo log holds */
+	PSTM_ELOGFULL = -1015,  /* transaction's redo record does not fit (the heap) */
 	PSTM_EHEAPFULL = -1016, /* region heap exhausted */
 	PSTM_EINTX = -1017,     /* call not allowed inside a transaction */
 	PSTM_EBUSY = -1018,     /* busy: pstm_run already active in this
@@ -283,8 +283,17 @@ PSTM_API int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg);
  * (pstm_region_info.heap_off .. + heap_bytes); otherwise the transaction
  * ends with PSTM_ERANGE.  load64/store64 accept any alignment; aligned
  * words are the fast path.  Writes are buffered until commit and seen by
- * later reads of the same transaction.  A transaction that writes more
- * than its redo log holds ends with PSTM_ELOGFULL.  A word locked by a
+ * later reads of the same transaction.  Transactions have no size limit
+ * of their own: one that writes more words than its thread's redo log
+ * holds (log_bytes / 16, about 4,000 by default) logs them in an overflow
+ * extent taken from the heap for the commit (16 bytes a word, kept by the
+ * thread for its next large transaction and given back when the thread
+ * exits or the region is closed), and reads are limited by process
+ * memory only.  PSTM_ELOGFULL ends a transaction whose record does not
+ * fit in the heap's free space, an inevitable one that outgrows the
+ * extent its thread already has (see pstm_tx_inevitable), and any larger
+ * than the redo log on a region of format 1 (created by pstm 0.x before
+ * large transactions).  A word locked by a
  * transaction slot that nobody owns (a damaged runtime; `pstm check`
  * reports it) ends the transaction with PSTM_ECORRUPT.
  */
@@ -359,7 +368,11 @@ PSTM_API int pstm_tx_on_abort(pstm_tx *tx, pstm_hook_fn fn, void *arg);
  * touches its words waits or re-runs, never seeing its uncommitted
  * writes.  Errors still roll it back (a non-zero return of the body,
  * PSTM_ELOGFULL, PSTM_ERANGE, ...): the region is then unchanged, but
- * I/O already done cannot be undone.  Not allowed in pstm_atomic_ro
+ * I/O already done cannot be undone.  An inevitable transaction cannot
+ * take an overflow extent (its locks may cover what taking one needs):
+ * beyond what its thread's redo log holds it may write only as many
+ * words as the extent its thread already has from an earlier large
+ * transaction, else PSTM_ELOGFULL.  Not allowed in pstm_atomic_ro
  * (PSTM_EINVAL, unwinds).  A process killed inside an inevitable
  * transaction is recovered like any other: its writes vanish unless it
  * passed its commit point, its locks and the inevitable role are freed.

@@ -68,13 +68,11 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 		for (uint64_t off = 0; r->durable &&
 		     off + sizeof(struct log_record) <= r->ring_bytes;) {
 			struct log_record *rec = region_record(r, s, off);
-			if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
-			    off + record_bytes(rec->count) > r->ring_bytes ||
-			    redo_log_crc(rec) != rec->crc)
+			if (!redo_log_record_valid(r, r->base, rec, off))
 				break;
 			if (rec->seq >= horizon)
 				above++;
-			off += record_bytes(rec->count);
+			off += record_ring_bytes(rec);
 		}
 		struct log_header *h = region_log(r, s);
 		uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
@@ -85,14 +83,20 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 			    (unsigned long long)st);
 			continue;
 		}
-		if (h->count > r->log_cap || (h->rec_off & (CACHELINE - 1)) ||
-		    h->rec_off + record_bytes(h->count) > r->ring_bytes) {
+		struct log_entry *e = NULL;
+		if (!(h->rec_off & (CACHELINE - 1)) &&
+		    h->rec_off + sizeof(struct log_record) <= r->ring_bytes) {
+			struct log_record *rec = region_record(r, s, h->rec_off);
+			if (rec->count == h->count)
+				e = record_entries_at(r, r->base, rec, h->rec_off);
+		}
+		if (!e) {
 			add(rep, CHECK_DAMAGE, "log %u: record %llu+%llu entries does "
-			    "not fit its ring", s, (unsigned long long)h->rec_off,
+			    "not fit its ring (or its extent)", s,
+			    (unsigned long long)h->rec_off,
 			    (unsigned long long)h->count);
 			continue;
 		}
-		struct log_entry *e = record_entries(region_record(r, s, h->rec_off));
 		uint64_t bad = 0;
 		for (uint64_t i = 0; i < h->count; i++)
 			if ((e[i].off & 7) || e[i].off < r->sb.heap_off ||
@@ -140,13 +144,11 @@ static void check_relaxed_file(struct pstm_region *r, struct check_report *rep)
 		for (uint64_t off = 0; off + sizeof(struct log_record) <= r->ring_bytes;) {
 			struct log_record *rec = (struct log_record *)(
 				(uint8_t *)region_record(r, s, off) - r->base + file);
-			if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
-			    off + record_bytes(rec->count) > r->ring_bytes ||
-			    redo_log_crc(rec) != rec->crc)
+			if (!redo_log_record_valid(r, file, rec, off))
 				break;
 			if (rec->seq >= h && rec->seq < fl)
 				found++;
-			off += record_bytes(rec->count);
+			off += record_ring_bytes(rec);
 		}
 	add(rep, CHECK_INFO, "relaxed, flush every %u ms: file horizon %llu, "
 	    "flushed up to %llu (%llu records replayed after a power failure)",

@@ -24,6 +24,7 @@ static const char *const names[CP_COUNT] = {
 	[CP_RECOVER_REPLAYED] = "recover.replayed",
 	[CP_FLUSH_COPIED] = "flush.copied",
 	[CP_CKPT_APPLIED] = "checkpoint.applied",
+	[CP_OVF_TAKEN] = "overflow.taken",
 };
 
 const char *crash_point_name(int p)

@@ -26,6 +26,8 @@ enum crash_point {
 	CP_FLUSH_COPIED,     /* relaxed: records copied to the file, flushed
 				mark not yet persisted (token held) */
 	CP_CKPT_APPLIED,     /* relaxed: file data updated, horizon not yet */
+	CP_OVF_TAKEN,        /* large commit: a new extent taken (its side
+				transaction committed), not yet used */
 	CP_COUNT
 };
 

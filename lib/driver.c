@@ -67,6 +67,11 @@ static void escalate(pstm_tx *t)
 
 	for (;;) {
 		wait_serial(t);
+		/* a side transaction (stm_run_side) of the holder: it runs
+		 * alone already */
+		if (atomic_load_explicit(&r->rt->serial, memory_order_acquire) ==
+		    (uint64_t)t->slot + 1)
+			return;
 		zero = 0;
 		if (atomic_compare_exchange_strong_explicit(
 			    &r->rt->serial, &zero, t->slot + 1,
@@ -207,6 +212,23 @@ static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 	if (!t)
 		return err;
 	return drive(t, fn, arg, read_only);
+}
+
+int stm_run_side(pstm_tx *t, pstm_fn fn, void *arg)
+{
+	pstm_tx *s = t->side;
+	if (!s && !(s = t->side = txd_side_new(t)))
+		return PSTM_ENOMEM;
+	pstm_tx *cur = tl_cur;
+	int rc = drive(s, fn, arg, false);
+	tl_cur = cur;
+	/* its counts are the slot's: fold them into @t's, which the slot's
+	 * statistics words mirror (txd_stats_flush) */
+	for (int k = 0; k < ST_COUNT; k++)
+		t->st[k] += s->st[k];
+	memset(s->st, 0, sizeof(s->st));
+	s->st_unflushed = 0;
+	return rc;
 }
 
 int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)

@@ -20,7 +20,10 @@
 #include <stdint.h>
 
 #define PSTM_MAGIC "PSTMREG1"
-#define PSTM_FORMAT_VERSION 1u
+/* 2: redo records may continue in an overflow extent (LOG_REC_MAGIC_EXT);
+ * the library opens format 1 regions too, without large transactions */
+#define PSTM_FORMAT_VERSION 2u
+#define PSTM_FORMAT_OLDEST 1u
 #define PSTM_RT_MAGIC 0x70737403746d7274ull
 #define PSTM_HEAP_MAGIC 0x7073746d68656170ull
 #define CACHELINE 64
@@ -307,14 +310,47 @@ struct log_header {
 	uint64_t pad[3];
 };
 #define LOG_REC_MAGIC 0x7073746d72656331ull
+#define LOG_REC_MAGIC_EXT 0x7073746d72656378ull
 struct log_record {
-	uint64_t magic;   /* LOG_REC_MAGIC */
+	uint64_t magic;   /* LOG_REC_MAGIC, or LOG_REC_MAGIC_EXT */
 	uint64_t seq;     /* commit sequence number (durable regions) */
-	uint64_t count;
-	uint32_t crc;     /* crc32 of seq, count and the entries */
+	uint64_t count;   /* entries (inline, or in the extent) */
+	uint32_t crc;     /* crc32 of seq, count, [the extent descriptor,]
+			     and the entries */
 	uint32_t pad;
 };
 _Static_assert(sizeof(struct log_record) == 32, "log record layout");
+
+/*
+ * Large transactions (format 2).  A write set that does not fit the ring
+ * (more than log_cap entries) is logged in an overflow extent: a heap
+ * block owned by the committing slot.  Its ring record has magic
+ * LOG_REC_MAGIC_EXT and is followed by one descriptor {off, cap}; the
+ * record's count entries lie at off + OVF_HDR_BYTES in the extent, and
+ * the crc covers them.  The extent is a pstm_alloc block whose first 64
+ * bytes (struct ovf_header, read and written transactionally) link it
+ * into the heap's list of extents (heap_header.ovf_head) and name its
+ * owner; the entries after it are written only by the owner, at commit,
+ * outside any transaction (lib/overflow.c has the protocol).
+ */
+struct log_ext {
+	uint64_t off;     /* the extent: user offset of its pstm_alloc block */
+	uint64_t cap;     /* entries it holds */
+};
+_Static_assert(sizeof(struct log_ext) == 16, "extent descriptor layout");
+#define OVF_MAGIC 0x7073746d6f766631ull
+#define OVF_HDR_BYTES 64u
+struct ovf_header {
+	uint64_t magic;   /* OVF_MAGIC */
+	uint64_t next;    /* next extent of the list, 0 at the end */
+	uint64_t slot;    /* owner: slot index ... */
+	uint64_t owner;   /* ... and that slot's state word when it took it
+			     (a slot that is freed or claimed again no
+			     longer owns it: the extent is an orphan) */
+	uint64_t cap;     /* entries after the header */
+	uint64_t pad[3];
+};
+_Static_assert(sizeof(struct ovf_header) == OVF_HDR_BYTES, "extent header");
 
 /*
  * Durable state, in the superblock page after the superblock (not covered
@@ -354,7 +390,8 @@ struct heap_header {
 	uint64_t free_head[HEAP_CLASSES]; /* shared per size class free lists */
 	uint64_t large_head;   /* first-fit list of other free blocks */
 	uint64_t cache_dir[HEAP_DIR_PAGES]; /* 0, or a page of slot caches */
-	uint64_t reserved[11];
+	uint64_t ovf_head;     /* first overflow extent (format 2), 0 if none */
+	uint64_t reserved[10];
 };
 _Static_assert(sizeof(struct heap_header) == HEAP_HDR_BYTES, "heap header");
 _Static_assert(offsetof(struct heap_header, top) == 24, "heap top position");

@@ -33,6 +33,7 @@
 #include "companion.h"
 #include "crash.h"
 #include "error.h"
+#include "extent.h"
 #include "flush.h"
 #include "mapping.h"
 #include "proc.h"
@@ -282,6 +283,8 @@ int pstm_open(const char *uri, pstm_region **out)
 	r->fd = -1;
 	r->owner_pid = getpid();
 	r->settle_slot = replay_settle_slot; /* recovery (layer 2) calls up */
+	r->ovf_take = extent_take;           /* large commits (layer 4) too */
+	r->ovf_give = extent_give;
 	r->open_id = atomic_fetch_add(&next_open_id, 1); /* never 0 */
 	rc = uri_parse(uri, r->path, sizeof(r->path), &r->is_shm);
 	if (rc)

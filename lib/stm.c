@@ -187,6 +187,48 @@ static void ws_append(pstm_tx *t, uint64_t off, uint64_t v)
 	t->wbloom |= bloom_bit(off);
 }
 
+/*
+ * Double the write set's room, and the hash table's with it (entries keep
+ * their order: they are the redo record).  Larger than the ring holds,
+ * the record goes to an overflow extent at commit (lib/overflow.c): a
+ * format 1 region has none, and an inevitable transaction can use only
+ * the one its slot has.
+ */
+void stm_grow_ws(pstm_tx *t)
+{
+	struct pstm_region *r = t->r;
+	if (t->nws >= r->log_cap && !r->ovf_ok)
+		stm_fail(t, PSTM_ELOGFULL);
+	if (t->ws_cap >= (1u << 30))
+		stm_fail(t, PSTM_ELOGFULL); /* 16 GiB of redo entries */
+	uint32_t cap = t->ws_cap * 2, tab = (t->wtab_mask + 1) * 2;
+	struct wentry *ws = realloc(t->ws, sizeof(*ws) * cap);
+	if (!ws)
+		stm_fail(t, PSTM_ENOMEM);
+	t->ws = ws;
+	uint32_t *wt = malloc(sizeof(*wt) * tab);
+	uint32_t *we = calloc(tab, sizeof(*we));
+	if (!wt || !we) {
+		free(wt);
+		free(we);
+		stm_fail(t, PSTM_ENOMEM);
+	}
+	free(t->wtab);
+	free(t->wtab_epoch);
+	t->wtab = wt;
+	t->wtab_epoch = we;
+	t->wtab_mask = tab - 1;
+	t->epoch = 1;
+	for (uint32_t i = 0; i < t->nws; i++) {
+		uint32_t h = word_hash(t->ws[i].off) & t->wtab_mask;
+		while (t->wtab_epoch[h] == t->epoch)
+			h = (h + 1) & t->wtab_mask;
+		t->wtab_epoch[h] = t->epoch;
+		t->wtab[h] = i;
+	}
+	t->ws_cap = t->ws_limit = cap;
+}
+
 static __attribute__((noinline)) void ws_put_slow(pstm_tx *t, uint64_t off,
 						  uint64_t v)
 {
@@ -198,9 +240,12 @@ static __attribute__((noinline)) void ws_put_slow(pstm_tx *t, uint64_t off,
 	if (t->read_only)
 		stm_fail(t, PSTM_EINVAL); /* a store in pstm_atomic_ro */
 	if (t->nws == t->ws_cap)
-		stm_fail(t, PSTM_ELOGFULL);
-	if (t->inevitable)
+		stm_grow_ws(t);
+	if (t->inevitable) {
+		if (t->nws >= t->r->log_cap && t->nws >= t->ovf_cap)
+			stm_fail(t, PSTM_ELOGFULL); /* lib/overflow.c */
 		stm_inevitable_lock(t, region_orec_idx(t->r, off));
+	}
 	ws_append(t, off, v);
 }
 
@@ -216,6 +261,8 @@ static inline void ws_put(pstm_tx *t, uint64_t off, uint64_t v)
 static __attribute__((noinline)) void rs_push(pstm_tx *t, uint64_t idx, uint64_t o)
 {
 	if (t->nrs == t->rs_cap) {
+		if (t->rs_cap >= (1u << 31))
+			stm_fail(t, PSTM_ENOMEM);
 		uint32_t nc = t->rs_cap * 2;
 		struct rentry *n = realloc(t->rs, sizeof(*n) * nc);
 		if (!n)

@@ -287,6 +287,43 @@ bool check_heap_header_valid(const struct pstm_region *r)
 	return heap_header_problems(r, NULL) == 0;
 }
 
+/*
+ * The overflow extents of large transactions (lib/extent.c): a list from
+ * the heap header, each a block owned by a slot.  One whose slot no
+ * longer has the owner's state is an orphan (its thread exited without
+ * giving it back, or its process died): reserved, not leaked, and freed
+ * by the next large commit of any thread.
+ */
+static void check_extents(struct pstm_region *r, struct check_report *rep)
+{
+	uint64_t x = *(const uint64_t *)(r->base + r->sb.heap_off +
+					 offsetof(struct heap_header, ovf_head));
+	uint64_t n = 0, orphans = 0, bytes = 0;
+	while (x) {
+		const struct ovf_header *o = (const struct ovf_header *)(r->base + x);
+		if (x < r->heap_lo || x > r->heap_hi - OVF_HDR_BYTES || (x & 15) ||
+		    o->magic != OVF_MAGIC || ++n > 4ull * r->sb.max_slots ||
+		    o->cap > (r->heap_hi - x - OVF_HDR_BYTES) / sizeof(struct log_entry)) {
+			add(rep, CHECK_DAMAGE, "overflow extent list: entry %llu at "
+			    "heap+0x%llx is not an extent (or the list loops)",
+			    (unsigned long long)n,
+			    (unsigned long long)(x - r->sb.heap_off));
+			return;
+		}
+		bytes += OVF_HDR_BYTES + o->cap * sizeof(struct log_entry);
+		/* no runtime (or another file's): every slot will be new */
+		if (!r->rt_base || r->rt_foreign || o->slot >= r->sb.max_slots ||
+		    atomic_load(&r->slots[o->slot].state) != o->owner)
+			orphans++;
+		x = o->next;
+	}
+	if (n)
+		add(rep, CHECK_INFO, "overflow extents: %llu (%llu bytes), %llu of "
+		    "them orphaned (freed by the next large transaction)",
+		    (unsigned long long)n, (unsigned long long)bytes,
+		    (unsigned long long)orphans);
+}
+
 static void check_heap(struct pstm_region *r, struct check_report *rep)
 {
 	if (heap_header_problems(r, rep) || rep->damage)
@@ -304,6 +341,7 @@ static void check_heap(struct pstm_region *r, struct check_report *rep)
 		    (unsigned long long)ar->free_blocks,
 		    (unsigned long long)ar->free_bytes);
 	free(ar);
+	check_extents(r, rep);
 }
 
 

@@ -41,6 +41,7 @@
 #include "checkpoint.h"
 #include "crash.h"
 #include "persist.h"
+#include "recovery.h"
 #include "redo_log.h"
 #include "stm.h"
 
@@ -86,7 +87,9 @@ void overflow_prepare(pstm_tx *t)
 	if (t->ovf_cap < t->nws) {
 		if (t->inevitable)
 			stm_fail(t, PSTM_ELOGFULL);
-		/* (b) for the old extent, (c) for orphans */
+		/* dead processes' extents become orphans once their slots
+		 * are settled; (b) for the old extent, (c) for orphans */
+		proc_recover_all_dead(r);
 		horizon_past(t, atomic_load(&r->rt->dseq) - 1);
 		struct take_args a = {t, (uint64_t)t->nws + t->nws / 8,
 				      t->ovf_off, 0};

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "check.h"
 #include "helpers.h"
 #include "region.h"
 
@@ -398,6 +399,69 @@ static void test_kill_random_file(void **s)
 	kill_random(test_file_uri("kr"), PSTM_DURABLE);
 }
 
+/* pstm check names an orphaned extent; the next large transaction frees
+ * it; none is listed once every owner is gone. */
+static void expect_extents_line(const char *uri, const char *want)
+{
+	struct check_report rep;
+	assert_pstm_ok(region_check(uri, &rep));
+	const char *found = NULL;
+	for (unsigned i = 0; i < rep.n; i++)
+		if (strstr(rep.f[i].text, "overflow extents"))
+			found = rep.f[i].text;
+	if (want ? !found || !strstr(found, want) : found != NULL)
+		print_error("pstm check: %s (want %s)\n", found ? found : "no extents line",
+			    want ? want : "none");
+	assert_true(want ? found && strstr(found, want) : found == NULL);
+	assert_int_equal(rep.damage, 0);
+	check_report_free(&rep);
+}
+
+static int open_close(void *arg, int i)
+{
+	(void)i;
+	pstm_region *r;
+	if (pstm_open(arg, &r)) /* recovers dead processes */
+		return 2;
+	pstm_close(r);
+	return 0;
+}
+
+/* @opener: another process opens the region (recovering the victim)
+ * before our large transaction; else that transaction recovers it */
+static void orphan(int opener)
+{
+	const char *uri = test_shm_uri("orph");
+	pstm_region *r;
+	struct pstm_create_opts o = {.size_bytes = 8 << 20};
+	struct arr a = {.n = KWORDS, .v = 1};
+	assert_pstm_ok(pstm_create(uri, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, setup_fn, &a)); /* our slot: 0 */
+	expect_extents_line(uri, NULL);
+	/* the victim (another slot) dies holding an extent */
+	struct kill_arg k = {uri, "commit.written:2", 2, NULL};
+	assert_int_equal(test_wait(test_spawn(victim, &k, 0)), 128 + SIGKILL);
+	/* its slot still names the dead owner: not yet recovered */
+	expect_extents_line(uri, "overflow extents: 1 (");
+	expect_extents_line(uri, "0 of them orphaned");
+	if (opener) {
+		assert_int_equal(test_wait(test_spawn(open_close, (void *)uri, 0)), 0);
+		expect_extents_line(uri, "1 of them orphaned"); /* recovered */
+	}
+	/* ours; the orphan goes (taking an extent recovers the dead first) */
+	a.v = 3;
+	assert_pstm_ok(pstm_atomic(r, fill_fn, &a));
+	assert_whole(r, &a, 3, 3);
+	expect_extents_line(uri, "overflow extents: 1 (");
+	expect_extents_line(uri, "0 of them orphaned");
+	pstm_close(r);
+	expect_extents_line(uri, NULL);
+	assert_pstm_ok(pstm_unlink(uri));
+}
+
+static void test_orphan_reported(void **s) { (void)s; orphan(1); }
+static void test_orphan_of_the_dead(void **s) { (void)s; orphan(0); }
+
 /* --------------------------------------------------- power failures */
 
 enum { PWORDS = 6000 };
@@ -634,6 +698,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_kill_points_file),
 		cmocka_unit_test(test_kill_random_shm),
 		cmocka_unit_test(test_kill_random_file),
+		cmocka_unit_test(test_orphan_reported),
+		cmocka_unit_test(test_orphan_of_the_dead),
 		cmocka_unit_test(test_powerfail_msync),
 		cmocka_unit_test(test_powerfail_pmem),
 		cmocka_unit_test(test_powerfail_relaxed),

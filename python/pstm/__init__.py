@@ -117,6 +117,10 @@ class Region:
 
     def __init__(self, handle):
         self._h = handle
+        # name -> (offset, kind) of the directory's entries, filled when a
+        # transaction that found or made one commits (entries are never
+        # removed, so a committed one stays true)
+        self._names = {}
 
     @property
     def uri(self):
@@ -314,6 +318,13 @@ class Transaction(_core.Attempt):
     def _object(self, where, kind, create, buckets):
         """Offset of the map or queue named by where (see map())."""
         a = self
+        if type(where) is str:
+            known = self.region._names.get(where)
+            if known is not None:
+                if known[1] != kind:
+                    raise InvalidArgument("name %r holds no %s" % (
+                        where, "map" if kind == _core.DS_MAP else "queue"))
+                return known[0]
         if isinstance(where, bool) or not isinstance(where, (int, str)):
             raise TypeError("a map or queue is named by a root word (int) or "
                             "a name (str), not %s" % type(where).__name__)
@@ -339,7 +350,11 @@ class Transaction(_core.Attempt):
             what = "name %r" % where
         if off == 0:
             raise KeyError(where)
-        if a._ds_type(off) != kind:
+        found = a._ds_type(off)
+        if type(where) is str and found in (_core.DS_MAP, _core.DS_QUEUE):
+            self.on_commit(self.region._names.__setitem__, where,
+                           (off, found))
+        if found != kind:
             raise InvalidArgument("%s holds no %s" % (
                 what, "map" if kind == _core.DS_MAP else "queue"))
         return off
@@ -388,41 +403,36 @@ class Transaction(_core.Attempt):
         return Queue(self, self._queue_create())
 
 
-def _key(k):
-    if not isinstance(k, (bytes, bytearray, memoryview)):
-        raise TypeError("map keys are bytes, not %s" % type(k).__name__)
-    return k
-
-
 class Map(_abc.MutableMapping):
     """A pstm map as a MutableMapping[bytes, bytes], valid inside the
     transaction that made it.  Iteration walks a snapshot of the keys
     taken in the transaction (and reads the whole map: it conflicts with
     every writer); len() reads one counter per stripe."""
 
+    __slots__ = ("_a", "offset")
+
     def __init__(self, tx, off):
-        self._tx = tx
         self._a = tx
         self.offset = off
 
     def __getitem__(self, key):
-        v = self._a._map_get(self.offset, _key(key))
+        v = self._a._map_get(self.offset, key)
         if v is None:
             raise KeyError(key)
         return v
 
     def get(self, key, default=None):
-        v = self._a._map_get(self.offset, _key(key))
+        v = self._a._map_get(self.offset, key)
         return default if v is None else v
 
     def __setitem__(self, key, value):
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError("map values are bytes, not %s (pickle_map() "
                             "takes any value)" % type(value).__name__)
-        self._a._map_put(self.offset, _key(key), value)
+        self._a._map_put(self.offset, key, value)
 
     def __delitem__(self, key):
-        if not self._a._map_del(self.offset, _key(key)):
+        if not self._a._map_del(self.offset, key):
             raise KeyError(key)
 
     def __contains__(self, key):

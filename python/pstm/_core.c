@@ -24,9 +24,9 @@
  * calls of an ordinary attempt never wait for another transaction: a
  * locked word is retried for a bounded spin, then the attempt loses
  * (PSTM_ECONFLICT); the allocator, maps and queues are transactions' words
- * like any other.  So load64/store64/read/write keep the GIL (releasing
- * and taking it again cost more than the load); the data-structure calls
- * and walks, longer, release it.
+ * like any other.  So word, map and queue calls keep the GIL (releasing
+ * and taking it again cost more than a load); walks of a whole map or
+ * queue, long, release it.
  *
  * The running attempt of each thread is kept here too (tl_current, a
  * strong reference from begin to commit/end): pstm.current() and the
@@ -1060,8 +1060,17 @@ static int queue_pop_cb(pstm_tx *tx, void *a)
 	return pstm_queue_pop(tx, c->obj, c->buf, c->cap, &c->len);
 }
 
-/* pstm_tx_call(@fn, @c) with the GIL released */
-static int ds_run(pstm_tx *tx, pstm_fn fn, struct ds_call *c)
+/* pstm_tx_call(@fn, @c) for attempt @t: the GIL kept as for a word
+ * access (ACCESS; a map or queue call is a few words) */
+static int ds_run(TxObject *t, pstm_tx *tx, pstm_fn fn, struct ds_call *c)
+{
+	int rc;
+	ACCESS(t, rc = pstm_tx_call(tx, fn, c));
+	return rc;
+}
+
+/* The same for a walk of a whole map or queue: the GIL released */
+static int ds_walk(pstm_tx *tx, pstm_fn fn, struct ds_call *c)
 {
 	int rc;
 	CALL(rc = pstm_tx_call(tx, fn, c));
@@ -1074,7 +1083,7 @@ static PyObject *tx_ds_type(TxObject *t, PyObject *arg)
 	struct ds_call c = {0};
 	if (!tx || parse_off(arg, &c.obj))
 		return NULL;
-	int rc = ds_run(tx, ds_type_cb, &c);
+	int rc = ds_run(t, tx, ds_type_cb, &c);
 	if (rc < 0)
 		return tx_fail(t, rc);
 	return PyLong_FromLong(rc);
@@ -1088,7 +1097,7 @@ static PyObject *tx_map_create(TxObject *t, PyObject *args)
 	if (!tx || !PyArg_ParseTuple(args, "|n", &buckets))
 		return NULL;
 	c.buckets = buckets > 0 ? (size_t)buckets : 0;
-	int rc = ds_run(tx, map_create_cb, &c);
+	int rc = ds_run(t, tx, map_create_cb, &c);
 	if (rc)
 		return tx_fail(t, rc);
 	return PyLong_FromUnsignedLongLong(c.made);
@@ -1101,7 +1110,7 @@ static PyObject *tx_queue_create(TxObject *t, PyObject *unused)
 	struct ds_call c = {0};
 	if (!tx)
 		return NULL;
-	int rc = ds_run(tx, queue_create_cb, &c);
+	int rc = ds_run(t, tx, queue_create_cb, &c);
 	if (rc)
 		return tx_fail(t, rc);
 	return PyLong_FromUnsignedLongLong(c.made);
@@ -1134,7 +1143,7 @@ static PyObject *tx_map_get(TxObject *t, PyObject *args)
 	c.klen = (size_t)key.len;
 	c.buf = small;
 	c.cap = sizeof small;
-	int rc = ds_run(tx, map_get_cb, &c);
+	int rc = ds_run(t, tx, map_get_cb, &c);
 	if (rc == PSTM_ENOENT) {
 		Py_INCREF(Py_None);
 		res = Py_None;
@@ -1154,7 +1163,7 @@ static PyObject *tx_map_get(TxObject *t, PyObject *args)
 		goto out;
 	c.buf = PyBytes_AS_STRING(res);
 	c.cap = c.len;
-	rc = ds_run(tx, map_get_cb, &c);
+	rc = ds_run(t, tx, map_get_cb, &c);
 	if (rc || c.len != c.cap) { /* consistent snapshot: same length */
 		Py_CLEAR(res);
 		tx_fail(t, rc ? rc : PSTM_ECORRUPT);
@@ -1179,7 +1188,7 @@ static PyObject *tx_map_put(TxObject *t, PyObject *args)
 	c.klen = (size_t)key.len;
 	c.val = val.buf;
 	c.vlen = (size_t)val.len;
-	int rc = ds_run(tx, map_put_cb, &c);
+	int rc = ds_run(t, tx, map_put_cb, &c);
 	if (rc)
 		tx_fail(t, rc);
 	else
@@ -1203,7 +1212,7 @@ static PyObject *tx_map_del(TxObject *t, PyObject *args)
 		goto out;
 	c.key = key.buf;
 	c.klen = (size_t)key.len;
-	int rc = ds_run(tx, map_del_cb, &c);
+	int rc = ds_run(t, tx, map_del_cb, &c);
 	if (rc == 0 || rc == PSTM_ENOENT)
 		res = PyBool_FromLong(rc == 0);
 	else
@@ -1219,7 +1228,7 @@ static PyObject *tx_map_count(TxObject *t, PyObject *arg)
 	struct ds_call c = {0};
 	if (!tx || parse_off(arg, &c.obj))
 		return NULL;
-	int rc = ds_run(tx, map_count_cb, &c);
+	int rc = ds_run(t, tx, map_count_cb, &c);
 	if (rc)
 		return tx_fail(t, rc);
 	return PyLong_FromSize_t(c.len);
@@ -1265,7 +1274,7 @@ static PyObject *walk(TxObject *t, PyObject *args, pstm_fn fn, int keys_only,
 	if (!tx || !PyArg_ParseTuple(args, "O", &o) || parse_off(o, &c.obj))
 		return NULL;
 	c.keys_only = keys_only;
-	int rc = ds_run(tx, fn, &c);
+	int rc = ds_walk(tx, fn, &c);
 	if (c.nomem)
 		PyErr_NoMemory();
 	else if (rc)
@@ -1303,7 +1312,7 @@ static PyObject *tx_queue_push(TxObject *t, PyObject *args)
 		goto out;
 	c.val = val.buf;
 	c.vlen = (size_t)val.len;
-	int rc = ds_run(tx, queue_push_cb, &c);
+	int rc = ds_run(t, tx, queue_push_cb, &c);
 	if (rc)
 		tx_fail(t, rc);
 	else
@@ -1325,7 +1334,7 @@ static PyObject *tx_queue_pop(TxObject *t, PyObject *args)
 	c.buf = small;
 	c.cap = sizeof small;
 	c.len = SIZE_MAX;
-	int rc = ds_run(tx, queue_pop_cb, &c);
+	int rc = ds_run(t, tx, queue_pop_cb, &c);
 	if (rc == PSTM_ENOENT)
 		Py_RETURN_NONE;
 	if (rc == 0)
@@ -1338,7 +1347,7 @@ static PyObject *tx_queue_pop(TxObject *t, PyObject *args)
 		return NULL;
 	c.buf = PyBytes_AS_STRING(res);
 	c.cap = c.len;
-	rc = ds_run(tx, queue_pop_cb, &c);
+	rc = ds_run(t, tx, queue_pop_cb, &c);
 	if (rc || c.len != c.cap) {
 		Py_DECREF(res);
 		return tx_fail(t, rc ? rc : PSTM_ECORRUPT);

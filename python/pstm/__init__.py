@@ -61,6 +61,8 @@ _DURABILITY = {
     "durable": _core.DURABLE, "relaxed": _core.RELAXED,
 }
 
+_KIND = {_core.DS_MAP: "map", _core.DS_QUEUE: "queue"}
+
 # The root object's size when map()/queue() make it (64 words).  A root's
 # size is fixed by its first pstm_root call: use tx.root() without a size
 # in programs that also use map()/queue(), or make the root first.
@@ -121,6 +123,9 @@ class Region:
         # transaction that found or made one commits (entries are never
         # removed, so a committed one stays true)
         self._names = {}
+        # (offset, n) of the root once a transaction that asked for n
+        # bytes of it committed: it never moves or shrinks
+        self._root = None
 
     @property
     def uri(self):
@@ -237,6 +242,11 @@ class _Unraisable:
         self.object = obj
 
 
+def _root_known(region, off, n):
+    if region._root is None or n > region._root[1]:
+        region._root = (off, n)
+
+
 def _hook(tx, which, fn, args, kwds):
     if not tx.active:
         raise TransactionEnded("the transaction has ended")
@@ -281,8 +291,17 @@ class Transaction(_core.Attempt):
     def root(self, n=ROOT_BYTES):
         """Offset of the region's root object of n bytes (zeroed on first
         use; a later, larger n raises InvalidArgument).  The default,
-        ROOT_BYTES, is what map() and queue() ask for."""
-        return self._root(n)
+        ROOT_BYTES, is what map() and queue() ask for.  Once a root of n
+        bytes is known to have committed, this reads nothing (so it never
+        conflicts)."""
+        region = self.region
+        known = region._root
+        if known is not None and type(n) is int and 0 <= n <= known[1]:
+            return known[0]
+        off = self._root(n)
+        if known is None or n > known[1]:
+            self.on_commit(_root_known, region, off, n)
+        return off
 
     def on_commit(self, fn, *args, **kwds):
         """Call fn(*args, **kwds) once this transaction has committed.
@@ -317,13 +336,12 @@ class Transaction(_core.Attempt):
 
     def _object(self, where, kind, create, buckets):
         """Offset of the map or queue named by where (see map())."""
-        a = self
         if type(where) is str:
             known = self.region._names.get(where)
             if known is not None:
                 if known[1] != kind:
-                    raise InvalidArgument("name %r holds no %s" % (
-                        where, "map" if kind == _core.DS_MAP else "queue"))
+                    raise InvalidArgument("name %r holds no %s"
+                                          % (where, _KIND[kind]))
                 return known[0]
         if isinstance(where, bool) or not isinstance(where, (int, str)):
             raise TypeError("a map or queue is named by a root word (int) or "
@@ -331,42 +349,43 @@ class Transaction(_core.Attempt):
         if isinstance(where, int):
             if where < 0 or where > 1 << 20:
                 raise OutOfRange("root word %d: 0 .. 2**20" % where)
-            slot = a._root(max(ROOT_BYTES, 8 * (where + 1))) + 8 * where
-            off = a.load64(slot)
+            slot = self.root(max(ROOT_BYTES, 8 * (where + 1))) + 8 * where
+            off = self.load64(slot)
             if off == 0 and create:
-                off = (a._map_create(buckets) if kind == _core.DS_MAP
-                       else a._queue_create())
-                a.store64(slot, off)
-            what = "root word %d" % where
+                off = self._new(kind, buckets)
+                self.store64(slot, off)
         else:
             directory = self._directory()
             key = where.encode()
-            v = a._map_get(directory, key)
+            v = self._map_get(directory, key)
             off = int.from_bytes(v, "little") if v is not None else 0
             if off == 0 and create:
-                off = (a._map_create(buckets) if kind == _core.DS_MAP
-                       else a._queue_create())
-                a._map_put(directory, key, off.to_bytes(8, "little"))
-            what = "name %r" % where
+                off = self._new(kind, buckets)
+                self._map_put(directory, key, off.to_bytes(8, "little"))
         if off == 0:
             raise KeyError(where)
-        found = a._ds_type(off)
-        if type(where) is str and found in (_core.DS_MAP, _core.DS_QUEUE):
+        found = self._ds_type(off)
+        if type(where) is str and found in _KIND:
             self.on_commit(self.region._names.__setitem__, where,
                            (off, found))
         if found != kind:
             raise InvalidArgument("%s holds no %s" % (
-                what, "map" if kind == _core.DS_MAP else "queue"))
+                "root word %d" % where if isinstance(where, int)
+                else "name %r" % where, _KIND[kind]))
         return off
 
+    def _new(self, kind, buckets):
+        return (self._map_create(buckets) if kind == _core.DS_MAP
+                else self._queue_create())
+
     def _directory(self):
-        a = self
-        slot = a._root(ROOT_BYTES)
-        d = a.load64(slot)
+        """Offset of the name directory (root word 0), made if absent."""
+        slot = self.root(ROOT_BYTES)
+        d = self.load64(slot)
         if d == 0:
-            d = a._map_create(0)
-            a.store64(slot, d)
-        elif a._ds_type(d) != _core.DS_MAP:
+            d = self._map_create(0)
+            self.store64(slot, d)
+        elif self._ds_type(d) != _core.DS_MAP:
             raise InvalidArgument("root word 0 holds no name directory map")
         return d
 

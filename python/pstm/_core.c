@@ -200,7 +200,51 @@ static const char *uri_arg(PyObject *arg)
 			     Py_TYPE(arg)->tp_name);
 		return NULL;
 	}
-	return PyUnicode_AsUTF8(arg);
+	Py_ssize_t n;
+	const char *u = PyUnicode_AsUTF8AndSize(arg, &n);
+	if (u && strlen(u) != (size_t)n) { /* C would see a shorter URI */
+		raise_code(PSTM_EINVAL, "uri contains a NUL character");
+		return NULL;
+	}
+	return u;
+}
+
+/* Option @name of create(): an int in 0 .. @max (None: 0), else
+ * TypeError or InvalidArgument; 0 or -1 with the exception set. */
+static int opt_uint(PyObject *o, const char *name, unsigned long long max,
+		    unsigned long long *out)
+{
+	*out = 0;
+	if (!o || o == Py_None)
+		return 0;
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be int, not %.100s", name,
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	int overflow = 0;
+	long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+	if (v == -1 && PyErr_Occurred())
+		return -1;
+	unsigned long long u = (unsigned long long)v;
+	if (overflow > 0) { /* above LLONG_MAX: only size may be */
+		u = PyLong_AsUnsignedLongLong(o);
+		if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+			PyErr_Clear();
+			overflow = -1;
+		}
+	}
+	if (overflow < 0 || (!overflow && v < 0) || u > max) {
+		char m[120];
+		snprintf(m, sizeof m,
+			 strcmp(name, "mode") ? "%s must be in 0 .. %llu"
+					      : "%s must be in 0 .. 0o%llo",
+			 name, max);
+		raise_code(PSTM_EINVAL, m);
+		return -1;
+	}
+	*out = u;
+	return 0;
 }
 
 static PyObject *core_create(PyObject *mod, PyObject *args, PyObject *kw)
@@ -208,29 +252,33 @@ static PyObject *core_create(PyObject *mod, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"uri", "size", "durability", "mode", "replace",
 				 "max_procs", "max_threads", "log_bytes",
 				 "flush_ms", NULL};
-	PyObject *uri;
-	unsigned long long size = 0;
-	int durability = 0, mode = 0, replace = 0;
-	unsigned int max_procs = 0, max_threads = 0, log_bytes = 0, flush_ms = 0;
+	PyObject *uri, *size = NULL, *mode = NULL, *procs = NULL, *threads = NULL,
+		 *log = NULL, *flush = NULL;
+	int durability = 0, replace = 0;
+	unsigned long long v[6];
 	(void)mod;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|KiipIIII", kwlist, &uri,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OiOpOOOO", kwlist, &uri,
 					 &size, &durability, &mode, &replace,
-					 &max_procs, &max_threads, &log_bytes,
-					 &flush_ms))
+					 &procs, &threads, &log, &flush))
 		return NULL;
-	const char *u = PyUnicode_AsUTF8(uri);
-	if (!u)
+	const char *u = uri_arg(uri);
+	if (!u || opt_uint(size, "size", UINT64_MAX, &v[0]) ||
+	    opt_uint(mode, "mode", 0777, &v[1]) ||
+	    opt_uint(procs, "max_procs", UINT32_MAX, &v[2]) ||
+	    opt_uint(threads, "max_threads", UINT32_MAX, &v[3]) ||
+	    opt_uint(log, "log_bytes", UINT32_MAX, &v[4]) ||
+	    opt_uint(flush, "flush_ms", UINT32_MAX, &v[5]))
 		return NULL;
 	struct pstm_create_opts o;
 	memset(&o, 0, sizeof o);
-	o.size_bytes = size;
+	o.size_bytes = v[0];
 	o.durability = durability;
-	o.mode = (mode_t)mode;
+	o.mode = (mode_t)v[1];
 	o.replace = replace;
-	o.max_procs = max_procs;
-	o.max_threads = max_threads;
-	o.log_bytes = log_bytes;
-	o.flush_ms = flush_ms;
+	o.max_procs = (uint32_t)v[2];
+	o.max_threads = (uint32_t)v[3];
+	o.log_bytes = (uint32_t)v[4];
+	o.flush_ms = (uint32_t)v[5];
 	pstm_region *r = NULL;
 	int rc;
 	Py_BEGIN_ALLOW_THREADS
@@ -535,6 +583,10 @@ static PyObject *tx_fail(TxObject *t, int rc)
 		PyErr_SetNone(Retry);
 		return NULL;
 	}
+	if (rc == PSTM_EINVAL && t->read_only)
+		return raise_code(rc, "invalid argument (a read-only transaction "
+				      "cannot store, allocate, free, make the root "
+				      "or become inevitable)");
 	return raise_code(rc, NULL);
 }
 

@@ -319,3 +319,35 @@ def test_on_commit_runs_only_after_commit(region):
         region, lambda tx: tx.on_commit(seen.append, tx.attempt))
     assert attempts == [1, 2]
     assert seen == ["committed", 2]
+
+
+def test_names_and_root_known_only_once_committed(uri):
+    """A map named, and a root made, in an attempt that rolled back are not
+    remembered: later transactions (and other processes) find the ones
+    that committed."""
+    class Boom(Exception):
+        pass
+
+    with pstm.create(uri, size=8 << 20) as r:
+        def make_and_fail(tx):
+            tx.map("fresh")[b"k"] = b"rolled back"    # makes the root too
+            raise Boom()
+        with pytest.raises(Boom):
+            r.atomic(make_and_fail)
+        # the rolled-back blocks are reused by this process
+        r.atomic(lambda tx: [tx.alloc(64) for _ in range(8)])
+
+        def other():
+            with pstm.open(uri) as reg:
+                def make(tx):
+                    tx.map("fresh")[b"k"] = b"committed"
+                    return tx.root()
+                return struct.pack("<Q", reg.atomic(make))
+        (root,) = struct.unpack("<Q", join([fork(other)])[0])
+        assert r.atomic(lambda tx: tx.root(64)) == root
+        assert r.atomic(lambda tx: tx.root()) == root
+        assert r.atomic(lambda tx: tx.map("fresh", create=False)[b"k"]) \
+            == b"committed"
+        assert r.atomic(lambda tx: tx.root()) == root      # known now
+        with pytest.raises(pstm.InvalidArgument):           # still checked
+            r.atomic(lambda tx: tx.queue("fresh"))

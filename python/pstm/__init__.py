@@ -129,10 +129,12 @@ class Region:
 
     @property
     def uri(self):
+        """The URI the region was created or opened with."""
         return self._h.uri
 
     @property
     def closed(self):
+        """Whether close() ran."""
         return self._h.closed
 
     def close(self):
@@ -441,6 +443,7 @@ class Map(_abc.MutableMapping):
         return v
 
     def get(self, key, default=None):
+        """The value of key (bytes), or default if absent."""
         v = self._a._map_get(self.offset, key)
         return default if v is None else v
 
@@ -466,19 +469,35 @@ class Map(_abc.MutableMapping):
         return iter(self._a._map_keys(self.offset))
 
     def items(self):
+        """All (key, value) pairs, as a list: one walk of the map (a
+        snapshot taken in the transaction)."""
         return self._a._map_items(self.offset)
+
+    def values(self):
+        """All values, as a list: one walk of the map."""
+        return [v for _, v in self._a._map_items(self.offset)]
 
     def __repr__(self):
         return "<pstm.Map @%d>" % self.offset
 
 
 class PickleMap(_abc.MutableMapping):
-    """A pstm map whose keys and values are any picklable objects (stored
-    pickled; keys must pickle to the same bytes whenever equal: str,
-    bytes, int, tuples of those)."""
+    """A pstm map whose keys and values are any picklable objects, valid
+    inside the transaction that made it.
+
+    Both are stored pickled (protocol 4), so keys must pickle to the same
+    bytes whenever they are equal: str, bytes, int, None, and tuples of
+    those are safe; 1 and 1.0, or dicts and sets, are not.  Values are
+    copies: change one and store it again.  An unpicklable key or value
+    raises pickle's exception, which rolls the transaction back.
+    Unpickling runs code named by the data: use it only on regions that
+    only trusted processes can write.
+    """
+
+    __slots__ = ("_a", "offset")
 
     def __init__(self, tx, off):
-        self._m = Map(tx, off)
+        self._a = tx
         self.offset = off
 
     @staticmethod
@@ -486,41 +505,62 @@ class PickleMap(_abc.MutableMapping):
         return _pickle.dumps(key, protocol=4)
 
     def __getitem__(self, key):
-        v = self._m._a._map_get(self.offset, self._k(key))
+        v = self._a._map_get(self.offset, self._k(key))
         if v is None:
             raise KeyError(key)
         return _pickle.loads(v)
 
+    def get(self, key, default=None):
+        """The value of key, or default if absent."""
+        v = self._a._map_get(self.offset, self._k(key))
+        return default if v is None else _pickle.loads(v)
+
     def __setitem__(self, key, value):
-        self._m._a._map_put(self.offset, self._k(key),
-                           _pickle.dumps(value, protocol=4))
+        self._a._map_put(self.offset, self._k(key),
+                         _pickle.dumps(value, protocol=4))
 
     def __delitem__(self, key):
-        if not self._m._a._map_del(self.offset, self._k(key)):
+        if not self._a._map_del(self.offset, self._k(key)):
             raise KeyError(key)
 
     def __contains__(self, key):
-        return self._m._a._map_get(self.offset, self._k(key)) is not None
+        return self._a._map_get(self.offset, self._k(key)) is not None
 
     def __len__(self):
-        return len(self._m)
+        return self._a._map_count(self.offset)
 
     def __iter__(self):
-        return iter([_pickle.loads(k) for k in self._m])
+        return iter([_pickle.loads(k)
+                     for k in self._a._map_keys(self.offset)])
+
+    def items(self):
+        """All (key, value) pairs, as a list: one walk of the map."""
+        return [(_pickle.loads(k), _pickle.loads(v))
+                for k, v in self._a._map_items(self.offset)]
+
+    def values(self):
+        """All values, as a list: one walk of the map."""
+        return [_pickle.loads(v) for _, v in self._a._map_items(self.offset)]
 
     def __repr__(self):
         return "<pstm.PickleMap @%d>" % self.offset
 
 
 class Queue:
-    """A pstm FIFO queue of bytes, valid inside its transaction."""
+    """A pstm FIFO queue of bytes, valid inside the transaction that made
+    it.  Pushes of concurrent transactions conflict with each other (one
+    tail); a push and a pop conflict only when the queue holds at most one
+    item."""
+
+    __slots__ = ("_a", "offset")
 
     def __init__(self, tx, off):
         self._a = tx
         self.offset = off
 
     def push(self, item):
-        """Append a bytes-like item."""
+        """Append a bytes-like item (LogFull if longer than the
+        transaction's redo log holds)."""
         if not isinstance(item, (bytes, bytearray, memoryview)):
             raise TypeError("queue items are bytes, not %s"
                             % type(item).__name__)
@@ -531,10 +571,11 @@ class Queue:
         return self._a._queue_pop(self.offset)
 
     def __iter__(self):
-        """The items, oldest first (a snapshot)."""
+        """The items, oldest first (a snapshot: one walk of the queue)."""
         return iter(self._a._queue_items(self.offset))
 
     def __len__(self):
+        """The number of items (walks the queue)."""
         return len(self._a._queue_items(self.offset))
 
     def __repr__(self):

@@ -59,31 +59,32 @@ static const struct code_name {
 	int code;
 	const char *name;
 	int value_error; /* also a ValueError (bad input) */
+	const char *c_name;
 } code_names[] = {
-	{PSTM_EINVAL, "InvalidArgument", 1},
-	{PSTM_ENOENT, "RegionNotFound", 0},
-	{PSTM_EEXIST, "RegionExists", 0},
-	{PSTM_EACCES, "PermissionDenied", 0},
-	{PSTM_EIO, "IOFailure", 0},
-	{PSTM_ENOMEM, "OutOfMemory", 0},
-	{PSTM_EBADMAGIC, "BadMagic", 0},
-	{PSTM_EVERSION, "UnsupportedVersion", 0},
-	{PSTM_ECORRUPT, "Corrupt", 0},
-	{PSTM_ETRUNC, "Truncated", 0},
-	{PSTM_ETOOSMALL, "TooSmall", 1},
-	{PSTM_EPROCFULL, "ProcessTableFull", 0},
-	{PSTM_ESLOTFULL, "SlotsFull", 0},
-	{PSTM_ERANGE, "OutOfRange", 1},
-	{PSTM_ELOGFULL, "LogFull", 0},
-	{PSTM_EHEAPFULL, "HeapFull", 0},
-	{PSTM_EINTX, "InTransaction", 0},
-	{PSTM_EBUSY, "Busy", 0},
-	{PSTM_ECANCELED, "Canceled", 0},
-	{PSTM_ENOTX, "NotInTransaction", 0},
-	{PSTM_ECLOCK, "ClockExhausted", 0},
-	{PSTM_EEMPTY, "EmptyFile", 0},
-	{PSTM_ERUNTIME, "RuntimeVanished", 0},
-	{PSTM_ECONFLICT, "Conflict", 0},
+	{PSTM_EINVAL, "InvalidArgument", 1, "PSTM_EINVAL"},
+	{PSTM_ENOENT, "RegionNotFound", 0, "PSTM_ENOENT"},
+	{PSTM_EEXIST, "RegionExists", 0, "PSTM_EEXIST"},
+	{PSTM_EACCES, "PermissionDenied", 0, "PSTM_EACCES"},
+	{PSTM_EIO, "IOFailure", 0, "PSTM_EIO"},
+	{PSTM_ENOMEM, "OutOfMemory", 0, "PSTM_ENOMEM"},
+	{PSTM_EBADMAGIC, "BadMagic", 0, "PSTM_EBADMAGIC"},
+	{PSTM_EVERSION, "UnsupportedVersion", 0, "PSTM_EVERSION"},
+	{PSTM_ECORRUPT, "Corrupt", 0, "PSTM_ECORRUPT"},
+	{PSTM_ETRUNC, "Truncated", 0, "PSTM_ETRUNC"},
+	{PSTM_ETOOSMALL, "TooSmall", 1, "PSTM_ETOOSMALL"},
+	{PSTM_EPROCFULL, "ProcessTableFull", 0, "PSTM_EPROCFULL"},
+	{PSTM_ESLOTFULL, "SlotsFull", 0, "PSTM_ESLOTFULL"},
+	{PSTM_ERANGE, "OutOfRange", 1, "PSTM_ERANGE"},
+	{PSTM_ELOGFULL, "LogFull", 0, "PSTM_ELOGFULL"},
+	{PSTM_EHEAPFULL, "HeapFull", 0, "PSTM_EHEAPFULL"},
+	{PSTM_EINTX, "InTransaction", 0, "PSTM_EINTX"},
+	{PSTM_EBUSY, "Busy", 0, "PSTM_EBUSY"},
+	{PSTM_ECANCELED, "Canceled", 0, "PSTM_ECANCELED"},
+	{PSTM_ENOTX, "NotInTransaction", 0, "PSTM_ENOTX"},
+	{PSTM_ECLOCK, "ClockExhausted", 0, "PSTM_ECLOCK"},
+	{PSTM_EEMPTY, "EmptyFile", 0, "PSTM_EEMPTY"},
+	{PSTM_ERUNTIME, "RuntimeVanished", 0, "PSTM_ERUNTIME"},
+	{PSTM_ECONFLICT, "Conflict", 0, "PSTM_ECONFLICT"},
 };
 #define NCODES (sizeof code_names / sizeof code_names[0])
 static PyObject *code_class[NCODES];
@@ -1629,7 +1630,13 @@ PyMODINIT_FUNC PyInit__core(void)
 					  : PyTuple_Pack(1, Error);
 		if (!bases)
 			goto fail;
-		code_class[i] = PyErr_NewException(full, bases, NULL);
+		char doc[200];
+		snprintf(doc, sizeof doc,
+			 "%s (%d): %s.  Raised for that code; .code and "
+			 ".strerror on instances.",
+			 code_names[i].c_name, code_names[i].code,
+			 pstm_strerror(code_names[i].code));
+		code_class[i] = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
 		Py_DECREF(bases);
 		if (!code_class[i])
 			goto fail;

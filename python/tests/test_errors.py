@@ -289,3 +289,29 @@ def test_unpicklable_value_rolls_back(region):
     with pytest.raises(TypeError):
         region.atomic(body)
     assert region.atomic(lambda tx: dict(tx.pickle_map("p"))) == {"k": 1}
+
+
+def test_every_public_name_has_a_docstring():
+    import inspect
+    from pstm import transaction
+    missing = []
+
+    def check(name, obj):
+        if not (getattr(obj, "__doc__", None) or "").strip():
+            missing.append(name)
+
+    for n in pstm.__all__:
+        obj = getattr(pstm, n)
+        check(n, obj)
+        if not inspect.isclass(obj) or issubclass(obj, BaseException):
+            continue
+        for klass in obj.__mro__:
+            if klass.__module__ not in ("pstm", "pstm._core"):
+                continue
+            for m, v in vars(klass).items():
+                if not m.startswith("_") and \
+                        not inspect.ismemberdescriptor(v):  # __slots__
+                    check("%s.%s" % (n, m), v)
+    for n in transaction.__all__:
+        check("transaction." + n, getattr(transaction, n))
+    assert missing == []

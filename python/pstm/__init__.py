@@ -21,7 +21,10 @@ A body ``fn(tx, *args)`` may run several times: when it loses a conflict
 with another transaction, the binding unwinds it (an internal exception
 that is not an ``Exception``), rolls it back and runs it again.  Any other
 exception rolls it back and propagates.  Keep side effects out of bodies,
-or register them with ``tx.on_commit(fn, *args)``.
+or register them with ``tx.on_commit(fn, *args)`` (after the commit) and
+``tx.on_abort(fn, *args)`` (after each rollback); ``tx.inevitable()``
+makes a transaction that will not roll back on a conflict, so it may do
+I/O itself.
 
 Errors are ``pstm.Error`` subclasses, one per C code (``RegionNotFound``
 for PSTM_ENOENT, ``Corrupt``, ``HeapFull``, ...), each with ``.code`` (the
@@ -34,6 +37,8 @@ the region again in the child.
 
 ``pstm.transaction`` is PyPy's ``transaction`` module (add, run,
 set_num_threads) over pstm transactions, in one process.
+
+python/README.md in the source tree is the manual.
 """
 
 import collections.abc as _abc

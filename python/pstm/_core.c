@@ -533,9 +533,9 @@ static int tx_clear(TxObject *t)
 static void tx_dealloc(TxObject *t)
 {
 	PyObject_GC_UnTrack(t);
-	/* never while running on this thread (tl_current holds it); begun
-	 * on another thread that dropped it (a bug of the caller), or in
-	 * another process: roll it back if it is ours to end */
+	/* not reached while it runs: tl_current holds it until it ends (in
+	 * a forked child the parent's attempt is leaked, never ended).
+	 * Should one be dropped running, roll it back if it is ours to end */
 	if (t->tx && t->thread == PyThread_get_thread_ident() &&
 	    t->pid == my_pid) {
 		pstm_tx_end(t->tx);

@@ -51,3 +51,12 @@ bench-map: $(BENCH_B)/map_bench
 	$(BENCH_B)/map_bench alloc
 
 .PHONY: bench-map
+
+# bench-stop: random SIGSTOPs of one of three processes sharing two
+# accounts; how often the others are blocked (issue 16)
+$(BENCH_B)/stop_bench: bench/stop_bench.c $(B)/libpstm.a include/pstm.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS)
+
+bench-stop: $(BENCH_B)/stop_bench
+	$(BENCH_B)/stop_bench 200 100

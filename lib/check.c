@@ -75,10 +75,10 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 			off += record_ring_bytes(rec);
 		}
 		struct log_header *h = region_log(r, s);
-		uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+		uint64_t st = LOG_ST(atomic_load_explicit(&h->state, memory_order_acquire));
 		if (st == LOG_IDLE)
 			continue;
-		if (st > LOG_RELEASING) {
+		if (st > LOG_ROLLBACK) {
 			add(rep, CHECK_DAMAGE, "log %u: invalid state %llu", s,
 			    (unsigned long long)st);
 			continue;
@@ -114,7 +114,11 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 		} else {
 			add(rep, CHECK_PENDING,
 			    "log %u: commit in progress (%s): recovery settles it", s,
-			    st == LOG_LOCKING ? "locking" : "releasing");
+			    st == LOG_LOCKING	? "locking"
+			    : st == LOG_SEALING ? "sealing"
+			    : st == LOG_ABORTED ? "aborted by a waiter"
+			    : st == LOG_ROLLBACK ? "rolling back"
+						: "releasing");
 		}
 	}
 	if (r->durable && !r->relaxed)

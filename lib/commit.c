@@ -7,8 +7,10 @@
  *   2. lock every written orec by CAS (version kept, slot in the word)
  *   3. wv = clock + 1 (the clock is not written: GV5, see below);
  *      revalidate the reads
- *   4. durable: publish inflight, take a sequence number, crc; state
- *      COMMITTED; persist the record                      <- commit point
+ *   4. CAS out of LOCKING (a waiter may have aborted us: lib/stm.c,
+ *      take_from_stopped); durable: to SEALING, publish inflight, take
+ *      a sequence number, crc; state COMMITTED; persist the record;
+ *      volatile: the CAS goes to COMMITTED               <- commit point
  *   5. write the words back (the media gets them at the next checkpoint);
  *      durable: inflight = 0
  *   6. state RELEASING
@@ -72,7 +74,9 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	h->rec_off = pos;
 	h->count = t->nws;
 	h->wrap = atomic_load_explicit(&sl->wrap, memory_order_relaxed);
-	atomic_store_explicit(&h->state, LOG_LOCKING, memory_order_release);
+	const uint64_t k = ++t->commit_k;
+	atomic_store_explicit(&h->state, log_state(k, LOG_LOCKING),
+			      memory_order_release);
 	CRASH_POINT(CP_COMMIT_LOCKING);
 
 	/* 2. lock */
@@ -87,9 +91,10 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 				v = stm_wait_unlocked(t, o, v, ST_AB_LOCK);
 				continue;
 			}
+			/* acq_rel: whoever sees this lock sees LOCKING(k) */
 			if (atomic_compare_exchange_weak_explicit(
 				    o, &v, orec_make_locked(v, t->slot),
-				    memory_order_acquire, memory_order_relaxed)) {
+				    memory_order_acq_rel, memory_order_relaxed)) {
 				stm_note_lock(t, idx);
 				break;
 			}
@@ -123,14 +128,32 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	 * in the data before our write-back; then the record is persisted.
 	 */
 	h->wv = wv;
+	/*
+	 * Against waiters that take a stopped commit's locks (lib/stm.c,
+	 * take_from_stopped), the commit point is this CAS out of LOCKING:
+	 * if one of them aborted us first, we roll back.  Durable regions
+	 * pass through SEALING (no waiter aborts that) to take a seq and
+	 * seal the record.
+	 */
+	uint64_t lk = log_state(k, LOG_LOCKING);
 	if (r->durable) {
+		if (!atomic_compare_exchange_strong_explicit(
+			    &h->state, &lk, log_state(k, LOG_SEALING),
+			    memory_order_acq_rel, memory_order_relaxed))
+			stm_abort(t, ST_AB_LOCK);
 		atomic_store(&sl->inflight, atomic_load(&r->rt->dseq));
 		rec->seq = atomic_fetch_add(&r->rt->dseq, 1);
 		rec->crc = redo_log_crc_of(rec, large ? record_entries_at(r, r->base, rec, pos)
 						       : record_entries(rec));
 	}
 	CRASH_POINT(CP_COMMIT_SEALED);
-	atomic_store_explicit(&h->state, LOG_COMMITTED, memory_order_release);
+	if (r->durable)
+		atomic_store_explicit(&h->state, log_state(k, LOG_COMMITTED),
+				      memory_order_release);
+	else if (!atomic_compare_exchange_strong_explicit(
+			 &h->state, &lk, log_state(k, LOG_COMMITTED),
+			 memory_order_acq_rel, memory_order_relaxed))
+		stm_abort(t, ST_AB_LOCK);
 	if (r->relaxed) /* the flusher may copy it now; nothing waits */
 		atomic_store_explicit(&sl->pub, h->wrap << 32 | (pos + rbytes),
 				      memory_order_release);
@@ -153,7 +176,8 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	CRASH_POINT(CP_COMMIT_WRITTEN);
 
 	/* 6. written back: a recoverer must not replay any more */
-	atomic_store_explicit(&h->state, LOG_RELEASING, memory_order_release);
+	atomic_store_explicit(&h->state, log_state(k, LOG_RELEASING),
+			      memory_order_release);
 	CRASH_POINT(CP_COMMIT_RETIRED);
 
 	/* 7. release */

@@ -296,7 +296,30 @@ _Static_assert(PROC_REC(0xffffffull << 8) == 0xffffff, "recoverer tag width");
  * failure every record with a valid crc and seq >= horizon is replayed
  * in seq order.  Volatile regions always use the record at offset 0.
  */
-enum { LOG_IDLE = 0, LOG_LOCKING = 1, LOG_COMMITTED = 2, LOG_RELEASING = 3 };
+enum { LOG_IDLE = 0, LOG_LOCKING = 1, LOG_COMMITTED = 2, LOG_RELEASING = 3,
+       LOG_SEALING = 4, LOG_ABORTED = 5, LOG_ROLLBACK = 6 };
+/*
+ * Every state but IDLE carries the commit's attempt number in bits 8..63
+ * (log_state), so that a waiter's CAS LOCKING(k) -> ABORTED(k) cannot hit
+ * a later commit of the slot.  Stopped owners (docs/design.md, "Stopped
+ * processes"):
+ *   LOCKING(k)  -> SEALING(k)    owner, CAS (durable: the commit point
+ *                                 against waiters; then seq, crc)
+ *   LOCKING(k)  -> COMMITTED(k)  owner, CAS (volatile: the commit point)
+ *   SEALING(k)  -> COMMITTED(k)  owner, store (record sealed)
+ *   LOCKING(k)  -> ABORTED(k)    a waiter that saw it stuck, CAS: every
+ *                                 lock of the slot is free to take (with
+ *                                 its version + 1); the owner loses its
+ *                                 CAS above and rolls back
+ *   LOCKING(k)  -> ROLLBACK(k)   owner aborting itself, CAS: no waiter
+ *                                 may take its locks; it releases them
+ *   ABORTED, ROLLBACK -> IDLE    owner once its locks are released
+ */
+#define LOG_ST(s) ((s) & 0xff)
+static inline uint64_t log_state(uint64_t attempt, uint64_t st)
+{
+	return attempt << 8 | st;
+}
 struct log_entry {
 	uint64_t off;  /* 8-byte aligned region offset */
 	uint64_t val;

@@ -75,9 +75,13 @@ static void replay(struct pstm_region *r, const struct log_entry *e,
 void replay_settle_slot(struct pstm_region *r, uint32_t s)
 {
 	struct log_header *h = region_log(r, s);
-	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	uint64_t st = LOG_ST(atomic_load_explicit(&h->state, memory_order_acquire));
 	struct log_entry *e = NULL;
 	struct log_record *rec = current_record(r, s, &e);
+	/* aborted by a waiter (lib/stm.c): its locks go with version + 1 */
+	const uint64_t bump = st == LOG_ABORTED;
+	if (st == LOG_SEALING || st == LOG_ABORTED || st == LOG_ROLLBACK)
+		st = LOG_LOCKING; /* not committed: as before the commit point */
 
 	if (st == LOG_LOCKING && rec && r->durable && rec->seq != 0) {
 		/*
@@ -127,7 +131,7 @@ void replay_settle_slot(struct pstm_region *r, uint32_t s)
 			if (!orec_is_locked(v) || orec_owner(v) != s)
 				continue;
 			uint64_t nv = st == LOG_RELEASING ? orec_make(h->wv)
-							  : orec_make(orec_version(v));
+							  : orec_make(orec_version(v) + bump);
 			atomic_compare_exchange_strong_explicit(o, &v, nv,
 								memory_order_release,
 								memory_order_relaxed);

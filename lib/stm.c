@@ -33,19 +33,40 @@
 
 /* ---------------------------------------------------------- aborting */
 
-/* Unlock what we locked at commit, keeping the old versions. */
+/*
+ * Unlock what we locked (at commit, or an inevitable transaction's
+ * touches), the data unchanged.  In a commit, first ROLLBACK: from then
+ * on no waiter takes our locks.  If a waiter aborted us first (ABORTED),
+ * our locks were free for the taking: each goes back with its version
+ * + 1, as a waiter's steal does, so that a waiter still holding an old
+ * lock word can never match a later lock of ours (ABA).  By CAS either
+ * way: a lock a waiter took is no longer ours.
+ */
 void stm_release_unchanged(pstm_tx *t)
 {
 	struct pstm_region *r = t->r;
+	struct log_header *h = region_log(r, t->slot);
+	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	uint64_t bump = 0;
+	if (LOG_ST(st) == LOG_LOCKING &&
+	    !atomic_compare_exchange_strong_explicit(
+		    &h->state, &st, (st & ~0xffull) | LOG_ROLLBACK,
+		    memory_order_acq_rel, memory_order_acquire))
+		bump = 1; /* now ABORTED */
+	if (LOG_ST(st) == LOG_ABORTED)
+		bump = 1;
 	for (uint32_t i = 0; i < t->nlocks; i++) {
 		_Atomic uint64_t *o = &r->orecs[t->locks[i]];
 		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
-		atomic_store_explicit(o, orec_make(orec_version(v)),
-				      memory_order_release);
+		while ((v & ((1ull << OREC_VSHIFT) - 1)) == mine &&
+		       !atomic_compare_exchange_weak_explicit(
+			       o, &v, orec_make(orec_version(v) + bump),
+			       memory_order_release, memory_order_relaxed))
+			;
 	}
 	t->nlocks = 0;
-	atomic_store_explicit(&region_log(r, t->slot)->state, LOG_IDLE,
-			      memory_order_release);
+	atomic_store_explicit(&h->state, LOG_IDLE, memory_order_release);
 }
 
 void stm_abort(pstm_tx *t, int cause)
@@ -72,6 +93,13 @@ void stm_fail(pstm_tx *t, int err)
 		stm_release_unchanged(t);
 	hooks_drop(t);
 	siglongjmp(t->env, JUMP_ERROR);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* -------------------------------------------------------- validation */
@@ -125,9 +153,58 @@ bool stm_orphan_lock(struct pstm_region *r, _Atomic uint64_t *o, uint64_t v)
 }
 
 /*
+ * A live owner that does not progress (stopped, frozen, descheduled):
+ * the lock @v at @o belongs to slot @s.  If its commit has sat in
+ * LOCKING (before its commit point) for STOPPED_NS since we first met
+ * it, abort it: CAS LOCKING(k) -> ABORTED(k), which its owner's commit
+ * point CAS then loses.  A lock of an ABORTED commit is free: take it
+ * back to unlocked with its version + 1 (never the old word again: see
+ * stm_release_unchanged).  True if @o changed hands (read it again).
+ * The orec was read (acquire) before the state: its owner published
+ * LOCKING(k) before locking, so an ABORTED state read here is the
+ * state of the commit that took this lock, or of a later one that has
+ * not locked it (a later lock would carry another word).
+ */
+static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
+			      uint64_t v)
+{
+	struct pstm_region *r = t->r;
+	if (s >= r->sb.max_slots)
+		return false;
+	struct log_header *h = region_log(r, s);
+	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	if (LOG_ST(st) == LOG_LOCKING) {
+		/* the inevitable transaction never aborts; it commits */
+		if (atomic_load_explicit(&r->rt->inevitable, memory_order_relaxed) ==
+		    (uint64_t)s + 1)
+			return false;
+		uint64_t now = now_ns();
+		if (t->blk_slot != s || t->blk_state != st) {
+			t->blk_slot = s;
+			t->blk_state = st;
+			t->blk_since = now;
+			return false;
+		}
+		if (now - t->blk_since < STOPPED_NS)
+			return false;
+		if (!atomic_compare_exchange_strong_explicit(
+			    &h->state, &st, (st & ~0xffull) | LOG_ABORTED,
+			    memory_order_acq_rel, memory_order_acquire))
+			return false; /* it moved on */
+	} else if (LOG_ST(st) != LOG_ABORTED) {
+		return false;
+	}
+	atomic_compare_exchange_strong_explicit(o, &v, orec_make(orec_version(v) + 1),
+						memory_order_acq_rel,
+						memory_order_relaxed);
+	return true;
+}
+
+/*
  * The orec at @o is locked by another slot.  Wait briefly for its commit
  * to finish; if it does not, check whether its owner died (and recover it)
- * or give up with an abort.  Returns the new orec value.
+ * or stopped before its commit point (and abort it), or give up with an
+ * abort.  Returns the new orec value.
  */
 uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 			      int cause)
@@ -144,6 +221,8 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 			stm_fail(t, PSTM_ECORRUPT);
 		return nv;
 	}
+	if (take_from_stopped(t, orec_owner(v), o, v))
+		return atomic_load_explicit(o, memory_order_acquire);
 	/* held by the inevitable transaction: escalating would not make it
 	 * commit sooner, only stop everybody else until it does */
 	if (atomic_load_explicit(&t->r->rt->inevitable, memory_order_relaxed) ==

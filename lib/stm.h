@@ -82,6 +82,15 @@ struct pstm_tx {
 	uint64_t ovf_off, ovf_cap, ovf_seq;
 	struct pstm_tx *side;
 
+	/*
+	 * Stopped owners (stm_wait_unlocked): commit_k numbers this slot's
+	 * commits (log_state); blk_* is the commit we last found holding a
+	 * lock we need: its slot, its log state word, since when.
+	 */
+	uint64_t commit_k;
+	uint32_t blk_slot;
+	uint64_t blk_state, blk_since;
+
 	struct pstm_tx *next;     /* region's list */
 };
 
@@ -143,6 +152,10 @@ HIDDEN void hooks_run(struct pstm_region *r, struct tx_hook *h); /* run, free */
 
 /* spins on a locked orec before looking at its owner */
 #define LOCK_SPINS 256
+/* a commit that holds a lock we need for this long without leaving
+ * LOCKING is taken to be stopped, and aborted (docs/design.md, "Stopped
+ * processes") */
+#define STOPPED_NS 1000000ull
 
 /* siglongjmp values to the driver's unwinding point (t->env) */
 #define JUMP_RETRY 1

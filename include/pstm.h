@@ -155,7 +155,8 @@ enum pstm_durability {
  */
 struct pstm_create_opts {
 	uint64_t size_bytes;   /* whole region; default 64 MiB, min 1 MiB */
-	mode_t mode;           /* permission bits; default 0600 */
+	mode_t mode;           /* permission bits (0777 at most, else
+	                          PSTM_EINVAL); default 0600 */
 	int durability;        /* enum pstm_durability; default PSTM_DEFAULT */
 	uint32_t max_procs;    /* attached processes; default 64 (fewer for
 	                          small regions), max 1023 */

@@ -121,7 +121,11 @@ int pstm_create(const char *uri, const struct pstm_create_opts *o,
 	rc = superblock_from_opts(o, is_shm, &sb);
 	if (rc)
 		return rc;
-	mode = (o && o->mode) ? (o->mode & 07777) : 0600;
+	/* permission bits only: a region is data, never setuid, setgid or
+	 * sticky */
+	if (o && (o->mode & ~(mode_t)0777))
+		return PSTM_EINVAL;
+	mode = (o && o->mode) ? o->mode : 0600;
 
 	uri_dir_of(path, dir, sizeof(dir));
 	snprintf(tmp, sizeof(tmp), "%s/.pstm-new.%d.%08x", dir, (int)getpid(),

@@ -364,6 +364,13 @@ static void test_create_options(void **state)
 	/* shm: size, mode, limits */
 	const char *a = track(test_shm_uri("opts"));
 	o.size_bytes = 3 * MiB;
+	/* setuid, setgid, sticky: refused, nothing created */
+	static const mode_t bad[] = {04600, 02600, 01600, 0100000};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+		o.mode = bad[k];
+		assert_int_equal(pstm_create(a, &o, &r), PSTM_EINVAL);
+		assert_int_equal(stat(test_path_of(a, p, sizeof(p)), &st), -1);
+	}
 	o.mode = 0640;
 	o.max_procs = 5;
 	o.max_threads = 9;

@@ -243,8 +243,22 @@ static inline uint64_t bloom_bit(uint64_t off)
 	return 1ull << ((off >> 3) & 63);
 }
 
+/*
+ * The write set is searched linearly while it is small (WS_LINEAR
+ * entries: what most transactions write), through its hash table once
+ * larger: the table is filled only when the set outgrows the linear
+ * search, so a small transaction's store is an append and a Bloom bit.
+ */
+#define WS_LINEAR 16
+
 static int ws_find(pstm_tx *t, uint64_t off)
 {
+	if (t->nws <= WS_LINEAR) {
+		for (uint32_t i = 0; i < t->nws; i++)
+			if (t->ws[i].off == off)
+				return (int)i;
+		return -1;
+	}
 	uint32_t h = word_hash(off) & t->wtab_mask;
 	while (t->wtab_epoch[h] == t->epoch) {
 		uint32_t i = t->wtab[h];
@@ -255,15 +269,32 @@ static int ws_find(pstm_tx *t, uint64_t off)
 	return -1;
 }
 
-static void ws_append(pstm_tx *t, uint64_t off, uint64_t v)
+static void ws_hash(pstm_tx *t, uint32_t i)
 {
-	uint32_t h = word_hash(off) & t->wtab_mask;
+	uint32_t h = word_hash(t->ws[i].off) & t->wtab_mask;
 	while (t->wtab_epoch[h] == t->epoch)
 		h = (h + 1) & t->wtab_mask;
 	t->wtab_epoch[h] = t->epoch;
-	t->wtab[h] = t->nws;
+	t->wtab[h] = i;
+}
+
+/* Entry @t->nws - 1 was appended beyond the linear part: index it (and,
+ * the first time, the linear part). */
+static __attribute__((noinline)) void ws_index(pstm_tx *t)
+{
+	uint32_t i = t->nws - 1;
+	if (i == WS_LINEAR)
+		for (uint32_t k = 0; k < WS_LINEAR; k++)
+			ws_hash(t, k);
+	ws_hash(t, i);
+}
+
+static inline void ws_append(pstm_tx *t, uint64_t off, uint64_t v)
+{
 	t->ws[t->nws++] = (struct wentry){off, v};
 	t->wbloom |= bloom_bit(off);
+	if (__builtin_expect(t->nws > WS_LINEAR, 0))
+		ws_index(t);
 }
 
 /*
@@ -298,13 +329,9 @@ void stm_grow_ws(pstm_tx *t)
 	t->wtab_epoch = we;
 	t->wtab_mask = tab - 1;
 	t->epoch = 1;
-	for (uint32_t i = 0; i < t->nws; i++) {
-		uint32_t h = word_hash(t->ws[i].off) & t->wtab_mask;
-		while (t->wtab_epoch[h] == t->epoch)
-			h = (h + 1) & t->wtab_mask;
-		t->wtab_epoch[h] = t->epoch;
-		t->wtab[h] = i;
-	}
+	if (t->nws > WS_LINEAR)
+		for (uint32_t i = 0; i < t->nws; i++)
+			ws_hash(t, i);
 	t->ws_cap = t->ws_limit = cap;
 }
 

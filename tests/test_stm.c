@@ -373,7 +373,7 @@ static int big_fn(pstm_tx *tx, void *arg)
 }
 
 /* Read-your-own-writes across the write set's growth from a linear
- * search to its hash table (at 9 entries), with overwrites in between. */
+ * search to its hash table (past 16 entries, lib/stm.c WS_LINEAR), with overwrites in between. */
 static int grow_fn(pstm_tx *tx, void *arg)
 {
 	struct big *b = arg;

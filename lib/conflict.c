@@ -395,12 +395,6 @@ void conflict_capture(pstm_tx *t, int cause)
 	if (s < 0 && c->idx != UINT64_MAX && orec_version(c->orec))
 		s = writer_by_version(t, orec_version(c->orec));
 	c->off = c->idx == UINT64_MAX ? 0 : find_word(t, c->idx, s);
-	/* a read that met a newer version: the word it was reading, when
-	 * the one whose change failed the extension is not found */
-	if (!c->off && c->cause == CONFLICT_NEWER && c->hint_off) {
-		c->off = c->hint_off;
-		c->idx = region_orec_idx(r, c->hint_off);
-	}
 	c->hint_off = 0;
 	c->other_slot = s < 0 ? 0 : (uint32_t)s + 1;
 	c->other_pid = 0;

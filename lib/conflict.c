@@ -80,7 +80,7 @@ static uint64_t seq_begin(_Atomic uint64_t *seq)
 	/* odd; a writer that died here left it odd already */
 	uint64_t s = atomic_load_explicit(seq, memory_order_relaxed) | 1;
 	atomic_store_explicit(seq, s, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	cf_fence_release();
 	return s;
 }
 
@@ -89,8 +89,8 @@ static void seq_end(_Atomic uint64_t *seq, uint64_t s)
 	atomic_store_explicit(seq, s + 1, memory_order_release);
 }
 
-#define ST(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
-#define LD(p) atomic_load_explicit((p), memory_order_relaxed)
+#define ST(p, v) atomic_store_explicit((p), (v), CF_WORD_STORE)
+#define LD(p) atomic_load_explicit((p), CF_WORD_LOAD)
 
 static void name_store(struct conflict_name *s, const struct cname *n)
 {
@@ -126,7 +126,7 @@ bool conflict_pub_read(const struct conflict_slot *cs, uint64_t *pid,
 		uint64_t s1 = atomic_load_explicit(&cs->pub_seq, memory_order_acquire);
 		*pid = LD(&cs->pub_pid);
 		conflict_name_load(&cs->pub, n);
-		atomic_thread_fence(memory_order_acquire);
+		cf_fence_acquire();
 		uint64_t s2 = atomic_load_explicit(&cs->pub_seq, memory_order_relaxed);
 		if (s1 == s2 && !(s1 & 1))
 			return true;

@@ -21,6 +21,24 @@ static inline const char *cname_text(const struct cname *n)
 	return (const char *)n->text;
 }
 
+/*
+ * The tables' sequence locks (layout.h): the words inside are relaxed
+ * atomics ordered by fences.  ThreadSanitizer does not take fences, so
+ * its builds order the words themselves (release stores, acquire loads):
+ * the same ordering, a little stronger (as DATA_LOAD in stm.h).
+ */
+#ifdef __SANITIZE_THREAD__
+#define CF_WORD_LOAD memory_order_acquire
+#define CF_WORD_STORE memory_order_release
+#define cf_fence_acquire() ((void)0)
+#define cf_fence_release() ((void)0)
+#else
+#define CF_WORD_LOAD memory_order_relaxed
+#define CF_WORD_STORE memory_order_relaxed
+#define cf_fence_acquire() atomic_thread_fence(memory_order_acquire)
+#define cf_fence_release() atomic_thread_fence(memory_order_release)
+#endif
+
 #define CONFLICT_FN_CACHE 4
 
 /*

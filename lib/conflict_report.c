@@ -49,7 +49,7 @@ struct raw {
 	struct cname mine, other;
 };
 
-#define LD(p) atomic_load_explicit((p), memory_order_relaxed)
+#define LD(p) atomic_load_explicit((p), CF_WORD_LOAD)
 
 /* false if it could not be read whole */
 static bool entry_read(const struct conflict_entry *e, struct raw *o)
@@ -69,7 +69,7 @@ static bool entry_read(const struct conflict_entry *e, struct raw *o)
 		}
 		conflict_name_load(&e->mine, &o->mine);
 		conflict_name_load(&e->other, &o->other);
-		atomic_thread_fence(memory_order_acquire);
+		cf_fence_acquire();
 		if (!(s1 & 1) &&
 		    atomic_load_explicit(&e->seq, memory_order_relaxed) == s1)
 			return true;

@@ -131,6 +131,9 @@ $(B)/tests/%: tests/%.c $(TEST_HELP) $(TLIB) tests/helpers.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) $< -o $@ $(TEST_HELP) $(TLIB) $(LIBDEPS) $(TESTLIBS)
 
+# pstm conflicts --json is read with json-c
+$(B)/tests/test_conflict: TESTLIBS += $(JSONC)
+
 deps:
 	@scripts/install-deps.sh
 

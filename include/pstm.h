@@ -381,6 +381,30 @@ PSTM_API int pstm_tx_on_abort(pstm_tx *tx, pstm_hook_fn fn, void *arg);
  */
 PSTM_API int pstm_tx_inevitable(pstm_tx *tx);
 
+/*
+ * pstm_tx_name - name the running transaction @tx for conflict reports
+ * (`pstm conflicts`): "transfer lost 32 ms against audit".  Call it in
+ * the body, before anything that may conflict (a re-run body calls it
+ * again).  Without a name a transaction is named after its pstm_atomic
+ * function: its dynamic symbol where the program exports it (dladdr;
+ * link with -rdynamic), else its offset in its executable or library,
+ * which pstm conflicts looks up in that file's symbol table (so a
+ * stripped or rebuilt file shows an offset, or the wrong name).  An
+ * explicit transaction (pstm_tx_begin) without a name shows as unnamed.
+ * @name is copied (at most 111 bytes) when the transaction aborts or
+ * publishes it, so it must stay valid until the transaction ends (a
+ * string literal is the usual choice); NULL removes the name.  A name
+ * stays published for the other transactions of its thread that lose
+ * against this one, until the thread commits an update of another
+ * function or gives another name: a thread that commits the same
+ * function under two names is reported under the first until then.
+ * Only regions of format 2 keep conflict reports; on others this does
+ * nothing.  Returns 0, or PSTM_EINVAL if @tx is not this thread's
+ * running transaction.  Never unwinds; costs nothing shared when the
+ * name is the one the thread published last.
+ */
+PSTM_API int pstm_tx_name(pstm_tx *tx, const char *name);
+
 /* ------------------------------------------------------------------ */
 /* Transactions that never unwind (for C++, Python, Rust, ...)         */
 

@@ -181,7 +181,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	CRASH_POINT(CP_COMMIT_RETIRED);
 
 	/* 7. release */
-	const uint64_t nv = orec_make(wv);
+	const uint64_t nv = orec_make(wv) | t->cf.orec_tag; /* format 2: the writer */
 	for (uint32_t i = 0; i < t->nlocks; i++) {
 		if (i == t->nlocks / 2)
 			CRASH_POINT(CP_COMMIT_RELEASED);

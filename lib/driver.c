@@ -186,11 +186,13 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 		return rc;
 	}
 	if (j == JUMP_RETRY) {
+		conflict_aborted(t, fn);
 		tl_cur = NULL; /* the hooks run outside the transaction */
 		hooks_run_abort(t);
 		t->depth = 1;
 		tl_cur = t;
 		backoff(t);
+		conflict_retrying(t);
 	}
 	begin(t);
 	rc = fn(t, arg);
@@ -203,7 +205,7 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 		hooks_run_abort(t);
 		return rc;
 	}
-	stm_commit(t);
+	stm_commit(t, fn);
 	if (t->abort_hooks) /* committed: they never run */
 		hooks_free(&t->abort_hooks);
 	struct tx_hook *hooks = t->hooks;
@@ -351,8 +353,11 @@ int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out)
 	t->guard = false;
 	t->doomed = 0;
 	tl_cur = t;
-	if (t->explicit_retry)
+	if (t->explicit_retry) {
+		conflict_aborted(t, NULL);
 		backoff(t); /* may escalate, as pstm_atomic would */
+		conflict_retrying(t);
+	}
 	t->explicit_retry = false;
 	begin(t);
 	*out = t;
@@ -381,7 +386,7 @@ int pstm_tx_commit(pstm_tx *t)
 	if (j)
 		return end_rolled_back(t, doom(t, j));
 	t->guard = true;
-	stm_commit(t);
+	stm_commit(t, NULL);
 	t->guard = false;
 	if (t->abort_hooks) /* committed: they never run */
 		hooks_free(&t->abort_hooks);

@@ -8,7 +8,8 @@
  *                        the companion segment /dev/shm/pstm.rt.<uuid>.<file
  *                        identity>, followed there by a struct
  *                        companion_tail): header, process table, slot
- *                        table, orec table
+ *                        table, orec table, and from format 2 on the
+ *                        conflict tables (one struct conflict_slot per slot)
  *   [log_off, +..)       one redo log per slot (persistent)
  *   [heap_off, size)     heap: heap header, then user data
  */
@@ -20,10 +21,14 @@
 #include <stdint.h>
 
 #define PSTM_MAGIC "PSTMREG1"
-/* 2: redo records may continue in an overflow extent (LOG_REC_MAGIC_EXT);
- * the library opens format 1 regions too, without large transactions */
+/* 2: redo records may continue in an overflow extent (LOG_REC_MAGIC_EXT),
+ * the runtime ends with the conflict tables, and orecs released by a
+ * commit name the slot that wrote them (see the orec section below).  A
+ * library of format 2 opens format 1 regions as they are (no large
+ * transactions, no tables, no writer in the orecs) and creates format 2. */
 #define PSTM_FORMAT_VERSION 2u
-#define PSTM_FORMAT_OLDEST 1u
+#define PSTM_FORMAT_MIN 1u
+#define PSTM_FORMAT_CONFLICTS 2u /* first format with conflict tables */
 #define PSTM_RT_MAGIC 0x70737403746d7274ull
 #define PSTM_HEAP_MAGIC 0x7073746d68656170ull
 #define CACHELINE 64
@@ -423,8 +428,14 @@ _Static_assert(HEAP_DIR_PAGES * HEAP_DIR_PAGE_SLOTS >= ((1u << 11) - 1),
 
 /*
  * Orec: one 64-bit word per stripe of data words.
- *   unlocked: version << 12
+ *   unlocked: version << 12 | writer << 1
  *   locked:   version << 12 | slot << 1 | 1   (version kept while locked)
+ * writer: format 2, slot + 1 of the commit that released the orec with
+ * this version (0: unknown, e.g. released by a recoverer or unchanged
+ * after an abort); always 0 in format 1, whose processes may run an older
+ * library that compares unlocked orecs with version << 12.  An orec's
+ * version only grows while anyone has read it (GV5, docs/design.md), so
+ * validation compares versions and ignores the writer.
  * Written by CAS (acquire) to lock at commit, by store (release) to unlock;
  * read (acquire) before and (relaxed, after an acquire fence) after each
  * transactional data load, as a sequence lock.
@@ -449,6 +460,112 @@ static inline uint64_t orec_make_locked(uint64_t o, uint32_t slot)
 static inline uint64_t orec_make(uint64_t version)
 {
 	return version << OREC_VSHIFT;
+}
+/* the writer field of a released orec of slot @slot (format 2) */
+static inline uint64_t orec_writer_tag(uint32_t slot)
+{
+	return (uint64_t)(slot + 1) << 1;
+}
+/* slot that released unlocked orec @o, or -1 if it does not say */
+static inline int64_t orec_writer(uint64_t o)
+{
+	return (int64_t)((o >> 1) & OREC_MAX_SLOTS) - 1;
+}
+
+/*
+ * Conflict tables (format 2), after the orec table, one struct
+ * conflict_slot per slot (lib/conflict.c writes them, lib/conflict_report.c
+ * and pstm conflicts read them).  Diagnostics only: nothing in the
+ * library depends on what they hold, and a reader must expect any value.
+ *
+ * pub: the name of the transaction the slot last committed, or is
+ * committing (with its pid), so that a transaction that loses against
+ * this slot can name its opponent.  Written by the slot's owner thread
+ * only, on the slow path: when the name differs from the last one
+ * published (a commit of another function, pstm_tx_name with another
+ * name).  Kept when the slot is released: an opponent that exited is
+ * still named.
+ *
+ * entries: conflicts this slot lost, one per (cause, own pid and name,
+ * other pid and name), with counters; written by the slot's owner thread
+ * only, at aborts.  Kept across owners (each entry names its pid) until
+ * the runtime is rebuilt.
+ *
+ * Both are sequence-locked: the writer stores seq odd (relaxed), a
+ * release fence, the words (relaxed), then seq even (release); a reader
+ * loads seq (acquire), the words (relaxed), an acquire fence, seq again,
+ * and retries while they differ or seq is odd.  A writer that died in the
+ * middle leaves seq odd: readers give up after a few tries and report
+ * the entry torn; its next writer makes seq even again.
+ */
+#define CONFLICT_ENTRIES_MAX 8
+#define CONFLICT_SPOTS 3
+#define CONFLICT_TEXT 112       /* bytes of a name, NUL included */
+enum { CONFLICT_NONE = 0, CONFLICT_NEWER = 1, CONFLICT_LOCKED = 2,
+       CONFLICT_VALIDATE = 3 };
+/* kinds of names: given with pstm_tx_name; the function's dynamic symbol
+ * (dladdr, in the transacting process); the function as an offset in the
+ * module at path text (not exported: the reader looks the symbol up in
+ * the module's symbol table); an explicit transaction without a name */
+enum { CNAME_NONE = 0, CNAME_GIVEN = 1, CNAME_SYMBOL = 2, CNAME_ADDR = 3,
+       CNAME_UNNAMED = 4 };
+struct conflict_name {
+	_Atomic uint64_t kind;          /* CNAME_* */
+	_Atomic uint64_t addr;          /* CNAME_ADDR: offset in the module */
+	_Atomic uint64_t text[CONFLICT_TEXT / 8]; /* NUL-terminated */
+};
+_Static_assert(sizeof(struct conflict_name) == 128, "conflict name layout");
+
+struct conflict_entry {
+	_Atomic uint64_t seq;           /* sequence lock, odd while written */
+	_Atomic uint64_t aborts;        /* 0: the entry is empty */
+	_Atomic uint64_t lost_ns;       /* aborted attempts and the waits after */
+	_Atomic uint64_t last_ns;       /* CLOCK_MONOTONIC of the latest abort */
+	_Atomic uint64_t pid;           /* the process that lost */
+	_Atomic uint64_t other_pid;     /* its opponent's, 0 if unknown */
+	_Atomic uint64_t cause;         /* CONFLICT_* */
+	_Atomic uint64_t other_slot;    /* slot + 1 of the opponent, 0 if unknown */
+	/* the hottest places of this conflict (space-saving counts): a word
+	 * offset, or orec index << 1 | 1 where no word was found */
+	struct {
+		_Atomic uint64_t where;
+		_Atomic uint64_t hits;
+	} spot[CONFLICT_SPOTS];
+	uint64_t pad[2];
+	struct conflict_name mine, other;
+};
+_Static_assert(sizeof(struct conflict_entry) == 384, "conflict entry layout");
+
+/* a slot's table: this header, then conflict_entries_for() entries */
+struct conflict_slot {
+	_Atomic uint64_t pub_seq;       /* sequence lock of pub and pub_pid */
+	_Atomic uint64_t pub_pid;
+	uint64_t pad[6];
+	struct conflict_name pub;
+	struct conflict_entry e[];
+} ALIGNED_LINE;
+_Static_assert(sizeof(struct conflict_slot) == 192, "conflict slot layout");
+
+/*
+ * Entries per slot: the tables take at most 1/64 of the region (at
+ * least one entry per slot, at most CONFLICT_ENTRIES_MAX): a 64 MiB
+ * region with 128 slots has 8 (408 KiB), a 2 MiB one with 128 slots 1.
+ * A function of the superblock, so every process agrees.
+ */
+static inline uint32_t conflict_entries_for(uint64_t size_bytes,
+					    uint32_t max_slots)
+{
+	uint64_t per_slot = size_bytes / 64 / (max_slots ? max_slots : 1);
+	uint64_t n = per_slot > sizeof(struct conflict_slot)
+			     ? (per_slot - sizeof(struct conflict_slot)) /
+				       sizeof(struct conflict_entry)
+			     : 0;
+	return n < 1 ? 1 : n > CONFLICT_ENTRIES_MAX ? CONFLICT_ENTRIES_MAX : (uint32_t)n;
+}
+static inline uint64_t conflict_slot_bytes(uint32_t entries)
+{
+	return sizeof(struct conflict_slot) +
+	       (uint64_t)entries * sizeof(struct conflict_entry);
 }
 
 #endif /* PSTM_LAYOUT_H */

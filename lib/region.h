@@ -44,6 +44,8 @@ struct pstm_region {
 	struct slot *slots;
 	_Atomic uint64_t *orecs;
 	uint64_t orec_mask;
+	uint8_t *conflicts;      /* per slot tables; NULL: format 1 */
+	uint32_t conflict_entries; /* entries per slot's table */
 
 	uint64_t heap_lo, heap_hi; /* user-addressable [lo, hi) */
 	uint32_t log_cap;          /* entries per redo record (transaction) */
@@ -105,6 +107,15 @@ static inline _Atomic uint64_t *region_orec(struct pstm_region *r,
 					    uint64_t off)
 {
 	return &r->orecs[region_orec_idx(r, off)];
+}
+
+/* slot @s's conflict table (format 2: r->conflicts not NULL) */
+static inline struct conflict_slot *region_conflict_slot(struct pstm_region *r,
+							 uint32_t s)
+{
+	return (struct conflict_slot *)(r->conflicts +
+					(uint64_t)s * conflict_slot_bytes(
+							      r->conflict_entries));
 }
 
 static inline uint64_t *region_word(struct pstm_region *r, uint64_t off)

@@ -72,6 +72,7 @@ void stm_release_unchanged(pstm_tx *t)
 void stm_abort(pstm_tx *t, int cause)
 {
 	t->st[cause]++;
+	conflict_capture(t, cause); /* for pstm conflicts */
 	if (t->nlocks)
 		stm_release_unchanged(t);
 	hooks_drop(t);
@@ -228,6 +229,7 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 	if (atomic_load_explicit(&t->r->rt->inevitable, memory_order_relaxed) ==
 	    (uint64_t)orec_owner(v) + 1)
 		t->behind_inevitable = true;
+	conflict_note_lock(t, (uint64_t)(o - t->r->orecs), v);
 	stm_abort(t, cause);
 }
 
@@ -420,6 +422,7 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 	uint64_t o1 = atomic_load_explicit(o, memory_order_acquire);
 	for (;;) {
 		if (orec_is_locked(o1)) {
+			t->cf.hint_off = off; /* if it aborts: where */
 			o1 = stm_wait_unlocked(t, o, o1, ST_AB_READ);
 			continue;
 		}
@@ -431,8 +434,10 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 			continue;
 		}
 		if (orec_version(o1) > t->rv && !TESTING_NO_VALIDATE(r)) {
-			if (!extend(t, orec_version(o1)))
+			if (!extend(t, orec_version(o1))) {
+				t->cf.hint_off = off;
 				stm_abort(t, ST_AB_READ);
+			}
 			continue;
 		}
 		rs_push(t, idx, o1);

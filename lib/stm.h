@@ -8,6 +8,7 @@
 
 #include <setjmp.h>
 
+#include "conflict.h"
 #include "region.h"
 #include "tx.h"
 
@@ -92,6 +93,7 @@ struct pstm_tx {
 	uint64_t blk_state, blk_since;
 
 	struct pstm_tx *next;     /* region's list */
+	struct conflict_state cf; /* conflict reports (lib/conflict.c) */
 };
 
 /* lib/txd.c: this thread's descriptor for @r (claiming a slot on first
@@ -221,17 +223,23 @@ static inline bool stm_validate(pstm_tx *t)
 						    memory_order_acquire);
 		if (cur == t->rs[i].o)
 			continue;
-		if ((cur & ((1ull << OREC_VSHIFT) - 1)) == mine &&
-		    orec_make(orec_version(cur)) == t->rs[i].o)
-			continue; /* locked by us at commit, unchanged before */
+		/* the same version: unchanged (only the writer field of a
+		 * format 2 orec differs, after a lock and release that did not
+		 * change it), or locked by us at commit, unchanged before */
+		if (((cur ^ t->rs[i].o) >> OREC_VSHIFT) == 0 &&
+		    ((cur & ((1ull << OREC_VSHIFT) - 1)) == mine ||
+		     !orec_is_locked(cur)))
+			continue;
 		return false;
 	}
 	return true;
 }
 
-/* Commit the running attempt.  A read-only one writes nothing shared (its
- * statistics are flushed later); an inevitable one may hold read locks. */
-static inline void stm_commit(pstm_tx *t)
+/* Commit the running attempt of @fn (NULL: explicit).  A read-only one
+ * writes nothing shared (its statistics are flushed later); an inevitable
+ * one may hold read locks.  An update publishes its name for conflict
+ * reports when it is not the one its slot published last (lib/conflict.c). */
+static inline void stm_commit(pstm_tx *t, pstm_fn fn)
 {
 	if (t->nws == 0) {
 		t->st[ST_COMMITS_RO]++;
@@ -239,6 +247,8 @@ static inline void stm_commit(pstm_tx *t)
 			stm_release_unchanged(t);
 		return;
 	}
+	if (__builtin_expect(fn != t->cf.pub_fn, 0))
+		conflict_publish(t, fn);
 	stm_commit_update(t);
 }
 

@@ -127,6 +127,7 @@ static pstm_tx *txd_new(struct pstm_region *r)
 		return NULL;
 	}
 	t->slot = (uint32_t)s;
+	conflict_txd_init(t);
 	/* a fresh slot's log must be idle (its previous owner settled it) */
 	pthread_mutex_lock(&r->lock);
 	t->next = r->txds;

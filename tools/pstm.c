@@ -29,6 +29,7 @@ static void usage(FILE *f)
 		"             [--max-procs N] [--max-threads N] [--log-bytes N]\n"
 		"             [--orecs-log2 N] [--force]\n"
 		"  info URI     superblock, layout, runtime, processes, stats, heap\n"
+		"  conflicts URI  where transactions lose time: causes, both sides, places\n"
 		"  check URI    verify a region offline (exit 1 if damaged)\n"
 		"  recover URI  run recovery now and report what it did\n"
 		"  dump URI     the root object and the maps and queues it holds\n"
@@ -48,7 +49,7 @@ static const struct {
 } commands[] = {
 	{"create", cmd_create}, {"info", cmd_info},       {"rm", cmd_rm},
 	{"check", cmd_check},   {"recover", cmd_recover}, {"dump", cmd_dump},
-	{"load", cmd_load},
+	{"load", cmd_load},     {"conflicts", cmd_conflicts},
 	{"ls", cmd_ls},         {"gc", cmd_gc},
 };
 

@@ -72,6 +72,23 @@ HIDDEN struct log_entry *record_entries_at(struct pstm_region *r, uint8_t *base,
 					   struct log_record *rec,
 					   uint64_t ring_off);
 
+/*
+ * The version clock is at least @v (CAS-max).  Whoever gives an orec a
+ * version no commit gave it (an aborted commit's locks come back with
+ * version + 1: lib/stm.c) raises the clock to it first, so that every
+ * orec version stays <= clock + 1 and later commits (wv = clock + 1)
+ * never move an orec's version backwards.
+ */
+static inline void clock_raise(struct pstm_region *r, uint64_t v)
+{
+	_Atomic uint64_t *clk = &r->rt->clock;
+	uint64_t now = atomic_load_explicit(clk, memory_order_acquire);
+	while (now < v && !atomic_compare_exchange_weak_explicit(
+				  clk, &now, v, memory_order_acq_rel,
+				  memory_order_acquire))
+		;
+}
+
 /* crc over seq, count, the descriptor of an extent record, and the
  * entries @e of record @rec. */
 HIDDEN uint32_t redo_log_crc_of(const struct log_record *rec,

@@ -130,6 +130,8 @@ void replay_settle_slot(struct pstm_region *r, uint32_t s)
 			uint64_t v = atomic_load_explicit(o, memory_order_acquire);
 			if (!orec_is_locked(v) || orec_owner(v) != s)
 				continue;
+			if (bump)
+				clock_raise(r, orec_version(v) + 1);
 			uint64_t nv = st == LOG_RELEASING ? orec_make(h->wv)
 							  : orec_make(orec_version(v) + bump);
 			atomic_compare_exchange_strong_explicit(o, &v, nv,

@@ -59,6 +59,8 @@ void stm_release_unchanged(pstm_tx *t)
 	for (uint32_t i = 0; i < t->nlocks; i++) {
 		_Atomic uint64_t *o = &r->orecs[t->locks[i]];
 		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
+		if (bump && (v & ((1ull << OREC_VSHIFT) - 1)) == mine)
+			clock_raise(r, orec_version(v) + 1);
 		while ((v & ((1ull << OREC_VSHIFT) - 1)) == mine &&
 		       !atomic_compare_exchange_weak_explicit(
 			       o, &v, orec_make(orec_version(v) + bump),
@@ -195,6 +197,7 @@ static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
 	} else if (LOG_ST(st) != LOG_ABORTED) {
 		return false;
 	}
+	clock_raise(r, orec_version(v) + 1);
 	atomic_compare_exchange_strong_explicit(o, &v, orec_make(orec_version(v) + 1),
 						memory_order_acq_rel,
 						memory_order_relaxed);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "proc.h"
 #include "stm.h"
 #include "tx.h"
 
@@ -36,3 +37,7 @@ void tx_store_meta(pstm_tx *t, uint64_t off, uint64_t v)
 }
 
 void tx_fail(pstm_tx *t, int err) { stm_fail(t, err); }
+
+uint64_t tx_proc_tag(pstm_tx *t) { return proc_my_tag(t->r); }
+
+bool tx_proc_tag_dead(pstm_tx *t, uint64_t tag) { return proc_tag_dead(t->r, tag); }

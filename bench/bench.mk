@@ -41,3 +41,11 @@ bench-map: $(BENCH_B)/map_bench
 	$(BENCH_B)/map_bench alloc
 
 .PHONY: bench-map
+
+# taskq_bench: the task tree on pstm_queue_run, pstm_run and a SQLite job
+# queue (make bench runs it; docs/benchmarks.md)
+$(BENCH_B)/taskq_bench: bench/taskq_bench.c $(B)/libpstm.a include/pstm.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS) -lsqlite3
+bench-bins: $(BENCH_B)/taskq_bench
+bench bench-quick: $(BENCH_B)/taskq_bench

@@ -376,19 +376,25 @@ static int job_runner(void *arg, int i)
 	return rc == FAIL_RC ? 0 : 3;
 }
 
-/* `pstm ARGS URI` from the build; its stdout into @out (NUL-terminated);
- * its exit status. */
-static int cli(char *out, size_t cap, const char *args, const char *uri)
+/* `pstm CMD URI ARGS` from the build; its stdout into @out
+ * (NUL-terminated); its exit status. */
+static int pstm_cmd(char *out, size_t cap, const char *cmd_name, const char *args,
+		    const char *uri)
 {
 	char cmd[512];
 	const char *bin = getenv("PSTM_BIN") ? getenv("PSTM_BIN") : "build";
-	snprintf(cmd, sizeof(cmd), "%s/pstm queue %s %s", bin, uri, args);
+	snprintf(cmd, sizeof(cmd), "%s/pstm %s %s %s", bin, cmd_name, uri, args);
 	FILE *p = popen(cmd, "r");
 	assert_non_null(p);
 	size_t n = fread(out, 1, cap - 1, p);
 	out[n] = 0;
 	int st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int cli(char *out, size_t cap, const char *args, const char *uri)
+{
+	return pstm_cmd(out, cap, "queue", args, uri);
 }
 
 static void test_failure_stops_every_runner(void **s)
@@ -444,6 +450,14 @@ static void test_failure_stops_every_runner(void **s)
 	assert_int_equal(c.one, JOBS - 1);
 	assert_int_equal(c.zero, 1);
 	assert_int_equal(pending + failed, 0);
+	/* pstm info: per type, executed, failed (ever) and aborts */
+	assert_int_equal(pstm_cmd(out, sizeof(out), "info", "--json", uri), 0);
+	char want[128];
+	snprintf(want, sizeof(want), "{\"name\":\"job\",\"pending\":0,\"executed\":%d,"
+		 "\"failed\":1,\"aborts\":", JOBS - 1);
+	if (!strstr(out, want))
+		print_error("pstm info --json: %s\n", out);
+	assert_non_null(strstr(out, want));
 
 	/* --retry-failed: the task fails again, then runs once it can */
 	assert_pstm_ok(pstm_enqueue(r, "job", &(uint64_t){JOB_FAILS}, 8));

@@ -209,9 +209,10 @@ static int victim(void *arg, int round)
 /*
  * Three processes run the tree; the third is killed (SIGKILL from here
  * at a random moment, or at a crash point inside its commit) and
- * restarted @kills times.  Then every node must have run exactly once.
+ * restarted @kills times.  Returns how many died running (the caller
+ * checks the tree first: a lost task makes the tree finish early).
  */
-static void kill_campaign(const char *uri, int kills)
+static int kill_campaign(const char *uri, int kills)
 {
 	pid_t s1 = test_spawn(runner, (void *)uri, 1);
 	pid_t s2 = test_spawn(runner, (void *)uri, 2);
@@ -234,7 +235,7 @@ static void kill_campaign(const char *uri, int kills)
 	/* a victim killed last may have left tasks: a last clean run */
 	assert_int_equal(runner((void *)uri, 0), 0);
 	print_message("# %s: %d of %d victims died running\n", uri, killed, kills);
-	assert_true(killed >= kills / 2);
+	return killed;
 }
 
 static void test_exactly_once_kill_shm(void **s)
@@ -244,8 +245,10 @@ static void test_exactly_once_kill_shm(void **s)
 	struct pstm_create_opts o = {.size_bytes = 32 << 20};
 	tree_setup(uri, &o, 8191);
 	T.spin_ns = 20000;
-	kill_campaign(uri, test_env_int("PSTM_KILL_ROUNDS", 200) / 10);
+	int kills = test_env_int("PSTM_KILL_ROUNDS", 200) / 10;
+	int killed = kill_campaign(uri, kills);
 	assert_tree_done(uri);
+	assert_true(killed >= kills / 2); /* most died in the middle */
 	pstm_unlink(uri);
 	free((void *)uri);
 }
@@ -258,8 +261,10 @@ static void test_exactly_once_kill_file(void **s)
 	struct pstm_create_opts o = {.size_bytes = 32 << 20, .durability = PSTM_DURABLE};
 	tree_setup(uri, &o, 4095);
 	T.spin_ns = 20000;
-	kill_campaign(uri, test_env_int("PSTM_KILL_ROUNDS", 200) / 20);
+	int kills = test_env_int("PSTM_KILL_ROUNDS", 200) / 20;
+	int killed = kill_campaign(uri, kills);
 	assert_tree_done(uri);
+	assert_true(killed >= kills / 2); /* most died in the middle */
 	pstm_unlink(uri);
 }
 

@@ -833,8 +833,13 @@ static void test_bad_input(void **s)
 	assert_int_equal(it.txenq, PSTM_ENOENT);
 	assert_int_equal(pstm_queue_run(r, 0), PSTM_EINVAL);
 	assert_int_equal(pstm_queue_run(NULL, 1), PSTM_EINVAL);
-	/* read-only: a read-only transaction cannot enqueue */
+	/* read-only: a read-only transaction cannot enqueue (there is no
+	 * read-only handle: pstm_open attaches with write access) */
 	assert_int_equal(pstm_atomic_ro(r, ro_enqueue, NULL), PSTM_EINVAL);
+	pstm_tx *tx;
+	assert_pstm_ok(pstm_tx_begin(r, PSTM_TX_READ_ONLY, &tx));
+	assert_int_equal(pstm_tx_call(tx, ro_enqueue, NULL), PSTM_EINVAL);
+	pstm_tx_end(tx);
 	assert_int_equal(pending_of(r), 1);
 
 	/* arguments are copied in and out, up to 16 KiB here (the redo log

@@ -1,7 +1,8 @@
 /*
- * taskq.h - the region's task queue: its transactions and the registry
- * of task types (lib/taskq.c), the workers of pstm_queue_run
- * (lib/taskrun.c), and what pstm queue lists, retries and drops.
+ * taskq.h - the region's task queue: the registry of task types and
+ * making the queue (lib/taskq.c), the workers' transactions
+ * (lib/taskq_worker.c) and threads (lib/taskrun.c), and what pstm queue
+ * lists, retries and drops (lib/taskq.c).
  */
 #ifndef PSTM_TASKQ_H
 #define PSTM_TASKQ_H
@@ -46,7 +47,7 @@ HIDDEN void taskq_run_end(pstm_region *r);
 #define TASKQ_TAGS 8 /* owner liveness answers a worker remembers */
 
 /* One worker thread of pstm_queue_run (lib/taskrun.c runs the loop;
- * the transactions are taskq.c's). */
+ * the transactions are lib/taskq_worker.c's). */
 struct taskq_worker {
 	pstm_region *r;
 	struct taskq_state *s;
@@ -66,10 +67,9 @@ struct taskq_worker {
 	unsigned reruns;      /* attempts of a scan or idle check */
 	bool stealable;       /* the committed task left >= 2 tasks in the
 				 own lane: wake a sleeping sibling */
-	/* the task taken by the attempt, for taskq_fail */
+	/* the task taken by the attempt (the own top), for taskq_fail */
 	uint32_t t_lane;
 	uint64_t t_node, t_id, t_type;
-	bool t_bottom;        /* taken from the bottom (stolen), not the top */
 	/* attempts of the current task (by id), for the aborts counter */
 	uint64_t last_id;
 	unsigned attempts;

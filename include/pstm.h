@@ -565,7 +565,9 @@ PSTM_API int pstm_register(pstm_region *r, const char *name, pstm_task_fn fn);
  * PSTM_TASK_ARG_MAX), PSTM_ENOENT (no process has registered @name in
  * this region), PSTM_EINTX (use pstm_tx_enqueue), PSTM_EHEAPFULL,
  * PSTM_ELOGFULL (the argument does not fit in one transaction),
- * PSTM_ENOMEM, PSTM_ECORRUPT, and those of pstm_atomic.
+ * PSTM_ENOMEM, PSTM_ECORRUPT, and those of pstm_atomic.  Thread- and
+ * process-safe; enqueues of different threads do not conflict (each
+ * thread's transaction slot has its own lane).
  */
 PSTM_API int pstm_enqueue(pstm_region *r, const char *name, const void *arg,
 			  size_t len);
@@ -577,7 +579,8 @@ PSTM_API int pstm_enqueue(pstm_region *r, const char *name, const void *arg,
  * PSTM_EINVAL (@tx NULL, bad name, arguments as above) or PSTM_ENOENT
  * (unknown name).  May unwind: PSTM_EHEAPFULL, PSTM_ELOGFULL, conflicts;
  * in a read-only transaction (pstm_atomic_ro) it ends @tx with
- * PSTM_EINVAL.
+ * PSTM_EINVAL.  The name's lookup is cached per handle, so only the
+ * first enqueue of a name in a process reads the region's table.
  */
 PSTM_API int pstm_tx_enqueue(pstm_tx *tx, const char *name, const void *arg,
 			     size_t len);
@@ -614,7 +617,9 @@ PSTM_API int pstm_tx_enqueue(pstm_tx *tx, const char *name, const void *arg,
  * and taken by another worker (its own tasks are stolen as soon as its
  * death is seen).  Task bodies may call pstm_tx_enqueue, pstm_atomic
  * (flattened) and the hooks; pstm_enqueue and pstm_queue_run inside
- * them return PSTM_EINTX.
+ * them return PSTM_EINTX.  Any number of processes may run the queue
+ * at once (one run per handle at a time); a task runs in the worker's
+ * transaction slot, which each worker thread takes for its life.
  */
 PSTM_API int pstm_queue_run(pstm_region *r, int nthreads);
 

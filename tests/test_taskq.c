@@ -7,6 +7,9 @@
  * on the failed list (pstm queue lists, drops and retries it); two
  * processes wait for each other without returning early or spinning;
  * tasks of types only another process runs; and bad input.
+ * TQ_ONLY=PATTERN runs only the tests whose names match (cmocka's
+ * filter); PSTM_KILL_ROUNDS and PSTM_POWERFAIL_IMAGES scale the
+ * campaigns (make torture).
  */
 #define _GNU_SOURCE
 #include <pthread.h>

@@ -184,7 +184,8 @@ fuzz:
 # every test program under memcheck (children included: they are forks)
 valgrind: all
 	@for t in $(TESTS); do echo "== valgrind $$t"; \
-	    PSTM_KILL_ROUNDS=30 valgrind -q --error-exitcode=99 --leak-check=full \
+	    PSTM_KILL_ROUNDS=30 PSTM_LARGE_WORDS=50000 PSTM_POWERFAIL_IMAGES=100 \
+	    valgrind -q --error-exitcode=99 --leak-check=full \
 	        --errors-for-leak-kinds=definite $$t >/dev/null || exit 1; done
 	@echo "valgrind: all clean"
 

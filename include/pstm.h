@@ -114,7 +114,7 @@ enum pstm_error {
 	PSTM_EPROCFULL = -1012, /* process table full */
 	PSTM_ESLOTFULL = -1013, /* no free transaction slot (threads) */
 	PSTM_ERANGE = -1014,    /* offset/length outside the region heap */
-	PSTM_ELOGFULL = -1015,  /* transaction writes more than its redo log holds */
+	PSTM_ELOGFULL = -1015,  /* transaction's redo record does not fit (the heap) */
 	PSTM_EHEAPFULL = -1016, /* region heap exhausted */
 	PSTM_EINTX = -1017,     /* call not allowed inside a transaction */
 	PSTM_EBUSY = -1018,     /* busy: pstm_run already active in this
@@ -160,7 +160,8 @@ enum pstm_durability {
  */
 struct pstm_create_opts {
 	uint64_t size_bytes;   /* whole region; default 64 MiB, min 1 MiB */
-	mode_t mode;           /* permission bits; default 0600 */
+	mode_t mode;           /* permission bits (0777 at most, else
+	                          PSTM_EINVAL); default 0600 */
 	int durability;        /* enum pstm_durability; default PSTM_DEFAULT */
 	uint32_t max_procs;    /* attached processes; default 64 (fewer for
 	                          small regions), max 1023 */
@@ -288,8 +289,17 @@ PSTM_API int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg);
  * (pstm_region_info.heap_off .. + heap_bytes); otherwise the transaction
  * ends with PSTM_ERANGE.  load64/store64 accept any alignment; aligned
  * words are the fast path.  Writes are buffered until commit and seen by
- * later reads of the same transaction.  A transaction that writes more
- * than its redo log holds ends with PSTM_ELOGFULL.  A word locked by a
+ * later reads of the same transaction.  Transactions have no size limit
+ * of their own: one that writes more words than its thread's redo log
+ * holds (log_bytes / 16, about 4,000 by default) logs them in an overflow
+ * extent taken from the heap for the commit (16 bytes a word, kept by the
+ * thread for its next large transaction and given back when the thread
+ * exits or the region is closed), and reads are limited by process
+ * memory only.  PSTM_ELOGFULL ends a transaction whose record does not
+ * fit in the heap's free space, an inevitable one that outgrows the
+ * extent its thread already has (see pstm_tx_inevitable), and any larger
+ * than the redo log on a region of format 1 (created by pstm 0.x before
+ * large transactions).  A word locked by a
  * transaction slot that nobody owns (a damaged runtime; `pstm check`
  * reports it) ends the transaction with PSTM_ECORRUPT.
  */
@@ -364,7 +374,11 @@ PSTM_API int pstm_tx_on_abort(pstm_tx *tx, pstm_hook_fn fn, void *arg);
  * touches its words waits or re-runs, never seeing its uncommitted
  * writes.  Errors still roll it back (a non-zero return of the body,
  * PSTM_ELOGFULL, PSTM_ERANGE, ...): the region is then unchanged, but
- * I/O already done cannot be undone.  Not allowed in pstm_atomic_ro
+ * I/O already done cannot be undone.  An inevitable transaction cannot
+ * take an overflow extent (its locks may cover what taking one needs):
+ * beyond what its thread's redo log holds it may write only as many
+ * words as the extent its thread already has from an earlier large
+ * transaction, else PSTM_ELOGFULL.  Not allowed in pstm_atomic_ro
  * (PSTM_EINVAL, unwinds).  A process killed inside an inevitable
  * transaction is recovered like any other: its writes vanish unless it
  * passed its commit point, its locks and the inevitable role are freed.
@@ -512,10 +526,11 @@ PSTM_API int pstm_run_stop(pstm_region *r);
  * to PSTM_TASK_NAME_MAX bytes of printable ASCII (0x21-0x7e: no spaces);
  * a region holds at most PSTM_TASK_TYPES_MAX of them, forever (names are
  * never removed).  Argument bytes are copied into the region; up to
- * PSTM_TASK_ARG_MAX bytes each.  Until the size limit of transactions is
- * lifted, the argument must also fit, with everything else the
- * transaction writes, into one redo log (each 8 bytes is one entry:
- * about 30 KiB with the default 64 KiB log), else PSTM_ELOGFULL.
+ * PSTM_TASK_ARG_MAX bytes each.  A large argument makes its enqueue (and
+ * the task that enqueues it) a large transaction, logged in an overflow
+ * extent taken from the heap (about 2 bytes of heap per byte written,
+ * while it commits): PSTM_EHEAPFULL or PSTM_ELOGFULL if the heap cannot
+ * hold both.
  *
  * `pstm queue URI` lists the queue (pending tasks per type, failed
  * tasks with their errors) and retries or drops failed tasks; `pstm
@@ -564,7 +579,7 @@ PSTM_API int pstm_register(pstm_region *r, const char *name, pstm_task_fn fn);
  * NULL, a bad name as for pstm_register, @arg NULL with len > 0, len >
  * PSTM_TASK_ARG_MAX), PSTM_ENOENT (no process has registered @name in
  * this region), PSTM_EINTX (use pstm_tx_enqueue), PSTM_EHEAPFULL,
- * PSTM_ELOGFULL (the argument does not fit in one transaction),
+ * PSTM_ELOGFULL (the heap has no room for the transaction's record),
  * PSTM_ENOMEM, PSTM_ECORRUPT, and those of pstm_atomic.  Thread- and
  * process-safe; enqueues of different threads do not conflict (each
  * thread's transaction slot has its own lane).

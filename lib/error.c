@@ -25,7 +25,7 @@ const char *pstm_strerror(int err)
 	case PSTM_EPROCFULL: return "process table is full";
 	case PSTM_ESLOTFULL: return "no free transaction slot (too many threads)";
 	case PSTM_ERANGE: return "offset outside the region heap";
-	case PSTM_ELOGFULL: return "transaction writes more than its redo log holds";
+	case PSTM_ELOGFULL: return "transaction writes more than the region can log (its redo record does not fit in the heap)";
 	case PSTM_EHEAPFULL: return "region heap (or device) is full";
 	case PSTM_EINTX: return "not allowed inside a transaction";
 	case PSTM_EBUSY: return "busy: processes are attached to the region, or a pstm_run is already active in this process";

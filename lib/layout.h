@@ -20,7 +20,10 @@
 #include <stdint.h>
 
 #define PSTM_MAGIC "PSTMREG1"
-#define PSTM_FORMAT_VERSION 1u
+/* 2: redo records may continue in an overflow extent (LOG_REC_MAGIC_EXT);
+ * the library opens format 1 regions too, without large transactions */
+#define PSTM_FORMAT_VERSION 2u
+#define PSTM_FORMAT_OLDEST 1u
 #define PSTM_RT_MAGIC 0x70737403746d7274ull
 #define PSTM_HEAP_MAGIC 0x7073746d68656170ull
 #define CACHELINE 64
@@ -293,7 +296,30 @@ _Static_assert(PROC_REC(0xffffffull << 8) == 0xffffff, "recoverer tag width");
  * failure every record with a valid crc and seq >= horizon is replayed
  * in seq order.  Volatile regions always use the record at offset 0.
  */
-enum { LOG_IDLE = 0, LOG_LOCKING = 1, LOG_COMMITTED = 2, LOG_RELEASING = 3 };
+enum { LOG_IDLE = 0, LOG_LOCKING = 1, LOG_COMMITTED = 2, LOG_RELEASING = 3,
+       LOG_SEALING = 4, LOG_ABORTED = 5, LOG_ROLLBACK = 6 };
+/*
+ * Every state but IDLE carries the commit's attempt number in bits 8..63
+ * (log_state), so that a waiter's CAS LOCKING(k) -> ABORTED(k) cannot hit
+ * a later commit of the slot.  Stopped owners (docs/design.md, "Stopped
+ * processes"):
+ *   LOCKING(k)  -> SEALING(k)    owner, CAS (durable: the commit point
+ *                                 against waiters; then seq, crc)
+ *   LOCKING(k)  -> COMMITTED(k)  owner, CAS (volatile: the commit point)
+ *   SEALING(k)  -> COMMITTED(k)  owner, store (record sealed)
+ *   LOCKING(k)  -> ABORTED(k)    a waiter that saw it stuck, CAS: every
+ *                                 lock of the slot is free to take (with
+ *                                 its version + 1); the owner loses its
+ *                                 CAS above and rolls back
+ *   LOCKING(k)  -> ROLLBACK(k)   owner aborting itself, CAS: no waiter
+ *                                 may take its locks; it releases them
+ *   ABORTED, ROLLBACK -> IDLE    owner once its locks are released
+ */
+#define LOG_ST(s) ((s) & 0xff)
+static inline uint64_t log_state(uint64_t attempt, uint64_t st)
+{
+	return attempt << 8 | st;
+}
 struct log_entry {
 	uint64_t off;  /* 8-byte aligned region offset */
 	uint64_t val;
@@ -307,14 +333,47 @@ struct log_header {
 	uint64_t pad[3];
 };
 #define LOG_REC_MAGIC 0x7073746d72656331ull
+#define LOG_REC_MAGIC_EXT 0x7073746d72656378ull
 struct log_record {
-	uint64_t magic;   /* LOG_REC_MAGIC */
+	uint64_t magic;   /* LOG_REC_MAGIC, or LOG_REC_MAGIC_EXT */
 	uint64_t seq;     /* commit sequence number (durable regions) */
-	uint64_t count;
-	uint32_t crc;     /* crc32 of seq, count and the entries */
+	uint64_t count;   /* entries (inline, or in the extent) */
+	uint32_t crc;     /* crc32 of seq, count, [the extent descriptor,]
+			     and the entries */
 	uint32_t pad;
 };
 _Static_assert(sizeof(struct log_record) == 32, "log record layout");
+
+/*
+ * Large transactions (format 2).  A write set that does not fit the ring
+ * (more than log_cap entries) is logged in an overflow extent: a heap
+ * block owned by the committing slot.  Its ring record has magic
+ * LOG_REC_MAGIC_EXT and is followed by one descriptor {off, cap}; the
+ * record's count entries lie at off + OVF_HDR_BYTES in the extent, and
+ * the crc covers them.  The extent is a pstm_alloc block whose first 64
+ * bytes (struct ovf_header, read and written transactionally) link it
+ * into the heap's list of extents (heap_header.ovf_head) and name its
+ * owner; the entries after it are written only by the owner, at commit,
+ * outside any transaction (lib/overflow.c has the protocol).
+ */
+struct log_ext {
+	uint64_t off;     /* the extent: user offset of its pstm_alloc block */
+	uint64_t cap;     /* entries it holds */
+};
+_Static_assert(sizeof(struct log_ext) == 16, "extent descriptor layout");
+#define OVF_MAGIC 0x7073746d6f766631ull
+#define OVF_HDR_BYTES 64u
+struct ovf_header {
+	uint64_t magic;   /* OVF_MAGIC */
+	uint64_t next;    /* next extent of the list, 0 at the end */
+	uint64_t slot;    /* owner: slot index ... */
+	uint64_t owner;   /* ... and that slot's state word when it took it
+			     (a slot that is freed or claimed again no
+			     longer owns it: the extent is an orphan) */
+	uint64_t cap;     /* entries after the header */
+	uint64_t pad[3];
+};
+_Static_assert(sizeof(struct ovf_header) == OVF_HDR_BYTES, "extent header");
 
 /*
  * Durable state, in the superblock page after the superblock (not covered
@@ -354,9 +413,10 @@ struct heap_header {
 	uint64_t free_head[HEAP_CLASSES]; /* shared per size class free lists */
 	uint64_t large_head;   /* first-fit list of other free blocks */
 	uint64_t cache_dir[HEAP_DIR_PAGES]; /* 0, or a page of slot caches */
+	uint64_t ovf_head;     /* first overflow extent (format 2), 0 if none */
 	uint64_t taskq;        /* 0 until the task queue's first use, then
 				  its header (lib/taskq_layout.h) */
-	uint64_t reserved[10];
+	uint64_t reserved[9];
 };
 _Static_assert(sizeof(struct heap_header) == HEAP_HDR_BYTES, "heap header");
 _Static_assert(offsetof(struct heap_header, top) == 24, "heap top position");

@@ -49,6 +49,8 @@ struct pstm_region {
 	uint64_t heap_lo, heap_hi; /* user-addressable [lo, hi) */
 	uint32_t log_cap;          /* entries per redo record (transaction) */
 	uint64_t ring_bytes;       /* redo ring per slot */
+	bool ovf_ok;               /* format 2: overflow extents (large
+				      transactions) */
 
 	uint32_t proc_idx;       /* our entry in the process table */
 	uint64_t proc_state;     /* its ALIVE state word */
@@ -68,6 +70,14 @@ struct pstm_region {
 	 * up through this pointer, set at open.
 	 */
 	void (*settle_slot)(struct pstm_region *r, uint32_t s);
+	/*
+	 * Overflow extents (lib/extent.c, the allocator's layer), which
+	 * the commit of a large transaction (lib/overflow.c) takes and
+	 * gives back in transactions of their own: set at open.
+	 */
+	uint64_t (*ovf_take)(struct pstm_tx *tx, uint64_t cap, uint64_t old,
+			     uint32_t slot, uint64_t owner);
+	void (*ovf_give)(struct pstm_tx *tx, uint64_t off);
 
 	/* the test build's hooks (lib/testing.h): never set otherwise */
 	struct powerfail *powerfail; /* PSTM_TEST_POWERFAIL */

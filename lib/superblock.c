@@ -67,7 +67,7 @@ static int sb_validate(const struct superblock *sb, uint64_t file_size)
 		return PSTM_ECORRUPT;
 	if (sb->version > PSTM_FORMAT_VERSION)
 		return PSTM_EVERSION;
-	if (sb->version != PSTM_FORMAT_VERSION)
+	if (sb->version < PSTM_FORMAT_OLDEST)
 		return PSTM_ECORRUPT;
 	if (sb->durability != PSTM_VOLATILE && sb->durability != PSTM_DURABLE &&
 	    sb->durability != PSTM_RELAXED)

@@ -24,7 +24,8 @@ struct tx_info {
 	uint64_t heap_hi;
 	uint32_t slot;       /* this thread's slot: stripes per-thread state */
 	uint32_t max_slots;  /* slots of the region: slot < max_slots */
-	uint32_t write_cap;  /* words one transaction may write */
+	uint32_t write_cap;  /* words a transaction writes cheaply (its
+				slot's ring; larger ones take an extent) */
 	uint64_t handle_id;  /* unique per open handle in this process */
 };
 HIDDEN void tx_info(pstm_tx *tx, struct tx_info *out);
@@ -57,6 +58,11 @@ HIDDEN void tx_on_commit(pstm_tx *tx, tx_hook_fn fn, void *a, void *b);
  * if there is none.
  */
 HIDDEN void *tx_scratch(pstm_tx *tx, size_t n);
+
+/* Whether slot @slot of the transaction's region is in state @state
+ * (a word read earlier from the slot table, e.g. by its owner): false
+ * once the slot was freed or claimed again. */
+HIDDEN bool tx_slot_owned(pstm_tx *tx, uint32_t slot, uint64_t state);
 
 /* Whether this thread is inside a transaction (of any region). */
 HIDDEN bool tx_running(void);

@@ -845,9 +845,10 @@ static void test_bad_input(void **s)
 	pstm_tx_end(tx);
 	assert_int_equal(pending_of(r), 1);
 
-	/* arguments are copied in and out, up to 16 KiB here (the redo log
-	 * of today's transactions limits them further) */
-	static const size_t lens[] = {0, 1, 7, 8, 100, 4096, 16384};
+	/* arguments are copied in and out, up to PSTM_TASK_ARG_MAX (beyond
+	 * the 64 KiB redo log: large transactions) */
+	static const size_t lens[] = {0, 1, 7, 8, 100, 4096, 16384, 65536,
+				      PSTM_TASK_ARG_MAX};
 	for (size_t k = 0; k < sizeof(lens) / sizeof(*lens); k++) {
 		uint8_t *p = pattern(lens[k]);
 		assert_pstm_ok(pstm_enqueue(r, "pat", p, lens[k]));
@@ -857,7 +858,8 @@ static void test_bad_input(void **s)
 	atomic_store(&AC.bytes, 0);
 	assert_pstm_ok(pstm_queue_run(r, 2));
 	assert_int_equal(AC.seen, 1 + sizeof(lens) / sizeof(*lens));
-	assert_int_equal(AC.bytes, 0 + 1 + 7 + 8 + 100 + 4096 + 16384);
+	assert_int_equal(AC.bytes, 0 + 1 + 7 + 8 + 100 + 4096 + 16384 + 65536 +
+					   PSTM_TASK_ARG_MAX);
 	assert_int_equal(pending_of(r), 0);
 
 	/* one run per handle at a time */

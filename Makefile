@@ -164,6 +164,7 @@ torture: all
 	PSTM_KILL_ROUNDS=10000 $(B)/tests/test_recovery
 	PSTM_POWERFAIL_IMAGES=100000 $(B)/tests/test_powerfail
 	PSTM_POWERFAIL_IMAGES=20000 $(B)/tests/test_relaxed
+	PSTM_KILL_ROUNDS=4000 PSTM_POWERFAIL_IMAGES=20000 $(B)/tests/test_taskq
 	$(B)/pstm-crashtest --relaxed --rounds 2000 --point-rounds 10 --powerfail 2000 \
 	    /dev/shm/pstm-torture-relaxed.region
 	$(B)/pstm-crashtest --rounds 5000 --point-rounds 20 shm:pstm-torture

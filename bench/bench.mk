@@ -60,3 +60,11 @@ $(BENCH_B)/stop_bench: bench/stop_bench.c $(B)/libpstm.a include/pstm.h
 
 bench-stop: $(BENCH_B)/stop_bench
 	$(BENCH_B)/stop_bench 200 100
+
+# taskq_bench: the task tree on pstm_queue_run, pstm_run and a SQLite job
+# queue (make bench runs it; docs/benchmarks.md)
+$(BENCH_B)/taskq_bench: bench/taskq_bench.c $(B)/libpstm.a include/pstm.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS) -lsqlite3
+bench-bins: $(BENCH_B)/taskq_bench
+bench bench-quick: $(BENCH_B)/taskq_bench

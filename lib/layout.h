@@ -419,7 +419,9 @@ struct heap_header {
 	uint64_t large_head;   /* first-fit list of other free blocks */
 	uint64_t cache_dir[HEAP_DIR_PAGES]; /* 0, or a page of slot caches */
 	uint64_t ovf_head;     /* first overflow extent (format 2), 0 if none */
-	uint64_t reserved[10];
+	uint64_t taskq;        /* 0 until the task queue's first use, then
+				  its header (lib/taskq_layout.h) */
+	uint64_t reserved[9];
 };
 _Static_assert(sizeof(struct heap_header) == HEAP_HDR_BYTES, "heap header");
 _Static_assert(offsetof(struct heap_header, top) == 24, "heap top position");

@@ -44,6 +44,7 @@
 #include "runtime.h"
 #include "stm.h"
 #include "superblock.h"
+#include "taskq.h"
 #include "testing.h"
 #include "uri.h"
 #include "workcopy.h"
@@ -408,6 +409,7 @@ int pstm_close(pstm_region *r)
 	}
 	r->closing = true;
 	run_fini(r);
+	taskq_fini(r);
 	txd_release_all(r);
 	int rc = flush_stop(r); /* relaxed: everything committed is durable */
 	pthread_key_delete(r->key);

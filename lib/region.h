@@ -16,6 +16,7 @@
 
 struct pstm_tx;
 struct run_state;
+struct taskq_state;
 struct powerfail;
 struct flusher;
 
@@ -62,6 +63,8 @@ struct pstm_region {
 	struct pstm_tx *txds;    /* all descriptors of this handle */
 
 	struct run_state *run;   /* add/run pending set */
+	struct taskq_state *taskq; /* the task queue's registry (lib/taskq.c):
+				    made on first use (CAS), freed at close */
 
 	/*
 	 * Settle the redo log of dead slot @s (lib/replay.c).  Recovery of

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "proc.h"
 #include "stm.h"
 #include "tx.h"
 
@@ -44,3 +45,7 @@ bool tx_slot_owned(pstm_tx *t, uint32_t slot, uint64_t state)
 	       atomic_load_explicit(&r->slots[slot].state, memory_order_acquire) ==
 		       state;
 }
+
+uint64_t tx_proc_tag(pstm_tx *t) { return proc_my_tag(t->r); }
+
+bool tx_proc_tag_dead(pstm_tx *t, uint64_t tag) { return proc_tag_dead(t->r, tag); }

@@ -67,4 +67,15 @@ HIDDEN bool tx_slot_owned(pstm_tx *tx, uint32_t slot, uint64_t state);
 /* Whether this thread is inside a transaction (of any region). */
 HIDDEN bool tx_running(void);
 
+/*
+ * Process tags, to name the process a transaction runs in (the task
+ * queue binds a lane to its worker's process): tx_proc_tag is this
+ * handle's, never 0, unique among the region's processes over time;
+ * tx_proc_tag_dead tells whether the process a tag names has detached,
+ * died or is being recovered (it may read /proc: not for every
+ * transaction).
+ */
+HIDDEN uint64_t tx_proc_tag(pstm_tx *tx);
+HIDDEN bool tx_proc_tag_dead(pstm_tx *tx, uint64_t tag);
+
 #endif /* PSTM_TX_H */

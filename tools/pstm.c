@@ -34,6 +34,8 @@ static void usage(FILE *f)
 		"  recover URI  run recovery now and report what it did\n"
 		"  dump URI     the root object and the maps and queues it holds\n"
 		"  load URI [FILE]  add a `dump --json`'s maps and queues to URI\n"
+		"  queue URI [--retry-failed|--drop-failed]  the task queue: pending\n"
+		"               tasks per type, failed tasks and their errors\n"
 		"  rm [--force] URI  remove a region and its companions (not while\n"
 		"               processes are attached, without --force)\n"
 		"  ls [DIR]     regions in DIR (default .) and /dev/shm, companions\n"
@@ -50,6 +52,7 @@ static const struct {
 	{"create", cmd_create}, {"info", cmd_info},       {"rm", cmd_rm},
 	{"check", cmd_check},   {"recover", cmd_recover}, {"dump", cmd_dump},
 	{"load", cmd_load},     {"conflicts", cmd_conflicts},
+	{"queue", cmd_queue},
 	{"ls", cmd_ls},         {"gc", cmd_gc},
 };
 

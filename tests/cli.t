@@ -354,7 +354,7 @@ ok(!-e $g && !companions_of($jg->{uuid}), '... file and companion gone');
 		is($th, $want, "$man: its .TH names the release");
 	}
 
-	for my $cmd (qw(create info check recover dump load rm)) {
+	for my $cmd (qw(create info check recover dump load rm ls gc)) {
 		my (undef, $help) = pstm($cmd, '--help');
 		($rc, $out, $err) = pstm('help', $cmd);
 		is($rc, 0, "pstm help $cmd exits 0");
@@ -1003,6 +1003,24 @@ sub release {
 	($rc, $out, $err) = pstm('ls', "$tmp/nonexistent");
 	is($rc, 1, 'ls of a missing directory exits 1');
 	ok(one_line($err), '... with a one-line error') or diag($err);
+
+	# --pretty: ls and gc too, the same document indented; an error
+	# document like every command's (the directory as its uri)
+	($rc, $out, $err) = pstm('ls', '--pretty', $dir);
+	is($rc, 0, 'ls --pretty exits 0') or diag($err);
+	ok(($out =~ tr/\n//) > 2, '... indented over several lines');
+	is(json_object($out, '... one JSON object')->{dir}, $dir, '... of DIR');
+	($rc, $out, $err) = pstm('gc', '--dry-run', '--pretty');
+	is($rc, 0, 'gc --dry-run --pretty exits 0') or diag($err);
+	ok(($out =~ tr/\n//) > 2, '... indented over several lines');
+	is(json_object($out, '... one JSON object')->{dry_run}, JSON::PP::true, '... dry_run');
+	for my $style ('--json', '--pretty') {
+		($rc, $out, $err) = pstm('ls', $style, "$tmp/nonexistent");
+		is($rc, 1, "ls $style of a missing directory exits 1");
+		my $e = json_object($out, '... one error document');
+		is($e->{uri}, "$tmp/nonexistent", '... naming the directory');
+		is($e->{error}{code}, 'PSTM_ENOENT', '... PSTM_ENOENT');
+	}
 }
 
 # everything made here is gone, companions included (the suite must not

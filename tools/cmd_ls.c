@@ -19,7 +19,7 @@
 #define SHM_DIR "/dev/shm"
 
 static const char ls_help[] =
-	"usage: pstm ls [--json] [DIR]\n"
+	"usage: pstm ls [--json|--pretty] [DIR]\n"
 	"List the regions in DIR (default .) and in /dev/shm, without opening\n"
 	"them: durability, size, processes attached, companions; then the\n"
 	"companions in /dev/shm (runtime segments, working copies), each with\n"
@@ -28,7 +28,7 @@ static const char ls_help[] =
 	"'pstm gc' removes it).\n";
 
 static const char gc_help[] =
-	"usage: pstm gc [--dry-run] [--json]\n"
+	"usage: pstm gc [--dry-run] [--json|--pretty]\n"
 	"Remove the companions in /dev/shm whose region is gone (no file at\n"
 	"the path it was last opened by, or another file there) and that no\n"
 	"live process uses.  --dry-run: only say which.\n";
@@ -155,43 +155,24 @@ static void print_companion(const char *prefix, const struct inv_companion *c)
 
 int cmd_ls(int argc, char **argv)
 {
-	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
-					   {"help", no_argument, 0, 'h'},
-					   {0, 0, 0, 0}};
 	struct inv_region *rv[2] = {NULL, NULL};
 	size_t rn[2] = {0, 0};
 	struct inv_companion *cv = NULL;
 	size_t cn = 0;
 	char real[PATH_MAX];
 	bool json = false;
-	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(ls_help, stdout);
-			return 0;
-		}
-		if (c != 'j')
-			return 2; /* getopt said why */
-		json = true;
-	}
+	int rc = cli_opts(argc, argv, ls_help, &json);
+	if (rc >= 0)
+		return rc;
 	if (argc - optind > 1)
 		return cli_usage_error("ls takes at most one directory");
 	const char *dir = optind < argc ? argv[optind] : ".";
 	/* /dev/shm is listed anyway: not twice */
 	bool dir_is_shm = realpath(dir, real) && !strcmp(real, SHM_DIR);
 	rc = inventory_regions(dir, &rv[0], &rn[0]);
-	if (rc) {
-		if (json) {
-			struct emit e;
-			emit_to_file(&e, stdout);
-			emit_object(&e, NULL);
-			emit_str(&e, "dir", dir);
-			emit_str(&e, "error", pstm_strerror(rc));
-			emit_close(&e);
-		}
+	if (rc) /* with --json, the error document names DIR as its uri */
 		return cli_fail("cannot list", dir, rc);
-	}
 	if (!dir_is_shm)
 		(void)inventory_regions(SHM_DIR, &rv[1], &rn[1]);
 	rc = inventory_companions(&cv, &cn);
@@ -230,6 +211,7 @@ int cmd_gc(int argc, char **argv)
 {
 	static const struct option lo[] = {{"dry-run", no_argument, 0, 'n'},
 					   {"json", no_argument, 0, 'j'},
+					   {"pretty", no_argument, 0, 'P'},
 					   {"help", no_argument, 0, 'h'},
 					   {0, 0, 0, 0}};
 	struct inv_companion *v;
@@ -242,12 +224,14 @@ int cmd_gc(int argc, char **argv)
 			fputs(gc_help, stdout);
 			return 0;
 		}
-		if (c == 'j')
+		if (c == 'j' || c == 'P') {
 			json = true;
-		else if (c == 'n')
+			cli_set_json(c == 'P');
+		} else if (c == 'n') {
 			dry = true;
-		else
+		} else {
 			return 2; /* getopt said why */
+		}
 	}
 	if (optind != argc)
 		return cli_usage_error("gc takes no arguments");

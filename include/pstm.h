@@ -205,6 +205,38 @@ PSTM_API int pstm_create(const char *uri, const struct pstm_create_opts *o,
  */
 PSTM_API int pstm_open(const char *uri, pstm_region **out);
 
+/* Flags of pstm_open_opts. */
+enum pstm_open_flags {
+	/*
+	 * Attach only to read, with no side effect on the other processes:
+	 * the handle runs read-only transactions only (pstm_atomic and
+	 * pstm_tx_begin run as pstm_atomic_ro and PSTM_TX_READ_ONLY do: a
+	 * store ends the transaction with PSTM_EINVAL), which never escalate
+	 * and never wait for an escalated transaction, and it never recovers
+	 * a dead process: not at open, not when it needs a slot, not when a
+	 * transaction meets a lock a dead process left past its commit
+	 * point (the attempt conflicts instead; pstm_atomic_ro retries
+	 * until another process recovers it, so use pstm_tx_begin to be
+	 * able to give up; a commit stuck before its commit point it aborts
+	 * after 1 ms, as every reader does, dead owner or stopped).  A
+	 * relaxed region gets no flush thread from it.  It still takes a
+	 * process entry and a slot (PSTM_EPROCFULL, PSTM_ESLOTFULL: dead
+	 * processes are not cleared to make room), needs write permission
+	 * (a reader raises the version clock), and builds a missing runtime
+	 * as any open does (after a reboot, replaying committed logs).
+	 * `pstm dump` opens this way.
+	 */
+	PSTM_OPEN_OBSERVE = 1,
+};
+
+/*
+ * pstm_open_opts - pstm_open with @flags (enum pstm_open_flags; 0 is
+ * pstm_open itself).  PSTM_EINVAL for an unknown flag; otherwise the
+ * errors of pstm_open.
+ */
+PSTM_API int pstm_open_opts(const char *uri, unsigned flags,
+			    pstm_region **out);
+
 /*
  * pstm_close - detach and unmap.  All threads must have finished their
  * transactions on @r; not allowed inside a transaction (PSTM_EINTX).  On
@@ -255,6 +287,100 @@ enum pstm_unlink_flags {
  * the errors of pstm_unlink (PSTM_EBUSY only without PSTM_UNLINK_FORCE).
  */
 PSTM_API int pstm_unlink_opts(const char *uri, unsigned flags);
+
+/* Flags of pstm_copy_opts. */
+enum pstm_copy_flags {
+	/* the copy only as large as the heap in use: see pstm_copy */
+	PSTM_COPY_COMPACT = 1,
+};
+
+/* Options for pstm_copy.  Zero-initialise; zero fields take the default. */
+struct pstm_copy_opts {
+	uint64_t size_bytes;  /* the copy's size; default the source's, or
+	                         with PSTM_COPY_COMPACT the least that holds
+	                         its heap.  Too small for the heap (now, or at
+	                         the snapshot): PSTM_ETOOSMALL */
+	int durability;       /* file copies: PSTM_VOLATILE, _DURABLE or
+	                         _RELAXED; default (PSTM_DEFAULT) the
+	                         source's.  shm: copies are volatile */
+	uint32_t flush_ms;    /* a relaxed copy's; default the source's if
+	                         relaxed, else 10 */
+	mode_t mode;          /* permission bits; default the source file's */
+	unsigned flags;       /* enum pstm_copy_flags */
+	uint32_t passes;      /* passes over the heap that leave writers alone
+	                         before the copy holds them back to finish;
+	                         default 4, at least 1 */
+	uint32_t timeout_ms;  /* give up with PSTM_EBUSY after this long;
+	                         default 0: never */
+};
+
+/* What pstm_copy did. */
+struct pstm_copy_info {
+	uint64_t size_bytes;  /* the copy's size */
+	uint64_t heap_bytes;  /* bytes of heap copied: up to its top */
+	uint32_t passes;      /* passes: copying what changed, then checking */
+	uint32_t holds;       /* times writers were held back (0: never) */
+	uint64_t chunks;      /* chunks copied, copies again included */
+	uint64_t chunk_bytes; /* their size */
+	uint64_t hold_ns;     /* how long writers were held back in all */
+	uint8_t uuid[16];     /* the copy's (a new one) */
+};
+
+/*
+ * pstm_copy - write a consistent copy of the open region @r, a snapshot
+ * of one moment, to a new region @dst, while other threads and processes
+ * keep committing.  The copy has a new uuid and the same layout: the same
+ * limits (processes, threads, redo log, orecs) and the heap at the same
+ * offset, so every offset stored in the heap stays valid; @dst must be
+ * the same kind as the source (both shm: or both files: a shm: region
+ * keeps its runtime before its heap, a file region does not), else
+ * PSTM_EINVAL.  Like pstm_create it is built under a temporary name and
+ * linked into place when complete and durable; it starts with no process
+ * attached and empty redo logs.
+ *
+ * How: the heap (its header, the allocator's metadata and every byte up
+ * to its top: what was ever allocated) is read in chunks, each in a
+ * read-only transaction of its own, so no transaction holds back a
+ * writer; then the orecs show which chunks changed since they were read,
+ * and those are read again, pass after pass.  When a check finds nothing
+ * changed, the copy is the heap as it was at that check.  If o->passes
+ * passes did not get there (busy writers), the copy takes the serial
+ * token that an escalating transaction takes: update transactions of
+ * other threads and processes do not begin until it is done (read-only
+ * ones run on), and it copies the last changes and checks again, as long
+ * as that takes; held back longer than about 8 ms, it lets them go for
+ * a while and starts again (so writers are held back at most for one
+ * check of the orecs plus a few chunks at a time).
+ *
+ * The copy is in the source's format (version), whose layout it keeps.
+ *
+ * PSTM_COPY_COMPACT (without o->size_bytes): the copy's size is the
+ * least that holds the snapshot's heap up to its top (whole pages, at
+ * least 1 MiB and the layout's minimum; a shm: copy no less than keeps
+ * its runtime, which lies before the heap and grows with the region's
+ * size, as large as the source's), not the source's: the same
+ * offsets, free blocks below the top kept, but no room beyond it (an
+ * allocation that needs new space ends with PSTM_EHEAPFULL).  It is
+ * written at the source's size and cut at the end, so it needs that much
+ * space meanwhile.  o->size_bytes gives any other size (larger than the
+ * source's too: a copy that can grow) that holds the heap and, for a
+ * shm: copy, keeps the heap where it is (else PSTM_EINVAL).
+ *
+ * The thread uses its slot of @r (claiming one: PSTM_ESLOTFULL); not
+ * inside a transaction (PSTM_EINTX); not on an observing handle
+ * (PSTM_EINVAL).  Holding writers back, it first waits, as they do, for
+ * a transaction that escalated to end.  Errors: PSTM_EINVAL (NULL, bad
+ * options, another kind), PSTM_EEXIST (@dst exists), PSTM_ETOOSMALL
+ * (o->size_bytes below what the heap needs), PSTM_ECORRUPT (the source
+ * heap's header), PSTM_EBUSY (o->timeout_ms passed; nothing is left
+ * behind), and those of pstm_create (PSTM_EACCES,
+ * PSTM_ENOENT for a missing directory, PSTM_EHEAPFULL when the file
+ * system is full, PSTM_EIO, PSTM_ENOMEM).  @out (may be NULL): what it
+ * did.  Thread-safe.
+ */
+PSTM_API int pstm_copy(pstm_region *r, const char *dst,
+		       const struct pstm_copy_opts *o,
+		       struct pstm_copy_info *out);
 
 /* Fixed facts about an open region, for tools and tests. */
 struct pstm_region_info {
@@ -332,8 +458,10 @@ PSTM_API bool pstm_in_tx(void);
 
 /*
  * pstm_atomic_ro - run @fn(tx, arg) as a read-only transaction: like
- * pstm_atomic, but it never escalates (never stops other transactions)
- * and never writes shared memory, not even statistics.  A store
+ * pstm_atomic, but it never escalates (never stops other transactions),
+ * never waits for a transaction that did (one that runs alone after
+ * losing too often, even if its process is stopped), and never writes
+ * shared memory, not even statistics.  A store
  * (pstm_store64, pstm_write, pstm_alloc, pstm_free, a first pstm_root)
  * ends it with PSTM_EINVAL.  Nested in another transaction it runs as
  * part of that one (flattened), read-only or not.

@@ -9,7 +9,10 @@
  * after a few.  After ESCALATE_AFTER consecutive aborts the transaction
  * takes the region's serial token: no transaction of any process begins
  * while it is held, so the holder soon runs alone and commits.  The token
- * of a dead holder is cleared by its recoverer.
+ * of a dead holder is cleared by its recoverer.  Read-only transactions
+ * neither take the token nor wait for it: they lock nothing and are never
+ * validated against, so they cannot make the holder lose, and a holder
+ * that stopped (SIGSTOP) or died does not block them.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -110,6 +113,41 @@ static void escalate(pstm_tx *t)
 	CRASH_POINT(CP_ESCALATED);
 }
 
+/*
+ * The token held outside any transaction (pstm_copy's last pass): taken
+ * as escalate() takes it, for this thread's slot, so that its recoverer
+ * clears it if the holder dies.  This thread's read-only transactions
+ * run meanwhile; nobody's update transaction begins.
+ */
+int stm_serial_hold(struct pstm_region *r)
+{
+	int err = 0;
+	if (tl_cur)
+		return PSTM_EINTX;
+	pstm_tx *t = txd_get(r, &err);
+	if (!t)
+		return err;
+	for (;;) {
+		wait_serial(t);
+		uint64_t zero = 0;
+		if (atomic_compare_exchange_strong_explicit(
+			    &r->rt->serial, &zero, t->slot + 1,
+			    memory_order_acq_rel, memory_order_relaxed))
+			return 0;
+	}
+}
+
+void stm_serial_release(struct pstm_region *r)
+{
+	int err = 0;
+	pstm_tx *t = txd_get(r, &err);
+	uint64_t me = t ? t->slot + 1 : 0;
+	if (t)
+		atomic_compare_exchange_strong_explicit(&r->rt->serial, &me, 0,
+							memory_order_release,
+							memory_order_relaxed);
+}
+
 static void backoff(pstm_tx *t)
 {
 	t->retries++;
@@ -136,7 +174,7 @@ static inline __attribute__((always_inline)) void begin(pstm_tx *t)
 {
 	if (__builtin_expect(atomic_load_explicit(&t->r->rt->serial,
 						  memory_order_acquire) != 0, 0) &&
-	    !t->escalated)
+	    !t->escalated && !t->read_only)
 		wait_serial(t);
 	t->nws = t->nrs = t->nlocks = 0;
 	t->wbloom = 0;
@@ -244,7 +282,8 @@ static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 	pstm_tx *t = txd_get(r, &err);
 	if (!t)
 		return err;
-	return drive(t, fn, arg, read_only);
+	/* an observing handle runs read-only transactions only */
+	return drive(t, fn, arg, read_only || r->observe);
 }
 
 int stm_run_side(pstm_tx *t, pstm_fn fn, void *arg)
@@ -348,7 +387,7 @@ int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out)
 	if (!t->explicit_retry)
 		t->retries = 0;
 	t->depth = 1;
-	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0;
+	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0 || r->observe;
 	t->explicit_tx = true;
 	t->guard = false;
 	t->doomed = 0;

@@ -69,7 +69,7 @@ static int read_runtime(struct pstm_region *r, struct inspect_report *rep)
 	return 0;
 }
 
-int region_inspect(const char *uri, struct inspect_report *rep)
+static int inspect(const char *uri, struct inspect_report *rep, bool heap)
 {
 	struct pstm_region r;
 	struct statx sx;
@@ -94,7 +94,7 @@ int region_inspect(const char *uri, struct inspect_report *rep)
 						 : INSPECT_RT_STALE;
 	if (rep->runtime == INSPECT_RT_FOUND)
 		rc = read_runtime(&r, rep);
-	rep->heap_valid = check_heap_header_valid(&r);
+	rep->heap_valid = heap && check_heap_header_valid(&r);
 	if (rep->heap_valid) {
 		alloc_check(&r, &rep->heap);
 		taskq_inspect(&r, &rep->tasks);
@@ -103,6 +103,16 @@ int region_inspect(const char *uri, struct inspect_report *rep)
 	if (rc)
 		inspect_report_free(rep);
 	return rc;
+}
+
+int region_inspect(const char *uri, struct inspect_report *rep)
+{
+	return inspect(uri, rep, true);
+}
+
+int region_inspect_procs(const char *uri, struct inspect_report *rep)
+{
+	return inspect(uri, rep, false);
 }
 
 void inspect_report_free(struct inspect_report *rep)

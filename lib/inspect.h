@@ -59,6 +59,9 @@ struct inspect_report {
  * could not be read (rep then holds nothing to free).
  */
 HIDDEN int region_inspect(const char *uri, struct inspect_report *rep);
+/* The same without the walk of the heap (heap_valid false): what pstm
+ * top reads at every refresh. */
+HIDDEN int region_inspect_procs(const char *uri, struct inspect_report *rep);
 HIDDEN void inspect_report_free(struct inspect_report *rep);
 
 #endif /* PSTM_INSPECT_H */

@@ -157,7 +157,7 @@ static bool proc_dead_recover(struct pstm_region *r, uint32_t p)
 
 bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s)
 {
-	if (s >= r->sb.max_slots)
+	if (s >= r->sb.max_slots || r->observe)
 		return false;
 	uint64_t st = atomic_load_explicit(&r->slots[s].state,
 					   memory_order_acquire);
@@ -172,6 +172,8 @@ bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s)
 int proc_recover_all_dead(struct pstm_region *r)
 {
 	int n = 0;
+	if (r->observe)
+		return 0;
 	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
 		uint64_t ps = atomic_load_explicit(&r->procs[p].state,
 						   memory_order_acquire);

@@ -14,7 +14,9 @@
 HIDDEN bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s);
 
 /* Recover every dead process in the table; returns how many entries
- * changed. */
+ * changed.  Through an observing handle (r->observe, PSTM_OPEN_OBSERVE)
+ * both recover nothing: the dead stay for the next ordinary process,
+ * and slot_owner_dead_recover says false (treat the owner as alive). */
 HIDDEN int proc_recover_all_dead(struct pstm_region *r);
 
 #endif /* PSTM_RECOVERY_H */

@@ -53,14 +53,17 @@ static _Atomic uint64_t next_open_id = 1;
 
 /* ---------------------------------------------------------- creation */
 
-/* Write the initial contents of a freshly allocated (zeroed) region. */
-static int init_contents(int fd, const struct superblock *sb)
+/* Write the initial contents of a freshly allocated (zeroed) region,
+ * then let @fill (if any) write its heap and perhaps ask for a smaller
+ * size (*size), to which the file is then cut (the superblock too). */
+static int init_contents(int fd, struct superblock *sb, region_fill_fn fill,
+			 void *arg)
 {
 	uint8_t *base;
+	uint64_t len = sb->size_bytes;
 	int rc = 0;
 
-	base = mmap(NULL, sb->size_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
-		    fd, 0);
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		return errno_to_pstm(errno);
 	memcpy(base, sb, sizeof(*sb));
@@ -79,17 +82,28 @@ static int init_contents(int fd, const struct superblock *sb)
 		/* link() and rename() keep the inode: this is the file's
 		 * identity under its final name too */
 		if (file_identity(fd, &tmp.file) != 0) {
-			munmap(base, sb->size_bytes);
+			munmap(base, len);
 			return PSTM_EIO;
 		}
 		tmp.rt_base = base + sb->rt_off;
 		runtime_set_pointers(&tmp);
 		runtime_init(&tmp);
 	}
-	if (sb->durability != PSTM_VOLATILE &&
+	if (fill) {
+		uint64_t size = len, heap_off = sb->heap_off;
+		rc = fill(base, sb, arg, &size);
+		if (!rc && size < len &&
+		    (rc = superblock_reshape(sb, sb->version, size)) == 0)
+			rc = sb->heap_off == heap_off ? 0 : PSTM_EINVAL;
+		if (!rc)
+			memcpy(base, sb, sizeof(*sb));
+	}
+	if (!rc && sb->durability != PSTM_VOLATILE &&
 	    msync(base, sb->size_bytes, MS_SYNC) != 0)
 		rc = PSTM_EIO;
-	munmap(base, sb->size_bytes);
+	munmap(base, len);
+	if (!rc && sb->size_bytes < len && ftruncate(fd, (off_t)sb->size_bytes) != 0)
+		rc = errno_to_pstm(errno);
 	return rc;
 }
 
@@ -107,19 +121,29 @@ static void fsync_dir(const char *path)
 int pstm_create(const char *uri, const struct pstm_create_opts *o,
 		pstm_region **out)
 {
+	if (!out)
+		return PSTM_EINVAL;
+	*out = NULL;
+	int rc = region_create_file(uri, o, 0, NULL, NULL, NULL);
+	return rc ? rc : pstm_open(uri, out);
+}
+
+int region_create_file(const char *uri, const struct pstm_create_opts *o,
+		       uint32_t version, region_fill_fn fill, void *arg,
+		       struct superblock *sb_out)
+{
 	char path[PATH_MAX], tmp[PATH_MAX + 64], dir[PATH_MAX];
 	struct superblock sb;
 	bool is_shm;
 	int fd = -1, rc;
 	mode_t mode;
 
-	if (!out)
-		return PSTM_EINVAL;
-	*out = NULL;
 	rc = uri_parse(uri, path, sizeof(path), &is_shm);
 	if (rc)
 		return rc;
 	rc = superblock_from_opts(o, is_shm, &sb);
+	if (rc == 0 && version && version != sb.version)
+		rc = superblock_reshape(&sb, version, sb.size_bytes);
 	if (rc)
 		return rc;
 	/* permission bits only: a region is data, never setuid, setgid or
@@ -146,7 +170,7 @@ int pstm_create(const char *uri, const struct pstm_create_opts *o,
 		rc = rc == ENOSPC ? PSTM_EHEAPFULL : errno_to_pstm(rc);
 		goto fail;
 	}
-	rc = init_contents(fd, &sb);
+	rc = init_contents(fd, &sb, fill, arg);
 	if (rc)
 		goto fail;
 	if (sb.durability != PSTM_VOLATILE && fsync(fd) != 0) {
@@ -172,7 +196,9 @@ int pstm_create(const char *uri, const struct pstm_create_opts *o,
 	}
 	if (sb.durability != PSTM_VOLATILE)
 		fsync_dir(path);
-	return pstm_open(uri, out);
+	if (sb_out)
+		*sb_out = sb;
+	return 0;
 fail:
 	if (fd >= 0)
 		close(fd);
@@ -275,6 +301,11 @@ static int open_locked(struct pstm_region *r)
 
 int pstm_open(const char *uri, pstm_region **out)
 {
+	return pstm_open_opts(uri, 0, out);
+}
+
+int pstm_open_opts(const char *uri, unsigned flags, pstm_region **out)
+{
 	struct pstm_region *r;
 	int rc;
 	bool locked = false;
@@ -282,9 +313,14 @@ int pstm_open(const char *uri, pstm_region **out)
 	if (!out)
 		return PSTM_EINVAL;
 	*out = NULL;
+	if (flags & ~(unsigned)PSTM_OPEN_OBSERVE)
+		return PSTM_EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return PSTM_ENOMEM;
+	/* observing: proc_recover_all_dead below and every later recovery
+	 * through this handle do nothing (lib/recovery.c) */
+	r->observe = (flags & PSTM_OPEN_OBSERVE) != 0;
 	r->fd = -1;
 	r->owner_pid = getpid();
 	r->settle_slot = replay_settle_slot; /* recovery (layer 2) calls up */
@@ -367,7 +403,8 @@ int pstm_open(const char *uri, pstm_region **out)
 		goto fail;
 	}
 	testing_open(r);
-	if (r->relaxed && (rc = flush_start(r)) != 0) {
+	/* an observer writes nothing of the others': no flush thread */
+	if (r->relaxed && !r->observe && (rc = flush_start(r)) != 0) {
 		testing_close(r);
 		run_fini(r);
 		pthread_key_delete(r->key);

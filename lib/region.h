@@ -88,6 +88,9 @@ struct pstm_region {
 				    must not use it) */
 	bool closing;
 	bool in_open;            /* inside pstm_open, holding the flock */
+	/* PSTM_OPEN_OBSERVE: read-only transactions only, and no recovery of
+	 * dead processes through this handle (lib/recovery.c asks) */
+	bool observe;
 	uint64_t open_recoveries;/* dead processes recovered during open */
 	uint64_t open_replayed;  /* logs replayed rebuilding the runtime */
 	bool rt_rebuilt;         /* this open rebuilt the runtime */
@@ -125,6 +128,26 @@ static inline uint64_t *region_word(struct pstm_region *r, uint64_t off)
 {
 	return (uint64_t *)(r->base + off);
 }
+
+/*
+ * Make the region file of @uri with options @o, in format @version (0:
+ * this library's; lib/region.c; pstm_create is this, then pstm_open):
+ * built under a temporary name in the same
+ * directory, then linked into place (PSTM_EEXIST if the name exists,
+ * unless o->replace), so nobody sees it half-made.  @fill, if not NULL,
+ * writes the heap into the writable mapping @base of the new file once
+ * its superblock, durable state, heap header and (shm) runtime are in,
+ * before anything is made durable; it may lower *size (a multiple of
+ * PAGE at which the heap stays where it is, else PSTM_EINVAL) to have the
+ * file cut to it.  Its
+ * non-zero return (a PSTM_E* code) ends the creation and is returned,
+ * the temporary file removed.  *sb_out (if not NULL): the superblock.
+ */
+typedef int (*region_fill_fn)(uint8_t *base, const struct superblock *sb,
+			      void *arg, uint64_t *size);
+HIDDEN int region_create_file(const char *uri, const struct pstm_create_opts *o,
+			      uint32_t version, region_fill_fn fill, void *arg,
+			      struct superblock *sb_out);
 
 /* What the last pstm_open of @r did while recovering (pstm recover). */
 struct open_recovery {

@@ -140,6 +140,17 @@ HIDDEN bool stm_orphan_lock(struct pstm_region *r, _Atomic uint64_t *o,
 HIDDEN void stm_inevitable_lock(pstm_tx *t, uint64_t idx);
 /* lib/driver.c: this thread's running transaction, or NULL */
 HIDDEN pstm_tx *stm_current(void);
+/*
+ * lib/driver.c: take the region's serial token for this thread's slot,
+ * outside any transaction, waiting while another holds it: until
+ * stm_serial_release, no update transaction of any other thread or
+ * process begins (those running finish; read-only ones keep running).
+ * The holder may run read-only transactions meanwhile, no update one
+ * (it would wait for itself).  A holder that dies is cleared by its
+ * recoverer.  0, PSTM_EINTX, or why no slot could be claimed.
+ */
+HIDDEN int stm_serial_hold(struct pstm_region *r);
+HIDDEN void stm_serial_release(struct pstm_region *r);
 /* lib/driver.c: run @fn(t, arg) under an unwinding point of its own, for
  * an explicit transaction: returns fn's value, or what unwound it
  * (PSTM_ECONFLICT, or the error), the attempt then being doomed */

@@ -221,3 +221,20 @@ int superblock_from_opts(const struct pstm_create_opts *o, bool is_shm,
 	sb->crc = sb_crc(sb);
 	return 0;
 }
+
+int superblock_reshape(struct superblock *sb, uint32_t version,
+		       uint64_t size_bytes)
+{
+	struct superblock n = *sb;
+	if (size_bytes < SB_MIN_SIZE || size_bytes > SB_MAX_SIZE || size_bytes % PAGE ||
+	    version < PSTM_FORMAT_MIN || version > PSTM_FORMAT_VERSION)
+		return PSTM_EINVAL;
+	n.version = version;
+	n.size_bytes = size_bytes;
+	int rc = layout_compute(&n);
+	if (rc)
+		return rc;
+	n.crc = sb_crc(&n);
+	*sb = n;
+	return 0;
+}

@@ -43,6 +43,12 @@ HIDDEN int layout_compute(struct superblock *sb);
 HIDDEN int superblock_from_opts(const struct pstm_create_opts *o, bool is_shm,
 				struct superblock *sb);
 
+/* @sb for a region of format @version and @size_bytes (a multiple of
+ * PAGE), the rest kept: layout and crc again (a shm region's heap moves
+ * with both: its runtime lies before it).  PSTM_EINVAL / PSTM_ETOOSMALL. */
+HIDDEN int superblock_reshape(struct superblock *sb, uint32_t version,
+			      uint64_t size_bytes);
+
 /* Read the superblock of the open region file @fd with pread and
  * validate it against the file's size; writes nothing. */
 HIDDEN int superblock_read(int fd, struct superblock *sb);

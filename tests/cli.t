@@ -58,7 +58,7 @@ for my $h ('--help', '-h', 'help') {
 	like($out, qr/usage: pstm/, "pstm $h prints usage on stdout");
 	is($err, '', "pstm $h prints nothing on stderr");
 }
-for my $cmd (qw(create info rm ls gc)) {
+for my $cmd (qw(create info rm ls gc copy top)) {
 	($rc, $out, $err) = pstm($cmd, '--help');
 	is($rc, 0, "pstm $cmd --help exits 0");
 	like($out, qr/usage: pstm $cmd/, "pstm $cmd --help prints its usage");
@@ -354,7 +354,7 @@ ok(!-e $g && !companions_of($jg->{uuid}), '... file and companion gone');
 		is($th, $want, "$man: its .TH names the release");
 	}
 
-	for my $cmd (qw(create info check recover dump load rm ls gc)) {
+	for my $cmd (qw(create info check recover dump load rm ls gc copy top)) {
 		my (undef, $help) = pstm($cmd, '--help');
 		($rc, $out, $err) = pstm('help', $cmd);
 		is($rc, 0, "pstm help $cmd exits 0");
@@ -894,6 +894,315 @@ sub release {
 	is(scalar companions_of($u) + scalar companions_of($u, 'wc'), 0,
 	   '... and both its companions');
 	is(release($h), 0, '... the attached process still closes cleanly');
+}
+
+# --- dump: an observer, with a stopped and a dead member --------------
+# dump attaches as an observer (PSTM_OPEN_OBSERVE): it must leave a dead
+# process for recovery, and neither wait for a stopped one nor for the
+# locks a dead one left (it gives up after --timeout-ms)
+{
+	my $kv = build_dir() . '/examples/kv';
+	my $n = 'shm:' . shm_name('cli');
+	my ($rc, $out, $err) = run_program($kv, 'put', $n, 'k', 'v1');
+	is($rc, 0, 'kv put, for dump with members') or diag($err);
+	# (the stopped one first: an ordinary open would recover the dead)
+	my $stopped = hold($n);
+	kill('STOP', $stopped->{pid});
+	my $dead = hold($n);
+	kill('KILL', $dead->{pid});
+	waitpid($dead->{pid}, 0);
+	my $states = sub {   # pid => state, from info (which never recovers)
+		my ($rc, $out) = pstm('info', '--json', $n);
+		return map { $_->{pid} => $_->{state} }
+			@{json_object($out, '... info --json')->{processes} // []};
+	};
+	my %st = $states->();
+	is($st{$dead->{pid}}, 'dead', 'a member killed without closing is dead');
+	my $t0 = time();
+	($rc, $out, $err) = pstm('dump', '--json', $n);
+	is($rc, 0, 'dump --json with a dead and a stopped member exits 0') or diag($err);
+	my ($e) = map { @{$_->{entries} // []} } @{json_object($out, '... one JSON object')->{objects} // []};
+	is_deeply($e, {key => 'k', value => 'v1'}, '... with the entry');
+	ok(time() - $t0 < 5, '... at once (no waiting for the stopped one)');
+	%st = $states->();
+	is($st{$dead->{pid}}, 'dead', '... and the dead member is still there: not recovered');
+	is($st{$stopped->{pid}}, 'alive', '... the stopped one alive');
+	is(scalar(keys %st), 2, '... and dump left no entry of its own');
+	($rc, $out, $err) = pstm('dump', $n);
+	is($rc, 0, 'dump (text) exits 0 too') or diag($err);
+	%st = $states->();
+	is($st{$dead->{pid}}, 'dead', '... and recovers nothing either');
+	kill('CONT', $stopped->{pid});
+	is(release($stopped), 0, 'the stopped member, continued, closes fine');
+
+	my $entry = sub {   # the map's one entry, from dump --json
+		my ($rc, $out, $err) = pstm('dump', '--json', $n);
+		is($rc, 0, "dump --json exits 0 ($_[0])") or diag($err);
+		my ($e) = map { @{$_->{entries} // []} } @{json_object($out, '... one JSON object')->{objects} // []};
+		return $e->{value} // '';
+	};
+	my $dead_members = sub { scalar(grep { $_ eq 'dead' } values %{{$states->()}}) };
+
+	# a member killed before its commit point, holding its locks: a
+	# reader aborts such a commit, the dump goes on, the dead stays
+	($rc, $out, $err) = run_program({PSTM_CRASH_AT => 'commit.locked:1'},
+					$kv, 'put', $n, 'k', 'v2');
+	is($rc, 128 + 9, 'kv put killed at commit.locked (before its commit point)');
+	is($entry->('past the locks of a commit that never was'), 'v1', '... without it');
+	# (kv's own open recovered the first dead member)
+	is($dead_members->(), 1, '... and the dead member is still there: not recovered');
+
+	# killed past its commit point: only recovery (replaying it) frees
+	# its words; dump waits for nobody and gives up
+	($rc, $out, $err) = run_program({PSTM_CRASH_AT => 'commit.logged:1'},
+					$kv, 'put', $n, 'k', 'v3');
+	is($rc, 128 + 9, 'kv put killed at commit.logged (past its commit point)');
+	$t0 = time();
+	($rc, $out, $err) = pstm('dump', '--timeout-ms', '300', '--json', $n);
+	is($rc, 1, 'dump of words a dead commit holds gives up: exits 1');
+	ok(time() - $t0 < 10, '... after --timeout-ms, not blocked');
+	ok(one_line($err), '... with a one-line message') or diag($err);
+	like($err, qr/no consistent snapshot in 300 ms: .*pstm recover/, '... saying why')
+		or diag($err);
+	$e = json_object($out, '... and an error document');
+	is($e->{error}{code}, 'PSTM_EBUSY', '... code PSTM_EBUSY');
+	is($dead_members->(), 1, '... the dead member is still there: dump did not recover it');
+	($rc, $out, $err) = pstm('recover', $n);
+	is($rc, 0, 'pstm recover settles it') or diag($err);
+	is($entry->('after recover'), 'v3', '... its commit replayed');
+	is($dead_members->(), 0, '... and nobody dead is left');
+
+	# stopped past its commit point (alive: nobody may recover it):
+	# dump and copy give up at their timeouts, and go on once it does
+	use POSIX ();
+	my $pid = fork() // die;
+	if ($pid == 0) {
+		$ENV{PSTM_CRASH_AT} = 'commit.logged:1:stop';
+		open(STDOUT, '>', '/dev/null');
+		exec($kv, 'put', $n, 'k', 'v4') or POSIX::_exit(127);
+	}
+	waitpid($pid, POSIX::WUNTRACED());
+	ok(POSIX::WIFSTOPPED(${^CHILD_ERROR_NATIVE}), 'kv put stopped at commit.logged');
+	($rc, $out, $err) = pstm('dump', '--timeout-ms', '300', $n);
+	is($rc, 1, 'dump of words a stopped commit holds gives up: exits 1');
+	like($err, qr/no consistent snapshot in 300 ms/, '... saying why') or diag($err);
+	my $c = 'shm:' . shm_name('cli');
+	($rc, $out, $err) = pstm('copy', '--timeout-ms', '300', '--json', $n, $c);
+	is($rc, 1, 'copy with --timeout-ms of such a region gives up: exits 1');
+	like($err, qr/no consistent copy in 300 ms/, '... saying why') or diag($err);
+	is(json_object($out, '... an error document')->{error}{code}, 'PSTM_EBUSY', '... PSTM_EBUSY');
+	ok(!-e "/dev/shm/" . ($c =~ s/^shm://r), '... and makes nothing');
+	is({$states->()}->{$pid}, 'alive', '... the stopped writer is alive, untouched');
+	kill('CONT', $pid);
+	waitpid($pid, 0);
+	is($?, 0, 'the writer, continued, commits and exits 0');
+	is($entry->('once it went on'), 'v4', '... its value there');
+	($rc, $out, $err) = pstm('copy', $n, $c);
+	is($rc, 0, '... and copy goes on too') or diag($err);
+	pstm('rm', $c);
+	for my $bad (['--timeout-ms', 'x'], ['--timeout-ms', '86400001']) {
+		($rc, $out, $err) = pstm('dump', @$bad, $n);
+		is($rc, 2, "dump @$bad is a usage error");
+	}
+	pstm('rm', $n);
+}
+
+# --- copy: a consistent copy while a writer commits ---------------------
+# build/tests/test_copy --writer URI moves money between 512 accounts
+# spread over 1 MiB of heap until its stdin closes; --sum URI prints the
+# total and the number of accounts: a copy must hold exactly 512000
+my $ledger = build_dir() . '/tests/test_copy';
+sub writer_start {
+	my ($uri) = @_;
+	my ($out, $in);
+	my $pid = open2($out, $in, $ledger, '--writer', $uri);
+	is(scalar(<$out> // ''), "ready\n", "a writer commits on $uri");
+	return {pid => $pid, in => $in, out => $out};
+}
+sub writer_stop {
+	my ($w) = @_;
+	close($w->{in});
+	my $n = readline($w->{out}) // '';
+	waitpid($w->{pid}, 0);
+	chomp $n;
+	return ($? >> 8, $n);
+}
+sub ledger_sum {
+	my ($uri) = @_;
+	my ($rc, $out) = run_program($ledger, '--sum', $uri);
+	return $rc == 0 ? $out : "failed: $rc";
+}
+{
+	my $fdir = temp_dir('copy', tmpfs => 1);
+	for my $kind ('shm', 'file') {
+		my $n = 0;
+		my $name = sub { $kind eq 'shm' ? 'shm:' . shm_name('cli') : "$fdir/c" . $n++ . '.region' };
+		my $src = $name->();
+		my ($rc, $out, $err) = pstm('create', '--size', '8M', '--mode', '0640', $src);
+		is($rc, 0, "create the $kind source") or diag($err);
+		my $sj = json_info($src);
+		companions_of($sj->{uuid});
+		my $w = writer_start($src);
+		for my $how (['--json'], [], ['--passes', '1', '--json'], ['--compact', '--json']) {
+			my $dst = $name->();
+			($rc, $out, $err) = pstm('copy', @$how, $src, $dst);
+			is($rc, 0, "copy @$how of a $kind region while it commits exits 0") or diag($err);
+			if (@$how && $how->[-1] eq '--json') {
+				my $j = json_object($out, '... one JSON object');
+				is($j->{uri}, $src, '... uri: the source');
+				is($j->{dst}, $dst, '... dst');
+				like($j->{uuid} // '', qr/\A$uuid_re\z/, '... the new uuid');
+				ok($j->{passes} >= 1 && $j->{chunks} >= $j->{passes}, '... passes, chunks');
+				ok($j->{heap_bytes} >= 512 * 2048, '... heap_bytes: the ledger at least');
+				if ($how->[0] eq '--compact') {
+					ok($j->{size_bytes} < 8 << 20 && $j->{size_bytes} % 4096 == 0,
+					   '... --compact: smaller than the source, whole pages');
+				} else {
+					is($j->{size_bytes}, 8 << 20, "... size_bytes: the source's");
+				}
+			} else {
+				like($out, qr/^copied \Q$src\E to \Q$dst\E: 8 MiB, heap \S+ \S+ in use, \d+ pass/,
+				     '... says what it copied') or diag($out);
+			}
+			is(ledger_sum($dst), "512000 512\n", '... and holds the exact total');
+			my $dj = json_info($dst);
+			companions_of($dj->{uuid});
+			isnt($dj->{uuid}, $sj->{uuid}, '... a region of its own (new uuid)');
+			is($dj->{layout}{heap_off}, $sj->{layout}{heap_off}, '... its heap where the source\'s is');
+			is($dj->{durability}, $sj->{durability}, '... the source\'s durability');
+			is($dj->{max_threads}, $sj->{max_threads}, '... and limits');
+			is(scalar @{$dj->{processes}}, 0, '... nobody attached');
+			(my $path = $dst) =~ s{^shm:}{/dev/shm/};
+			is(mode_of($path), 0640, '... the source\'s mode');
+			($rc, $out, $err) = pstm('check', $dst);
+			is($rc, 0, '... clean for pstm check') or diag($out);
+			pstm('rm', $dst);
+		}
+		my ($wrc, $moves) = writer_stop($w);
+		is($wrc, 0, "the writer of the $kind source ends fine");
+		ok($moves > 0, "... after $moves transfers meanwhile");
+		is(ledger_sum($src), "512000 512\n", '... and the source still holds the total');
+
+		# a paused writer (between transactions): one pass
+		$w = writer_start($src);
+		syswrite($w->{in}, 'p');
+		is(scalar(readline($w->{out}) // ''), "paused\n", '... the writer pauses');
+		my $dst = $name->();
+		($rc, $out, $err) = pstm('copy', '--json', $src, $dst);
+		my $j = json_object($out, "copy of a $kind region whose writer pauses");
+		is($j->{passes}, 1, '... one pass');
+		is($j->{holds}, 0, '... writers never held back');
+		is(ledger_sum($dst), "512000 512\n", '... the exact total');
+		pstm('rm', $dst);
+		is((writer_stop($w))[0], 0, '... the writer ends fine');
+
+		# refusals: exit 1, one line naming what, nothing made
+		my $other = $kind eq 'shm' ? "$fdir/other.region" : 'shm:' . shm_name('cli');
+		my @bad = (
+			[[$src, $src], 'PSTM_EEXIST', qr/\Q$src\E exists/],
+			[['--size', '1M', $src, $name->()], 'PSTM_ETOOSMALL', qr/--size 1 MiB is too small for the heap in use/],
+			[[$src, $other], 'PSTM_EINVAL', qr/a copy keeps the heap at its offset/],
+			[["$src-missing", $name->()], 'PSTM_ENOENT', qr/region does not exist/],
+		);
+		push @bad, [['--durable', $src, $name->()], 'PSTM_EINVAL', qr/shm: regions are volatile/]
+			if $kind eq 'shm';
+		for my $b (@bad) {
+			my ($args, $code, $re) = @$b;
+			($rc, $out, $err) = pstm('copy', '--json', @$args);
+			is($rc, 1, "copy @$args exits 1");
+			ok(one_line($err), '... with a one-line message') or diag($err);
+			like($err, $re, "... $re") or diag($err);
+			is(json_object($out, '... an error document')->{error}{code}, $code, "... $code");
+		}
+		is(json_info($src)->{uuid}, $sj->{uuid}, '... the source untouched');
+		is(scalar(grep { /^\.pstm-new\./ } map { s{.*/}{}r } glob("$fdir/.pstm*")),
+		   0, '... no temporary file left');
+		pstm('rm', $src);
+	}
+	# SRC is no region
+	my $junk = "$fdir/junk.region";
+	open(my $fh, '>', $junk) or die;
+	print $fh 'x' x 8192;
+	close($fh);
+	my ($rc, $out, $err) = pstm('copy', $junk, "$fdir/j2.region");
+	is($rc, 1, 'copy of a file that is no region exits 1');
+	like($err, qr/not a pstm region/, '... saying so') or diag($err);
+	ok(!-e "$fdir/j2.region", '... and makes nothing');
+	for my $args (['x'], ['a', 'b', 'c'], ['--compact', '--size', '2M', 'a', 'b'],
+		      ['--passes', '0', 'a', 'b'], ['--flush-ms', '5', 'a', 'b'],
+		      ['--size', 'lots', 'a', 'b'], ['--bogus', 'a', 'b']) {
+		($rc, $out, $err) = pstm('copy', @$args);
+		is($rc, 2, "copy @$args is a usage error");
+	}
+	($rc, $out, $err) = pstm('copy', '--help');
+	like($out, qr/^usage: pstm copy SRC DST/, 'copy --help');
+}
+
+# --- top: live statistics, read-only ------------------------------------
+{
+	my $n = 'shm:' . shm_name('cli');
+	my ($rc, $out, $err) = pstm('create', '--size', '8M', $n);
+	my $w = writer_start($n);
+	($rc, $out, $err) = pstm('top', '--interval', '100', '--count', '3', $n);
+	is($rc, 0, 'top --count 3 exits 0') or diag($err);
+	my @heads = $out =~ /^pstm top \Q$n\E  \S+  interval [\d.]+ s  clock \d+  1 process$/mg;
+	is(scalar @heads, 3, '... three refreshes of plain lines (no terminal)') or diag($out);
+	my @rows = $out =~ /^\s+0\s+$w->{pid} alive\s+(\d+)/mg;
+	is(scalar @rows, 3, '... the writer in each');
+	ok(!grep({ $_ == 0 } @rows), '... committing: commits per second above 0') or diag($out);
+	like($out, qr/^\s+ENTRY\s+PID STATE\s+COMMIT\/S\s+RO\/S\s+AB-READ\/S\s+AB-LOCK\/S\s+AB-VAL\/S\s+AB-USER\/S\s+ESC\/S\s+REC\/S$/m,
+	     '... with its columns');
+
+	($rc, $out, $err) = pstm('top', '--json', '--interval', '100', '--count', '2', $n);
+	is($rc, 0, 'top --json --count 2 exits 0') or diag($err);
+	my @docs = split /\n/, $out;
+	is(scalar @docs, 2, '... two lines');
+	my @j = map { json_object($_, '... each a JSON object') } @docs;
+	my @p = map { (grep { $_->{pid} == $w->{pid} } @{$_->{processes} // []})[0] // {} } @j;
+	is($j[1]{uri}, $n, '... uri');
+	ok($p[1]{commits_per_s} > 0, '... commits_per_s above 0');
+	my $delta = ($p[1]{commits} // 0) - ($p[0]{commits} // 0);
+	ok(abs($p[1]{commits_per_s} * $j[1]{interval_s} - $delta) <= 0.01 * $delta + 1,
+	   '... the rate: the commits between two refreshes over their interval')
+		or diag("$p[1]{commits_per_s} * $j[1]{interval_s} vs $delta");
+	ok(exists $p[1]{$_} && exists $p[1]{"${_}_per_s"}, "... $_ and ${_}_per_s")
+		for qw(commits commits_ro aborts_read aborts_lock aborts_validate aborts_user
+		       escalations recoveries);
+	ok(exists $j[1]{total_per_s}{commits}, '... total_per_s');
+
+	syswrite($w->{in}, 'p');
+	is(scalar(readline($w->{out}) // ''), "paused\n", 'the writer pauses');
+	($rc, $out, $err) = pstm('top', '--json', '--interval', '100', '--count', '1', $n);
+	my $stopped = (grep { $_->{pid} == $w->{pid} } @{json_object($out, 'top of a paused writer')->{processes} // []})[0] // {};
+	is($stopped->{commits_per_s}, 0, '... commits nothing per second');
+	ok($stopped->{commits} > 0, '... its total stays');
+	is((writer_stop($w))[0], 0, 'the writer ends fine');
+	is(scalar @{json_info($n)->{processes}}, 0, 'top attached nothing (no process left)');
+
+	# a file region nobody has open since its runtime went: no runtime
+	my $f = "$tmp/top.region";
+	($rc, $out, $err) = pstm('create', '--size', '2M', $f);
+	my ($rt) = companions_of(json_info($f)->{uuid});
+	ok($rt && unlink($rt), 'remove the runtime of a file region');
+	($rc, $out, $err) = pstm('top', '--count', '1', '--interval', '10', $f);
+	is($rc, 0, 'top of a region without runtime exits 0') or diag($err);
+	like($out, qr/^pstm top \Q$f\E  \S+  interval [\d.]+ s  no runtime: nobody has the region open$/m,
+	     '... saying so') or diag($out);
+	($rc, $out, $err) = pstm('top', '--json', '--count', '1', '--interval', '10', $f);
+	my $jt = json_object($out, '... --json: one object');
+	is($jt->{runtime_found}, JSON::PP::false, '... runtime_found false');
+	is_deeply($jt->{processes}, [], '... no processes');
+	ok(!-e $rt, '... and top built none');
+	pstm('rm', $f);
+
+	($rc, $out, $err) = pstm('top', '--count', '1', '--interval', '10', "$n-missing");
+	is($rc, 1, 'top of a missing region exits 1');
+	ok(one_line($err), '... with a one-line message');
+	for my $args (['--count', '0', $n], ['--interval', '5', $n], [], [$n, $n]) {
+		($rc, $out, $err) = pstm('top', @$args);
+		is($rc, 2, "top @$args is a usage error");
+	}
+	pstm('rm', $n);
 }
 
 # --- ls and gc ---------------------------------------------------------

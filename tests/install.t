@@ -91,7 +91,10 @@ my $complete = sub {
 	close $sh;
 	return `bash $dir/comp.sh 2>&1`;
 };
-is($complete->("$prefix/bin/pstm", 'c'), "check\nconflicts\ncreate\n", 'completion: pstm c<TAB>');
+is($complete->("$prefix/bin/pstm", 'c'), "check\nconflicts\ncopy\ncreate\n", 'completion: pstm c<TAB>');
+is($complete->("$prefix/bin/pstm", 'top', '--i'), "--interval\n", 'completion: pstm top --i<TAB>');
+is($complete->("$prefix/bin/pstm", 'copy', '--comp'), "--compact\n", 'completion: pstm copy --comp<TAB>');
+is($complete->("$prefix/bin/pstm", 'top', '--count', ''), "\n", 'completion: nothing after --count (a number)');
 is($complete->("$prefix/bin/pstm", 'create', '--max-'), "--max-procs\n--max-threads\n",
    'completion: pstm create --max-<TAB>, from the help text');
 is($complete->("$prefix/bin/pstm", 'help', 're'), "recover\n", 'completion: pstm help re<TAB>');

@@ -90,6 +90,9 @@ int cli_opts(int argc, char **argv, const char *help, bool *json);
 int cli_uri_args(int argc, char **argv, const char *cmd, const char *help,
 		 bool *json, const char **uri);
 
+/* A uuid as text, 8-4-4-4-12 lowercase hex digits (tools/cmd_info.c). */
+void cli_uuid_text(const uint8_t u[16], char out[37]);
+
 /* The superblock's facts as JSON fields (uuid, sizes, durability,
  * limits, creation time): the keys pstm create and pstm info share. */
 struct pstm_region_info;
@@ -107,5 +110,7 @@ int cmd_rm(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 #endif

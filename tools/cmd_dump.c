@@ -2,8 +2,12 @@
  * cmd_dump.c - pstm dump: the root object, and the contents of every map
  * and queue (pstm_ds.h) that the root itself is or that one of its words
  * points to.  Read in one read-only transaction, so the dump is a
- * consistent snapshot even while other processes write; it therefore
- * attaches like any user of the region (unlike info and check).
+ * consistent snapshot even while other processes write.  To run it, dump
+ * attaches (unlike info and check), but as an observer
+ * (PSTM_OPEN_OBSERVE): it recovers no dead process, never escalates and
+ * never waits for a transaction that did, so it stalls no writer; an
+ * attempt that keeps conflicting (writers changing what it reads, or
+ * locks a stopped or dead process holds) is given up after --timeout-ms.
  *
  * The JSON form is what pstm load reads back (cmd_load.c): every key,
  * value and item is a byte string written so that it round-trips exactly,
@@ -11,10 +15,12 @@
  * form is for people only.
  */
 #define _GNU_SOURCE
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bytes.h"
 #include "cli.h"
@@ -23,6 +29,7 @@
 #include "stm.h"
 
 #define ROOT_WORDS_SHOWN 64
+#define DEFAULT_TIMEOUT_MS 10000
 
 /*
  * The text (or JSON document) being built.  Owned by cmd_dump, outside
@@ -253,26 +260,89 @@ static int dump_fn(pstm_tx *tx, void *arg)
 	return o->failed || o->e.failed ? PSTM_ENOMEM : 0;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The snapshot: one read-only attempt after another (pstm_tx_begin, which
+ * backs off between them) until one commits, or PSTM_EBUSY once
+ * @timeout_ms have passed (0: no limit).
+ */
+static int snapshot(pstm_region *r, struct out *o, uint64_t timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	for (;;) {
+		pstm_tx *tx;
+		int rc = pstm_tx_begin(r, PSTM_TX_READ_ONLY, &tx);
+		if (rc)
+			return rc;
+		rc = pstm_tx_call(tx, dump_fn, o);
+		if (rc == 0)
+			rc = pstm_tx_commit(tx);
+		else
+			pstm_tx_end(tx);
+		if (rc != PSTM_ECONFLICT)
+			return rc;
+		if (timeout_ms && now_ms() >= deadline)
+			return PSTM_EBUSY;
+	}
+}
+
+static const struct cli_num opt_timeout = {"--timeout-ms", 0, 86400000, 0};
+
 int cmd_dump(int argc, char **argv)
 {
+	static const struct option lo[] = {{"json", no_argument, 0, 'j'},
+					   {"pretty", no_argument, 0, 'P'},
+					   {"timeout-ms", required_argument, 0, 't'},
+					   {"help", no_argument, 0, 'h'},
+					   {0, 0, 0, 0}};
 	struct out o = {.cap = 4096};
-	char help[1024];
-	snprintf(help, sizeof(help), "usage: pstm dump URI [--json|--pretty]\n"
+	uint64_t timeout_ms = DEFAULT_TIMEOUT_MS;
+	char help[1600];
+	int c, rc;
+	snprintf(help, sizeof(help),
+		 "usage: pstm dump URI [--timeout-ms N] [--json|--pretty]\n"
 		 "Print the root object (its first %d words) and the contents\n"
 		 "of every map and queue (pstm_ds.h) it is or points to, as\n"
-		 "one consistent snapshot (one read-only transaction: dump\n"
-		 "attaches to the region).  Text: keys, values and items in\n"
-		 "double quotes, \\\" \\\\ and \\xNN (two hex digits) for bytes that\n"
-		 "are not printable ASCII; for people, not for pstm load.\n"
-		 "JSON (what pstm load reads): a key, value or item that is\n"
-		 "UTF-8 text without NUL is a string of that text, any other\n"
-		 "bytes {\"base64\": \"...\"}.\n",
-		 ROOT_WORDS_SHOWN);
-	int rc = cli_uri_args(argc, argv, "dump", help, &o.json, &o.uri);
-	if (rc >= 0)
-		return rc;
+		 "one consistent snapshot: one read-only transaction.  dump\n"
+		 "attaches as an observer: it recovers no dead process, never\n"
+		 "stops or waits for writers; a snapshot that keeps conflicting\n"
+		 "(busy writers, or locks of a stopped or dead process) is given\n"
+		 "up after --timeout-ms (default %d; 0: never).\n"
+		 "Text: keys, values and items in double quotes, \\\" \\\\ and\n"
+		 "\\xNN (two hex digits) for bytes that are not printable ASCII;\n"
+		 "for people, not for pstm load.  JSON (what pstm load reads):\n"
+		 "a key, value or item that is UTF-8 text without NUL is a\n"
+		 "string of that text, any other bytes {\"base64\": \"...\"}.\n",
+		 ROOT_WORDS_SHOWN, DEFAULT_TIMEOUT_MS);
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+		case 'P':
+			o.json = true;
+			cli_set_json(c == 'P');
+			break;
+		case 't':
+			if ((rc = cli_parse_option(&opt_timeout, optarg, &timeout_ms)))
+				return rc;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return 0;
+		default:
+			return 2; /* getopt said why */
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("dump needs exactly one URI");
+	o.uri = argv[optind];
 	pstm_region *r;
-	rc = pstm_open(o.uri, &r);
+	rc = pstm_open_opts(o.uri, PSTM_OPEN_OBSERVE, &r);
 	if (rc)
 		return cli_fail("cannot open", o.uri, rc);
 	o.p = malloc(o.cap);
@@ -280,11 +350,17 @@ int cmd_dump(int argc, char **argv)
 		pstm_close(r);
 		return cli_fail("cannot dump", o.uri, PSTM_ENOMEM);
 	}
-	rc = pstm_atomic(r, dump_fn, &o);
+	rc = snapshot(r, &o, timeout_ms);
 	emit_free(&o.e); /* an attempt that ended in an error */
 	pstm_close(r);
 	if (rc == 0)
 		fputs(o.p, stdout);
 	free(o.p);
+	if (rc == PSTM_EBUSY)
+		return cli_failf("cannot dump", o.uri, rc, "no consistent snapshot "
+				 "in %llu ms: what it reads kept changing, or is locked "
+				 "by a commit of a stopped or dead process past its "
+				 "commit point (pstm recover settles the dead)",
+				 (unsigned long long)timeout_ms);
 	return rc ? cli_fail("cannot dump", o.uri, rc) : 0;
 }

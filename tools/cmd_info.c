@@ -26,7 +26,7 @@ static const char *rt_state[] = {
 	[INSPECT_RT_STALE] = "stale",
 };
 
-static void uuid_str(const uint8_t u[16], char out[37])
+void cli_uuid_text(const uint8_t u[16], char out[37])
 {
 	snprintf(out, 37,
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
@@ -51,7 +51,7 @@ static const char *durability_name(int d)
 void cli_emit_region(struct emit *e, const struct pstm_region_info *in)
 {
 	char uuid[37], created[64];
-	uuid_str(in->uuid, uuid);
+	cli_uuid_text(in->uuid, uuid);
 	created_str(in->created_ns, created);
 	emit_str(e, "uuid", uuid);
 	emit_u64(e, "format_version", in->format_version);
@@ -182,7 +182,7 @@ static void print_text(const char *uri, const struct inspect_report *i)
 	const struct pstm_region_info *in = &i->info;
 	char uuid[37], created[64], flush[192] = "", b[4][EMIT_SIZE_LEN];
 
-	uuid_str(in->uuid, uuid);
+	cli_uuid_text(in->uuid, uuid);
 	created_str(in->created_ns, created);
 	emit_line(stdout, LABEL_WIDTH, "region", "%s", uri);
 	emit_line(stdout, LABEL_WIDTH, "uuid", "%s", uuid);

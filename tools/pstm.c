@@ -33,6 +33,8 @@ static void usage(FILE *f)
 		"  check URI    verify a region offline (exit 1 if damaged)\n"
 		"  recover URI  run recovery now and report what it did\n"
 		"  dump URI     the root object and the maps and queues it holds\n"
+		"  copy SRC DST [--compact]  a consistent copy while writers commit\n"
+		"  top URI [--interval MS] [--count N]  processes' commits/s, aborts/s\n"
 		"  load URI [FILE]  add a `dump --json`'s maps and queues to URI\n"
 		"  queue URI [--retry-failed|--drop-failed]  the task queue: pending\n"
 		"               tasks per type, failed tasks and their errors\n"
@@ -53,6 +55,7 @@ static const struct {
 	{"check", cmd_check},   {"recover", cmd_recover}, {"dump", cmd_dump},
 	{"load", cmd_load},     {"conflicts", cmd_conflicts},
 	{"queue", cmd_queue},
+	{"copy", cmd_copy},     {"top", cmd_top},
 	{"ls", cmd_ls},         {"gc", cmd_gc},
 };
 

@@ -169,6 +169,15 @@ bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s)
 	return proc_dead_recover(r, p);
 }
 
+bool proc_recover_entry(struct pstm_region *r, uint32_t p)
+{
+	if (p >= r->sb.max_procs ||
+	    PROC_ST(atomic_load_explicit(&r->procs[p].state,
+					 memory_order_acquire)) == PROC_FREE)
+		return false;
+	return proc_dead_recover(r, p);
+}
+
 int proc_recover_all_dead(struct pstm_region *r)
 {
 	int n = 0;

@@ -35,6 +35,7 @@
 #include "error.h"
 #include "flush.h"
 #include "mapping.h"
+#include "member.h"
 #include "proc.h"
 #include "recovery.h"
 #include "redo_log.h"
@@ -359,7 +360,9 @@ int pstm_open(const char *uri, pstm_region **out)
 		goto fail;
 	}
 	testing_open(r);
+	member_register(r); /* pstmd, if one runs: never fails, never waits */
 	if (r->relaxed && (rc = flush_start(r)) != 0) {
+		member_leave(r);
 		testing_close(r);
 		run_fini(r);
 		pthread_key_delete(r->key);
@@ -394,6 +397,7 @@ int pstm_close(pstm_region *r)
 	if (r->owner_pid != getpid()) {
 		/* a handle inherited across fork: its process entry, slots and
 		 * flush thread are the parent's; only drop our mappings */
+		member_leave(r); /* our copy of the parent's connection */
 		region_unmap(r);
 		close(r->fd);
 		free(r);
@@ -406,6 +410,7 @@ int pstm_close(pstm_region *r)
 	pthread_key_delete(r->key);
 	pthread_mutex_destroy(&r->lock);
 	proc_detach(r);
+	member_leave(r); /* pstmd sees the connection close, us detached */
 	testing_close(r);
 	region_unmap(r);
 	close(r->fd);
@@ -484,7 +489,10 @@ int pstm_unlink_opts(const char *uri, unsigned flags)
 		if (round == 8)
 			return PSTM_EIO;
 	}
-	if (!(flags & PSTM_UNLINK_FORCE) && region_in_use(uri, fd)) {
+	/* pstmd holding the region for members that have all gone lets go
+	 * when asked */
+	if (!(flags & PSTM_UNLINK_FORCE) && region_in_use(uri, fd) &&
+	    (!member_release(fd) || region_in_use(uri, fd))) {
 		rc = PSTM_EBUSY;
 		goto out;
 	}

@@ -18,6 +18,7 @@ struct pstm_tx;
 struct run_state;
 struct powerfail;
 struct flusher;
+struct daemon_link;
 
 struct pstm_region {
 	char path[PATH_MAX];     /* file path, or /dev/shm/NAME */
@@ -65,6 +66,17 @@ struct pstm_region {
 	 * up through this pointer, set at open.
 	 */
 	void (*settle_slot)(struct pstm_region *r, uint32_t s);
+
+	/*
+	 * pstmd (lib/member.c): this handle's registration connection, NULL
+	 * if there is none.  flush_delegated (relaxed regions, set before
+	 * the flush thread starts): does pstmd's flusher do the timed
+	 * flushes now?  Asked by the flush thread before each one; it is
+	 * the only thread that touches the link until pstm_close has
+	 * joined it.
+	 */
+	struct daemon_link *daemon;
+	bool (*flush_delegated)(struct pstm_region *r);
 
 	/* the test build's hooks (lib/testing.h): never set otherwise */
 	struct powerfail *powerfail; /* PSTM_TEST_POWERFAIL */

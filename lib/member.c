@@ -1,0 +1,231 @@
+/*
+ * member.c - a process's side of pstmd, the coordinator daemon.
+ *
+ * pstm_open registers the handle with pstmd when one listens: one
+ * non-blocking connect and one non-blocking send of a REGISTER record
+ * (the region's path, file identity and our process table entry, with
+ * the region file's descriptor as proof that we have it open).  Nothing
+ * waits for pstmd's answer, so a missing, slow or dead daemon costs an
+ * open a failed connect() and nothing else; the commit path never sees
+ * the daemon at all.  The connection stays open while the handle does:
+ * pstmd learns of a clean close when it closes (after we detached) and
+ * of a death from the pidfd it took of us.
+ *
+ * For a relaxed region pstmd may answer FLUSHER: it runs the timed
+ * flushes, and our flush thread skips its own while the connection
+ * lives.  When pstmd dies the connection reaches end of file and the
+ * next tick of our flush thread (within flush_ms) flushes again.  The
+ * flush token keeps every flusher correct whoever holds it.
+ *
+ * Where: $PSTM_DAEMON_SOCKET, else the default socket (wire.c);
+ * PSTM_DAEMON=off (or 0, no) turns it all off.  Both are read with
+ * secure_getenv.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "member.h"
+#include "wire.h"
+
+struct daemon_link {
+	int fd;
+	bool flushes;  /* pstmd said FLUSHER */
+	bool gone;     /* the connection ended: pstmd died or let go */
+};
+
+static bool daemon_wanted(void)
+{
+	const char *v = secure_getenv("PSTM_DAEMON");
+	return !v || (strcmp(v, "off") != 0 && strcmp(v, "0") != 0 &&
+		      strcmp(v, "no") != 0);
+}
+
+/* A connected, non-blocking seqpacket socket to pstmd, or -1. */
+static int daemon_connect(void)
+{
+	char paths[2][sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int n = 0;
+	const char *env = secure_getenv("PSTM_DAEMON_SOCKET");
+
+	if (env && *env) {
+		if (strlen(env) >= sizeof(paths[0]))
+			return -1;
+		snprintf(paths[n++], sizeof(paths[0]), "%s", env);
+	} else {
+		if (wire_default_socket(paths[0], sizeof(paths[0])) == 0)
+			n++;
+		if (n == 0 || strcmp(paths[0], WIRE_SYSTEM_SOCKET) != 0)
+			snprintf(paths[n++], sizeof(paths[0]), "%s", WIRE_SYSTEM_SOCKET);
+	}
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		memcpy(a.sun_path, paths[i], sizeof(a.sun_path));
+		int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		/* a unix connect never blocks: it succeeds, or fails at once
+		 * (no socket, nobody listening, a full backlog: EAGAIN) */
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+/* @path made absolute into @out; false if it does not fit. */
+static bool absolute(const char *path, char *out, size_t n)
+{
+	char cwd[PATH_MAX];
+	int w;
+	if (path[0] == '/')
+		w = snprintf(out, n, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)))
+		w = snprintf(out, n, "%s/%s", cwd, path);
+	else
+		return false;
+	return w > 0 && (size_t)w < n;
+}
+
+/*
+ * The flush thread's question: read what pstmd sent since (FLUSHER, or
+ * the end of the connection), without waiting.
+ */
+static bool flush_delegated(struct pstm_region *r)
+{
+	struct daemon_link *k = r->daemon;
+	uint8_t buf[WIRE_MAX_BYTES];
+	int fds[WIRE_MAX_FDS], nfds;
+	struct wire_msg m;
+
+	if (!k || k->gone)
+		return false;
+	for (int i = 0; i < 4; i++) {
+		ssize_t n = wire_recv(k->fd, buf, fds, &nfds, true);
+		if (n == -EAGAIN || n == -EWOULDBLOCK)
+			break;
+		wire_close_fds(fds, nfds);
+		if (n <= 0 || wire_parse(buf, (size_t)n, nfds, &m) != 0 ||
+		    m.type == WIRE_ERROR) {
+			k->gone = true; /* pstmd died, or will not serve us */
+			k->flushes = false;
+			break;
+		}
+		if (m.type == WIRE_FLUSHER)
+			k->flushes = true;
+	}
+	return k->flushes;
+}
+
+void member_register(struct pstm_region *r)
+{
+	char uri[PATH_MAX];
+	struct wire_buf *w;
+	int fd;
+
+	if (!daemon_wanted())
+		return;
+	/* the URI pstmd opens it by: shm:NAME, or the file's absolute path */
+	if (r->is_shm) {
+		const char *name = strrchr(r->path, '/');
+		int n = snprintf(uri, sizeof(uri), "shm:%s", name ? name + 1 : r->path);
+		if (n < 0 || (size_t)n >= sizeof(uri))
+			return;
+	} else if (!absolute(r->path, uri, sizeof(uri))) {
+		return;
+	}
+	fd = daemon_connect();
+	if (fd < 0)
+		return;
+	w = malloc(sizeof(*w));
+	struct daemon_link *k = calloc(1, sizeof(*k));
+	if (!w || !k)
+		goto fail;
+	wire_begin(w, WIRE_REGISTER, 1);
+	wire_str(w, WT_PATH, uri);
+	wire_bytes(w, WT_FILE_ID, &r->file, sizeof(r->file));
+	wire_u32(w, WT_PROC_IDX, r->proc_idx);
+	wire_u64(w, WT_PROC_STATE, r->proc_state);
+	if (wire_end(w) < 0 || wire_send(fd, w, &r->fd, 1, true) != 0)
+		goto fail;
+	free(w);
+	k->fd = fd;
+	r->daemon = k;
+	r->flush_delegated = r->relaxed ? flush_delegated : NULL;
+	return;
+fail:
+	free(w);
+	free(k);
+	close(fd);
+}
+
+void member_leave(struct pstm_region *r)
+{
+	if (!r->daemon)
+		return;
+	close(r->daemon->fd);
+	free(r->daemon);
+	r->daemon = NULL;
+	r->flush_delegated = NULL;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool member_release(int region_fd)
+{
+	struct wire_buf *w = NULL;
+	uint8_t *buf = NULL;
+	bool released = false;
+	int fds[WIRE_MAX_FDS], nfds;
+	struct wire_msg m;
+
+	if (!daemon_wanted())
+		return false;
+	int fd = daemon_connect();
+	if (fd < 0)
+		return false;
+	w = malloc(sizeof(*w));
+	buf = malloc(WIRE_MAX_BYTES);
+	if (!w || !buf)
+		goto out;
+	wire_begin(w, WIRE_RELEASE, 1);
+	if (wire_end(w) < 0 || wire_send(fd, w, &region_fd, 1, true) != 0)
+		goto out;
+	uint64_t until = now_ms() + MEMBER_RELEASE_MS;
+	for (;;) {
+		uint64_t now = now_ms();
+		if (now >= until)
+			goto out;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int k = poll(&p, 1, (int)(until - now));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			goto out;
+		ssize_t n = wire_recv(fd, buf, fds, &nfds, true);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		wire_close_fds(fds, nfds);
+		released = n > 0 && wire_parse(buf, (size_t)n, nfds, &m) == 0 &&
+			   m.type == WIRE_OK && m.id == 1;
+		goto out;
+	}
+out:
+	free(w);
+	free(buf);
+	close(fd);
+	return released;
+}

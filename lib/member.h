@@ -1,0 +1,31 @@
+/*
+ * member.h - a process's side of pstmd (lib/member.c): registering an
+ * open region with the daemon, handing a relaxed region's timed flushes
+ * to it, asking it to let go of a region before removal.
+ */
+#ifndef PSTM_MEMBER_H
+#define PSTM_MEMBER_H
+
+#include <stdbool.h>
+
+#include "region.h"
+
+/*
+ * Tell pstmd, if one listens, that this process attached to @r (called
+ * by pstm_open once attached, before a relaxed region's flush thread
+ * starts).  Never fails and never waits: no daemon, PSTM_DAEMON=off, a
+ * full socket or any error leaves @r without a link, as if no daemon ran.
+ */
+HIDDEN void member_register(struct pstm_region *r);
+/* Drop the link (pstm_close, after detaching: pstmd then sees the
+ * connection close with the entry freed). */
+HIDDEN void member_leave(struct pstm_region *r);
+/*
+ * pstm_unlink found the region open at @fd in use: ask pstmd to let go
+ * of it if it is the only process attached (waits at most
+ * MEMBER_RELEASE_MS).  True if pstmd answered that it did.
+ */
+#define MEMBER_RELEASE_MS 500
+HIDDEN bool member_release(int fd);
+
+#endif /* PSTM_MEMBER_H */

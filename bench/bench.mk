@@ -41,3 +41,14 @@ bench-map: $(BENCH_B)/map_bench
 	$(BENCH_B)/map_bench alloc
 
 .PHONY: bench-map
+
+# bench-pstmd: from a member's SIGKILL to pstmd having freed its entry,
+# slot and locks, with no other process transacting (median of 50 kills)
+$(BENCH_B)/pstmd_recovery: bench/pstmd_recovery.c $(B)/libpstm.a lib/wire.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS)
+
+bench-pstmd: $(BENCH_B)/pstmd_recovery $(B)/pstmd
+	$(BENCH_B)/pstmd_recovery --pstmd $(B)/pstmd --kills 50
+
+.PHONY: bench-pstmd

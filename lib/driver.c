@@ -206,7 +206,8 @@ static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 	pstm_tx *t = txd_get(r, &err);
 	if (!t)
 		return err;
-	return drive(t, fn, arg, read_only);
+	/* a read-only grant (pstmd:NAME) runs nothing else */
+	return drive(t, fn, arg, read_only || r->read_only);
 }
 
 int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
@@ -293,7 +294,7 @@ int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out)
 	if (!t->explicit_retry)
 		t->retries = 0;
 	t->depth = 1;
-	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0;
+	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0 || r->read_only;
 	t->explicit_tx = true;
 	t->guard = false;
 	t->doomed = 0;

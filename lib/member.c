@@ -184,29 +184,23 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-bool member_release(int region_fd)
+/* Send @w on a fresh connection and wait at most @ms for the reply to
+ * it: its length in @buf (fds in @fds), or a PSTM_E* code. */
+static int ask(const struct wire_buf *w, const int *send_fds, int nsend, uint8_t *buf,
+	       int *fds, int *nfds, int ms)
 {
-	struct wire_buf *w = NULL;
-	uint8_t *buf = NULL;
-	bool released = false;
-	int fds[WIRE_MAX_FDS], nfds;
-	struct wire_msg m;
-
-	if (!daemon_wanted())
-		return false;
-	int fd = daemon_connect();
+	int fd = daemon_connect(), rc;
+	*nfds = 0;
 	if (fd < 0)
-		return false;
-	w = malloc(sizeof(*w));
-	buf = malloc(WIRE_MAX_BYTES);
-	if (!w || !buf)
+		return PSTM_ENOENT;
+	if (wire_send(fd, w, send_fds, nsend, true) != 0) {
+		rc = PSTM_EIO;
 		goto out;
-	wire_begin(w, WIRE_RELEASE, 1);
-	if (wire_end(w) < 0 || wire_send(fd, w, &region_fd, 1, true) != 0)
-		goto out;
-	uint64_t until = now_ms() + MEMBER_RELEASE_MS;
+	}
+	uint64_t until = now_ms() + (uint64_t)ms;
 	for (;;) {
 		uint64_t now = now_ms();
+		rc = PSTM_EIO;
 		if (now >= until)
 			goto out;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -215,17 +209,82 @@ bool member_release(int region_fd)
 			continue;
 		if (k <= 0)
 			goto out;
-		ssize_t n = wire_recv(fd, buf, fds, &nfds, true);
+		ssize_t n = wire_recv(fd, buf, fds, nfds, true);
 		if (n == -EAGAIN || n == -EINTR)
 			continue;
-		wire_close_fds(fds, nfds);
-		released = n > 0 && wire_parse(buf, (size_t)n, nfds, &m) == 0 &&
-			   m.type == WIRE_OK && m.id == 1;
+		rc = n > 0 ? (int)n : PSTM_EIO;
 		goto out;
 	}
 out:
+	close(fd);
+	return rc;
+}
+
+int member_open_named(const char *name, int *fds, int *nfds, bool *write, char *path,
+		      size_t n)
+{
+	struct wire_buf *w = malloc(sizeof(*w));
+	uint8_t *buf = malloc(WIRE_MAX_BYTES);
+	struct wire_msg m;
+	int rc = PSTM_ENOMEM;
+
+	*nfds = 0;
+	if (!w || !buf)
+		goto out;
+	rc = PSTM_EINVAL;
+	if (!*name || strlen(name) + 1 > WIRE_MAX_STR)
+		goto out;
+	wire_begin(w, WIRE_OPEN, 1);
+	wire_str(w, WT_NAME, name);
+	wire_u32(w, WT_WRITE, 1);
+	if (wire_end(w) < 0)
+		goto out;
+	rc = ask(w, NULL, 0, buf, fds, nfds, MEMBER_OPEN_MS);
+	if (rc < 0)
+		goto out;
+	int len = rc;
+	rc = PSTM_EIO;
+	if (wire_parse(buf, (size_t)len, *nfds, &m) != 0 || m.id != 1)
+		goto out;
+	if (m.type == WIRE_ERROR) {
+		int code = (int)(int32_t)m.u[WT_CODE];
+		rc = code < 0 && code >= PSTM_ERR_LAST ? code : PSTM_EIO;
+		goto out;
+	}
+	if (m.type != WIRE_GRANT || strlen(m.s[WT_PATH]) >= n)
+		goto out;
+	snprintf(path, n, "%s", m.s[WT_PATH]);
+	*write = m.u[WT_WRITE] != 0;
+	rc = 0;
+out:
+	if (rc) {
+		wire_close_fds(fds, *nfds);
+		*nfds = 0;
+	}
 	free(w);
 	free(buf);
-	close(fd);
+	return rc;
+}
+
+bool member_release(int region_fd)
+{
+	struct wire_buf *w = malloc(sizeof(*w));
+	uint8_t *buf = malloc(WIRE_MAX_BYTES);
+	int fds[WIRE_MAX_FDS], nfds = 0;
+	struct wire_msg m;
+	bool released = false;
+
+	if (!w || !buf || !daemon_wanted())
+		goto out;
+	wire_begin(w, WIRE_RELEASE, 1);
+	if (wire_end(w) < 0)
+		goto out;
+	int len = ask(w, &region_fd, 1, buf, fds, &nfds, MEMBER_RELEASE_MS);
+	released = len > 0 && wire_parse(buf, (size_t)len, nfds, &m) == 0 &&
+		   m.type == WIRE_OK && m.id == 1;
+	wire_close_fds(fds, nfds);
+out:
+	free(w);
+	free(buf);
 	return released;
 }

@@ -7,6 +7,7 @@
 #define PSTM_MEMBER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "region.h"
 
@@ -27,5 +28,18 @@ HIDDEN void member_leave(struct pstm_region *r);
  */
 #define MEMBER_RELEASE_MS 500
 HIDDEN bool member_release(int fd);
+
+/*
+ * pstm_open("pstmd:@name"): ask pstmd to open region @name of its
+ * directory for us (read-write if it grants that, else read-only).
+ * 0 with the descriptors pstmd passed in @fds (*nfds: the region file,
+ * its runtime companion, a relaxed region's working copy), *write the
+ * grant and @path (@n bytes) the region's path; or a PSTM_E* code:
+ * pstmd's answer, PSTM_ENOENT with no pstmd, PSTM_EIO after
+ * MEMBER_OPEN_MS without an answer.
+ */
+#define MEMBER_OPEN_MS 5000
+HIDDEN int member_open_named(const char *name, int *fds, int *nfds, bool *write,
+			     char *path, size_t n);
 
 #endif /* PSTM_MEMBER_H */

@@ -104,6 +104,8 @@ static bool proc_dead_recover(struct pstm_region *r, uint32_t p)
 
 	if (p == r->proc_idx && ps == r->proc_state)
 		return false;
+	if (r->read_only)
+		return false; /* cannot write the data; pstmd recovers it */
 	switch (PROC_ST(ps)) {
 	case PROC_FREE:
 		return true;

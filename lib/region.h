@@ -32,6 +32,11 @@ struct pstm_region {
 	bool is_pmem;            /* flush+fence persistence */
 	bool durable;            /* redo records with seqs (durable, relaxed) */
 	bool relaxed;            /* PSTM_RELAXED: base is the working copy */
+	bool read_only;          /* a read-only grant of pstmd: data, logs
+				    (and working copy) mapped PROT_READ,
+				    every transaction read-only, no
+				    recovery of others (their data cannot
+				    be written here; pstmd does it) */
 	uint8_t *fbase;          /* relaxed: mapping of the file, once base
 				    is the working copy; NULL otherwise */
 	char wc_path[COMPANION_PATH_MAX]; /* relaxed: /dev/shm/pstm.wc.<...> */

@@ -147,6 +147,22 @@ static void untrack(struct pstmd *d, struct member *m)
 	free(m);
 }
 
+static uint64_t own_recoveries(struct pstm_region *r)
+{
+	return atomic_load_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
+				    memory_order_relaxed);
+}
+
+/* proc_recover_entry, counted when it was pstmd that recovered */
+static void recover_entry(struct pstmd *d, struct dregion *g, uint32_t entry)
+{
+	uint64_t before = own_recoveries(g->r);
+	proc_recover_entry(g->r, entry);
+	uint64_t n = own_recoveries(g->r) - before;
+	d->recoveries += n;
+	g->recoveries += n;
+}
+
 /*
  * Watch process @pid, which owns entry @entry (state word @state) of
  * @g's table.  NULL if it is not (or no longer) so; a process found dead
@@ -160,7 +176,7 @@ static struct member *track(struct pstmd *d, struct dregion *g, uint32_t entry,
 	int fd = pidfd_open_(pid);
 	if (fd < 0) {
 		if (errno == ESRCH)
-			proc_recover_entry(r, entry); /* died already */
+			recover_entry(d, g, entry); /* died already */
 		return NULL;
 	}
 	/* the pidfd names whatever process has the pid now: the entry's
@@ -171,7 +187,7 @@ static struct member *track(struct pstmd *d, struct dregion *g, uint32_t entry,
 	    start != atomic_load(&e->start_ticks)) {
 		close(fd);
 		if (start == 0 || zombie)
-			proc_recover_entry(r, entry);
+			recover_entry(d, g, entry);
 		return NULL;
 	}
 	struct member *m = calloc(1, sizeof(*m));
@@ -198,12 +214,6 @@ static struct member *track(struct pstmd *d, struct dregion *g, uint32_t entry,
 	return m;
 }
 
-static uint64_t own_recoveries(struct pstm_region *r)
-{
-	return atomic_load_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
-				    memory_order_relaxed);
-}
-
 static void maybe_drop(struct pstmd *d, struct dregion *g);
 
 /* Member @m's process is dead (its pidfd said so): recover it now. */
@@ -211,15 +221,11 @@ static void recover(struct pstmd *d, struct member *m)
 {
 	struct dregion *g = m->reg;
 	struct pstm_region *r = g->r;
-	uint64_t before = own_recoveries(r);
 
-	proc_recover_entry(r, m->entry);
+	recover_entry(d, g, m->entry);
 	if (atomic_load_explicit(&r->procs[m->entry].state, memory_order_acquire) !=
 	    m->state) {
 		/* freed: by us, or by a survivor that met a lock first */
-		uint64_t n = own_recoveries(r) - before;
-		d->recoveries += n;
-		g->recoveries += n;
 		untrack(d, m);
 		maybe_drop(d, g);
 		return;
@@ -264,7 +270,7 @@ static void adopt_entries(struct pstmd *d, struct dregion *g)
 		if (p == r->proc_idx || PROC_ST(ps) == PROC_FREE)
 			continue;
 		if (PROC_ST(ps) == PROC_RECOVERING) {
-			proc_recover_entry(r, p);
+			recover_entry(d, g, p);
 			continue;
 		}
 		if (PROC_ST(ps) != PROC_ALIVE)
@@ -447,7 +453,7 @@ void registry_register(struct pstmd *d, struct conn *c, const struct wire_msg *m
 		if (PROC_ST(state) != PROC_ALIVE || atomic_load(&e->state) != state ||
 		    atomic_load(&e->pid) != (uint64_t)pid) {
 			/* left or died since (or never was): nothing to watch */
-			proc_recover_entry(r, (uint32_t)entry);
+			recover_entry(d, g, (uint32_t)entry);
 			conn_error(c, m->id, PSTM_ENOENT, "register: not attached (any more)");
 			maybe_drop(d, g);
 			return;

@@ -663,6 +663,175 @@ static void test_killed_under_load(void **s)
 	munmap(C.sh, sizeof(*C.sh));
 }
 
+/* ------------------------------------------------ relaxed regions */
+
+/* A relaxed member: commits @n transfers each time it is told to go */
+static int relaxed_member(void *arg, int id)
+{
+	(void)arg;
+	pstm_region *r;
+	setenv("PSTM_DAEMON_SOCKET", C.sock, 1);
+	unsetenv("PSTM_DAEMON");
+	if (pstm_open(C.uri, &r))
+		return 2;
+	atomic_store(&C.sh->entry[id], r->proc_idx);
+	atomic_store(&C.sh->ready[id], 1);
+	uint64_t x = 77;
+	int rounds = 0;
+	while (!atomic_load(&C.sh->leave[id])) {
+		if (atomic_load(&C.sh->stop[id]) == rounds) { /* no go yet */
+			usleep(200);
+			continue;
+		}
+		for (int k = 0; k < 200; k++) {
+			xorshift64(&x);
+			struct test_xfer t = {&C.bank, x % ACCOUNTS, (x >> 20) % ACCOUNTS, 5, 0};
+			if (pstm_atomic(r, test_bank_transfer, &t))
+				return 3;
+			atomic_fetch_add(&C.sh->commits[id], 1);
+		}
+		rounds++;
+		atomic_store(&C.sh->stopped[id], rounds);
+	}
+	return pstm_close(r) ? 4 : 0;
+}
+
+/* the file's own flushed mark: what a power failure would keep */
+static uint64_t file_flushed(int fd)
+{
+	struct durable_state ds;
+	assert_int_equal(pread(fd, &ds, sizeof(ds), DURABLE_STATE_OFF), (ssize_t)sizeof(ds));
+	return atomic_load(&ds.flushed);
+}
+
+struct flushed_past {
+	int fd;
+	uint64_t seq;
+};
+
+static bool is_flushed(void *arg)
+{
+	struct flushed_past *f = arg;
+	return file_flushed(f->fd) >= f->seq;
+}
+
+/* a round of the member's commits, waited for */
+static void commit_round(int round)
+{
+	atomic_store(&C.sh->stop[0], round);
+	while (atomic_load(&C.sh->stopped[0]) != round)
+		usleep(100);
+}
+
+static uint32_t entry_of_pid(struct pstm_region *r, pid_t pid)
+{
+	for (uint32_t p = 0; p < r->sb.max_procs; p++)
+		if (PROC_ST(atomic_load(&r->procs[p].state)) == PROC_ALIVE &&
+		    atomic_load(&r->procs[p].pid) == (uint64_t)pid)
+			return p;
+	return UINT32_MAX;
+}
+
+static uint64_t tag_of(struct pstm_region *r, uint32_t p)
+{
+	return PROC_GEN(atomic_load(&r->procs[p].state)) << 16 | (p + 1);
+}
+
+/* Who holds the flush token, sampled for @ms: how often each tag. */
+static void sample_token(struct pstm_region *r, uint64_t a, uint64_t b, int ms,
+			 unsigned *na, unsigned *nb)
+{
+	uint64_t until = test_now_ns() + (uint64_t)ms * 1000000u;
+	*na = *nb = 0;
+	while (test_now_ns() < until) {
+		uint64_t t = atomic_load(&r->rt->flush_owner);
+		*na += t == a;
+		*nb += t == b;
+	}
+}
+
+/*
+ * pstmd flushes a relaxed region for its member (the flush token is only
+ * ever pstmd's while the member commits), and the file keeps up; killed,
+ * pstmd's work is taken back by the member's own flush thread at once.
+ */
+static void test_relaxed_flusher(void **s)
+{
+	(void)s;
+	static struct test_pstmd d;
+	/* rings that the test's commits never fill: a committer whose ring
+	 * is full checkpoints itself, as it must */
+	struct pstm_create_opts o = {.size_bytes = 32 << 20, .durability = PSTM_RELAXED,
+				     .flush_ms = 5, .max_procs = 8, .max_threads = 8,
+				     .log_bytes = 2 << 20};
+	pstm_region *r;
+	struct pstm_region ro;
+	unsigned by_pstmd, by_member;
+	test_pstmd_names(&d);
+	running = &d;
+	test_pstmd_start(&d, NULL);
+	C.uri = test_file_uri("pstmd-relaxed");
+	snprintf(created_uri, sizeof(created_uri), "%s", C.uri);
+	C.bank.n = ACCOUNTS;
+	assert_pstm_ok(pstm_create(C.uri, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &C.bank));
+	assert_pstm_ok(pstm_close(r));
+	C.sh = mmap(NULL, sizeof(*C.sh), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	memset(C.sh, 0, sizeof(*C.sh));
+	C.sock = d.sock;
+	int fd = open(C.uri, O_RDONLY);
+	assert_true(fd >= 0);
+
+	pid_t m = spawn(relaxed_member, 0);
+	assert_true(test_pstmd_wait(d.sock, 1, 1, 5000));
+	assert_pstm_ok(region_map_readonly(C.uri, &ro));
+	uint64_t t_pstmd = tag_of(&ro, entry_of_pid(&ro, d.pid));
+	uint64_t t_member = tag_of(&ro, atomic_load(&C.sh->entry[0]));
+	/* the member has read pstmd's FLUSHER by its second tick */
+	commit_round(1);
+	usleep(20000);
+	int round = 1;
+	by_pstmd = by_member = 0;
+	for (int i = 0; i < 20; i++) { /* commits keep both flushers busy */
+		unsigned a, b;
+		atomic_store(&C.sh->stop[0], ++round);
+		sample_token(&ro, t_pstmd, t_member, 20, &a, &b);
+		while (atomic_load(&C.sh->stopped[0]) != round)
+			usleep(100);
+		by_pstmd += a;
+		by_member += b;
+	}
+	print_message("# flush token seen held by pstmd %u times, by the member %u\n",
+		      by_pstmd, by_member);
+	assert_true(by_pstmd > 0);
+	assert_int_equal(by_member, 0);
+	struct flushed_past f = {fd, atomic_load(&ro.rt->dseq)};
+	assert_true(test_poll_until(is_flushed, &f, 2000)); /* pstmd's flushes */
+
+	/* pstmd dies: the member takes the flushing back */
+	test_pstmd_kill(&d);
+	uint64_t t0 = test_now_ns();
+	commit_round(++round);
+	f.seq = atomic_load(&ro.rt->dseq);
+	assert_true(test_poll_until(is_flushed, &f, 2000));
+	double ms = (double)(test_now_ns() - t0) / 1e6;
+	print_message("# pstmd killed: the member's commits in the file %.1f ms later "
+		      "(flush_ms 5)\n", ms);
+	sample_token(&ro, t_pstmd, t_member, 100, &by_pstmd, &by_member);
+	assert_true(by_member > 0); /* its flush thread's ticks again */
+	region_unmap_readonly(&ro);
+	close(fd);
+	atomic_store(&C.sh->leave[0], 1);
+	assert_int_equal(reap(m), 0);
+	check_bank();
+	pstm_unlink(C.uri);
+	created_uri[0] = 0;
+	test_pstmd_remove(&d);
+	running = NULL;
+	munmap(C.sh, sizeof(*C.sh));
+}
+
 static int group_setup(void **s)
 {
 	(void)s;
@@ -679,6 +848,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_teardown(test_dead_member_file, teardown),
 	cmocka_unit_test_teardown(test_exit_and_close, teardown),
 	cmocka_unit_test_teardown(test_killed_under_load, teardown),
+	cmocka_unit_test_teardown(test_relaxed_flusher, teardown),
 };
 
 int main(void)

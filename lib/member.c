@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "inspect.h"
 #include "member.h"
 #include "wire.h"
 
@@ -287,4 +288,96 @@ out:
 	free(w);
 	free(buf);
 	return released;
+}
+
+/* One record of a PROCS reply into @p: 1 a process, 0 the end, or a
+ * PSTM_E* code. */
+static int procs_record(const uint8_t *buf, ssize_t len, int nfds, struct member_procs *p)
+{
+	struct wire_msg m;
+	if (len <= 0 || wire_parse(buf, (size_t)len, nfds, &m) != 0 || m.id != 1)
+		return PSTM_EIO;
+	if (m.type == WIRE_ERROR) {
+		int code = (int)(int32_t)m.u[WT_CODE];
+		return code < 0 && code >= PSTM_ERR_LAST ? code : PSTM_EIO;
+	}
+	if (m.type == WIRE_END) {
+		p->members = (uint32_t)m.u[WT_MEMBERS];
+		p->recoveries = m.u[WT_RECOVERIES];
+		return 0;
+	}
+	if (m.type != WIRE_PROC || p->n >= 65536)
+		return PSTM_EIO;
+	struct inspect_proc *a = realloc(p->procs, (p->n + 1) * sizeof(*a));
+	int *w = realloc(p->watched, (p->n + 1) * sizeof(*w));
+	if (a)
+		p->procs = a;
+	if (w)
+		p->watched = w;
+	if (!a || !w)
+		return PSTM_ENOMEM;
+	uint64_t st[8];
+	memcpy(st, m.b[WT_STATS], sizeof(st));
+	struct inspect_proc *row = &p->procs[p->n];
+	memset(row, 0, sizeof(*row));
+	row->entry = (uint32_t)m.u[WT_ENTRY];
+	row->pid = m.u[WT_PID];
+	row->state = m.u[WT_STATE] <= INSPECT_RECOVERING ? (int)m.u[WT_STATE] : INSPECT_DEAD;
+	row->slots = (unsigned)m.u[WT_SLOTS];
+	row->st = (struct pstm_stats){st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]};
+	p->watched[p->n++] = (int)m.u[WT_WATCHED];
+	return 1;
+}
+
+int member_procs(int region_fd, struct member_procs *out)
+{
+	struct wire_buf *w = malloc(sizeof(*w));
+	uint8_t *buf = malloc(WIRE_MAX_BYTES);
+	int fds[WIRE_MAX_FDS], nfds, rc = PSTM_ENOMEM, fd = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!w || !buf)
+		goto out;
+	rc = PSTM_ENOENT;
+	if ((fd = daemon_connect()) < 0)
+		goto out;
+	wire_begin(w, WIRE_PROCS, 1);
+	rc = PSTM_EIO;
+	if (wire_end(w) < 0 || wire_send(fd, w, &region_fd, 1, true) != 0)
+		goto out;
+	uint64_t until = now_ms() + MEMBER_ASK_MS;
+	for (;;) {
+		uint64_t now = now_ms();
+		rc = PSTM_EIO;
+		if (now >= until)
+			goto out;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int k = poll(&p, 1, (int)(until - now));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			goto out;
+		ssize_t n = wire_recv(fd, buf, fds, &nfds, true);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		wire_close_fds(fds, nfds);
+		rc = procs_record(buf, n, nfds, out);
+		if (rc <= 0)
+			goto out;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		member_procs_free(out);
+	free(w);
+	free(buf);
+	return rc;
+}
+
+void member_procs_free(struct member_procs *p)
+{
+	free(p->procs);
+	free(p->watched);
+	memset(p, 0, sizeof(*p));
 }

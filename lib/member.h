@@ -42,4 +42,23 @@ HIDDEN bool member_release(int fd);
 HIDDEN int member_open_named(const char *name, int *fds, int *nfds, bool *write,
 			     char *path, size_t n);
 
+/*
+ * pstm procs: pstmd's view of the region open at @region_fd (what
+ * region_inspect shows of each process, and whether pstmd watches it:
+ * watched[i] 1 by a pidfd, 2 for pstmd itself), waiting at most
+ * MEMBER_ASK_MS.  0; PSTM_ENOENT when no pstmd answers or it does not
+ * serve the region; PSTM_EIO, PSTM_ENOMEM.
+ */
+#define MEMBER_ASK_MS 2000
+struct inspect_proc;
+struct member_procs {
+	struct inspect_proc *procs;
+	int *watched;
+	uint32_t n;
+	uint32_t members;        /* processes pstmd watches */
+	uint64_t recoveries;     /* dead ones it recovered, serving this region */
+};
+HIDDEN int member_procs(int region_fd, struct member_procs *out);
+HIDDEN void member_procs_free(struct member_procs *p);
+
 #endif /* PSTM_MEMBER_H */

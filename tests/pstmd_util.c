@@ -80,11 +80,15 @@ void test_pstmd_start(struct test_pstmd *d, const char *const *extra)
 	}
 }
 
-int test_pstmd_run(const char *const *args, char *err, size_t n)
+int test_exec(const char *prog, const char *const *args, const char *const *env,
+	      char *out, size_t n)
 {
 	const char *argv[32];
+	char path[512];
 	int k = 0, p[2];
-	argv[k++] = pstmd_bin();
+	const char *b = getenv("PSTM_BIN");
+	snprintf(path, sizeof(path), "%s/%s", b && *b ? b : "build", prog);
+	argv[k++] = path;
 	for (int i = 0; args[i] && k < 31; i++)
 		argv[k++] = args[i];
 	argv[k] = NULL;
@@ -96,17 +100,27 @@ int test_pstmd_run(const char *const *args, char *err, size_t n)
 		close(p[0]);
 		dup2(p[1], 2);
 		dup2(p[1], 1);
+		for (int i = 0; env && env[i]; i++)
+			if (strchr(env[i], '='))
+				putenv((char *)env[i]);
+			else
+				unsetenv(env[i]);
 		execv(argv[0], (char **)argv);
 		_exit(127);
 	}
 	close(p[1]);
 	size_t got = 0;
 	ssize_t r;
-	while (got + 1 < n && (r = read(p[0], err + got, n - 1 - got)) > 0)
+	while (got + 1 < n && (r = read(p[0], out + got, n - 1 - got)) > 0)
 		got += (size_t)r;
-	err[got] = 0;
+	out[got] = 0;
 	close(p[0]);
 	return test_wait(pid);
+}
+
+int test_pstmd_run(const char *const *args, char *err, size_t n)
+{
+	return test_exec("pstmd", args, NULL, err, n);
 }
 
 void test_pstmd_stop(struct test_pstmd *d)

@@ -28,6 +28,11 @@ void test_pstmd_start(struct test_pstmd *d, const char *const *extra);
 /* Run pstmd with these arguments to completion; its exit status, its
  * stderr in @err (n bytes). */
 int test_pstmd_run(const char *const *args, char *err, size_t n);
+/* Run build/@prog ($PSTM_BIN) with @args to completion, with @env
+ * ("K=V" set, "K" unset; may be NULL) on top of ours: its exit status,
+ * its stdout and stderr in @out (n bytes). */
+int test_exec(const char *prog, const char *const *args, const char *const *env,
+	      char *out, size_t n);
 /* SIGTERM and wait (it must exit 0), or SIGKILL and reap. */
 void test_pstmd_stop(struct test_pstmd *d);
 void test_pstmd_kill(struct test_pstmd *d);

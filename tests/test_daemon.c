@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -832,6 +833,82 @@ static void test_relaxed_flusher(void **s)
 	munmap(C.sh, sizeof(*C.sh));
 }
 
+/* ------------------------------------------ pstm procs and metrics */
+
+/* the Prometheus page of the metrics socket @path */
+static void metrics_page(const char *path, char *out, size_t n)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	size_t got = 0;
+	ssize_t k;
+	while (got + 1 < n && (k = read(fd, out + got, n - 1 - got)) > 0)
+		got += (size_t)k;
+	out[got] = 0;
+	close(fd);
+}
+
+static void test_procs_and_metrics(void **s)
+{
+	(void)s;
+	static struct test_pstmd d;
+	static char out[1 << 16], metrics[100], env_sock[160], want[256];
+	test_pstmd_names(&d);
+	running = &d;
+	snprintf(metrics, sizeof(metrics), "/tmp/pstm-test-pstmd-%d.metrics", (int)getpid());
+	const char *extra[] = {"--metrics", metrics, NULL};
+	test_pstmd_start(&d, extra);
+	setup_bank(test_shm_uri("pstmd"));
+	C.sock = d.sock;
+	atomic_store(&C.sh->stop[0], 1);
+	pid_t m = spawn(member, 0);
+	assert_true(test_pstmd_wait(d.sock, 1, 1, 5000));
+	assert_true(test_poll_until(is_ready, &C.sh->stopped[0], 5000));
+
+	snprintf(env_sock, sizeof(env_sock), "PSTM_DAEMON_SOCKET=%s", d.sock);
+	const char *env[] = {env_sock, "PSTM_DAEMON", NULL};
+	const char *off[] = {env_sock, "PSTM_DAEMON=off", NULL};
+	const char *args[] = {"procs", "--json", C.uri, NULL};
+	assert_int_equal(test_exec("pstm", args, env, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "\"source\":\"pstmd\""));
+	snprintf(want, sizeof(want), "\"pid\":%d,\"state\":\"alive\"", (int)m);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "\"watched\":true"));
+	assert_non_null(strstr(out, "\"pstmd\":true")); /* its own entry */
+	assert_int_equal(test_exec("pstm", args, off, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "\"source\":\"region\""));
+	assert_non_null(strstr(out, want));
+	const char *text[] = {"procs", C.uri, NULL};
+	assert_int_equal(test_exec("pstm", text, env, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "pstmd (watching 1 processes, 0 recovered)"));
+
+	metrics_page(metrics, out, sizeof(out));
+	assert_non_null(strstr(out, "# TYPE pstmd_regions gauge\npstmd_regions 1\n"));
+	snprintf(want, sizeof(want), "pstm_region_members{region=\"%s\"} 1\n", C.uri);
+	assert_non_null(strstr(out, want));
+	snprintf(want, sizeof(want), "pstm_region_aborts{region=\"%s\",cause=\"lock\"} ",
+		 C.uri);
+	assert_non_null(strstr(out, want));
+
+	atomic_store(&C.sh->leave[0], 1);
+	assert_int_equal(reap(m), 0);
+	assert_true(test_pstmd_wait(d.sock, 0, 0, 3000));
+	assert_int_equal(test_exec("pstm", args, env, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "\"source\":\"region\""));
+	assert_non_null(strstr(out, "\"processes\":[]"));
+	test_pstmd_stop(&d);
+	struct stat st;
+	assert_int_not_equal(stat(metrics, &st), 0); /* removed at exit */
+	pstm_unlink(C.uri);
+	created_uri[0] = 0;
+	test_pstmd_remove(&d);
+	running = NULL;
+	munmap(C.sh, sizeof(*C.sh));
+}
+
 static int group_setup(void **s)
 {
 	(void)s;
@@ -849,6 +926,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_teardown(test_exit_and_close, teardown),
 	cmocka_unit_test_teardown(test_killed_under_load, teardown),
 	cmocka_unit_test_teardown(test_relaxed_flusher, teardown),
+	cmocka_unit_test_teardown(test_procs_and_metrics, teardown),
 };
 
 int main(void)

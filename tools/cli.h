@@ -105,5 +105,6 @@ int cmd_load(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_procs(int argc, char **argv);
 
 #endif

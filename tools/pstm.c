@@ -29,6 +29,8 @@ static void usage(FILE *f)
 		"             [--max-procs N] [--max-threads N] [--log-bytes N]\n"
 		"             [--orecs-log2 N] [--force]\n"
 		"  info URI     superblock, layout, runtime, processes, stats, heap\n"
+		"  procs URI    attached processes and their statistics (from pstmd\n"
+		"               when it serves the region)\n"
 		"  check URI    verify a region offline (exit 1 if damaged)\n"
 		"  recover URI  run recovery now and report what it did\n"
 		"  dump URI     the root object and the maps and queues it holds\n"
@@ -50,6 +52,7 @@ static const struct {
 	{"check", cmd_check},   {"recover", cmd_recover}, {"dump", cmd_dump},
 	{"load", cmd_load},
 	{"ls", cmd_ls},         {"gc", cmd_gc},
+	{"procs", cmd_procs},
 };
 
 static int (*find(const char *name))(int, char **)

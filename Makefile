@@ -131,6 +131,7 @@ $(B)/tests/%: tests/%.cpp $(B)/libpstm.a include/pstm.h
 	$(CXX) -std=c++17 -Wall -Wextra -Werror $(OPT) -g $(XCFLAGS) -Iinclude -pthread \
 	    $< -o $@ $(B)/libpstm.a $(LIBDEPS)
 
+$(B)/tests/test_wire: tests/fuzz/fuzz_wire.c
 $(B)/tests/%: tests/%.c $(TEST_HELP) $(TLIB) tests/helpers.h tests/pstmd_util.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) $< -o $@ $(TEST_HELP) $(TLIB) $(LIBDEPS) $(TESTLIBS)
@@ -183,6 +184,20 @@ fuzz:
 	    -D_GNU_SOURCE -Iinclude -Ilib -pthread tests/fuzz/fuzz_region.c $(LIB_SRC) \
 	    -o $(B)/fuzz/fuzz_region $(LIBDEPS)
 	$(B)/fuzz/fuzz_region $(B)/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -timeout=10
+
+# libFuzzer over pstmd's message parser (tests/fuzz/fuzz_wire.c), from
+# the corpus kept in tests/fuzz/wire_corpus/ (make test replays it in
+# tests/test_wire.c); new finds land in $(B)/fuzz/wire_corpus.
+.PHONY: fuzz-wire
+fuzz-wire:
+	@command -v clang >/dev/null || { echo "make fuzz-wire needs clang (apt-get install clang)"; exit 1; }
+	@mkdir -p $(B)/fuzz/wire_corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -D_GNU_SOURCE -Iinclude -Ilib tests/fuzz/fuzz_wire.c lib/wire.c \
+	    -o $(B)/fuzz/fuzz_wire
+	$(B)/fuzz/fuzz_wire $(B)/fuzz/wire_corpus tests/fuzz/wire_corpus \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=8300
+fuzz: fuzz-wire
 
 # every test program under memcheck (children included: they are forks)
 valgrind: all

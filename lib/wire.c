@@ -19,7 +19,11 @@
 
 /* ------------------------------------------------------------ schema */
 
-enum { K_NONE, K_U32, K_U64, K_STR, K_BYTES };
+#define K_NONE WK_NONE
+#define K_U32 WK_U32
+#define K_U64 WK_U64
+#define K_STR WK_STR
+#define K_BYTES WK_BYTES
 
 static const struct {
 	uint8_t kind;
@@ -67,6 +71,14 @@ static const struct {
 			WIRE_MAX_FDS},
 	[WIRE_FLUSHER] = {true, 0, 0, 0, 0},
 };
+
+enum wire_kind wire_tag_kind(int tag, size_t *bytes)
+{
+	if (tag <= 0 || tag >= WT_COUNT)
+		return WK_NONE;
+	*bytes = tags[tag].bytes;
+	return (enum wire_kind)tags[tag].kind;
+}
 
 const char *wire_strerror(int e)
 {

@@ -84,6 +84,10 @@ enum wire_tag {
 };
 _Static_assert(WT_COUNT <= 64, "field presence is a 64-bit mask");
 
+/* The kind of each tag's value: WK_BYTES has a fixed size (*bytes). */
+enum wire_kind { WK_NONE, WK_U32, WK_U64, WK_STR, WK_BYTES };
+HIDDEN enum wire_kind wire_tag_kind(int tag, size_t *bytes);
+
 /* What wire_parse refuses, as negative codes (wire_strerror). */
 enum wire_error {
 	WIRE_ESHORT = -1,    /* shorter than a header */
@@ -98,7 +102,9 @@ enum wire_error {
 	WIRE_EMISSING = -10, /* a required field is missing */
 	WIRE_ESTRING = -11,  /* empty, unterminated or NUL inside */
 	WIRE_EFDS = -12,     /* file descriptors this type does not take */
-	WIRE_EMANY = -13,    /* more than WIRE_MAX_FIELDS fields */
+	WIRE_EMANY = -13,    /* more than WIRE_MAX_FIELDS fields (a guard:
+				a repeat is refused first while no type
+				takes that many tags) */
 };
 HIDDEN const char *wire_strerror(int e);
 

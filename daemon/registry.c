@@ -336,7 +336,17 @@ static int guarded_open(const char *uri, pstm_region **out)
 	return rc;
 }
 
-/* Open @uri and serve it; its file must be @id if @id is given. */
+static uint32_t free_entries(struct pstm_region *r)
+{
+	uint32_t n = 0;
+	for (uint32_t p = 0; p < r->sb.max_procs; p++)
+		n += PROC_ST(atomic_load(&r->procs[p].state)) == PROC_FREE;
+	return n;
+}
+
+/* Open @uri and serve it; its file must be @id if @id is given.  Never
+ * with the last free entry of its process table: that one stays for a
+ * process that could have had it without pstmd. */
 static struct dregion *serve(struct pstmd *d, const char *uri,
 			     const struct file_id *id, int *err)
 {
@@ -358,6 +368,12 @@ static struct dregion *serve(struct pstmd *d, const char *uri,
 		return NULL;
 	}
 	g->id = g->r->file;
+	if (free_entries(g->r) == 0) {
+		pstm_close(g->r);
+		free(g);
+		*err = PSTM_EPROCFULL;
+		return NULL;
+	}
 	struct open_recovery rec; /* dead processes its open recovered */
 	region_open_recovery(g->r, &rec);
 	d->recoveries += rec.procs_recovered;
@@ -426,6 +442,7 @@ void registry_register(struct pstmd *d, struct conn *c, const struct wire_msg *m
 		}
 		g = serve(d, m->s[WT_PATH], &id, &err);
 		if (!g) {
+			pstmd_log("cannot serve %s: %s", m->s[WT_PATH], pstm_strerror(err));
 			conn_error(c, m->id, err, "register: %s: %s", m->s[WT_PATH],
 				   pstm_strerror(err));
 			return;
@@ -540,7 +557,14 @@ void registry_release(struct pstmd *d, struct conn *c, const struct wire_msg *m,
 {
 	struct dregion *g = region_of_fd(d, fd);
 	struct wire_buf w;
-	if (g) {
+	if (g && m->u[WT_ROOM]) {
+		/* an opener found the table full: our entry may be the one it
+		 * needs.  Let go; without us it has the library's recovery */
+		if (free_entries(g->r) == 0) {
+			pstmd_log("%s: process table full: letting go of it", g->uri);
+			drop_region(d, g);
+		}
+	} else if (g) {
 		adopt_entries(d, g);
 		if (g->nmembers) {
 			conn_error(c, m->id, PSTM_EBUSY, "processes are attached");

@@ -267,7 +267,19 @@ out:
 	return rc;
 }
 
+static bool release(int region_fd, bool room);
+
 bool member_release(int region_fd)
+{
+	return release(region_fd, false);
+}
+
+bool member_make_room(int region_fd)
+{
+	return release(region_fd, true);
+}
+
+static bool release(int region_fd, bool room)
 {
 	struct wire_buf *w = malloc(sizeof(*w));
 	uint8_t *buf = malloc(WIRE_MAX_BYTES);
@@ -278,6 +290,8 @@ bool member_release(int region_fd)
 	if (!w || !buf || !daemon_wanted())
 		goto out;
 	wire_begin(w, WIRE_RELEASE, 1);
+	if (room)
+		wire_u32(w, WT_ROOM, 1);
 	if (wire_end(w) < 0)
 		goto out;
 	int len = ask(w, &region_fd, 1, buf, fds, &nfds, MEMBER_RELEASE_MS);

@@ -28,6 +28,13 @@ HIDDEN void member_leave(struct pstm_region *r);
  */
 #define MEMBER_RELEASE_MS 500
 HIDDEN bool member_release(int fd);
+/*
+ * pstm_open found the process table of the region open at @fd full:
+ * pstmd's own entry may be the one missing, and it lets go of a region
+ * whose table is full when asked (waits at most MEMBER_RELEASE_MS).
+ * True if pstmd answered (the caller tries once more).
+ */
+HIDDEN bool member_make_room(int fd);
 
 /*
  * pstm_open("pstmd:@name"): ask pstmd to open region @name of its

@@ -317,6 +317,10 @@ static int attach(struct pstm_region *r, bool *locked)
 	int rc;
 	proc_recover_all_dead(r);
 	rc = proc_attach(r);
+	/* pstmd never keeps an open from getting an entry it would have
+	 * had without pstmd: asked, it lets go of a full table */
+	if (rc == PSTM_EPROCFULL && member_make_room(r->fd))
+		rc = proc_attach(r);
 	if (rc)
 		return rc;
 	/* shm regions too: pstm_unlink asks the lock who is attached */

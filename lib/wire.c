@@ -38,6 +38,7 @@ static const struct {
 	[WT_WATCHED] = {K_U32, 0},     [WT_VERSION] = {K_STR, 0},
 	[WT_REGIONS] = {K_U32, 0},     [WT_MEMBERS] = {K_U32, 0},
 	[WT_RECOVERIES] = {K_U64, 0},  [WT_ENTRY] = {K_U32, 0},
+	[WT_ROOM] = {K_U32, 0},
 };
 
 #define B(t) (1ull << (t))
@@ -53,7 +54,7 @@ static const struct {
 			   1, 1},
 	[WIRE_PROCS] = {true, 0, B(WT_PATH), 1, 1},
 	[WIRE_OPEN] = {true, B(WT_NAME) | B(WT_WRITE), B(WT_NAME) | B(WT_WRITE), 0, 0},
-	[WIRE_RELEASE] = {true, 0, B(WT_PATH), 1, 1},
+	[WIRE_RELEASE] = {true, 0, B(WT_PATH) | B(WT_ROOM), 1, 1},
 	[WIRE_OK] = {true, 0, B(WT_TEXT), 0, 0},
 	[WIRE_ERROR] = {true, B(WT_CODE) | B(WT_TEXT), B(WT_CODE) | B(WT_TEXT), 0, 0},
 	[WIRE_STATUS] = {true,

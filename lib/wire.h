@@ -48,7 +48,8 @@ enum wire_type {
 	WIRE_OPEN = 4,     /* a region of pstmd's directory by name ->
 			      WIRE_GRANT with its fds, or WIRE_ERROR */
 	WIRE_RELEASE = 5,  /* with the region file's fd: let go of it if no
-			      process but pstmd is attached -> WIRE_OK */
+			      process but pstmd is attached, or (WT_ROOM)
+			      if its process table is full -> WIRE_OK */
 	WIRE_REQ_LAST = 5,
 	/* replies, pstmd -> client */
 	WIRE_OK = 64,
@@ -80,6 +81,8 @@ enum wire_tag {
 	WT_MEMBERS,        /* u32 */
 	WT_RECOVERIES,     /* u64: dead processes pstmd recovered */
 	WT_ENTRY,          /* u32: process table entry of a WIRE_PROC */
+	WT_ROOM,           /* u32: RELEASE because the process table is
+			      full: let go even with members */
 	WT_COUNT
 };
 _Static_assert(WT_COUNT <= 64, "field presence is a 64-bit mask");

@@ -664,6 +664,94 @@ static void test_killed_under_load(void **s)
 	munmap(C.sh, sizeof(*C.sh));
 }
 
+/* ------------------------------------------------ a full process table */
+
+static void make_region(const char *uri, uint32_t max_procs)
+{
+	struct pstm_create_opts o = {.size_bytes = 8 << 20, .max_procs = max_procs};
+	pstm_region *r;
+	C.uri = uri;
+	snprintf(created_uri, sizeof(created_uri), "%s", uri);
+	C.bank.n = ACCOUNTS;
+	assert_pstm_ok(pstm_create(uri, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &C.bank));
+	assert_pstm_ok(pstm_close(r));
+	C.sh = mmap(NULL, sizeof(*C.sh), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	memset(C.sh, 0, sizeof(*C.sh));
+	for (int i = 0; i < 4; i++)
+		atomic_store(&C.sh->stop[i], 1); /* idle members */
+}
+
+static char log_want[300];
+static const char *log_path;
+static bool log_has(void *arg)
+{
+	(void)arg;
+	static char buf[1 << 16];
+	int fd = open(log_path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return strstr(buf, log_want) != NULL;
+}
+
+/* pstmd never costs a process an entry it would have had without it:
+ * it does not take the last free one, and lets go when an opener finds
+ * the table full. */
+static void test_full_table(void **s)
+{
+	(void)s;
+	static struct test_pstmd d;
+	pid_t m[3];
+	test_pstmd_names(&d);
+	running = &d;
+	test_pstmd_start(&d, NULL);
+	C.sock = d.sock;
+
+	/* 3 entries: a member and pstmd, then a second member fills it */
+	make_region(test_shm_uri("pstmd"), 3);
+	m[0] = spawn(member, 0);
+	assert_true(test_pstmd_wait(d.sock, 1, 1, 5000));
+	m[1] = spawn(member, 1);
+	assert_true(test_pstmd_wait(d.sock, 1, 2, 5000));
+	/* a third process: the table is full; pstmd makes room */
+	m[2] = spawn(member, 2);
+	assert_true(test_poll_until(is_ready, &C.sh->ready[2], 5000));
+	assert_true(test_pstmd_wait(d.sock, 0, 0, 5000)); /* and stays out */
+	for (int i = 0; i < 3; i++) {
+		atomic_store(&C.sh->leave[i], 1);
+		assert_int_equal(reap(m[i]), 0);
+	}
+	check_bank();
+	pstm_unlink(C.uri);
+	munmap(C.sh, sizeof(*C.sh));
+
+	/* 2 entries: pstmd would take the last one, so it does not serve */
+	make_region(test_shm_uri("pstmd"), 2);
+	m[0] = spawn(member, 0);
+	assert_true(test_poll_until(is_ready, &C.sh->ready[0], 5000));
+	snprintf(log_want, sizeof(log_want), "cannot serve %s: %s", C.uri,
+		 pstm_strerror(PSTM_EPROCFULL));
+	log_path = d.log;
+	assert_true(test_poll_until(log_has, NULL, 5000));
+	m[1] = spawn(member, 1);
+	assert_true(test_poll_until(is_ready, &C.sh->ready[1], 5000));
+	assert_true(test_pstmd_wait(d.sock, 0, 0, 3000));
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&C.sh->leave[i], 1);
+		assert_int_equal(reap(m[i]), 0);
+	}
+	pstm_unlink(C.uri);
+	created_uri[0] = 0;
+	test_pstmd_stop(&d);
+	test_pstmd_remove(&d);
+	running = NULL;
+	munmap(C.sh, sizeof(*C.sh));
+}
+
 /* ------------------------------------------------ relaxed regions */
 
 /* A relaxed member: commits @n transfers each time it is told to go */
@@ -925,6 +1013,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_teardown(test_dead_member_file, teardown),
 	cmocka_unit_test_teardown(test_exit_and_close, teardown),
 	cmocka_unit_test_teardown(test_killed_under_load, teardown),
+	cmocka_unit_test_teardown(test_full_table, teardown),
 	cmocka_unit_test_teardown(test_relaxed_flusher, teardown),
 	cmocka_unit_test_teardown(test_procs_and_metrics, teardown),
 };

@@ -403,7 +403,7 @@ int main(int argc, char **argv)
 		return 1;
 	registry_adopt(&d);
 	pstmd_log("%s listening on %s (%u regions adopted)", pstm_version(),
-		  d.cfg.socket, d.nregions);
+		  d.socket_ours ? d.cfg.socket : "the socket systemd passed", d.nregions);
 #ifdef HAVE_LIBSYSTEMD
 	sd_notify(0, "READY=1");
 #endif

@@ -997,6 +997,79 @@ static void test_procs_and_metrics(void **s)
 	munmap(C.sh, sizeof(*C.sh));
 }
 
+/* ------------------------------------------------------------ systemd */
+
+/* Readiness through $NOTIFY_SOCKET (sd_notify), and a listener passed by
+ * socket activation (sd_listen_fds, with systemd-socket-activate): only
+ * in a pstmd built with libsystemd. */
+static void test_systemd(void **s)
+{
+	(void)s;
+	static char out[4096], notify[108], env[160];
+	const char *ver[] = {"--version", NULL};
+	assert_int_equal(test_pstmd_run(ver, out, sizeof(out)), 0);
+	if (!strstr(out, "systemd")) {
+		print_message("# pstmd built without libsystemd: skipped\n");
+		skip();
+	}
+	static struct test_pstmd d;
+	test_pstmd_names(&d);
+	running = &d;
+	snprintf(notify, sizeof(notify), "/tmp/pstm-test-pstmd-%d.notify", (int)getpid());
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", notify);
+	int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unlink(notify);
+	assert_int_equal(bind(nfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", notify);
+	putenv(env); /* inherited by pstmd only: unset below */
+	test_pstmd_start(&d, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	struct pollfd p = {.fd = nfd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	ssize_t k = recv(nfd, out, sizeof(out) - 1, 0);
+	assert_true(k > 0);
+	out[k] = 0;
+	assert_non_null(strstr(out, "READY=1"));
+	test_pstmd_stop(&d);
+	close(nfd);
+	unlink(notify);
+
+	const char *act = "/usr/bin/systemd-socket-activate";
+	if (access(act, X_OK) != 0) {
+		print_message("# no %s: socket activation not tried\n", act);
+		test_pstmd_remove(&d);
+		running = NULL;
+		return;
+	}
+	/* systemd-socket-activate listens, and execs pstmd with the socket
+	 * (LISTEN_FDS) at the first connection; pstmd then serves on it */
+	char bin[512];
+	const char *b = getenv("PSTM_BIN");
+	snprintf(bin, sizeof(bin), "%s/pstmd", b && *b ? b : "build");
+	fflush(stdout);
+	d.pid = fork();
+	if (d.pid == 0) {
+		int fd = open(d.log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 2);
+		execl(act, act, "--seqpacket", "-l", d.sock, bin, "--foreground", "--config",
+		      "/dev/null", "--state", d.state, (char *)NULL);
+		_exit(127);
+	}
+	uint64_t until = test_now_ns() + 5000000000ull;
+	struct test_pstmd_status st;
+	while (test_pstmd_ping(d.sock, &st) != 0) {
+		assert_true(test_now_ns() < until);
+		usleep(2000);
+	}
+	snprintf(log_want, sizeof(log_want), "listening on the socket systemd passed");
+	log_path = d.log;
+	assert_true(test_poll_until(log_has, NULL, 5000));
+	test_pstmd_stop(&d);
+	test_pstmd_remove(&d);
+	running = NULL;
+}
+
 static int group_setup(void **s)
 {
 	(void)s;
@@ -1016,6 +1089,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_teardown(test_full_table, teardown),
 	cmocka_unit_test_teardown(test_relaxed_flusher, teardown),
 	cmocka_unit_test_teardown(test_procs_and_metrics, teardown),
+	cmocka_unit_test_teardown(test_systemd, teardown),
 };
 
 int main(void)

@@ -143,13 +143,15 @@ void test_pstmd_kill(struct test_pstmd *d)
 
 void test_pstmd_remove(struct test_pstmd *d)
 {
-	char lock[128];
+	char lock[160];
 	if (d->pid > 0)
 		test_pstmd_kill(d);
 	snprintf(lock, sizeof(lock), "%s.lock", d->sock);
 	unlink(d->sock);
 	unlink(lock);
 	unlink(d->state);
+	snprintf(lock, sizeof(lock), "%s.new", d->state); /* a write cut short */
+	unlink(lock);
 	unlink(d->log);
 	if (d->config[0])
 		unlink(d->config);

@@ -71,6 +71,11 @@ static int teardown(void **s)
 	}
 	if (created_uri[0])
 		pstm_unlink_opts(created_uri, PSTM_UNLINK_FORCE);
+	char extra[128]; /* sockets of test_procs_and_metrics, test_systemd */
+	snprintf(extra, sizeof(extra), "/tmp/pstm-test-pstmd-%d.metrics", (int)getpid());
+	unlink(extra);
+	snprintf(extra, sizeof(extra), "/tmp/pstm-test-pstmd-%d.notify", (int)getpid());
+	unlink(extra);
 	created_uri[0] = 0;
 	return 0;
 }

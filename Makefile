@@ -136,6 +136,9 @@ $(B)/tests/%: tests/%.c $(TEST_HELP) $(TLIB) tests/helpers.h tests/pstmd_util.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) $< -o $@ $(TEST_HELP) $(TLIB) $(LIBDEPS) $(TESTLIBS)
 
+# pstm conflicts --json is read with json-c
+$(B)/tests/test_conflict: TESTLIBS += $(JSONC)
+
 deps:
 	@scripts/install-deps.sh
 
@@ -166,6 +169,7 @@ torture: all
 	PSTM_KILL_ROUNDS=10000 $(B)/tests/test_recovery
 	PSTM_POWERFAIL_IMAGES=100000 $(B)/tests/test_powerfail
 	PSTM_POWERFAIL_IMAGES=20000 $(B)/tests/test_relaxed
+	PSTM_KILL_ROUNDS=4000 PSTM_POWERFAIL_IMAGES=20000 $(B)/tests/test_taskq
 	$(B)/pstm-crashtest --relaxed --rounds 2000 --point-rounds 10 --powerfail 2000 \
 	    /dev/shm/pstm-torture-relaxed.region
 	$(B)/pstm-crashtest --rounds 5000 --point-rounds 20 shm:pstm-torture
@@ -202,7 +206,8 @@ fuzz: fuzz-wire
 # every test program under memcheck (children included: they are forks)
 valgrind: all
 	@for t in $(TESTS); do echo "== valgrind $$t"; \
-	    PSTM_KILL_ROUNDS=30 valgrind -q --error-exitcode=99 --leak-check=full \
+	    PSTM_KILL_ROUNDS=30 PSTM_LARGE_WORDS=50000 PSTM_POWERFAIL_IMAGES=100 \
+	    valgrind -q --error-exitcode=99 --leak-check=full \
 	        --errors-for-leak-kinds=definite $$t >/dev/null || exit 1; done
 	@echo "valgrind: all clean"
 

@@ -9,8 +9,8 @@ mkdir -p "$out"
 # fixed order and colours: baselines in greys/greens/blues, pstm in reds;
 # the relaxed-durability systems (lmdb-nosync, sqlite-normal, pstm-relaxed)
 # sit next to their family's durable one
-colors="#555555 #e69f00 #f0c060 #1b7837 #7fbf7b #4d9221 #2166ac #92c5de #4393c3 #8c510a #d7191c #f4a582 #b2182b #762a83"
-systems="floor mutex-global mutex-striped lmdb-shm lmdb-disk lmdb-nosync sqlite-shm sqlite-disk sqlite-normal pmemobj pstm-shm pstm-file pstm-relaxed pstm-pmem"
+colors="#555555 #e69f00 #f0c060 #1b7837 #7fbf7b #4d9221 #2166ac #92c5de #4393c3 #8c510a #d7191c #f4a582 #b2182b #762a83 #67001f #fdae61 #053061"
+systems="floor mutex-global mutex-striped lmdb-shm lmdb-disk lmdb-nosync sqlite-shm sqlite-disk sqlite-normal pmemobj pstm-shm pstm-file pstm-relaxed pstm-pmem pstm-queue pstm-run sqlite-queue"
 
 # "md": markdown tables of medians, one per workload (systems x size/P)
 if [ "${3:-}" = md ]; then
@@ -35,7 +35,7 @@ if [ "${3:-}" = md ]; then
 				t = cfg[j]; cfg[j] = cfg[j - 1]; cfg[j - 1] = t
 			}
 		ns = split(systems, sys, " ")
-		nw = split("bank readmostly intset", wl, " ")
+		nw = split("bank readmostly intset tasktree", wl, " ")
 		for (w = 1; w <= nw; w++) {
 			printf "%s (tx/s, median of runs)\n\n| system |", wl[w]
 			for (i = 1; i <= nc; i++) printf " %s |", name[cfg[i]]
@@ -43,6 +43,11 @@ if [ "${3:-}" = md ]; then
 			for (i = 1; i <= nc; i++) printf "--:|"
 			printf "\n"
 			for (s = 1; s <= ns; s++) {
+				any = 0
+				for (i = 1; i <= nc; i++)
+					any += ((wl[w], cfg[i], sys[s]) in v)
+				if (!any)
+					continue  # not run on this workload
 				printf "| %s |", sys[s]
 				for (i = 1; i <= nc; i++)
 					printf " %s |", ((wl[w], cfg[i], sys[s]) in v) ? v[wl[w], cfg[i], sys[s]] : "-"
@@ -81,7 +86,7 @@ NR == 1 { next }
 }
 END {
 	ns = split(systems, sys, " ")
-	nw = split("bank readmostly intset", wl, " ")
+	nw = split("bank readmostly intset tasktree", wl, " ")
 	printf "%-10s %8s %2s  %-13s %10s %10s %10s %9s %9s  %s\n", \
 	    "workload", "size", "P", "system", "tx/s", "min", "max", \
 	    "/mutex-g", "/floor", "invariant"
@@ -110,7 +115,7 @@ END {
 
 command -v gnuplot >/dev/null 2>&1 || { echo "no gnuplot: plots skipped"; exit 0; }
 
-for w in bank readmostly intset; do
+for w in bank readmostly intset tasktree; do
 	dat=$out/$w.dat
 	# rows: size/procs configurations; columns: systems ("-" = not run)
 	awk -F, -v w="$w" -v systems="$systems" '

@@ -41,6 +41,14 @@ run sqlite sqlite-shm,sqlite-disk$sqlite_rx 1,2
 run pmemobj pmemobj 1
 run pstm pstm-shm,pstm-file,pstm-pmem$pstm_rx 1,2
 if [ "$mode" = quick ]; then run pstm pstm-relaxed 2 bank; fi
+# the task tree: the region's queue, the process-local add/run, a SQLite
+# job queue; 2 processes x 2 threads (one SQLite run of 1M: ~40 s)
+if [ "$mode" = quick ]; then
+	"$B/taskq_bench" -n 20000 -r 1 -o "$csv" || fail=1
+else
+	"$B/taskq_bench" -n 1000000 -r 3 -s pstm-queue,pstm-run -o "$csv" || fail=1
+	"$B/taskq_bench" -n 1000000 -r 1 -s sqlite-queue -o "$csv" || fail=1
+fi
 
 echo
 sh bench/report.sh "$csv" "$B" || fail=1

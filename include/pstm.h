@@ -114,7 +114,7 @@ enum pstm_error {
 	PSTM_EPROCFULL = -1012, /* process table full */
 	PSTM_ESLOTFULL = -1013, /* no free transaction slot (threads) */
 	PSTM_ERANGE = -1014,    /* offset/length outside the region heap */
-	PSTM_ELOGFULL = -1015,  /* transaction writes more than its redo log holds */
+	PSTM_ELOGFULL = -1015,  /* transaction's redo record does not fit (the heap) */
 	PSTM_EHEAPFULL = -1016, /* region heap exhausted */
 	PSTM_EINTX = -1017,     /* call not allowed inside a transaction */
 	PSTM_EBUSY = -1018,     /* busy: pstm_run already active in this
@@ -128,7 +128,12 @@ enum pstm_error {
 	                           while processes are attached */
 	PSTM_ECONFLICT = -1024, /* pstm_tx_*: the attempt lost a conflict and
 	                           was rolled back; run it again */
-	PSTM_ERR_LAST = -1024
+	PSTM_EUNREGISTERED = -1025, /* pstm_queue_run: the tasks left are of
+	                           types no process running the queue has
+	                           registered a function for */
+	PSTM_ETYPESFULL = -1026, /* pstm_register: the region already has
+	                           PSTM_TASK_TYPES_MAX task types */
+	PSTM_ERR_LAST = -1026
 };
 
 /* Text for a PSTM_E* code (or strerror text for a positive errno). */
@@ -155,7 +160,8 @@ enum pstm_durability {
  */
 struct pstm_create_opts {
 	uint64_t size_bytes;   /* whole region; default 64 MiB, min 1 MiB */
-	mode_t mode;           /* permission bits; default 0600 */
+	mode_t mode;           /* permission bits (0777 at most, else
+	                          PSTM_EINVAL); default 0600 */
 	int durability;        /* enum pstm_durability; default PSTM_DEFAULT */
 	uint32_t max_procs;    /* attached processes; default 64 (fewer for
 	                          small regions), max 1023 */
@@ -304,8 +310,17 @@ PSTM_API int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg);
  * (pstm_region_info.heap_off .. + heap_bytes); otherwise the transaction
  * ends with PSTM_ERANGE.  load64/store64 accept any alignment; aligned
  * words are the fast path.  Writes are buffered until commit and seen by
- * later reads of the same transaction.  A transaction that writes more
- * than its redo log holds ends with PSTM_ELOGFULL.  A word locked by a
+ * later reads of the same transaction.  Transactions have no size limit
+ * of their own: one that writes more words than its thread's redo log
+ * holds (log_bytes / 16, about 4,000 by default) logs them in an overflow
+ * extent taken from the heap for the commit (16 bytes a word, kept by the
+ * thread for its next large transaction and given back when the thread
+ * exits or the region is closed), and reads are limited by process
+ * memory only.  PSTM_ELOGFULL ends a transaction whose record does not
+ * fit in the heap's free space, an inevitable one that outgrows the
+ * extent its thread already has (see pstm_tx_inevitable), and any larger
+ * than the redo log on a region of format 1 (created by pstm 0.x before
+ * large transactions).  A word locked by a
  * transaction slot that nobody owns (a damaged runtime; `pstm check`
  * reports it) ends the transaction with PSTM_ECORRUPT.
  */
@@ -380,13 +395,41 @@ PSTM_API int pstm_tx_on_abort(pstm_tx *tx, pstm_hook_fn fn, void *arg);
  * touches its words waits or re-runs, never seeing its uncommitted
  * writes.  Errors still roll it back (a non-zero return of the body,
  * PSTM_ELOGFULL, PSTM_ERANGE, ...): the region is then unchanged, but
- * I/O already done cannot be undone.  Not allowed in pstm_atomic_ro
+ * I/O already done cannot be undone.  An inevitable transaction cannot
+ * take an overflow extent (its locks may cover what taking one needs):
+ * beyond what its thread's redo log holds it may write only as many
+ * words as the extent its thread already has from an earlier large
+ * transaction, else PSTM_ELOGFULL.  Not allowed in pstm_atomic_ro
  * (PSTM_EINVAL, unwinds).  A process killed inside an inevitable
  * transaction is recovered like any other: its writes vanish unless it
  * passed its commit point, its locks and the inevitable role are freed.
  * Returns 0 (also when already inevitable); may unwind.
  */
 PSTM_API int pstm_tx_inevitable(pstm_tx *tx);
+
+/*
+ * pstm_tx_name - name the running transaction @tx for conflict reports
+ * (`pstm conflicts`): "transfer lost 32 ms against audit".  Call it in
+ * the body, before anything that may conflict (a re-run body calls it
+ * again).  Without a name a transaction is named after its pstm_atomic
+ * function: its dynamic symbol where the program exports it (dladdr;
+ * link with -rdynamic), else its offset in its executable or library,
+ * which pstm conflicts looks up in that file's symbol table (so a
+ * stripped or rebuilt file shows an offset, or the wrong name).  An
+ * explicit transaction (pstm_tx_begin) without a name shows as unnamed.
+ * @name is copied (at most 111 bytes) when the transaction aborts or
+ * publishes it, so it must stay valid until the transaction ends (a
+ * string literal is the usual choice); NULL removes the name.  A name
+ * stays published for the other transactions of its thread that lose
+ * against this one, until the thread commits an update of another
+ * function or gives another name: a thread that commits the same
+ * function under two names is reported under the first until then.
+ * Only regions of format 2 keep conflict reports; on others this does
+ * nothing.  Returns 0, or PSTM_EINVAL if @tx is not this thread's
+ * running transaction.  Never unwinds; costs nothing shared when the
+ * name is the one the thread published last.
+ */
+PSTM_API int pstm_tx_name(pstm_tx *tx, const char *name);
 
 /* ------------------------------------------------------------------ */
 /* Transactions that never unwind (for C++, Python, Rust, ...)         */
@@ -506,6 +549,139 @@ PSTM_API int pstm_watch_fd(pstm_region *r, int fd, uint32_t events,
 			   pstm_fd_fn fn, void *arg);
 PSTM_API int pstm_unwatch_fd(pstm_region *r, int fd);
 PSTM_API int pstm_run_stop(pstm_region *r);
+
+/* ------------------------------------------------------------------ */
+/* The region's task queue                                             */
+
+/*
+ * pstm_add/pstm_run above are this process's: what it adds only it
+ * runs, and what it has not run when it dies is lost.  The task queue
+ * is the region's.  Its tasks live in the region; every process that
+ * runs the queue runs what any process enqueued; and a task runs
+ * exactly once even if the process running it is killed at any
+ * instruction, because taking a task, running it and enqueueing the
+ * tasks it adds are one transaction: a worker that dies rolls back, and
+ * the task is still there for the next one.  On a durable region the
+ * queue survives power failure in the same way (a task reported done
+ * is done once; the queue holds exactly the others).
+ *
+ * A task is a type name and argument bytes.  Each process that runs
+ * tasks registers, by name, the function it runs them with; the name is
+ * what is stored with the task, so any process may run it.  Names are 1
+ * to PSTM_TASK_NAME_MAX bytes of printable ASCII (0x21-0x7e: no spaces);
+ * a region holds at most PSTM_TASK_TYPES_MAX of them, forever (names are
+ * never removed).  Argument bytes are copied into the region; up to
+ * PSTM_TASK_ARG_MAX bytes each.  A large argument makes its enqueue (and
+ * the task that enqueues it) a large transaction, logged in an overflow
+ * extent taken from the heap (about 2 bytes of heap per byte written,
+ * while it commits): PSTM_EHEAPFULL or PSTM_ELOGFULL if the heap cannot
+ * hold both.
+ *
+ * `pstm queue URI` lists the queue (pending tasks per type, failed
+ * tasks with their errors) and retries or drops failed tasks; `pstm
+ * info` shows per type the tasks executed, failed and the attempts
+ * rolled back by conflicts.  docs/design.md describes the layout.
+ */
+#define PSTM_TASK_NAME_MAX 63        /* bytes of a task type's name */
+#define PSTM_TASK_TYPES_MAX 64       /* task types one region can hold */
+#define PSTM_TASK_ARG_MAX (1u << 20) /* bytes of one task's argument */
+
+/*
+ * A task body: runs inside the transaction that takes the task, with
+ * @arg, a copy of the task's @len argument bytes (valid during the call
+ * only; not NULL, even when len is 0).  Return 0 to commit: the task is
+ * then done, and its writes and the tasks it enqueued with
+ * pstm_tx_enqueue become visible together.  Any other value (or a
+ * pstm_* call that ends the transaction with an error) rolls all of
+ * that back, and the task goes to the queue's failed list with that
+ * value as its error.  Like any transaction body it may be executed
+ * several times (after conflicts) and unwound at any pstm_* call.
+ */
+typedef int (*pstm_task_fn)(pstm_tx *tx, const void *arg, size_t len);
+
+/*
+ * pstm_register - this process runs tasks of type @name with @fn.  Adds
+ * the name to the region's table of types if it is new there (one small
+ * transaction; the queue's first use also allocates its ~50 KiB in the
+ * heap).  @fn NULL only declares the type: this process may enqueue it
+ * but does not run it.  Registering a name again with the same function
+ * (or NULL) does nothing.  Thread-safe.  Register before pstm_queue_run:
+ * a type registered while a run is active is seen by it within
+ * milliseconds.  Errors: PSTM_EINVAL (@r NULL, @name NULL, empty,
+ * longer than PSTM_TASK_NAME_MAX or not printable ASCII), PSTM_EINTX
+ * (inside a transaction), PSTM_EEXIST (this process registered @name
+ * with another function), PSTM_ETYPESFULL, PSTM_EHEAPFULL, PSTM_ENOMEM,
+ * PSTM_ECORRUPT (the queue's structures in the region are damaged), and
+ * those of pstm_atomic.
+ */
+PSTM_API int pstm_register(pstm_region *r, const char *name, pstm_task_fn fn);
+
+/*
+ * pstm_enqueue - outside a transaction: add a task of type @name with
+ * a copy of @arg (@len bytes; @arg may be NULL only if len is 0), in
+ * its own transaction; it is in the queue when this returns 0.  Any
+ * process may run it.  Errors (nothing is enqueued): PSTM_EINVAL (@r
+ * NULL, a bad name as for pstm_register, @arg NULL with len > 0, len >
+ * PSTM_TASK_ARG_MAX), PSTM_ENOENT (no process has registered @name in
+ * this region), PSTM_EINTX (use pstm_tx_enqueue), PSTM_EHEAPFULL,
+ * PSTM_ELOGFULL (the heap has no room for the transaction's record),
+ * PSTM_ENOMEM, PSTM_ECORRUPT, and those of pstm_atomic.  Thread- and
+ * process-safe; enqueues of different threads do not conflict (each
+ * thread's transaction slot has its own lane).
+ */
+PSTM_API int pstm_enqueue(pstm_region *r, const char *name, const void *arg,
+			  size_t len);
+
+/*
+ * pstm_tx_enqueue - inside transaction @tx (a task's or any other):
+ * the same, as part of @tx: the task exists if and when @tx commits,
+ * and never if it rolls back.  Returns 0, or without ending @tx
+ * PSTM_EINVAL (@tx NULL, bad name, arguments as above) or PSTM_ENOENT
+ * (unknown name).  May unwind: PSTM_EHEAPFULL, PSTM_ELOGFULL, conflicts;
+ * in a read-only transaction (pstm_atomic_ro) it ends @tx with
+ * PSTM_EINVAL.  The name's lookup is cached per handle, so only the
+ * first enqueue of a name in a process reads the region's table.
+ */
+PSTM_API int pstm_tx_enqueue(pstm_tx *tx, const char *name, const void *arg,
+			     size_t len);
+
+/*
+ * pstm_queue_run - run the region's tasks on @nthreads new threads of
+ * this process, together with every other process running the queue,
+ * in no guaranteed order (each worker takes the newest task of its own
+ * lane, else steals the oldest of another's), until the queue is empty
+ * in every process: it returns 0 only when no task is left and none is
+ * running anywhere (a running task is still in the queue until it
+ * commits, and may add more).  Tasks of types this process has not
+ * registered are left to processes that have.  Returns:
+ *  - 0: the queue is empty;
+ *  - PSTM_EUNREGISTERED: the tasks left are all of types that no
+ *    process now running the queue has a function for (they stay
+ *    queued for a process that registers them);
+ *  - a task's error: a task failed (here or in another process) and is
+ *    on the failed list; every process's pstm_queue_run returns it once
+ *    the tasks it is running have finished, and the tasks pending stay
+ *    queued.  While the failed list is not empty, pstm_queue_run
+ *    returns its oldest task's error at once, without running anything,
+ *    until the failed tasks are retried or dropped (`pstm queue URI
+ *    --retry-failed | --drop-failed`);
+ *  - without running anything: PSTM_EINVAL (@r NULL, nthreads < 1 or
+ *    > 1024), PSTM_EINTX (inside a transaction), PSTM_EBUSY (a
+ *    pstm_queue_run of this handle is active), PSTM_ENOMEM;
+ *  - PSTM_ECORRUPT (damaged queue structures), PSTM_ESLOTFULL and other
+ *    errors of pstm_atomic, from the workers.
+ * Idle workers sleep (a bounded backoff, 50 us doubling to 1 ms, woken
+ * at once when another worker of this process adds stealable tasks): no
+ * busy spinning, and a task enqueued by another process waits at most
+ * about a millisecond.  A killed worker's running task is rolled back
+ * and taken by another worker (its own tasks are stolen as soon as its
+ * death is seen).  Task bodies may call pstm_tx_enqueue, pstm_atomic
+ * (flattened) and the hooks; pstm_enqueue and pstm_queue_run inside
+ * them return PSTM_EINTX.  Any number of processes may run the queue
+ * at once (one run per handle at a time); a task runs in the worker's
+ * transaction slot, which each worker thread takes for its life.
+ */
+PSTM_API int pstm_queue_run(pstm_region *r, int nthreads);
 
 /* ------------------------------------------------------------------ */
 /* Statistics                                                          */

@@ -14,19 +14,20 @@
  *  - int functions return 0 or a negative PSTM_E* code.
  *  - All functions "may unwind" (see pstm.h): on conflicts the
  *    transaction is rolled back and re-run; PSTM_EHEAPFULL (no memory),
- *    PSTM_ELOGFULL (the transaction wrote more than its redo log holds)
+ *    PSTM_ELOGFULL (the transaction's redo record does not fit the heap)
  *    and PSTM_ECORRUPT (a structure in the region is damaged) end the
  *    transaction with that code.
  *  - Thread- and process-safe: any number of threads and processes may
  *    use the same map or queue at once.
  *  - Keys and values are copied into and out of the region; the caller's
- *    buffers are never retained.  Lengths are limited to 2^32 - 1 bytes,
- *    and in practice by what one transaction may write: each 8 bytes
- *    written costs one redo log entry (about 4000 with the default 64 KiB
- *    log).  A put writes its key and value plus ~10 words, and while the
- *    table grows each put or delete also moves a few buckets (~15 words):
- *    keep a transaction to about a hundred puts of small entries, and its
- *    keys and values well under ~30 KiB, or PSTM_ELOGFULL ends it.
+ *    buffers are never retained.  Lengths are limited to 2^32 - 1 bytes
+ *    and by the heap: each 8 bytes written costs one redo entry of 16
+ *    bytes.  A put writes its key and value plus ~10 words, and while the
+ *    table grows each put or delete also moves a few buckets (~15 words).
+ *    Up to about 4000 entries (the default 64 KiB redo log) a commit logs
+ *    in its slot's ring; beyond, in an overflow extent taken from the
+ *    heap (pstm.h), so large values and many puts work, at the cost of
+ *    that extent and, on durable regions, a checkpoint when it is taken.
  *
  * The layout of both structures is part of the region format, described
  * in docs/datastructures.md.

@@ -334,10 +334,13 @@ static void pool_give(struct ctx *x, uint64_t b, uint64_t total)
 	S(x, prevw, b);
 }
 
-/* Allocator metadata of @n bytes (never freed, not zeroed): user offset. */
-static uint64_t meta_alloc(struct ctx *x, uint64_t n)
+/* Allocator metadata of @n bytes (never freed, not zeroed): user offset;
+ * 0 if the heap has no room and @may_fail, else PSTM_EHEAPFULL. */
+static uint64_t meta_alloc(struct ctx *x, uint64_t n, bool may_fail)
 {
 	uint64_t got, b = pool_take(x, (n + BLOCK_HDR + 15) & ~15ull, &got);
+	if (!b && may_fail)
+		return 0;
 	if (!b)
 		tx_fail(x->t, PSTM_EHEAPFULL);
 	set_header(x, b, got, BLOCK_META);
@@ -381,8 +384,9 @@ static void cache_use(struct ctx *x, uint64_t c, uint64_t made_by)
 	x->cache = c;
 }
 
-/* This slot's cache, created on first use. */
-static void cache_get(struct ctx *x)
+/* This slot's cache, created on first use.  With @may_fail, false
+ * instead of PSTM_EHEAPFULL when the heap has no room for it. */
+static bool cache_make(struct ctx *x, bool may_fail)
 {
 	const uint32_t s = x->ti.slot;
 	uint64_t entry;
@@ -390,27 +394,34 @@ static void cache_get(struct ctx *x)
 	if (tl_cache.handle_id == x->ti.handle_id && tl_cache.slot == s &&
 	    tl_cache.cache && (!tl_cache.made_by || tl_cache.made_by == x->tag)) {
 		x->cache = tl_cache.cache;
-		return;
+		return true;
 	}
 	uint64_t c = cache_lookup(x, s, &entry);
 	if (c) {
 		cache_use(x, c, 0); /* read, so committed */
-		return;
+		return true;
 	}
 	if (!entry) {
-		uint64_t page = meta_alloc(x, 8 * HEAP_DIR_PAGE_SLOTS);
+		uint64_t page = meta_alloc(x, 8 * HEAP_DIR_PAGE_SLOTS, may_fail);
+		if (!page)
+			return false;
 		for (uint64_t i = 0; i < HEAP_DIR_PAGE_SLOTS; i++)
 			S(x, page + 8 * i, 0);
 		S(x, dir_page_word(x, s), page);
 		entry = page + 8 * (uint64_t)(s % HEAP_DIR_PAGE_SLOTS);
 	}
-	c = meta_alloc(x, CACHE_BYTES);
+	c = meta_alloc(x, CACHE_BYTES, may_fail);
+	if (!c)
+		return false;
 	S(x, c, CACHE_MAGIC | s);
 	for (uint64_t w = 8; w < CACHE_BYTES; w += 8)
 		S(x, c + w, 0);
 	S(x, entry, c);
 	cache_use(x, c, x->tag);
+	return true;
 }
+
+static void cache_get(struct ctx *x) { (void)cache_make(x, false); }
 
 /* Cut @need bytes from the chunk of cache @c; 0 if it is too short. */
 static uint64_t chunk_cut(struct ctx *x, uint64_t c, uint64_t need)
@@ -570,7 +581,14 @@ void pstm_free(pstm_tx *t, pstm_off off)
 		pool_give(&x, b, T);
 		return;
 	}
-	cache_get(&x);
+	if (!cache_make(&x, true)) {
+		/* a slot without a cache in a full heap: freeing must not
+		 * need memory, so the block goes to its class's shared list */
+		uint64_t gw = shared_list(&x, alloc_class_floor(T));
+		S(&x, b + 16, L(&x, gw));
+		S(&x, gw, b);
+		return;
+	}
 	push_own(&x, b, T);
 }
 

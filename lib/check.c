@@ -68,31 +68,35 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 		for (uint64_t off = 0; r->durable &&
 		     off + sizeof(struct log_record) <= r->ring_bytes;) {
 			struct log_record *rec = region_record(r, s, off);
-			if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
-			    off + record_bytes(rec->count) > r->ring_bytes ||
-			    redo_log_crc(rec) != rec->crc)
+			if (!redo_log_record_valid(r, r->base, rec, off))
 				break;
 			if (rec->seq >= horizon)
 				above++;
-			off += record_bytes(rec->count);
+			off += record_ring_bytes(rec);
 		}
 		struct log_header *h = region_log(r, s);
-		uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+		uint64_t st = LOG_ST(atomic_load_explicit(&h->state, memory_order_acquire));
 		if (st == LOG_IDLE)
 			continue;
-		if (st > LOG_RELEASING) {
+		if (st > LOG_ROLLBACK) {
 			add(rep, CHECK_DAMAGE, "log %u: invalid state %llu", s,
 			    (unsigned long long)st);
 			continue;
 		}
-		if (h->count > r->log_cap || (h->rec_off & (CACHELINE - 1)) ||
-		    h->rec_off + record_bytes(h->count) > r->ring_bytes) {
+		struct log_entry *e = NULL;
+		if (!(h->rec_off & (CACHELINE - 1)) &&
+		    h->rec_off + sizeof(struct log_record) <= r->ring_bytes) {
+			struct log_record *rec = region_record(r, s, h->rec_off);
+			if (rec->count == h->count)
+				e = record_entries_at(r, r->base, rec, h->rec_off);
+		}
+		if (!e) {
 			add(rep, CHECK_DAMAGE, "log %u: record %llu+%llu entries does "
-			    "not fit its ring", s, (unsigned long long)h->rec_off,
+			    "not fit its ring (or its extent)", s,
+			    (unsigned long long)h->rec_off,
 			    (unsigned long long)h->count);
 			continue;
 		}
-		struct log_entry *e = record_entries(region_record(r, s, h->rec_off));
 		uint64_t bad = 0;
 		for (uint64_t i = 0; i < h->count; i++)
 			if ((e[i].off & 7) || e[i].off < r->sb.heap_off ||
@@ -110,7 +114,11 @@ static void check_logs(struct pstm_region *r, struct check_report *rep)
 		} else {
 			add(rep, CHECK_PENDING,
 			    "log %u: commit in progress (%s): recovery settles it", s,
-			    st == LOG_LOCKING ? "locking" : "releasing");
+			    st == LOG_LOCKING	? "locking"
+			    : st == LOG_SEALING ? "sealing"
+			    : st == LOG_ABORTED ? "aborted by a waiter"
+			    : st == LOG_ROLLBACK ? "rolling back"
+						: "releasing");
 		}
 	}
 	if (r->durable && !r->relaxed)
@@ -140,13 +148,11 @@ static void check_relaxed_file(struct pstm_region *r, struct check_report *rep)
 		for (uint64_t off = 0; off + sizeof(struct log_record) <= r->ring_bytes;) {
 			struct log_record *rec = (struct log_record *)(
 				(uint8_t *)region_record(r, s, off) - r->base + file);
-			if (rec->magic != LOG_REC_MAGIC || rec->count > r->log_cap ||
-			    off + record_bytes(rec->count) > r->ring_bytes ||
-			    redo_log_crc(rec) != rec->crc)
+			if (!redo_log_record_valid(r, file, rec, off))
 				break;
 			if (rec->seq >= h && rec->seq < fl)
 				found++;
-			off += record_bytes(rec->count);
+			off += record_ring_bytes(rec);
 		}
 	add(rep, CHECK_INFO, "relaxed, flush every %u ms: file horizon %llu, "
 	    "flushed up to %llu (%llu records replayed after a power failure)",
@@ -285,6 +291,43 @@ bool check_heap_header_valid(const struct pstm_region *r)
 	return heap_header_problems(r, NULL) == 0;
 }
 
+/*
+ * The overflow extents of large transactions (lib/extent.c): a list from
+ * the heap header, each a block owned by a slot.  One whose slot no
+ * longer has the owner's state is an orphan (its thread exited without
+ * giving it back, or its process died): reserved, not leaked, and freed
+ * by the next large commit of any thread.
+ */
+static void check_extents(struct pstm_region *r, struct check_report *rep)
+{
+	uint64_t x = *(const uint64_t *)(r->base + r->sb.heap_off +
+					 offsetof(struct heap_header, ovf_head));
+	uint64_t n = 0, orphans = 0, bytes = 0;
+	while (x) {
+		const struct ovf_header *o = (const struct ovf_header *)(r->base + x);
+		if (x < r->heap_lo || x > r->heap_hi - OVF_HDR_BYTES || (x & 15) ||
+		    o->magic != OVF_MAGIC || ++n > 4ull * r->sb.max_slots ||
+		    o->cap > (r->heap_hi - x - OVF_HDR_BYTES) / sizeof(struct log_entry)) {
+			add(rep, CHECK_DAMAGE, "overflow extent list: entry %llu at "
+			    "heap+0x%llx is not an extent (or the list loops)",
+			    (unsigned long long)n,
+			    (unsigned long long)(x - r->sb.heap_off));
+			return;
+		}
+		bytes += OVF_HDR_BYTES + o->cap * sizeof(struct log_entry);
+		/* no runtime (or another file's): every slot will be new */
+		if (!r->rt_base || r->rt_foreign || o->slot >= r->sb.max_slots ||
+		    atomic_load(&r->slots[o->slot].state) != o->owner)
+			orphans++;
+		x = o->next;
+	}
+	if (n)
+		add(rep, CHECK_INFO, "overflow extents: %llu (%llu bytes), %llu of "
+		    "them orphaned (freed by the next large transaction)",
+		    (unsigned long long)n, (unsigned long long)bytes,
+		    (unsigned long long)orphans);
+}
+
 static void check_heap(struct pstm_region *r, struct check_report *rep)
 {
 	if (heap_header_problems(r, rep) || rep->damage)
@@ -302,6 +345,7 @@ static void check_heap(struct pstm_region *r, struct check_report *rep)
 		    (unsigned long long)ar->free_blocks,
 		    (unsigned long long)ar->free_bytes);
 	free(ar);
+	check_extents(r, rep);
 }
 
 

@@ -36,11 +36,12 @@ static void flush_records(struct pstm_region *r, uint64_t from, uint64_t to)
 		for (uint64_t off = 0; off + sizeof(struct log_record) <= head;
 		     off += CACHELINE) {
 			struct log_record *rec = region_record(r, s, off);
-			if (rec->magic != LOG_REC_MAGIC || rec->seq < from ||
-			    rec->seq >= to || rec->count > r->log_cap ||
-			    off + record_bytes(rec->count) > r->ring_bytes)
+			if (!record_magic_ok(rec->magic) || rec->seq < from ||
+			    rec->seq >= to)
 				continue;
-			struct log_entry *e = record_entries(rec);
+			struct log_entry *e = record_entries_at(r, r->base, rec, off);
+			if (!e)
+				continue;
 			for (uint64_t i = 0; i < rec->count; i++)
 				if (redo_log_entry_ok(r, &e[i]))
 					region_flush(r, region_word(r, e[i].off), 8);

@@ -7,8 +7,10 @@
  *   2. lock every written orec by CAS (version kept, slot in the word)
  *   3. wv = clock + 1 (the clock is not written: GV5, see below);
  *      revalidate the reads
- *   4. durable: publish inflight, take a sequence number, crc; state
- *      COMMITTED; persist the record                      <- commit point
+ *   4. CAS out of LOCKING (a waiter may have aborted us: lib/stm.c,
+ *      take_from_stopped); durable: to SEALING, publish inflight, take
+ *      a sequence number, crc; state COMMITTED; persist the record;
+ *      volatile: the CAS goes to COMMITTED               <- commit point
  *   5. write the words back (the media gets them at the next checkpoint);
  *      durable: inflight = 0
  *   6. state RELEASING
@@ -27,14 +29,21 @@
 #include "stm.h"
 #include "testing.h"
 
-void stm_commit_update(pstm_tx *t)
+/* The protocol, for a record in the ring (!@large) or in the slot's
+ * overflow extent (lib/overflow.c): two copies of one body, so that the
+ * small transaction's keeps its registers (a shared one cost ~20
+ * instructions a commit). */
+static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool large)
 {
 	struct pstm_region *r = t->r;
 
 	struct log_header *h = region_log(r, t->slot);
 	struct slot *sl = &r->slots[t->slot];
 	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
-	const uint64_t rbytes = record_bytes(t->nws);
+	/* more than the ring holds: entries in the overflow extent */
+	if (large)
+		overflow_prepare(t);
+	const uint64_t rbytes = large ? record_bytes(1) : record_bytes(t->nws);
 
 	/*
 	 * 1. the write set into a redo record: recovery can name our orecs.
@@ -55,13 +64,19 @@ void stm_commit_update(pstm_tx *t)
 		}
 	}
 	struct log_record *rec = region_record(r, t->slot, pos);
-	memcpy(record_entries(rec), t->ws, sizeof(struct log_entry) * t->nws);
-	rec->count = t->nws;
-	rec->magic = LOG_REC_MAGIC;
+	if (large) {
+		overflow_write(t, rec);
+	} else {
+		memcpy(record_entries(rec), t->ws, sizeof(struct log_entry) * t->nws);
+		rec->count = t->nws;
+		rec->magic = LOG_REC_MAGIC;
+	}
 	h->rec_off = pos;
 	h->count = t->nws;
 	h->wrap = atomic_load_explicit(&sl->wrap, memory_order_relaxed);
-	atomic_store_explicit(&h->state, LOG_LOCKING, memory_order_release);
+	const uint64_t k = ++t->commit_k;
+	atomic_store_explicit(&h->state, log_state(k, LOG_LOCKING),
+			      memory_order_release);
 	CRASH_POINT(CP_COMMIT_LOCKING);
 
 	/* 2. lock */
@@ -76,9 +91,10 @@ void stm_commit_update(pstm_tx *t)
 				v = stm_wait_unlocked(t, o, v, ST_AB_LOCK);
 				continue;
 			}
+			/* acq_rel: whoever sees this lock sees LOCKING(k) */
 			if (atomic_compare_exchange_weak_explicit(
 				    o, &v, orec_make_locked(v, t->slot),
-				    memory_order_acquire, memory_order_relaxed)) {
+				    memory_order_acq_rel, memory_order_relaxed)) {
 				stm_note_lock(t, idx);
 				break;
 			}
@@ -112,13 +128,32 @@ void stm_commit_update(pstm_tx *t)
 	 * in the data before our write-back; then the record is persisted.
 	 */
 	h->wv = wv;
+	/*
+	 * Against waiters that take a stopped commit's locks (lib/stm.c,
+	 * take_from_stopped), the commit point is this CAS out of LOCKING:
+	 * if one of them aborted us first, we roll back.  Durable regions
+	 * pass through SEALING (no waiter aborts that) to take a seq and
+	 * seal the record.
+	 */
+	uint64_t lk = log_state(k, LOG_LOCKING);
 	if (r->durable) {
+		if (!atomic_compare_exchange_strong_explicit(
+			    &h->state, &lk, log_state(k, LOG_SEALING),
+			    memory_order_acq_rel, memory_order_relaxed))
+			stm_abort(t, ST_AB_LOCK);
 		atomic_store(&sl->inflight, atomic_load(&r->rt->dseq));
 		rec->seq = atomic_fetch_add(&r->rt->dseq, 1);
-		rec->crc = redo_log_crc(rec);
+		rec->crc = redo_log_crc_of(rec, large ? record_entries_at(r, r->base, rec, pos)
+						       : record_entries(rec));
 	}
 	CRASH_POINT(CP_COMMIT_SEALED);
-	atomic_store_explicit(&h->state, LOG_COMMITTED, memory_order_release);
+	if (r->durable)
+		atomic_store_explicit(&h->state, log_state(k, LOG_COMMITTED),
+				      memory_order_release);
+	else if (!atomic_compare_exchange_strong_explicit(
+			 &h->state, &lk, log_state(k, LOG_COMMITTED),
+			 memory_order_acq_rel, memory_order_relaxed))
+		stm_abort(t, ST_AB_LOCK);
 	if (r->relaxed) /* the flusher may copy it now; nothing waits */
 		atomic_store_explicit(&sl->pub, h->wrap << 32 | (pos + rbytes),
 				      memory_order_release);
@@ -134,15 +169,19 @@ void stm_commit_update(pstm_tx *t)
 		atomic_store_explicit(&sl->ring_head, pos + rbytes,
 				      memory_order_relaxed);
 		atomic_store(&sl->inflight, 0);
+		/* (b) of lib/overflow.c before it is written again */
+		if (large)
+			t->ovf_seq = rec->seq;
 	}
 	CRASH_POINT(CP_COMMIT_WRITTEN);
 
 	/* 6. written back: a recoverer must not replay any more */
-	atomic_store_explicit(&h->state, LOG_RELEASING, memory_order_release);
+	atomic_store_explicit(&h->state, log_state(k, LOG_RELEASING),
+			      memory_order_release);
 	CRASH_POINT(CP_COMMIT_RETIRED);
 
 	/* 7. release */
-	const uint64_t nv = orec_make(wv);
+	const uint64_t nv = orec_make(wv) | t->cf.orec_tag; /* format 2: the writer */
 	for (uint32_t i = 0; i < t->nlocks; i++) {
 		if (i == t->nlocks / 2)
 			CRASH_POINT(CP_COMMIT_RELEASED);
@@ -155,4 +194,17 @@ void stm_commit_update(pstm_tx *t)
 	t->st[ST_COMMITS]++;
 	if (++t->st_unflushed >= STATS_FLUSH_EVERY)
 		txd_stats_flush(t);
+}
+
+static __attribute__((noinline)) void commit_large(pstm_tx *t)
+{
+	commit(t, true);
+}
+
+void stm_commit_update(pstm_tx *t)
+{
+	if (__builtin_expect(t->nws > t->r->log_cap, 0))
+		commit_large(t);
+	else
+		commit(t, false);
 }

@@ -11,6 +11,7 @@
 
 _Atomic int crash_armed;
 static _Atomic long countdown;
+static _Atomic int crash_stop;
 
 static const char *const names[CP_COUNT] = {
 	[CP_COMMIT_LOCKING] = "commit.locking",
@@ -24,6 +25,8 @@ static const char *const names[CP_COUNT] = {
 	[CP_RECOVER_REPLAYED] = "recover.replayed",
 	[CP_FLUSH_COPIED] = "flush.copied",
 	[CP_CKPT_APPLIED] = "checkpoint.applied",
+	[CP_OVF_TAKEN] = "overflow.taken",
+	[CP_ESCALATED] = "escalate.taken",
 };
 
 const char *crash_point_name(int p)
@@ -39,7 +42,10 @@ void crash_arm_from_env(void)
 		return;
 	const char *colon = strchr(v, ':');
 	size_t len = colon ? (size_t)(colon - v) : strlen(v);
-	long n = colon ? strtol(colon + 1, NULL, 10) : 1;
+	char *end = NULL;
+	long n = colon ? strtol(colon + 1, &end, 10) : 1;
+	/* NAME:N:stop stops the process there (SIGSTOP) instead */
+	atomic_store(&crash_stop, end && strcmp(end, ":stop") == 0);
 	for (int p = 0; p < CP_COUNT; p++)
 		if (strlen(names[p]) == len && strncmp(names[p], v, len) == 0) {
 			atomic_store(&countdown, n > 0 ? n : 1);
@@ -50,5 +56,5 @@ void crash_arm_from_env(void)
 void crash_hit(int p)
 {
 	if (atomic_load(&crash_armed) == p + 1 && atomic_fetch_sub(&countdown, 1) == 1)
-		kill(getpid(), SIGKILL);
+		kill(getpid(), atomic_load(&crash_stop) ? SIGSTOP : SIGKILL);
 }

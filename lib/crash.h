@@ -2,7 +2,9 @@
  * crash.h - named crash points for fault injection.
  *
  * PSTM_CRASH_AT=NAME:N in the environment (read at pstm_open) makes the
- * process SIGKILL itself the Nth time it passes crash point NAME.  Present
+ * process SIGKILL itself the Nth time it passes crash point NAME;
+ * NAME:N:stop makes it SIGSTOP itself there instead (a stopped process
+ * must not block the others: docs/design.md, "Stopped processes").  Present
  * in every build; unarmed, a point costs one predictable branch on a
  * process-global word.  docs/design.md lists the points.
  */
@@ -26,6 +28,9 @@ enum crash_point {
 	CP_FLUSH_COPIED,     /* relaxed: records copied to the file, flushed
 				mark not yet persisted (token held) */
 	CP_CKPT_APPLIED,     /* relaxed: file data updated, horizon not yet */
+	CP_OVF_TAKEN,        /* large commit: a new extent taken (its side
+				transaction committed), not yet used */
+	CP_ESCALATED,        /* the escalation (serial) token just taken */
 	CP_COUNT
 };
 

@@ -16,6 +16,9 @@
 #include <setjmp.h>
 #include <string.h>
 
+#include <time.h>
+
+#include "crash.h"
 #include "recovery.h"
 #include "stm.h"
 #include "testing.h"
@@ -42,10 +45,25 @@ bool tx_running(void) { return tl_cur != NULL; }
 bool pstm_in_tx(void) { return tl_cur != NULL; }
 pstm_tx *stm_current(void) { return tl_cur; }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Wait while another slot holds the serial token.  A holder that keeps
+ * it for SERIAL_REVOKE_NS (stopped, frozen, or just long) loses it: the
+ * token only buys a starving transaction a quiet region, and its
+ * transaction stays correct without it (it validates like any other).
+ * The holder clears it at the end only if it still holds it (CAS).
+ */
+#define SERIAL_REVOKE_NS 10000000ull
 static void wait_serial(pstm_tx *t)
 {
 	struct pstm_region *r = t->r;
-	uint64_t me = t->slot + 1, s;
+	uint64_t me = t->slot + 1, s, seen = 0, since = 0;
 	unsigned n = 0;
 
 	while ((s = atomic_load_explicit(&r->rt->serial, memory_order_acquire)) &&
@@ -53,6 +71,15 @@ static void wait_serial(pstm_tx *t)
 		if (++n % 64 == 0) {
 			if (n % 4096 == 0)
 				slot_owner_dead_recover(r, (uint32_t)(s - 1));
+			uint64_t now = now_ns();
+			if (s != seen) {
+				seen = s;
+				since = now;
+			} else if (now - since > SERIAL_REVOKE_NS) {
+				atomic_compare_exchange_strong_explicit(
+					&r->rt->serial, &s, 0, memory_order_acq_rel,
+					memory_order_relaxed);
+			}
 			sched_yield();
 		} else {
 			cpu_relax();
@@ -67,6 +94,11 @@ static void escalate(pstm_tx *t)
 
 	for (;;) {
 		wait_serial(t);
+		/* a side transaction (stm_run_side) of the holder: it runs
+		 * alone already */
+		if (atomic_load_explicit(&r->rt->serial, memory_order_acquire) ==
+		    (uint64_t)t->slot + 1)
+			return;
 		zero = 0;
 		if (atomic_compare_exchange_strong_explicit(
 			    &r->rt->serial, &zero, t->slot + 1,
@@ -75,6 +107,7 @@ static void escalate(pstm_tx *t)
 	}
 	t->escalated = true;
 	t->st[ST_ESCALATIONS]++;
+	CRASH_POINT(CP_ESCALATED);
 }
 
 static void backoff(pstm_tx *t)
@@ -125,8 +158,11 @@ static inline __attribute__((always_inline)) void end(pstm_tx *t)
 		atomic_store_explicit(&t->r->rt->inevitable, 0, memory_order_release);
 		t->inevitable = false;
 	}
-	if (t->escalated) {
-		atomic_store_explicit(&t->r->rt->serial, 0, memory_order_release);
+	if (t->escalated) { /* unless it was revoked (wait_serial) */
+		uint64_t me = (uint64_t)t->slot + 1;
+		atomic_compare_exchange_strong_explicit(&t->r->rt->serial, &me, 0,
+							memory_order_release,
+							memory_order_relaxed);
 		t->escalated = false;
 	}
 	t->depth = 0;
@@ -150,11 +186,13 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 		return rc;
 	}
 	if (j == JUMP_RETRY) {
+		conflict_aborted(t, fn);
 		tl_cur = NULL; /* the hooks run outside the transaction */
 		hooks_run_abort(t);
 		t->depth = 1;
 		tl_cur = t;
 		backoff(t);
+		conflict_retrying(t);
 	}
 	begin(t);
 	rc = fn(t, arg);
@@ -167,7 +205,7 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 		hooks_run_abort(t);
 		return rc;
 	}
-	stm_commit(t);
+	stm_commit(t, fn);
 	if (t->abort_hooks) /* committed: they never run */
 		hooks_free(&t->abort_hooks);
 	struct tx_hook *hooks = t->hooks;
@@ -208,6 +246,23 @@ static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 		return err;
 	/* a read-only grant (pstmd:NAME) runs nothing else */
 	return drive(t, fn, arg, read_only || r->read_only);
+}
+
+int stm_run_side(pstm_tx *t, pstm_fn fn, void *arg)
+{
+	pstm_tx *s = t->side;
+	if (!s && !(s = t->side = txd_side_new(t)))
+		return PSTM_ENOMEM;
+	pstm_tx *cur = tl_cur;
+	int rc = drive(s, fn, arg, false);
+	tl_cur = cur;
+	/* its counts are the slot's: fold them into @t's, which the slot's
+	 * statistics words mirror (txd_stats_flush) */
+	for (int k = 0; k < ST_COUNT; k++)
+		t->st[k] += s->st[k];
+	memset(s->st, 0, sizeof(s->st));
+	s->st_unflushed = 0;
+	return rc;
 }
 
 int pstm_atomic(pstm_region *r, pstm_fn fn, void *arg)
@@ -299,8 +354,11 @@ int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out)
 	t->guard = false;
 	t->doomed = 0;
 	tl_cur = t;
-	if (t->explicit_retry)
+	if (t->explicit_retry) {
+		conflict_aborted(t, NULL);
 		backoff(t); /* may escalate, as pstm_atomic would */
+		conflict_retrying(t);
+	}
 	t->explicit_retry = false;
 	begin(t);
 	*out = t;
@@ -329,7 +387,7 @@ int pstm_tx_commit(pstm_tx *t)
 	if (j)
 		return end_rolled_back(t, doom(t, j));
 	t->guard = true;
-	stm_commit(t);
+	stm_commit(t, NULL);
 	t->guard = false;
 	if (t->abort_hooks) /* committed: they never run */
 		hooks_free(&t->abort_hooks);

@@ -25,7 +25,7 @@ const char *pstm_strerror(int err)
 	case PSTM_EPROCFULL: return "process table is full";
 	case PSTM_ESLOTFULL: return "no free transaction slot (too many threads)";
 	case PSTM_ERANGE: return "offset outside the region heap";
-	case PSTM_ELOGFULL: return "transaction writes more than its redo log holds";
+	case PSTM_ELOGFULL: return "transaction writes more than the region can log (its redo record does not fit in the heap)";
 	case PSTM_EHEAPFULL: return "region heap (or device) is full";
 	case PSTM_EINTX: return "not allowed inside a transaction";
 	case PSTM_EBUSY: return "busy: processes are attached to the region, or a pstm_run is already active in this process";
@@ -35,6 +35,8 @@ const char *pstm_strerror(int err)
 	case PSTM_EEMPTY: return "region file is empty";
 	case PSTM_ECONFLICT: return "transaction attempt lost a conflict and was rolled back (run it again)";
 	case PSTM_ERUNTIME: return "runtime segment of the region vanished while processes are attached";
+	case PSTM_EUNREGISTERED: return "only tasks of types no running process has registered are left";
+	case PSTM_ETYPESFULL: return "the region's table of task types is full";
 	default:
 		if (err > 0)
 			return strerror(err);
@@ -43,7 +45,7 @@ const char *pstm_strerror(int err)
 }
 
 /* a new code needs its text above and its name below */
-_Static_assert(PSTM_ERR_LAST == PSTM_ECONFLICT, "PSTM_E* codes without text or name");
+_Static_assert(PSTM_ERR_LAST == PSTM_ETYPESFULL, "PSTM_E* codes without text or name");
 
 const char *error_name(int err)
 {
@@ -74,6 +76,8 @@ const char *error_name(int err)
 	NAME(PSTM_EEMPTY);
 	NAME(PSTM_ERUNTIME);
 	NAME(PSTM_ECONFLICT);
+	NAME(PSTM_EUNREGISTERED);
+	NAME(PSTM_ETYPESFULL);
 	default: return NULL;
 	}
 #undef NAME

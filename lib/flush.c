@@ -136,6 +136,36 @@ static void unstick(struct pstm_region *r, uint64_t h)
 			slot_owner_dead_recover(r, s);
 }
 
+/*
+ * The extents of the extent records in [from, to) of slot @s's ring, to
+ * the same offsets of the file's heap, flushed (drained with the ring
+ * copy).  Safe to write there: the extent's allocation is in the file's
+ * data (its owner checkpointed the file past it before first using it,
+ * lib/overflow.c), so nothing the file's replay or checkpoints write
+ * lies in it; and the owner does not write it again before this record
+ * is below the file's horizon.  Records are 64-byte aligned, and every
+ * published one is complete.
+ */
+static int copy_extents(struct pstm_region *r, uint32_t s, uint64_t from,
+			uint64_t to)
+{
+	int rc = 0;
+	for (uint64_t off = from; off + sizeof(struct log_record) <= to;
+	     off += CACHELINE) {
+		struct log_record *rec = region_record(r, s, off);
+		if (rec->magic != LOG_REC_MAGIC_EXT)
+			continue;
+		struct log_entry *e = record_entries_at(r, r->base, rec, off);
+		if (!e)
+			continue; /* not a record (a torn one is never published) */
+		uint64_t n = rec->count * sizeof(*e);
+		uint8_t *d = r->fbase + ((uint8_t *)e - r->base);
+		memcpy(d, e, n);
+		rc |= region_flush(r, d, n);
+	}
+	return rc;
+}
+
 /* Copy the published, not yet copied records of every ring to the file,
  * persist them, then persist flushed.  Token held. */
 static void flush_pass(struct pstm_region *r, bool whole_log)
@@ -162,6 +192,10 @@ static void flush_pass(struct pstm_region *r, bool whole_log)
 		}
 		const uint8_t *src = (const uint8_t *)region_record(r, s, from);
 		uint8_t *dst = r->fbase + (src - r->base);
+		if (copy_extents(r, s, from, to) != 0) {
+			rc = -1;
+			continue;
+		}
 		memcpy(dst, src, to - from);
 		if (region_flush(r, dst, to - from) != 0) {
 			rc = -1; /* fcur stays: copy it again next time */

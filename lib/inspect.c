@@ -95,8 +95,10 @@ int region_inspect(const char *uri, struct inspect_report *rep)
 	if (rep->runtime == INSPECT_RT_FOUND)
 		rc = read_runtime(&r, rep);
 	rep->heap_valid = check_heap_header_valid(&r);
-	if (rep->heap_valid)
+	if (rep->heap_valid) {
 		alloc_check(&r, &rep->heap);
+		taskq_inspect(&r, &rep->tasks);
+	}
 	region_unmap_readonly(&r);
 	if (rc)
 		inspect_report_free(rep);

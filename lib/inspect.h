@@ -10,6 +10,7 @@
 
 #include "alloc_check.h"
 #include "pstm.h"
+#include "taskq_inspect.h"
 #include "util.h"
 
 /* A process entry's state: attached and running, gone without detaching
@@ -47,6 +48,8 @@ struct inspect_report {
 	 * other processes allocate */
 	bool heap_valid;
 	struct alloc_report heap;
+	/* the task queue, when the heap header is sound */
+	struct taskq_inspect tasks;
 };
 
 /*

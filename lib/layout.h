@@ -8,7 +8,8 @@
  *                        the companion segment /dev/shm/pstm.rt.<uuid>.<file
  *                        identity>, followed there by a struct
  *                        companion_tail): header, process table, slot
- *                        table, orec table
+ *                        table, orec table, and from format 2 on the
+ *                        conflict tables (one struct conflict_slot per slot)
  *   [log_off, +..)       one redo log per slot (persistent)
  *   [heap_off, size)     heap: heap header, then user data
  */
@@ -20,7 +21,14 @@
 #include <stdint.h>
 
 #define PSTM_MAGIC "PSTMREG1"
-#define PSTM_FORMAT_VERSION 1u
+/* 2: redo records may continue in an overflow extent (LOG_REC_MAGIC_EXT),
+ * the runtime ends with the conflict tables, and orecs released by a
+ * commit name the slot that wrote them (see the orec section below).  A
+ * library of format 2 opens format 1 regions as they are (no large
+ * transactions, no tables, no writer in the orecs) and creates format 2. */
+#define PSTM_FORMAT_VERSION 2u
+#define PSTM_FORMAT_MIN 1u
+#define PSTM_FORMAT_CONFLICTS 2u /* first format with conflict tables */
 #define PSTM_RT_MAGIC 0x70737403746d7274ull
 #define PSTM_HEAP_MAGIC 0x7073746d68656170ull
 #define CACHELINE 64
@@ -293,7 +301,30 @@ _Static_assert(PROC_REC(0xffffffull << 8) == 0xffffff, "recoverer tag width");
  * failure every record with a valid crc and seq >= horizon is replayed
  * in seq order.  Volatile regions always use the record at offset 0.
  */
-enum { LOG_IDLE = 0, LOG_LOCKING = 1, LOG_COMMITTED = 2, LOG_RELEASING = 3 };
+enum { LOG_IDLE = 0, LOG_LOCKING = 1, LOG_COMMITTED = 2, LOG_RELEASING = 3,
+       LOG_SEALING = 4, LOG_ABORTED = 5, LOG_ROLLBACK = 6 };
+/*
+ * Every state but IDLE carries the commit's attempt number in bits 8..63
+ * (log_state), so that a waiter's CAS LOCKING(k) -> ABORTED(k) cannot hit
+ * a later commit of the slot.  Stopped owners (docs/design.md, "Stopped
+ * processes"):
+ *   LOCKING(k)  -> SEALING(k)    owner, CAS (durable: the commit point
+ *                                 against waiters; then seq, crc)
+ *   LOCKING(k)  -> COMMITTED(k)  owner, CAS (volatile: the commit point)
+ *   SEALING(k)  -> COMMITTED(k)  owner, store (record sealed)
+ *   LOCKING(k)  -> ABORTED(k)    a waiter that saw it stuck, CAS: every
+ *                                 lock of the slot is free to take (with
+ *                                 its version + 1); the owner loses its
+ *                                 CAS above and rolls back
+ *   LOCKING(k)  -> ROLLBACK(k)   owner aborting itself, CAS: no waiter
+ *                                 may take its locks; it releases them
+ *   ABORTED, ROLLBACK -> IDLE    owner once its locks are released
+ */
+#define LOG_ST(s) ((s) & 0xff)
+static inline uint64_t log_state(uint64_t attempt, uint64_t st)
+{
+	return attempt << 8 | st;
+}
 struct log_entry {
 	uint64_t off;  /* 8-byte aligned region offset */
 	uint64_t val;
@@ -307,14 +338,47 @@ struct log_header {
 	uint64_t pad[3];
 };
 #define LOG_REC_MAGIC 0x7073746d72656331ull
+#define LOG_REC_MAGIC_EXT 0x7073746d72656378ull
 struct log_record {
-	uint64_t magic;   /* LOG_REC_MAGIC */
+	uint64_t magic;   /* LOG_REC_MAGIC, or LOG_REC_MAGIC_EXT */
 	uint64_t seq;     /* commit sequence number (durable regions) */
-	uint64_t count;
-	uint32_t crc;     /* crc32 of seq, count and the entries */
+	uint64_t count;   /* entries (inline, or in the extent) */
+	uint32_t crc;     /* crc32 of seq, count, [the extent descriptor,]
+			     and the entries */
 	uint32_t pad;
 };
 _Static_assert(sizeof(struct log_record) == 32, "log record layout");
+
+/*
+ * Large transactions (format 2).  A write set that does not fit the ring
+ * (more than log_cap entries) is logged in an overflow extent: a heap
+ * block owned by the committing slot.  Its ring record has magic
+ * LOG_REC_MAGIC_EXT and is followed by one descriptor {off, cap}; the
+ * record's count entries lie at off + OVF_HDR_BYTES in the extent, and
+ * the crc covers them.  The extent is a pstm_alloc block whose first 64
+ * bytes (struct ovf_header, read and written transactionally) link it
+ * into the heap's list of extents (heap_header.ovf_head) and name its
+ * owner; the entries after it are written only by the owner, at commit,
+ * outside any transaction (lib/overflow.c has the protocol).
+ */
+struct log_ext {
+	uint64_t off;     /* the extent: user offset of its pstm_alloc block */
+	uint64_t cap;     /* entries it holds */
+};
+_Static_assert(sizeof(struct log_ext) == 16, "extent descriptor layout");
+#define OVF_MAGIC 0x7073746d6f766631ull
+#define OVF_HDR_BYTES 64u
+struct ovf_header {
+	uint64_t magic;   /* OVF_MAGIC */
+	uint64_t next;    /* next extent of the list, 0 at the end */
+	uint64_t slot;    /* owner: slot index ... */
+	uint64_t owner;   /* ... and that slot's state word when it took it
+			     (a slot that is freed or claimed again no
+			     longer owns it: the extent is an orphan) */
+	uint64_t cap;     /* entries after the header */
+	uint64_t pad[3];
+};
+_Static_assert(sizeof(struct ovf_header) == OVF_HDR_BYTES, "extent header");
 
 /*
  * Durable state, in the superblock page after the superblock (not covered
@@ -354,7 +418,10 @@ struct heap_header {
 	uint64_t free_head[HEAP_CLASSES]; /* shared per size class free lists */
 	uint64_t large_head;   /* first-fit list of other free blocks */
 	uint64_t cache_dir[HEAP_DIR_PAGES]; /* 0, or a page of slot caches */
-	uint64_t reserved[11];
+	uint64_t ovf_head;     /* first overflow extent (format 2), 0 if none */
+	uint64_t taskq;        /* 0 until the task queue's first use, then
+				  its header (lib/taskq_layout.h) */
+	uint64_t reserved[9];
 };
 _Static_assert(sizeof(struct heap_header) == HEAP_HDR_BYTES, "heap header");
 _Static_assert(offsetof(struct heap_header, top) == 24, "heap top position");
@@ -363,8 +430,14 @@ _Static_assert(HEAP_DIR_PAGES * HEAP_DIR_PAGE_SLOTS >= ((1u << 11) - 1),
 
 /*
  * Orec: one 64-bit word per stripe of data words.
- *   unlocked: version << 12
+ *   unlocked: version << 12 | writer << 1
  *   locked:   version << 12 | slot << 1 | 1   (version kept while locked)
+ * writer: format 2, slot + 1 of the commit that released the orec with
+ * this version (0: unknown, e.g. released by a recoverer or unchanged
+ * after an abort); always 0 in format 1, whose processes may run an older
+ * library that compares unlocked orecs with version << 12.  An orec's
+ * version only grows while anyone has read it (GV5, docs/design.md), so
+ * validation compares versions and ignores the writer.
  * Written by CAS (acquire) to lock at commit, by store (release) to unlock;
  * read (acquire) before and (relaxed, after an acquire fence) after each
  * transactional data load, as a sequence lock.
@@ -389,6 +462,112 @@ static inline uint64_t orec_make_locked(uint64_t o, uint32_t slot)
 static inline uint64_t orec_make(uint64_t version)
 {
 	return version << OREC_VSHIFT;
+}
+/* the writer field of a released orec of slot @slot (format 2) */
+static inline uint64_t orec_writer_tag(uint32_t slot)
+{
+	return (uint64_t)(slot + 1) << 1;
+}
+/* slot that released unlocked orec @o, or -1 if it does not say */
+static inline int64_t orec_writer(uint64_t o)
+{
+	return (int64_t)((o >> 1) & OREC_MAX_SLOTS) - 1;
+}
+
+/*
+ * Conflict tables (format 2), after the orec table, one struct
+ * conflict_slot per slot (lib/conflict.c writes them, lib/conflict_report.c
+ * and pstm conflicts read them).  Diagnostics only: nothing in the
+ * library depends on what they hold, and a reader must expect any value.
+ *
+ * pub: the name of the transaction the slot last committed, or is
+ * committing (with its pid), so that a transaction that loses against
+ * this slot can name its opponent.  Written by the slot's owner thread
+ * only, on the slow path: when the name differs from the last one
+ * published (a commit of another function, pstm_tx_name with another
+ * name).  Kept when the slot is released: an opponent that exited is
+ * still named.
+ *
+ * entries: conflicts this slot lost, one per (cause, own pid and name,
+ * other pid and name), with counters; written by the slot's owner thread
+ * only, at aborts.  Kept across owners (each entry names its pid) until
+ * the runtime is rebuilt.
+ *
+ * Both are sequence-locked: the writer stores seq odd (relaxed), a
+ * release fence, the words (relaxed), then seq even (release); a reader
+ * loads seq (acquire), the words (relaxed), an acquire fence, seq again,
+ * and retries while they differ or seq is odd.  A writer that died in the
+ * middle leaves seq odd: readers give up after a few tries and report
+ * the entry torn; its next writer makes seq even again.
+ */
+#define CONFLICT_ENTRIES_MAX 8
+#define CONFLICT_SPOTS 3
+#define CONFLICT_TEXT 112       /* bytes of a name, NUL included */
+enum { CONFLICT_NONE = 0, CONFLICT_NEWER = 1, CONFLICT_LOCKED = 2,
+       CONFLICT_VALIDATE = 3 };
+/* kinds of names: given with pstm_tx_name; the function's dynamic symbol
+ * (dladdr, in the transacting process); the function as an offset in the
+ * module at path text (not exported: the reader looks the symbol up in
+ * the module's symbol table); an explicit transaction without a name */
+enum { CNAME_NONE = 0, CNAME_GIVEN = 1, CNAME_SYMBOL = 2, CNAME_ADDR = 3,
+       CNAME_UNNAMED = 4 };
+struct conflict_name {
+	_Atomic uint64_t kind;          /* CNAME_* */
+	_Atomic uint64_t addr;          /* CNAME_ADDR: offset in the module */
+	_Atomic uint64_t text[CONFLICT_TEXT / 8]; /* NUL-terminated */
+};
+_Static_assert(sizeof(struct conflict_name) == 128, "conflict name layout");
+
+struct conflict_entry {
+	_Atomic uint64_t seq;           /* sequence lock, odd while written */
+	_Atomic uint64_t aborts;        /* 0: the entry is empty */
+	_Atomic uint64_t lost_ns;       /* aborted attempts and the waits after */
+	_Atomic uint64_t last_ns;       /* CLOCK_MONOTONIC of the latest abort */
+	_Atomic uint64_t pid;           /* the process that lost */
+	_Atomic uint64_t other_pid;     /* its opponent's, 0 if unknown */
+	_Atomic uint64_t cause;         /* CONFLICT_* */
+	_Atomic uint64_t other_slot;    /* slot + 1 of the opponent, 0 if unknown */
+	/* the hottest places of this conflict (space-saving counts): a word
+	 * offset, or orec index << 1 | 1 where no word was found */
+	struct {
+		_Atomic uint64_t where;
+		_Atomic uint64_t hits;
+	} spot[CONFLICT_SPOTS];
+	uint64_t pad[2];
+	struct conflict_name mine, other;
+};
+_Static_assert(sizeof(struct conflict_entry) == 384, "conflict entry layout");
+
+/* a slot's table: this header, then conflict_entries_for() entries */
+struct conflict_slot {
+	_Atomic uint64_t pub_seq;       /* sequence lock of pub and pub_pid */
+	_Atomic uint64_t pub_pid;
+	uint64_t pad[6];
+	struct conflict_name pub;
+	struct conflict_entry e[];
+} ALIGNED_LINE;
+_Static_assert(sizeof(struct conflict_slot) == 192, "conflict slot layout");
+
+/*
+ * Entries per slot: the tables take at most 1/64 of the region (at
+ * least one entry per slot, at most CONFLICT_ENTRIES_MAX): a 64 MiB
+ * region with 128 slots has 8 (408 KiB), a 2 MiB one with 128 slots 1.
+ * A function of the superblock, so every process agrees.
+ */
+static inline uint32_t conflict_entries_for(uint64_t size_bytes,
+					    uint32_t max_slots)
+{
+	uint64_t per_slot = size_bytes / 64 / (max_slots ? max_slots : 1);
+	uint64_t n = per_slot > sizeof(struct conflict_slot)
+			     ? (per_slot - sizeof(struct conflict_slot)) /
+				       sizeof(struct conflict_entry)
+			     : 0;
+	return n < 1 ? 1 : n > CONFLICT_ENTRIES_MAX ? CONFLICT_ENTRIES_MAX : (uint32_t)n;
+}
+static inline uint64_t conflict_slot_bytes(uint32_t entries)
+{
+	return sizeof(struct conflict_slot) +
+	       (uint64_t)entries * sizeof(struct conflict_entry);
 }
 
 #endif /* PSTM_LAYOUT_H */

@@ -24,6 +24,7 @@ void region_derive(struct pstm_region *r)
 	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
 	r->log_cap = (uint32_t)((r->ring_bytes - sizeof(struct log_record)) /
 				sizeof(struct log_entry));
+	r->ovf_ok = r->sb.version >= 2;
 }
 
 int region_map(struct pstm_region *r)

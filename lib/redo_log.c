@@ -21,13 +21,57 @@
 #include "recovery.h"
 #include "redo_log.h"
 
-uint32_t redo_log_crc(const struct log_record *rec)
+uint32_t redo_log_crc_of(const struct log_record *rec,
+			 const struct log_entry *e)
 {
 	uLong c = crc32(0, (const Bytef *)&rec->seq, sizeof(rec->seq));
 	c = crc32(c, (const Bytef *)&rec->count, sizeof(rec->count));
-	c = crc32(c, (const Bytef *)record_entries((struct log_record *)rec),
-		  (uInt)(rec->count * sizeof(struct log_entry)));
+	if (rec->magic == LOG_REC_MAGIC_EXT)
+		c = crc32(c, (const Bytef *)(rec + 1), sizeof(struct log_ext));
+	/* crc32's length is 32 bits: a large extent goes in pieces */
+	const Bytef *p = (const Bytef *)e;
+	uint64_t n = rec->count * sizeof(struct log_entry);
+	while (n) {
+		uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+		c = crc32(c, p, k);
+		p += k;
+		n -= k;
+	}
 	return (uint32_t)c;
+}
+
+uint32_t redo_log_crc(const struct log_record *rec)
+{
+	return redo_log_crc_of(rec, record_entries((struct log_record *)rec));
+}
+
+struct log_entry *record_entries_at(struct pstm_region *r, uint8_t *base,
+				    struct log_record *rec, uint64_t ring_off)
+{
+	if (rec->magic == LOG_REC_MAGIC)
+		return rec->count <= r->log_cap &&
+				       ring_off + record_bytes(rec->count) <= r->ring_bytes
+			       ? record_entries(rec)
+			       : NULL;
+	if (rec->magic != LOG_REC_MAGIC_EXT || !r->ovf_ok ||
+	    ring_off + record_bytes(1) > r->ring_bytes)
+		return NULL;
+	const struct log_ext *x = record_ext(rec);
+	uint64_t lo = r->heap_lo, hi = r->heap_hi;
+	/* extent and its header inside the heap, count within its cap */
+	if (x->off < lo || x->off > hi || (x->off & 15) ||
+	    hi - x->off < OVF_HDR_BYTES ||
+	    x->cap > (hi - x->off - OVF_HDR_BYTES) / sizeof(struct log_entry) ||
+	    rec->count > x->cap)
+		return NULL;
+	return (struct log_entry *)(base + x->off + OVF_HDR_BYTES);
+}
+
+bool redo_log_record_valid(struct pstm_region *r, uint8_t *base,
+			   struct log_record *rec, uint64_t ring_off)
+{
+	struct log_entry *e = record_entries_at(r, base, rec, ring_off);
+	return e && redo_log_crc_of(rec, e) == rec->crc;
 }
 
 void redo_log_persist_record(struct pstm_region *r, uint32_t s,

@@ -33,6 +33,7 @@
 #include "companion.h"
 #include "crash.h"
 #include "error.h"
+#include "extent.h"
 #include "flush.h"
 #include "mapping.h"
 #include "member.h"
@@ -44,6 +45,7 @@
 #include "runtime.h"
 #include "stm.h"
 #include "superblock.h"
+#include "taskq.h"
 #include "testing.h"
 #include "uri.h"
 #include "wire.h"
@@ -122,7 +124,11 @@ int pstm_create(const char *uri, const struct pstm_create_opts *o,
 	rc = superblock_from_opts(o, is_shm, &sb);
 	if (rc)
 		return rc;
-	mode = (o && o->mode) ? (o->mode & 07777) : 0600;
+	/* permission bits only: a region is data, never setuid, setgid or
+	 * sticky */
+	if (o && (o->mode & ~(mode_t)0777))
+		return PSTM_EINVAL;
+	mode = (o && o->mode) ? o->mode : 0600;
 
 	uri_dir_of(path, dir, sizeof(dir));
 	snprintf(tmp, sizeof(tmp), "%s/.pstm-new.%d.%08x", dir, (int)getpid(),
@@ -277,6 +283,8 @@ static struct pstm_region *handle_new(void)
 	r->fd = -1;
 	r->owner_pid = getpid();
 	r->settle_slot = replay_settle_slot; /* recovery (layer 2) calls up */
+	r->ovf_take = extent_take;           /* large commits (layer 4) too */
+	r->ovf_give = extent_give;
 	r->open_id = atomic_fetch_add(&next_open_id, 1); /* never 0 */
 	return r;
 }
@@ -539,6 +547,7 @@ int pstm_close(pstm_region *r)
 	}
 	r->closing = true;
 	run_fini(r);
+	taskq_fini(r);
 	txd_release_all(r);
 	int rc = flush_stop(r); /* relaxed: everything committed is durable */
 	pthread_key_delete(r->key);

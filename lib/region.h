@@ -16,6 +16,7 @@
 
 struct pstm_tx;
 struct run_state;
+struct taskq_state;
 struct powerfail;
 struct flusher;
 struct daemon_link;
@@ -50,10 +51,14 @@ struct pstm_region {
 	struct slot *slots;
 	_Atomic uint64_t *orecs;
 	uint64_t orec_mask;
+	uint8_t *conflicts;      /* per slot tables; NULL: format 1 */
+	uint32_t conflict_entries; /* entries per slot's table */
 
 	uint64_t heap_lo, heap_hi; /* user-addressable [lo, hi) */
 	uint32_t log_cap;          /* entries per redo record (transaction) */
 	uint64_t ring_bytes;       /* redo ring per slot */
+	bool ovf_ok;               /* format 2: overflow extents (large
+				      transactions) */
 
 	uint32_t proc_idx;       /* our entry in the process table */
 	uint64_t proc_state;     /* its ALIVE state word */
@@ -64,6 +69,8 @@ struct pstm_region {
 	struct pstm_tx *txds;    /* all descriptors of this handle */
 
 	struct run_state *run;   /* add/run pending set */
+	struct taskq_state *taskq; /* the task queue's registry (lib/taskq.c):
+				    made on first use (CAS), freed at close */
 
 	/*
 	 * Settle the redo log of dead slot @s (lib/replay.c).  Recovery of
@@ -71,6 +78,14 @@ struct pstm_region {
 	 * up through this pointer, set at open.
 	 */
 	void (*settle_slot)(struct pstm_region *r, uint32_t s);
+	/*
+	 * Overflow extents (lib/extent.c, the allocator's layer), which
+	 * the commit of a large transaction (lib/overflow.c) takes and
+	 * gives back in transactions of their own: set at open.
+	 */
+	uint64_t (*ovf_take)(struct pstm_tx *tx, uint64_t cap, uint64_t old,
+			     uint32_t slot, uint64_t owner);
+	void (*ovf_give)(struct pstm_tx *tx, uint64_t off);
 
 	/*
 	 * pstmd (lib/member.c): this handle's registration connection, NULL
@@ -112,6 +127,15 @@ static inline _Atomic uint64_t *region_orec(struct pstm_region *r,
 					    uint64_t off)
 {
 	return &r->orecs[region_orec_idx(r, off)];
+}
+
+/* slot @s's conflict table (format 2: r->conflicts not NULL) */
+static inline struct conflict_slot *region_conflict_slot(struct pstm_region *r,
+							 uint32_t s)
+{
+	return (struct conflict_slot *)(r->conflicts +
+					(uint64_t)s * conflict_slot_bytes(
+							      r->conflict_entries));
 }
 
 static inline uint64_t *region_word(struct pstm_region *r, uint64_t off)

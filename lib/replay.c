@@ -22,14 +22,22 @@
 #include "redo_log.h"
 #include "replay.h"
 
-/* The current record of slot @s, or NULL if the header is implausible. */
-static struct log_record *current_record(struct pstm_region *r, uint32_t s)
+/* The current record of slot @s and its entries (*e), or NULL if the
+ * header or the record is implausible. */
+static struct log_record *current_record(struct pstm_region *r, uint32_t s,
+					 struct log_entry **e)
 {
 	struct log_header *h = region_log(r, s);
-	if (h->count > r->log_cap || (h->rec_off & (CACHELINE - 1)) ||
-	    h->rec_off + record_bytes(h->count) > r->ring_bytes)
+	if ((h->rec_off & (CACHELINE - 1)) ||
+	    h->rec_off + sizeof(struct log_record) > r->ring_bytes)
 		return NULL;
-	return region_record(r, s, h->rec_off);
+	struct log_record *rec = region_record(r, s, h->rec_off);
+	/* volatile regions write no magic-less records: the header's count
+	 * is the record's (both are written before LOCKING) */
+	if (rec->count != h->count)
+		return NULL;
+	*e = record_entries_at(r, r->base, rec, h->rec_off);
+	return *e ? rec : NULL;
 }
 
 /* Write every entry's value into the image at @base (the mapping, or a
@@ -67,11 +75,15 @@ static void replay(struct pstm_region *r, const struct log_entry *e,
 void replay_settle_slot(struct pstm_region *r, uint32_t s)
 {
 	struct log_header *h = region_log(r, s);
-	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
-	struct log_record *rec = current_record(r, s);
+	uint64_t st = LOG_ST(atomic_load_explicit(&h->state, memory_order_acquire));
+	struct log_entry *e = NULL;
+	struct log_record *rec = current_record(r, s, &e);
+	/* aborted by a waiter (lib/stm.c): its locks go with version + 1 */
+	const uint64_t bump = st == LOG_ABORTED;
+	if (st == LOG_SEALING || st == LOG_ABORTED || st == LOG_ROLLBACK)
+		st = LOG_LOCKING; /* not committed: as before the commit point */
 
-	if (st == LOG_LOCKING && rec && r->durable &&
-	    rec->magic == LOG_REC_MAGIC && rec->seq != 0) {
+	if (st == LOG_LOCKING && rec && r->durable && rec->seq != 0) {
 		/*
 		 * It may have died after sealing its record (seq, crc) but
 		 * before COMMITTED: the transaction did not commit, yet a
@@ -82,7 +94,7 @@ void replay_settle_slot(struct pstm_region *r, uint32_t s)
 		 * its locks are released.
 		 */
 		rec->seq = 0;
-		rec->crc = redo_log_crc(rec);
+		rec->crc = redo_log_crc_of(rec, e);
 		region_persist(r, rec, sizeof(*rec));
 	}
 	if (st != LOG_IDLE && rec) {
@@ -90,7 +102,7 @@ void replay_settle_slot(struct pstm_region *r, uint32_t s)
 		 * history: the slot's next owner must append after it, not
 		 * overwrite it before a checkpoint covers it */
 		if (r->durable && (st == LOG_COMMITTED || st == LOG_RELEASING)) {
-			uint64_t end = h->rec_off + record_bytes(h->count);
+			uint64_t end = h->rec_off + record_ring_bytes(rec);
 			atomic_store(&r->slots[s].ring_head, end);
 			/* relaxed: the flusher must copy it (before inflight
 			 * is cleared below, so no flush can pass its seq
@@ -105,13 +117,12 @@ void replay_settle_slot(struct pstm_region *r, uint32_t s)
 			}
 		}
 		if (st == LOG_COMMITTED) {
-			replay(r, record_entries(rec), h->count);
+			replay(r, e, h->count);
 			CRASH_POINT(CP_RECOVER_REPLAYED);
 			atomic_store_explicit(&h->state, LOG_RELEASING,
 					      memory_order_release);
 			st = LOG_RELEASING;
 		}
-		struct log_entry *e = record_entries(rec);
 		for (uint64_t i = 0; i < h->count; i++) {
 			if (!redo_log_entry_ok(r, &e[i]))
 				continue;
@@ -119,8 +130,10 @@ void replay_settle_slot(struct pstm_region *r, uint32_t s)
 			uint64_t v = atomic_load_explicit(o, memory_order_acquire);
 			if (!orec_is_locked(v) || orec_owner(v) != s)
 				continue;
+			if (bump)
+				clock_raise(r, orec_version(v) + 1);
 			uint64_t nv = st == LOG_RELEASING ? orec_make(h->wv)
-							  : orec_make(orec_version(v));
+							  : orec_make(orec_version(v) + bump);
 			atomic_compare_exchange_strong_explicit(o, &v, nv,
 								memory_order_release,
 								memory_order_relaxed);
@@ -136,6 +149,7 @@ void replay_settle_slot(struct pstm_region *r, uint32_t s)
 struct pending {
 	uint64_t seq;
 	struct log_record *rec;
+	struct log_entry *e;
 };
 
 static int by_seq(const void *a, const void *b)
@@ -156,13 +170,6 @@ static struct log_record *record_in(struct pstm_region *r, uint8_t *base,
 				     r->base + base);
 }
 
-static bool record_valid(struct pstm_region *r, struct log_record *rec,
-			 uint64_t off)
-{
-	return rec->magic == LOG_REC_MAGIC && rec->count <= r->log_cap &&
-	       off + record_bytes(rec->count) <= r->ring_bytes &&
-	       redo_log_crc(rec) == rec->crc;
-}
 
 /*
  * Valid records of slot @s's ring in the image at @base with
@@ -174,7 +181,9 @@ static bool record_valid(struct pstm_region *r, struct log_record *rec,
  * a relaxed flusher may also have persisted records after a torn one.
  * A record header can only be found where one was written: inside a
  * record, a 64-byte boundary falls on an entry's offset word, which is a
- * heap offset, never the magic.  Returns -1 if out of memory (the caller
+ * heap offset, never a magic (an extent record is one line long).  An
+ * extent record's entries are read from its extent in the same image.
+ * Returns -1 if out of memory (the caller
  * must not declare anything replayed).
  */
 static int scan_ring(struct pstm_region *r, uint8_t *base, uint32_t s,
@@ -183,8 +192,10 @@ static int scan_ring(struct pstm_region *r, uint8_t *base, uint32_t s,
 	for (uint64_t off = 0; off + sizeof(struct log_record) <= r->ring_bytes;
 	     off += CACHELINE) {
 		struct log_record *rec = record_in(r, base, s, off);
-		if (rec->magic != LOG_REC_MAGIC || rec->seq < lo || rec->seq >= hi ||
-		    !record_valid(r, rec, off))
+		if (!record_magic_ok(rec->magic) || rec->seq < lo || rec->seq >= hi)
+			continue;
+		struct log_entry *e = record_entries_at(r, base, rec, off);
+		if (!e || redo_log_crc_of(rec, e) != rec->crc)
 			continue;
 		if (set->k == set->cap) {
 			uint32_t nc = set->cap ? set->cap * 2 : 64;
@@ -194,7 +205,7 @@ static int scan_ring(struct pstm_region *r, uint8_t *base, uint32_t s,
 			set->p = np;
 			set->cap = nc;
 		}
-		set->p[set->k++] = (struct pending){rec->seq, rec};
+		set->p[set->k++] = (struct pending){rec->seq, rec, e};
 	}
 	return 0;
 }
@@ -221,8 +232,8 @@ static int apply_range(struct pstm_region *r, uint8_t *base, uint64_t lo,
 		 * msync of the heap, for all of them (an msync per record
 		 * made a relaxed checkpoint of 500 records take ~100 ms) */
 		for (uint32_t i = 0; i < set.k; i++)
-			replay_into(r, base, record_entries(set.p[i].rec),
-				    set.p[i].rec->count, false);
+			replay_into(r, base, set.p[i].e, set.p[i].rec->count,
+				    false);
 		if (region_persist(r, base + r->sb.heap_off, r->sb.heap_bytes)) {
 			free(set.p);
 			return -2; /* not durable: declare nothing applied */
@@ -242,8 +253,8 @@ static uint64_t max_seq_anywhere(struct pstm_region *r, uint8_t *base)
 		     off + sizeof(struct log_record) <= r->ring_bytes;
 		     off += CACHELINE) {
 			struct log_record *rec = record_in(r, base, s, off);
-			if (rec->magic == LOG_REC_MAGIC && rec->seq > m &&
-			    record_valid(r, rec, off))
+			if (record_magic_ok(rec->magic) && rec->seq > m &&
+			    redo_log_record_valid(r, base, rec, off))
 				m = rec->seq;
 		}
 	return m;

@@ -56,6 +56,10 @@ void runtime_set_pointers(struct pstm_region *r)
 	p = (uint8_t *)align_up((uintptr_t)p, CACHELINE);
 	r->orecs = (_Atomic uint64_t *)p;
 	r->orec_mask = (1ull << r->sb.orecs_log2) - 1;
+	p += (size_t)8 << r->sb.orecs_log2;
+	/* format 2: the conflict tables follow (rt_bytes_for) */
+	r->conflicts = r->sb.version >= PSTM_FORMAT_CONFLICTS ? p : NULL;
+	r->conflict_entries = conflict_entries_for(r->sb.size_bytes, r->sb.max_slots);
 }
 
 void runtime_init(struct pstm_region *r)

@@ -33,24 +33,48 @@
 
 /* ---------------------------------------------------------- aborting */
 
-/* Unlock what we locked at commit, keeping the old versions. */
+/*
+ * Unlock what we locked (at commit, or an inevitable transaction's
+ * touches), the data unchanged.  In a commit, first ROLLBACK: from then
+ * on no waiter takes our locks.  If a waiter aborted us first (ABORTED),
+ * our locks were free for the taking: each goes back with its version
+ * + 1, as a waiter's steal does, so that a waiter still holding an old
+ * lock word can never match a later lock of ours (ABA).  By CAS either
+ * way: a lock a waiter took is no longer ours.
+ */
 void stm_release_unchanged(pstm_tx *t)
 {
 	struct pstm_region *r = t->r;
+	struct log_header *h = region_log(r, t->slot);
+	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	uint64_t bump = 0;
+	if (LOG_ST(st) == LOG_LOCKING &&
+	    !atomic_compare_exchange_strong_explicit(
+		    &h->state, &st, (st & ~0xffull) | LOG_ROLLBACK,
+		    memory_order_acq_rel, memory_order_acquire))
+		bump = 1; /* now ABORTED */
+	if (LOG_ST(st) == LOG_ABORTED)
+		bump = 1;
 	for (uint32_t i = 0; i < t->nlocks; i++) {
 		_Atomic uint64_t *o = &r->orecs[t->locks[i]];
 		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
-		atomic_store_explicit(o, orec_make(orec_version(v)),
-				      memory_order_release);
+		if (bump && (v & ((1ull << OREC_VSHIFT) - 1)) == mine)
+			clock_raise(r, orec_version(v) + 1);
+		while ((v & ((1ull << OREC_VSHIFT) - 1)) == mine &&
+		       !atomic_compare_exchange_weak_explicit(
+			       o, &v, orec_make(orec_version(v) + bump),
+			       memory_order_release, memory_order_relaxed))
+			;
 	}
 	t->nlocks = 0;
-	atomic_store_explicit(&region_log(r, t->slot)->state, LOG_IDLE,
-			      memory_order_release);
+	atomic_store_explicit(&h->state, LOG_IDLE, memory_order_release);
 }
 
 void stm_abort(pstm_tx *t, int cause)
 {
 	t->st[cause]++;
+	conflict_capture(t, cause); /* for pstm conflicts */
 	if (t->nlocks)
 		stm_release_unchanged(t);
 	hooks_drop(t);
@@ -72,6 +96,13 @@ void stm_fail(pstm_tx *t, int err)
 		stm_release_unchanged(t);
 	hooks_drop(t);
 	siglongjmp(t->env, JUMP_ERROR);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* -------------------------------------------------------- validation */
@@ -125,9 +156,59 @@ bool stm_orphan_lock(struct pstm_region *r, _Atomic uint64_t *o, uint64_t v)
 }
 
 /*
+ * A live owner that does not progress (stopped, frozen, descheduled):
+ * the lock @v at @o belongs to slot @s.  If its commit has sat in
+ * LOCKING (before its commit point) for STOPPED_NS since we first met
+ * it, abort it: CAS LOCKING(k) -> ABORTED(k), which its owner's commit
+ * point CAS then loses.  A lock of an ABORTED commit is free: take it
+ * back to unlocked with its version + 1 (never the old word again: see
+ * stm_release_unchanged).  True if @o changed hands (read it again).
+ * The orec was read (acquire) before the state: its owner published
+ * LOCKING(k) before locking, so an ABORTED state read here is the
+ * state of the commit that took this lock, or of a later one that has
+ * not locked it (a later lock would carry another word).
+ */
+static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
+			      uint64_t v)
+{
+	struct pstm_region *r = t->r;
+	if (s >= r->sb.max_slots)
+		return false;
+	struct log_header *h = region_log(r, s);
+	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	if (LOG_ST(st) == LOG_LOCKING) {
+		/* the inevitable transaction never aborts; it commits */
+		if (atomic_load_explicit(&r->rt->inevitable, memory_order_relaxed) ==
+		    (uint64_t)s + 1)
+			return false;
+		uint64_t now = now_ns();
+		if (t->blk_slot != s || t->blk_state != st) {
+			t->blk_slot = s;
+			t->blk_state = st;
+			t->blk_since = now;
+			return false;
+		}
+		if (now - t->blk_since < STOPPED_NS)
+			return false;
+		if (!atomic_compare_exchange_strong_explicit(
+			    &h->state, &st, (st & ~0xffull) | LOG_ABORTED,
+			    memory_order_acq_rel, memory_order_acquire))
+			return false; /* it moved on */
+	} else if (LOG_ST(st) != LOG_ABORTED) {
+		return false;
+	}
+	clock_raise(r, orec_version(v) + 1);
+	atomic_compare_exchange_strong_explicit(o, &v, orec_make(orec_version(v) + 1),
+						memory_order_acq_rel,
+						memory_order_relaxed);
+	return true;
+}
+
+/*
  * The orec at @o is locked by another slot.  Wait briefly for its commit
  * to finish; if it does not, check whether its owner died (and recover it)
- * or give up with an abort.  Returns the new orec value.
+ * or stopped before its commit point (and abort it), or give up with an
+ * abort.  Returns the new orec value.
  */
 uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 			      int cause)
@@ -144,11 +225,14 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 			stm_fail(t, PSTM_ECORRUPT);
 		return nv;
 	}
+	if (take_from_stopped(t, orec_owner(v), o, v))
+		return atomic_load_explicit(o, memory_order_acquire);
 	/* held by the inevitable transaction: escalating would not make it
 	 * commit sooner, only stop everybody else until it does */
 	if (atomic_load_explicit(&t->r->rt->inevitable, memory_order_relaxed) ==
 	    (uint64_t)orec_owner(v) + 1)
 		t->behind_inevitable = true;
+	conflict_note_lock(t, (uint64_t)(o - t->r->orecs), v);
 	stm_abort(t, cause);
 }
 
@@ -164,8 +248,22 @@ static inline uint64_t bloom_bit(uint64_t off)
 	return 1ull << ((off >> 3) & 63);
 }
 
+/*
+ * The write set is searched linearly while it is small (WS_LINEAR
+ * entries: what most transactions write), through its hash table once
+ * larger: the table is filled only when the set outgrows the linear
+ * search, so a small transaction's store is an append and a Bloom bit.
+ */
+#define WS_LINEAR 16
+
 static int ws_find(pstm_tx *t, uint64_t off)
 {
+	if (t->nws <= WS_LINEAR) {
+		for (uint32_t i = 0; i < t->nws; i++)
+			if (t->ws[i].off == off)
+				return (int)i;
+		return -1;
+	}
 	uint32_t h = word_hash(off) & t->wtab_mask;
 	while (t->wtab_epoch[h] == t->epoch) {
 		uint32_t i = t->wtab[h];
@@ -176,15 +274,70 @@ static int ws_find(pstm_tx *t, uint64_t off)
 	return -1;
 }
 
-static void ws_append(pstm_tx *t, uint64_t off, uint64_t v)
+static void ws_hash(pstm_tx *t, uint32_t i)
 {
-	uint32_t h = word_hash(off) & t->wtab_mask;
+	uint32_t h = word_hash(t->ws[i].off) & t->wtab_mask;
 	while (t->wtab_epoch[h] == t->epoch)
 		h = (h + 1) & t->wtab_mask;
 	t->wtab_epoch[h] = t->epoch;
-	t->wtab[h] = t->nws;
+	t->wtab[h] = i;
+}
+
+/* Entry @t->nws - 1 was appended beyond the linear part: index it (and,
+ * the first time, the linear part). */
+static __attribute__((noinline)) void ws_index(pstm_tx *t)
+{
+	uint32_t i = t->nws - 1;
+	if (i == WS_LINEAR)
+		for (uint32_t k = 0; k < WS_LINEAR; k++)
+			ws_hash(t, k);
+	ws_hash(t, i);
+}
+
+static inline void ws_append(pstm_tx *t, uint64_t off, uint64_t v)
+{
 	t->ws[t->nws++] = (struct wentry){off, v};
 	t->wbloom |= bloom_bit(off);
+	if (__builtin_expect(t->nws > WS_LINEAR, 0))
+		ws_index(t);
+}
+
+/*
+ * Double the write set's room, and the hash table's with it (entries keep
+ * their order: they are the redo record).  Larger than the ring holds,
+ * the record goes to an overflow extent at commit (lib/overflow.c): a
+ * format 1 region has none, and an inevitable transaction can use only
+ * the one its slot has.
+ */
+void stm_grow_ws(pstm_tx *t)
+{
+	struct pstm_region *r = t->r;
+	if (t->nws >= r->log_cap && !r->ovf_ok)
+		stm_fail(t, PSTM_ELOGFULL);
+	if (t->ws_cap >= (1u << 30))
+		stm_fail(t, PSTM_ELOGFULL); /* 16 GiB of redo entries */
+	uint32_t cap = t->ws_cap * 2, tab = (t->wtab_mask + 1) * 2;
+	struct wentry *ws = realloc(t->ws, sizeof(*ws) * cap);
+	if (!ws)
+		stm_fail(t, PSTM_ENOMEM);
+	t->ws = ws;
+	uint32_t *wt = malloc(sizeof(*wt) * tab);
+	uint32_t *we = calloc(tab, sizeof(*we));
+	if (!wt || !we) {
+		free(wt);
+		free(we);
+		stm_fail(t, PSTM_ENOMEM);
+	}
+	free(t->wtab);
+	free(t->wtab_epoch);
+	t->wtab = wt;
+	t->wtab_epoch = we;
+	t->wtab_mask = tab - 1;
+	t->epoch = 1;
+	if (t->nws > WS_LINEAR)
+		for (uint32_t i = 0; i < t->nws; i++)
+			ws_hash(t, i);
+	t->ws_cap = t->ws_limit = cap;
 }
 
 static __attribute__((noinline)) void ws_put_slow(pstm_tx *t, uint64_t off,
@@ -198,9 +351,12 @@ static __attribute__((noinline)) void ws_put_slow(pstm_tx *t, uint64_t off,
 	if (t->read_only)
 		stm_fail(t, PSTM_EINVAL); /* a store in pstm_atomic_ro */
 	if (t->nws == t->ws_cap)
-		stm_fail(t, PSTM_ELOGFULL);
-	if (t->inevitable)
+		stm_grow_ws(t);
+	if (t->inevitable) {
+		if (t->nws >= t->r->log_cap && t->nws >= t->ovf_cap)
+			stm_fail(t, PSTM_ELOGFULL); /* lib/overflow.c */
 		stm_inevitable_lock(t, region_orec_idx(t->r, off));
+	}
 	ws_append(t, off, v);
 }
 
@@ -216,6 +372,8 @@ static inline void ws_put(pstm_tx *t, uint64_t off, uint64_t v)
 static __attribute__((noinline)) void rs_push(pstm_tx *t, uint64_t idx, uint64_t o)
 {
 	if (t->nrs == t->rs_cap) {
+		if (t->rs_cap >= (1u << 31))
+			stm_fail(t, PSTM_ENOMEM);
 		uint32_t nc = t->rs_cap * 2;
 		struct rentry *n = realloc(t->rs, sizeof(*n) * nc);
 		if (!n)
@@ -267,6 +425,7 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 	uint64_t o1 = atomic_load_explicit(o, memory_order_acquire);
 	for (;;) {
 		if (orec_is_locked(o1)) {
+			t->cf.hint_off = off; /* if it aborts: where */
 			o1 = stm_wait_unlocked(t, o, o1, ST_AB_READ);
 			continue;
 		}
@@ -278,8 +437,10 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 			continue;
 		}
 		if (orec_version(o1) > t->rv && !TESTING_NO_VALIDATE(r)) {
-			if (!extend(t, orec_version(o1)))
+			if (!extend(t, orec_version(o1))) {
+				t->cf.hint_off = off;
 				stm_abort(t, ST_AB_READ);
+			}
 			continue;
 		}
 		rs_push(t, idx, o1);

@@ -8,6 +8,7 @@
 
 #include <setjmp.h>
 
+#include "conflict.h"
 #include "region.h"
 #include "tx.h"
 
@@ -39,7 +40,7 @@ struct pstm_tx {
 	int err;                  /* error carried by an unwinding failure */
 
 	struct wentry *ws;        /* write set, in write order */
-	uint32_t nws, ws_cap;     /* ws_cap = redo log capacity */
+	uint32_t nws, ws_cap;     /* ws_cap: room in ws (grows) */
 	uint32_t ws_limit;        /* ws_cap; 0 in pstm_atomic_ro (stores go
 				     the slow way and fail) */
 	uint32_t *wtab;           /* open addressing: idx+1 of ws, tagged */
@@ -72,7 +73,27 @@ struct pstm_tx {
 	uint64_t st[ST_COUNT];    /* totals since the slot was claimed */
 	uint32_t st_unflushed;
 
+	/*
+	 * Large transactions (lib/overflow.c): this slot's overflow extent
+	 * (0 if none), the entries it holds, and the seq of the last
+	 * durable record in it (0: none may still be replayed).  side: a
+	 * descriptor on the same slot for the small transactions that take
+	 * and give back extents while this one's attempt waits.
+	 */
+	uint64_t ovf_off, ovf_cap, ovf_seq;
+	struct pstm_tx *side;
+
+	/*
+	 * Stopped owners (stm_wait_unlocked): commit_k numbers this slot's
+	 * commits (log_state); blk_* is the commit we last found holding a
+	 * lock we need: its slot, its log state word, since when.
+	 */
+	uint64_t commit_k;
+	uint32_t blk_slot;
+	uint64_t blk_state, blk_since;
+
 	struct pstm_tx *next;     /* region's list */
+	struct conflict_state cf; /* conflict reports (lib/conflict.c) */
 };
 
 /* lib/txd.c: this thread's descriptor for @r (claiming a slot on first
@@ -133,10 +154,31 @@ HIDDEN void hooks_run(struct pstm_region *r, struct tx_hook *h); /* run, free */
 
 /* spins on a locked orec before looking at its owner */
 #define LOCK_SPINS 256
+/* a commit that holds a lock we need for this long without leaving
+ * LOCKING is taken to be stopped, and aborted (docs/design.md, "Stopped
+ * processes") */
+#define STOPPED_NS 1000000ull
 
 /* siglongjmp values to the driver's unwinding point (t->env) */
 #define JUMP_RETRY 1
 #define JUMP_ERROR 2
+
+/* lib/txd.c: a descriptor sharing @t's slot (for stm_run_side), NULL if
+ * memory is short */
+HIDDEN pstm_tx *txd_side_new(pstm_tx *t);
+/* lib/driver.c: run @fn as a transaction of its own on @t's slot, while
+ * @t's attempt (which must hold no orec) waits; returns as pstm_atomic */
+HIDDEN int stm_run_side(pstm_tx *t, pstm_fn fn, void *arg);
+/* lib/overflow.c: make t's extent ready for a record of t->nws entries
+ * (unwinds with the error: nothing is locked yet); give it back when the
+ * descriptor goes (best effort: an orphan is freed later) */
+HIDDEN void overflow_prepare(pstm_tx *t);
+/* commit step 1 of a large transaction: its entries into the extent,
+ * the ring record @rec naming it (lib/overflow.c) */
+HIDDEN void overflow_write(pstm_tx *t, struct log_record *rec);
+HIDDEN void overflow_release(pstm_tx *t);
+/* lib/stm.c: the write set outgrew ws: make room (unwinds) */
+HIDDEN void stm_grow_ws(pstm_tx *t);
 
 /* lib/commit.c: commit the running update attempt (may abort: unwinds). */
 HIDDEN void stm_commit_update(pstm_tx *t);
@@ -181,17 +223,23 @@ static inline bool stm_validate(pstm_tx *t)
 						    memory_order_acquire);
 		if (cur == t->rs[i].o)
 			continue;
-		if ((cur & ((1ull << OREC_VSHIFT) - 1)) == mine &&
-		    orec_make(orec_version(cur)) == t->rs[i].o)
-			continue; /* locked by us at commit, unchanged before */
+		/* the same version: unchanged (only the writer field of a
+		 * format 2 orec differs, after a lock and release that did not
+		 * change it), or locked by us at commit, unchanged before */
+		if (((cur ^ t->rs[i].o) >> OREC_VSHIFT) == 0 &&
+		    ((cur & ((1ull << OREC_VSHIFT) - 1)) == mine ||
+		     !orec_is_locked(cur)))
+			continue;
 		return false;
 	}
 	return true;
 }
 
-/* Commit the running attempt.  A read-only one writes nothing shared (its
- * statistics are flushed later); an inevitable one may hold read locks. */
-static inline void stm_commit(pstm_tx *t)
+/* Commit the running attempt of @fn (NULL: explicit).  A read-only one
+ * writes nothing shared (its statistics are flushed later); an inevitable
+ * one may hold read locks.  An update publishes its name for conflict
+ * reports when it is not the one its slot published last (lib/conflict.c). */
+static inline void stm_commit(pstm_tx *t, pstm_fn fn)
 {
 	if (t->nws == 0) {
 		t->st[ST_COMMITS_RO]++;
@@ -199,6 +247,8 @@ static inline void stm_commit(pstm_tx *t)
 			stm_release_unchanged(t);
 		return;
 	}
+	if (__builtin_expect(fn != t->cf.pub_fn, 0))
+		conflict_publish(t, fn);
 	stm_commit_update(t);
 }
 

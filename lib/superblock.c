@@ -5,7 +5,8 @@
  *
  * Validation order: magic (PSTM_EBADMAGIC), crc (PSTM_ECORRUPT), version
  * (PSTM_EVERSION -- after the crc, so a flipped bit reads as corruption,
- * not as a future version), parameter ranges and a recomputed layout
+ * not as a future version; formats PSTM_FORMAT_MIN to PSTM_FORMAT_VERSION
+ * open, each with its own layout), parameter ranges and a recomputed layout
  * (PSTM_ECORRUPT), file size (PSTM_ETRUNC, PSTM_EEMPTY).
  */
 #define _GNU_SOURCE
@@ -17,15 +18,27 @@
 #include <zlib.h>
 
 #include "superblock.h"
+#include "testing.h"
 
-uint64_t rt_bytes_for(uint32_t max_procs, uint32_t max_slots,
+uint64_t rt_orecs_end(uint32_t max_procs, uint32_t max_slots,
 		      uint32_t orecs_log2)
 {
 	uint64_t n = sizeof(struct rt_header);
 	n += (uint64_t)max_procs * sizeof(struct proc_entry);
 	n += (uint64_t)max_slots * sizeof(struct slot);
 	n = align_up(n, CACHELINE);
-	n += (uint64_t)8 << orecs_log2;
+	return n + ((uint64_t)8 << orecs_log2);
+}
+
+uint64_t rt_bytes_for(const struct superblock *sb)
+{
+	uint64_t n = rt_orecs_end(sb->max_procs, sb->max_slots, sb->orecs_log2);
+	/* format 2: the conflict tables after the orecs (format 1 regions
+	 * keep the size they were made with) */
+	if (sb->version >= PSTM_FORMAT_CONFLICTS)
+		n += (uint64_t)sb->max_slots *
+		     conflict_slot_bytes(conflict_entries_for(sb->size_bytes,
+							      sb->max_slots));
 	return align_up(n, PAGE);
 }
 
@@ -34,7 +47,7 @@ uint64_t rt_bytes_for(uint32_t max_procs, uint32_t max_slots,
 int layout_compute(struct superblock *sb)
 {
 	uint64_t off = PAGE;
-	sb->rt_bytes = rt_bytes_for(sb->max_procs, sb->max_slots, sb->orecs_log2);
+	sb->rt_bytes = rt_bytes_for(sb);
 	if (sb->rt_inside) {
 		sb->rt_off = off;
 		off += sb->rt_bytes;
@@ -67,7 +80,8 @@ static int sb_validate(const struct superblock *sb, uint64_t file_size)
 		return PSTM_ECORRUPT;
 	if (sb->version > PSTM_FORMAT_VERSION)
 		return PSTM_EVERSION;
-	if (sb->version != PSTM_FORMAT_VERSION)
+	/* older formats this library still opens as they are */
+	if (sb->version < PSTM_FORMAT_MIN)
 		return PSTM_ECORRUPT;
 	if (sb->durability != PSTM_VOLATILE && sb->durability != PSTM_DURABLE &&
 	    sb->durability != PSTM_RELAXED)
@@ -142,7 +156,7 @@ int superblock_from_opts(const struct pstm_create_opts *o, bool is_shm,
 		d = *o;
 	memset(sb, 0, sizeof(*sb));
 	memcpy(sb->magic, PSTM_MAGIC, 8);
-	sb->version = PSTM_FORMAT_VERSION;
+	sb->version = TESTING_FORMAT_VERSION(PSTM_FORMAT_VERSION);
 	sb->sb_bytes = sizeof(*sb);
 	sb->size_bytes = d.size_bytes ? d.size_bytes : SB_DEF_SIZE;
 	if (sb->size_bytes < SB_MIN_SIZE)

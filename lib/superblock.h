@@ -25,8 +25,12 @@
 #define SB_MIN_ORECS_LOG2 10
 #define SB_MAX_ORECS_LOG2 26
 
-/* Bytes of the runtime (header, process and slot tables, orecs). */
-HIDDEN uint64_t rt_bytes_for(uint32_t max_procs, uint32_t max_slots,
+/* Bytes of the runtime of @sb's region (header, process and slot
+ * tables, orecs; format 2: the conflict tables), page-aligned. */
+HIDDEN uint64_t rt_bytes_for(const struct superblock *sb);
+/* Where the orec table ends, from the start of the runtime: the conflict
+ * tables of format 2 start there. */
+HIDDEN uint64_t rt_orecs_end(uint32_t max_procs, uint32_t max_slots,
 			     uint32_t orecs_log2);
 
 /* Fill the layout fields of @sb from its parameters; PSTM_ETOOSMALL if the

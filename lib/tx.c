@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "proc.h"
 #include "stm.h"
 #include "tx.h"
 
@@ -16,7 +17,7 @@ void tx_info(pstm_tx *t, struct tx_info *o)
 	o->heap_hi = r->heap_hi;
 	o->slot = t->slot;
 	o->max_slots = r->sb.max_slots;
-	o->write_cap = t->ws_cap;
+	o->write_cap = r->log_cap;
 	o->handle_id = r->open_id;
 }
 
@@ -36,3 +37,15 @@ void tx_store_meta(pstm_tx *t, uint64_t off, uint64_t v)
 }
 
 void tx_fail(pstm_tx *t, int err) { stm_fail(t, err); }
+
+bool tx_slot_owned(pstm_tx *t, uint32_t slot, uint64_t state)
+{
+	struct pstm_region *r = t->r;
+	return slot < r->sb.max_slots &&
+	       atomic_load_explicit(&r->slots[slot].state, memory_order_acquire) ==
+		       state;
+}
+
+uint64_t tx_proc_tag(pstm_tx *t) { return proc_my_tag(t->r); }
+
+bool tx_proc_tag_dead(pstm_tx *t, uint64_t tag) { return proc_tag_dead(t->r, tag); }

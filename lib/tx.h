@@ -24,7 +24,8 @@ struct tx_info {
 	uint64_t heap_hi;
 	uint32_t slot;       /* this thread's slot: stripes per-thread state */
 	uint32_t max_slots;  /* slots of the region: slot < max_slots */
-	uint32_t write_cap;  /* words one transaction may write */
+	uint32_t write_cap;  /* words a transaction writes cheaply (its
+				slot's ring; larger ones take an extent) */
 	uint64_t handle_id;  /* unique per open handle in this process */
 };
 HIDDEN void tx_info(pstm_tx *tx, struct tx_info *out);
@@ -58,7 +59,23 @@ HIDDEN void tx_on_commit(pstm_tx *tx, tx_hook_fn fn, void *a, void *b);
  */
 HIDDEN void *tx_scratch(pstm_tx *tx, size_t n);
 
+/* Whether slot @slot of the transaction's region is in state @state
+ * (a word read earlier from the slot table, e.g. by its owner): false
+ * once the slot was freed or claimed again. */
+HIDDEN bool tx_slot_owned(pstm_tx *tx, uint32_t slot, uint64_t state);
+
 /* Whether this thread is inside a transaction (of any region). */
 HIDDEN bool tx_running(void);
+
+/*
+ * Process tags, to name the process a transaction runs in (the task
+ * queue binds a lane to its worker's process): tx_proc_tag is this
+ * handle's, never 0, unique among the region's processes over time;
+ * tx_proc_tag_dead tells whether the process a tag names has detached,
+ * died or is being recovered (it may read /proc: not for every
+ * transaction).
+ */
+HIDDEN uint64_t tx_proc_tag(pstm_tx *tx);
+HIDDEN bool tx_proc_tag_dead(pstm_tx *tx, uint64_t tag);
 
 #endif /* PSTM_TX_H */

@@ -63,6 +63,8 @@ int pstm_stats_get(pstm_region *r, struct pstm_stats *out)
 
 static void txd_free(pstm_tx *t)
 {
+	if (t->side)
+		txd_free(t->side);
 	free(t->ws);
 	free(t->wtab);
 	free(t->wtab_epoch);
@@ -71,7 +73,9 @@ static void txd_free(pstm_tx *t)
 	free(t);
 }
 
-static pstm_tx *txd_new(struct pstm_region *r)
+/* A descriptor's memory: sets sized for a transaction that fits the ring
+ * (they grow: lib/stm.c). */
+static pstm_tx *txd_alloc(struct pstm_region *r)
 {
 	pstm_tx *t = calloc(1, sizeof(*t));
 	uint32_t tab = 16;
@@ -99,6 +103,22 @@ static pstm_tx *txd_new(struct pstm_region *r)
 		txd_free(t);
 		return NULL;
 	}
+	return t;
+}
+
+pstm_tx *txd_side_new(pstm_tx *t)
+{
+	pstm_tx *s = txd_alloc(t->r);
+	if (s)
+		s->slot = t->slot;
+	return s;
+}
+
+static pstm_tx *txd_new(struct pstm_region *r)
+{
+	pstm_tx *t = txd_alloc(r);
+	if (!t)
+		return NULL;
 	int s = slot_claim(r);
 	if (s < 0 && proc_recover_all_dead(r) > 0)
 		s = slot_claim(r); /* a dead process's slots are free now */
@@ -107,6 +127,7 @@ static pstm_tx *txd_new(struct pstm_region *r)
 		return NULL;
 	}
 	t->slot = (uint32_t)s;
+	conflict_txd_init(t);
 	/* a fresh slot's log must be idle (its previous owner settled it) */
 	pthread_mutex_lock(&r->lock);
 	t->next = r->txds;
@@ -129,6 +150,7 @@ void txd_thread_exit(void *p)
 	pstm_tx *t = p;
 	struct pstm_region *r = t->r;
 
+	overflow_release(t);
 	txd_stats_flush(t);
 	pthread_mutex_lock(&r->lock);
 	txd_unlink(r, t);
@@ -145,6 +167,11 @@ void txd_release_all(struct pstm_region *r)
 	while (r->txds) {
 		pstm_tx *t = r->txds;
 		r->txds = t->next;
+		if (t->ovf_off) { /* a transaction: not under the lock */
+			pthread_mutex_unlock(&r->lock);
+			overflow_release(t);
+			pthread_mutex_lock(&r->lock);
+		}
 		txd_stats_flush(t);
 		slot_release(r, t->slot);
 		if (tl_cache.t == t)

@@ -103,10 +103,13 @@ my $complete = sub {
 	close $sh;
 	return `bash $dir/comp.sh 2>&1`;
 };
-is($complete->("$prefix/bin/pstm", 'c'), "check\ncreate\n", 'completion: pstm c<TAB>');
+is($complete->("$prefix/bin/pstm", 'c'), "check\nconflicts\ncreate\n", 'completion: pstm c<TAB>');
 is($complete->("$prefix/bin/pstm", 'create', '--max-'), "--max-procs\n--max-threads\n",
    'completion: pstm create --max-<TAB>, from the help text');
 is($complete->("$prefix/bin/pstm", 'help', 're'), "recover\n", 'completion: pstm help re<TAB>');
+is($complete->("$prefix/bin/pstm", 'q'), "queue\n", 'completion: pstm q<TAB>');
+is($complete->("$prefix/bin/pstm", 'queue', '--r'), "--retry-failed\n",
+   'completion: pstm queue --r<TAB>');
 is($complete->("$prefix/bin/pstm-crashtest", '--powerf'), "--powerfail\n",
    'completion: pstm-crashtest --powerf<TAB>');
 

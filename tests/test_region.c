@@ -142,7 +142,7 @@ static void check_info_sane(const struct pstm_region_info *in, uint64_t size)
 	struct timespec now;
 
 	assert_int_equal(in->size_bytes, size);
-	assert_int_equal(in->format_version, 1);
+	assert_int_equal(in->format_version, 2);
 	assert_true(in->heap_off >= 4096);
 	assert_true(in->heap_bytes > 0);
 	assert_true(in->heap_off + in->heap_bytes <= in->size_bytes);
@@ -364,6 +364,13 @@ static void test_create_options(void **state)
 	/* shm: size, mode, limits */
 	const char *a = track(test_shm_uri("opts"));
 	o.size_bytes = 3 * MiB;
+	/* setuid, setgid, sticky: refused, nothing created */
+	static const mode_t bad[] = {04600, 02600, 01600, 0100000};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+		o.mode = bad[k];
+		assert_int_equal(pstm_create(a, &o, &r), PSTM_EINVAL);
+		assert_int_equal(stat(test_path_of(a, p, sizeof(p)), &st), -1);
+	}
 	o.mode = 0640;
 	o.max_procs = 5;
 	o.max_threads = 9;
@@ -710,7 +717,7 @@ static void test_open_flipped_shm(void **state)
 	flipped_bytes(track(test_shm_uri("flip")));
 }
 
-/* version 2 with a valid checksum: a newer format, not corruption */
+/* version 3 with a valid checksum: a newer format, not corruption */
 static void newer_version(const char *uri)
 {
 	unsigned char orig[SB_BYTES], sb[SB_BYTES];
@@ -724,10 +731,10 @@ static void newer_version(const char *uri)
 	uint32_t crc = (uint32_t)crc32(0, orig, SB_CRC_OFF);
 	assert_int_equal(crc, orig[152] | orig[153] << 8 | orig[154] << 16 |
 				      (uint32_t)orig[155] << 24);
-	assert_int_equal(orig[SB_VERSION_OFF], 1);
+	assert_int_equal(orig[SB_VERSION_OFF], 2);
 
 	memcpy(sb, orig, sizeof(sb));
-	sb[SB_VERSION_OFF] = 2; /* uint32 2, little-endian */
+	sb[SB_VERSION_OFF] = 3; /* uint32 3, little-endian */
 	sb[SB_VERSION_OFF + 1] = sb[SB_VERSION_OFF + 2] = sb[SB_VERSION_OFF + 3] = 0;
 	crc = (uint32_t)crc32(0, sb, SB_CRC_OFF);
 	for (int k = 0; k < 4; k++)
@@ -735,7 +742,7 @@ static void newer_version(const char *uri)
 	pwrite_at(p, sb, sizeof(sb), 0);
 	expect_open_fails(uri, PSTM_EVERSION);
 
-	/* version 2 under the old checksum is plain corruption */
+	/* version 3 under the old checksum is plain corruption */
 	memcpy(sb + SB_CRC_OFF, orig + SB_CRC_OFF, 4);
 	pwrite_at(p, sb, sizeof(sb), 0);
 	expect_open_fails(uri, PSTM_ECORRUPT);

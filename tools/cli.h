@@ -98,6 +98,7 @@ void cli_emit_region(struct emit *e, const struct pstm_region_info *in);
 /* commands living in their own files */
 int cmd_create(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_conflicts(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
@@ -106,5 +107,6 @@ int cmd_rm(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_procs(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
 
 #endif

@@ -151,6 +151,32 @@ static void text_heap(const struct inspect_report *i)
 	}
 }
 
+/* The task queue: per type, the counters of pstm queue. */
+static void text_tasks(const struct inspect_report *i)
+{
+	const struct taskq_inspect *q = &i->tasks;
+	if (!i->heap_valid || !q->present)
+		return;
+	if (!q->valid) {
+		emit_line(stdout, LABEL_WIDTH, "tasks", "queue header invalid or being "
+			  "made: see pstm check, pstm queue");
+		return;
+	}
+	emit_line(stdout, LABEL_WIDTH, "tasks", "%u types, %llu pending, %llu failed%s",
+		  q->ntypes, (unsigned long long)q->pending,
+		  (unsigned long long)q->failed_count,
+		  q->failed_count ? " (the queue is stopped: pstm queue)" : "");
+	if (q->ntypes)
+		printf("  %-24s %10s %10s %8s %8s\n", "type", "pending", "executed",
+		       "failed", "aborts");
+	for (uint32_t t = 0; t < q->ntypes; t++)
+		printf("  %-24s %10llu %10llu %8llu %8llu\n", q->types[t].name,
+		       (unsigned long long)q->types[t].pending,
+		       (unsigned long long)q->types[t].executed,
+		       (unsigned long long)q->types[t].failed,
+		       (unsigned long long)q->types[t].aborts);
+}
+
 static void print_text(const char *uri, const struct inspect_report *i)
 {
 	const struct pstm_region_info *in = &i->info;
@@ -181,6 +207,7 @@ static void print_text(const char *uri, const struct inspect_report *i)
 	text_runtime(i);
 	text_procs(i);
 	text_heap(i);
+	text_tasks(i);
 }
 
 static void json_procs(struct emit *e, const struct inspect_report *i)
@@ -244,6 +271,31 @@ static void json_heap(struct emit *e, const struct inspect_report *i)
 	emit_close(e);
 }
 
+static void json_tasks(struct emit *e, const struct inspect_report *i)
+{
+	const struct taskq_inspect *q = &i->tasks;
+	if (!i->heap_valid || !q->present) {
+		emit_null(e, "tasks");
+		return;
+	}
+	emit_object(e, "tasks");
+	emit_bool(e, "valid", q->valid);
+	emit_u64(e, "pending", q->pending);
+	emit_u64(e, "failed_count", q->failed_count);
+	emit_array(e, "types");
+	for (uint32_t t = 0; t < q->ntypes; t++) {
+		emit_object(e, NULL);
+		emit_str(e, "name", q->types[t].name);
+		emit_u64(e, "pending", q->types[t].pending);
+		emit_u64(e, "executed", q->types[t].executed);
+		emit_u64(e, "failed", q->types[t].failed);
+		emit_u64(e, "aborts", q->types[t].aborts);
+		emit_close(e);
+	}
+	emit_close(e);
+	emit_close(e);
+}
+
 static int print_json(const char *uri, const struct inspect_report *i)
 {
 	const struct pstm_region_info *in = &i->info;
@@ -282,6 +334,7 @@ static int print_json(const char *uri, const struct inspect_report *i)
 	}
 	json_procs(&e, i);
 	json_heap(&e, i);
+	json_tasks(&e, i);
 	return cli_json_end(&e, uri);
 }
 
@@ -293,7 +346,8 @@ int cmd_info(int argc, char **argv)
 	int rc = cli_uri_args(argc, argv, "info",
 			      "usage: pstm info URI [--json|--pretty]\n"
 			      "Show the superblock, layout, runtime, attached processes\n"
-			      "with their transaction statistics, and heap use.  Reads\n"
+			      "with their transaction statistics, heap use, and the task\n"
+			      "queue's statistics per task type.  Reads\n"
 			      "the region without attaching to it or recovering anything:\n"
 			      "read permission is enough, and a full process table is no\n"
 			      "obstacle.\n", &json, &uri);

@@ -492,9 +492,10 @@ static int load_object(struct load *l, pstm_region *r, struct object *o, uint64_
 			loaded_before(l, o, kept, sizeof(kept));
 			if (rc == PSTM_ELOGFULL)
 				return cli_failf("cannot load", l->uri, rc,
-						 "%s.%s[%zu]: more than one transaction can write "
-						 "with this region's %s redo log (create the "
-						 "region with a larger --log-bytes); %s", o->where,
+						 "%s.%s[%zu]: more than this region can log "
+						 "in one transaction (its heap is too full for "
+						 "the record; a format 1 region: more than its "
+						 "%s redo log); %s", o->where,
 						 what, b.from, emit_size(lb, log_bytes), kept);
 			return cli_failf("cannot load", l->uri, rc, "%s.%s[%zu..%zu]: %s; %s",
 					 o->where, what, b.from, b.from + b.n - 1,

@@ -29,12 +29,15 @@ static void usage(FILE *f)
 		"             [--max-procs N] [--max-threads N] [--log-bytes N]\n"
 		"             [--orecs-log2 N] [--force]\n"
 		"  info URI     superblock, layout, runtime, processes, stats, heap\n"
+		"  conflicts URI  where transactions lose time: causes, both sides, places\n"
 		"  procs URI    attached processes and their statistics (from pstmd\n"
 		"               when it serves the region)\n"
 		"  check URI    verify a region offline (exit 1 if damaged)\n"
 		"  recover URI  run recovery now and report what it did\n"
 		"  dump URI     the root object and the maps and queues it holds\n"
 		"  load URI [FILE]  add a `dump --json`'s maps and queues to URI\n"
+		"  queue URI [--retry-failed|--drop-failed]  the task queue: pending\n"
+		"               tasks per type, failed tasks and their errors\n"
 		"  rm [--force] URI  remove a region and its companions (not while\n"
 		"               processes are attached, without --force)\n"
 		"  ls [DIR]     regions in DIR (default .) and /dev/shm, companions\n"
@@ -50,7 +53,8 @@ static const struct {
 } commands[] = {
 	{"create", cmd_create}, {"info", cmd_info},       {"rm", cmd_rm},
 	{"check", cmd_check},   {"recover", cmd_recover}, {"dump", cmd_dump},
-	{"load", cmd_load},
+	{"load", cmd_load},     {"conflicts", cmd_conflicts},
+	{"queue", cmd_queue},
 	{"ls", cmd_ls},         {"gc", cmd_gc},
 	{"procs", cmd_procs},
 };

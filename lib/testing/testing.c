@@ -21,3 +21,9 @@ void testing_close(struct pstm_region *r)
 {
 	powerfail_free(r);
 }
+
+uint32_t testing_format_version(uint32_t dflt)
+{
+	const char *f = secure_getenv("PSTM_TEST_FORMAT");
+	return f && strcmp(f, "1") == 0 ? 1 : dflt;
+}

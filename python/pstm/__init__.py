@@ -21,7 +21,10 @@ A body ``fn(tx, *args)`` may run several times: when it loses a conflict
 with another transaction, the binding unwinds it (an internal exception
 that is not an ``Exception``), rolls it back and runs it again.  Any other
 exception rolls it back and propagates.  Keep side effects out of bodies,
-or register them with ``tx.on_commit(fn, *args)``.
+or register them with ``tx.on_commit(fn, *args)`` (after the commit) and
+``tx.on_abort(fn, *args)`` (after each rollback); ``tx.inevitable()``
+makes a transaction that will not roll back on a conflict, so it may do
+I/O itself.
 
 Errors are ``pstm.Error`` subclasses, one per C code (``RegionNotFound``
 for PSTM_ENOENT, ``Corrupt``, ``HeapFull``, ...), each with ``.code`` (the
@@ -34,11 +37,13 @@ the region again in the child.
 
 ``pstm.transaction`` is PyPy's ``transaction`` module (add, run,
 set_num_threads) over pstm transactions, in one process.
+
+python/README.md in the source tree is the manual.
 """
 
 import collections.abc as _abc
 import pickle as _pickle
-import threading as _threading
+import sys as _sys
 
 from . import _core
 from ._core import (  # noqa: F401  (re-exported)
@@ -61,13 +66,12 @@ _DURABILITY = {
     "durable": _core.DURABLE, "relaxed": _core.RELAXED,
 }
 
+_KIND = {_core.DS_MAP: "map", _core.DS_QUEUE: "queue"}
+
 # The root object's size when map()/queue() make it (64 words).  A root's
 # size is fixed by its first pstm_root call: use tx.root() without a size
 # in programs that also use map()/queue(), or make the root first.
 ROOT_BYTES = 512
-
-# the transaction running on each thread (flattening, pstm.current())
-_local = _threading.local()
 
 
 def strerror(code):
@@ -110,7 +114,7 @@ def unlink(uri):
 
 def current():
     """The Transaction running on this thread, or None."""
-    return getattr(_local, "tx", None)
+    return _core.current()
 
 
 class Region:
@@ -120,13 +124,22 @@ class Region:
 
     def __init__(self, handle):
         self._h = handle
+        # name -> (offset, kind) of the directory's entries, filled when a
+        # transaction that found or made one commits (entries are never
+        # removed, so a committed one stays true)
+        self._names = {}
+        # (offset, n) of the root once a transaction that asked for n
+        # bytes of it committed: it never moves or shrinks
+        self._root = None
 
     @property
     def uri(self):
+        """The URI the region was created or opened with."""
         return self._h.uri
 
     @property
     def closed(self):
+        """Whether close() ran."""
         return self._h.closed
 
     def close(self):
@@ -169,47 +182,23 @@ class Region:
         transaction of the same region, fn joins it (flattened, as
         pstm_atomic); of another region: InTransaction.  read_only=True:
         a read-only transaction (a write raises InvalidArgument).
+
+        Hooks (``tx.on_commit``, ``tx.on_abort``) run after the attempt
+        ended, outside any transaction; see Transaction.on_commit for
+        what an exception in one does.
         """
-        if not callable(fn):
-            raise TypeError("atomic: fn must be callable, not %s"
-                            % type(fn).__name__)
-        outer = getattr(_local, "tx", None)
-        if outer is not None:
-            if outer.region is not self:
-                raise InTransaction(
-                    "atomic: this thread runs a transaction of another region")
-            return fn(outer, *args, **kwds)
-        attempt = 0
-        while True:
-            attempt += 1
-            a = self._h._begin(read_only)
-            tx = Transaction(self, a, attempt)
-            _local.tx = tx
-            try:
-                result = fn(tx, *args, **kwds)
-            except _core.Retry:
-                a.end()
-                continue
-            except BaseException:
-                a.end()
-                if a.conflicted:  # a body that swallowed Retry: run again
-                    continue
-                raise
-            finally:
-                _local.tx = None
-            try:
-                a.commit()
-            except _core.Retry:
-                continue
-            tx._committed()
-            return result
+        return self._h._atomic(self, fn, args, kwds, read_only)
 
     def transactional(self, fn=None, *, read_only=False):
         """Decorator: ``@region.transactional`` makes ``f(*args)`` run
         ``region.atomic(fn, *args)``."""
         def wrap(f):
+            if not callable(f):
+                raise TypeError("transactional: not callable: %s"
+                                % type(f).__name__)
+
             def run(*args, **kwds):
-                return self.atomic(f, *args, read_only=read_only, **kwds)
+                return self._h._atomic(self, f, args, kwds, read_only)
             run.__name__ = getattr(f, "__name__", "transaction")
             run.__qualname__ = getattr(f, "__qualname__", run.__name__)
             run.__doc__ = getattr(f, "__doc__", None)
@@ -218,106 +207,192 @@ class Region:
         return wrap if fn is None else wrap(fn)
 
 
-class Transaction:
+def _run_hooks(tx, which, exc):
+    """Run the hooks of tx's list `which` in order, all of them; re-raise
+    the first exception once they ran (later ones go to
+    sys.unraisablehook).  exc: the exception that rolled the attempt back
+    (the context of a hook's), or None.  Called by _core's atomic loop."""
+    hooks = getattr(tx, which)
+    setattr(tx, which, None)
+    tx._on_commit = tx._on_abort = None  # the other list is dropped
+    first = None
+    for fn, args, kwds in hooks:
+        try:
+            fn(*args, **kwds)
+        except BaseException as e:  # noqa: B902  (re-raised below)
+            if first is None:
+                first = e
+            else:
+                _sys.unraisablehook(_Unraisable(
+                    type(e), e, e.__traceback__,
+                    "Exception ignored in a pstm %s hook (an earlier one "
+                    "raised)" % which[4:], fn))
+    if first is not None:
+        if exc is not None and first.__context__ is None:
+            first.__context__ = exc
+        if hasattr(first, "add_note"):
+            first.add_note(
+                "(raised by a pstm %s hook: the transaction %s)"
+                % (which[4:], "committed" if which == "_on_commit"
+                   else "was rolled back"))
+        raise first
+
+
+class _Unraisable:
+    """The argument of sys.unraisablehook."""
+
+    def __init__(self, exc_type, exc_value, exc_traceback, err_msg, obj):
+        self.exc_type = exc_type
+        self.exc_value = exc_value
+        self.exc_traceback = exc_traceback
+        self.err_msg = err_msg
+        self.object = obj
+
+
+def _root_known(region, off, n):
+    if region._root is None or n > region._root[1]:
+        region._root = (off, n)
+
+
+def _hook(tx, which, fn, args, kwds):
+    if not tx.active:
+        raise TransactionEnded("the transaction has ended")
+    if not callable(fn):
+        raise TypeError("%s: fn must be callable, not %s"
+                        % (which[1:], type(fn).__name__))
+    hooks = getattr(tx, which)
+    if hooks is None:
+        hooks = []
+        setattr(tx, which, hooks)
+    hooks.append((fn, args, kwds))
+
+
+class Transaction(_core.Attempt):
     """The running transaction, given to a body as its first argument.
-    Unusable once its transaction ended (TransactionEnded).  Every method
-    may raise the internal retry exception (do not catch BaseException)."""
 
-    __slots__ = ("region", "attempt", "_a", "_on_commit")
+    Made by Region.atomic (one per attempt: a body that runs again gets a
+    new one); unusable once its attempt ended (TransactionEnded), from
+    another thread (InvalidArgument) or in a forked child.
 
-    def __init__(self, region, attempt_handle, attempt):
-        self.region = region
-        self.attempt = attempt  # 1 for the first run of the body, ...
-        self._a = attempt_handle
-        self._on_commit = []
+    Attributes: ``region`` (the Region), ``attempt`` (1 for the first run
+    of the body, 2 after one conflict, ...), ``active``, ``conflicted``
+    (a call lost a conflict: the attempt is rolled back and the body is
+    being unwound), ``is_inevitable``.
 
-    @property
-    def active(self):
-        return self._a.active
+    Words and bytes (offsets are ints; the heap is Region.info()'s
+    heap_off .. heap_off + heap_bytes): ``load64(off)``,
+    ``store64(off, value)``, ``read(off, n)``, ``write(off, data)``,
+    ``alloc(n)``, ``free(off)``; the root object: ``root(n)``.  Maps and
+    queues: ``map()``, ``pickle_map()``, ``queue()``, ``map_at()``,
+    ``new_map()``, ``new_queue()``.  Hooks: ``on_commit()``,
+    ``on_abort()``; ``inevitable()``.
 
-    def load64(self, off):
-        """The 8-byte word at off (an int)."""
-        return self._a.load64(off)
+    Every method may raise the binding's internal retry exception (a
+    BaseException): do not catch BaseException in a body, or re-raise it.
+    Out-of-range offsets raise OutOfRange, words outside 0 .. 2**64-1
+    OverflowError, wrong types TypeError.
+    """
 
-    def store64(self, off, value):
-        """Set the word at off to value (0 .. 2**64-1)."""
-        self._a.store64(off, value)
-
-    def read(self, off, n):
-        """n bytes at off, as bytes."""
-        return self._a.read(off, n)
-
-    def write(self, off, data):
-        """Write a bytes-like object at off."""
-        self._a.write(off, data)
+    __slots__ = ()
 
     def root(self, n=ROOT_BYTES):
         """Offset of the region's root object of n bytes (zeroed on first
         use; a later, larger n raises InvalidArgument).  The default,
-        ROOT_BYTES, is what map() and queue() ask for."""
-        return self._a.root(n)
-
-    def alloc(self, n):
-        """Allocate n bytes (16-byte aligned) as part of this transaction."""
-        return self._a.alloc(n)
-
-    def free(self, off):
-        """Free a block from alloc, once this transaction commits."""
-        self._a.free(off)
+        ROOT_BYTES, is what map() and queue() ask for.  Once a root of n
+        bytes is known to have committed, this reads nothing (so it never
+        conflicts)."""
+        region = self.region
+        known = region._root
+        if known is not None and type(n) is int and 0 <= n <= known[1]:
+            return known[0]
+        off = self._root(n)
+        if known is None or n > known[1]:
+            self.on_commit(_root_known, region, off, n)
+        return off
 
     def on_commit(self, fn, *args, **kwds):
-        """Call fn(*args, **kwds) after this transaction commits (outside
-        it, in this thread); dropped if the attempt rolls back."""
-        if not self._a.active:
-            raise TransactionEnded("the transaction has ended")
-        self._on_commit.append((fn, args, kwds))
+        """Call fn(*args, **kwds) once this transaction has committed.
 
-    def _committed(self):
-        hooks, self._on_commit = self._on_commit, []
-        for fn, args, kwds in hooks:
-            fn(*args, **kwds)
+        It runs in this thread, after the commit, outside any transaction
+        (it may do I/O and run transactions); hooks run in the order they
+        were registered.  Dropped if the attempt rolls back (a body that
+        runs again registers its hooks again).  In a nested atomic() the
+        hook belongs to the outer transaction.
+
+        If a hook raises, the later hooks still run, then the first
+        exception propagates out of Region.atomic() (with a note saying
+        the transaction committed: its writes stay); exceptions of later
+        hooks go to sys.unraisablehook.
+        """
+        _hook(self, "_on_commit", fn, args, kwds)
+
+    def on_abort(self, fn, *args, **kwds):
+        """Call fn(*args, **kwds) each time this attempt is rolled back.
+
+        After a lost conflict (before the body runs again) or an
+        exception (before it propagates out of Region.atomic()); in this
+        thread, outside any transaction, in registration order.  Dropped
+        if the transaction commits.
+
+        If a hook raises, the later hooks still run, then the first
+        exception propagates out of Region.atomic() (chained to the
+        body's exception, if any) and the body is not run again: nothing
+        of the transaction was committed.
+        """
+        _hook(self, "_on_abort", fn, args, kwds)
 
     def _object(self, where, kind, create, buckets):
         """Offset of the map or queue named by where (see map())."""
-        a = self._a
+        if type(where) is str:
+            known = self.region._names.get(where)
+            if known is not None:
+                if known[1] != kind:
+                    raise InvalidArgument("name %r holds no %s"
+                                          % (where, _KIND[kind]))
+                return known[0]
         if isinstance(where, bool) or not isinstance(where, (int, str)):
             raise TypeError("a map or queue is named by a root word (int) or "
                             "a name (str), not %s" % type(where).__name__)
         if isinstance(where, int):
             if where < 0 or where > 1 << 20:
                 raise OutOfRange("root word %d: 0 .. 2**20" % where)
-            slot = a.root(max(ROOT_BYTES, 8 * (where + 1))) + 8 * where
-            off = a.load64(slot)
+            slot = self.root(max(ROOT_BYTES, 8 * (where + 1))) + 8 * where
+            off = self.load64(slot)
             if off == 0 and create:
-                off = (a.map_create(buckets) if kind == _core.DS_MAP
-                       else a.queue_create())
-                a.store64(slot, off)
-            what = "root word %d" % where
+                off = self._new(kind, buckets)
+                self.store64(slot, off)
         else:
             directory = self._directory()
             key = where.encode()
-            v = a.map_get(directory, key)
+            v = self._map_get(directory, key)
             off = int.from_bytes(v, "little") if v is not None else 0
             if off == 0 and create:
-                off = (a.map_create(buckets) if kind == _core.DS_MAP
-                       else a.queue_create())
-                a.map_put(directory, key, off.to_bytes(8, "little"))
-            what = "name %r" % where
+                off = self._new(kind, buckets)
+                self._map_put(directory, key, off.to_bytes(8, "little"))
         if off == 0:
             raise KeyError(where)
-        if a.ds_type(off) != kind:
+        found = self._ds_type(off)
+        if type(where) is str and found in _KIND:
+            self.on_commit(self.region._names.__setitem__, where,
+                           (off, found))
+        if found != kind:
             raise InvalidArgument("%s holds no %s" % (
-                what, "map" if kind == _core.DS_MAP else "queue"))
+                "root word %d" % where if isinstance(where, int)
+                else "name %r" % where, _KIND[kind]))
         return off
 
+    def _new(self, kind, buckets):
+        return (self._map_create(buckets) if kind == _core.DS_MAP
+                else self._queue_create())
+
     def _directory(self):
-        a = self._a
-        slot = a.root(ROOT_BYTES)
-        d = a.load64(slot)
+        """Offset of the name directory (root word 0), made if absent."""
+        slot = self.root(ROOT_BYTES)
+        d = self.load64(slot)
         if d == 0:
-            d = a.map_create(0)
-            a.store64(slot, d)
-        elif a.ds_type(d) != _core.DS_MAP:
+            d = self._map_create(0)
+            self.store64(slot, d)
+        elif self._ds_type(d) != _core.DS_MAP:
             raise InvalidArgument("root word 0 holds no name directory map")
         return d
 
@@ -341,23 +416,17 @@ class Transaction:
 
     def map_at(self, off):
         """The map whose object is at offset off."""
-        if self._a.ds_type(off) != _core.DS_MAP:
+        if self._ds_type(off) != _core.DS_MAP:
             raise InvalidArgument("offset %d holds no map" % off)
         return Map(self, off)
 
     def new_map(self, buckets=0):
         """A new, empty map (keep its .offset somewhere)."""
-        return Map(self, self._a.map_create(buckets))
+        return Map(self, self._map_create(buckets))
 
     def new_queue(self):
         """A new, empty queue (keep its .offset somewhere)."""
-        return Queue(self, self._a.queue_create())
-
-
-def _key(k):
-    if not isinstance(k, (bytes, bytearray, memoryview)):
-        raise TypeError("map keys are bytes, not %s" % type(k).__name__)
-    return k
+        return Queue(self, self._queue_create())
 
 
 class Map(_abc.MutableMapping):
@@ -366,56 +435,74 @@ class Map(_abc.MutableMapping):
     taken in the transaction (and reads the whole map: it conflicts with
     every writer); len() reads one counter per stripe."""
 
+    __slots__ = ("_a", "offset")
+
     def __init__(self, tx, off):
-        self._tx = tx
-        self._a = tx._a
+        self._a = tx
         self.offset = off
 
     def __getitem__(self, key):
-        v = self._a.map_get(self.offset, _key(key))
+        v = self._a._map_get(self.offset, key)
         if v is None:
             raise KeyError(key)
         return v
 
     def get(self, key, default=None):
-        v = self._a.map_get(self.offset, _key(key))
+        """The value of key (bytes), or default if absent."""
+        v = self._a._map_get(self.offset, key)
         return default if v is None else v
 
     def __setitem__(self, key, value):
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError("map values are bytes, not %s (pickle_map() "
                             "takes any value)" % type(value).__name__)
-        self._a.map_put(self.offset, _key(key), value)
+        self._a._map_put(self.offset, key, value)
 
     def __delitem__(self, key):
-        if not self._a.map_del(self.offset, _key(key)):
+        if not self._a._map_del(self.offset, key):
             raise KeyError(key)
 
     def __contains__(self, key):
         if not isinstance(key, (bytes, bytearray, memoryview)):
             return False
-        return self._a.map_get(self.offset, key) is not None
+        return self._a._map_get(self.offset, key) is not None
 
     def __len__(self):
-        return self._a.map_count(self.offset)
+        return self._a._map_count(self.offset)
 
     def __iter__(self):
-        return iter(self._a.map_keys(self.offset))
+        return iter(self._a._map_keys(self.offset))
 
     def items(self):
-        return self._a.map_items(self.offset)
+        """All (key, value) pairs, as a list: one walk of the map (a
+        snapshot taken in the transaction)."""
+        return self._a._map_items(self.offset)
+
+    def values(self):
+        """All values, as a list: one walk of the map."""
+        return [v for _, v in self._a._map_items(self.offset)]
 
     def __repr__(self):
         return "<pstm.Map @%d>" % self.offset
 
 
 class PickleMap(_abc.MutableMapping):
-    """A pstm map whose keys and values are any picklable objects (stored
-    pickled; keys must pickle to the same bytes whenever equal: str,
-    bytes, int, tuples of those)."""
+    """A pstm map whose keys and values are any picklable objects, valid
+    inside the transaction that made it.
+
+    Both are stored pickled (protocol 4), so keys must pickle to the same
+    bytes whenever they are equal: str, bytes, int, None, and tuples of
+    those are safe; 1 and 1.0, or dicts and sets, are not.  Values are
+    copies: change one and store it again.  An unpicklable key or value
+    raises pickle's exception, which rolls the transaction back.
+    Unpickling runs code named by the data: use it only on regions that
+    only trusted processes can write.
+    """
+
+    __slots__ = ("_a", "offset")
 
     def __init__(self, tx, off):
-        self._m = Map(tx, off)
+        self._a = tx
         self.offset = off
 
     @staticmethod
@@ -423,59 +510,83 @@ class PickleMap(_abc.MutableMapping):
         return _pickle.dumps(key, protocol=4)
 
     def __getitem__(self, key):
-        v = self._m._a.map_get(self.offset, self._k(key))
+        v = self._a._map_get(self.offset, self._k(key))
         if v is None:
             raise KeyError(key)
         return _pickle.loads(v)
 
+    def get(self, key, default=None):
+        """The value of key, or default if absent."""
+        v = self._a._map_get(self.offset, self._k(key))
+        return default if v is None else _pickle.loads(v)
+
     def __setitem__(self, key, value):
-        self._m._a.map_put(self.offset, self._k(key),
-                           _pickle.dumps(value, protocol=4))
+        self._a._map_put(self.offset, self._k(key),
+                         _pickle.dumps(value, protocol=4))
 
     def __delitem__(self, key):
-        if not self._m._a.map_del(self.offset, self._k(key)):
+        if not self._a._map_del(self.offset, self._k(key)):
             raise KeyError(key)
 
     def __contains__(self, key):
-        return self._m._a.map_get(self.offset, self._k(key)) is not None
+        return self._a._map_get(self.offset, self._k(key)) is not None
 
     def __len__(self):
-        return len(self._m)
+        return self._a._map_count(self.offset)
 
     def __iter__(self):
-        return iter([_pickle.loads(k) for k in self._m])
+        return iter([_pickle.loads(k)
+                     for k in self._a._map_keys(self.offset)])
+
+    def items(self):
+        """All (key, value) pairs, as a list: one walk of the map."""
+        return [(_pickle.loads(k), _pickle.loads(v))
+                for k, v in self._a._map_items(self.offset)]
+
+    def values(self):
+        """All values, as a list: one walk of the map."""
+        return [_pickle.loads(v) for _, v in self._a._map_items(self.offset)]
 
     def __repr__(self):
         return "<pstm.PickleMap @%d>" % self.offset
 
 
 class Queue:
-    """A pstm FIFO queue of bytes, valid inside its transaction."""
+    """A pstm FIFO queue of bytes, valid inside the transaction that made
+    it.  Pushes of concurrent transactions conflict with each other (one
+    tail); a push and a pop conflict only when the queue holds at most one
+    item."""
+
+    __slots__ = ("_a", "offset")
 
     def __init__(self, tx, off):
-        self._a = tx._a
+        self._a = tx
         self.offset = off
 
     def push(self, item):
-        """Append a bytes-like item."""
+        """Append a bytes-like item (LogFull if longer than the
+        transaction's redo log holds)."""
         if not isinstance(item, (bytes, bytearray, memoryview)):
             raise TypeError("queue items are bytes, not %s"
                             % type(item).__name__)
-        self._a.queue_push(self.offset, item)
+        self._a._queue_push(self.offset, item)
 
     def pop(self):
         """Remove and return the oldest item; None if the queue is empty."""
-        return self._a.queue_pop(self.offset)
+        return self._a._queue_pop(self.offset)
 
     def __iter__(self):
-        """The items, oldest first (a snapshot)."""
-        return iter(self._a.queue_items(self.offset))
+        """The items, oldest first (a snapshot: one walk of the queue)."""
+        return iter(self._a._queue_items(self.offset))
 
     def __len__(self):
-        return len(self._a.queue_items(self.offset))
+        """The number of items (walks the queue)."""
+        return len(self._a._queue_items(self.offset))
 
     def __repr__(self):
         return "<pstm.Queue @%d>" % self.offset
 
+
+_core._setup(Transaction, _run_hooks)
 
 from . import transaction  # noqa: E402,F401

@@ -13,9 +13,24 @@
  * PSTM_ECONFLICT from any call raises pstm._core.Retry, a BaseException
  * (so `except Exception` in a body does not swallow it); the attempt is
  * rolled back already and the Python loop ends it and runs the body
- * again.  The GIL is released around every library call: a call may wait
- * (back-off, escalation, a word of an inevitable transaction) for another
- * thread of this process that needs the GIL to finish its transaction.
+ * again.
+ *
+ * The GIL.  A library call that may wait for another thread of this
+ * process to finish its transaction (which needs the GIL to run its
+ * Python body) must release it: pstm_tx_begin (back-off, waiting for an
+ * escalated transaction), pstm_tx_commit and pstm_tx_end (a durable
+ * commit's msync), pstm_tx_inevitable (waiting for the role), and every
+ * call of an inevitable attempt (it waits for committers' locks).  The
+ * calls of an ordinary attempt never wait for another transaction: a
+ * locked word is retried for a bounded spin, then the attempt loses
+ * (PSTM_ECONFLICT); the allocator, maps and queues are transactions' words
+ * like any other.  So word, map and queue calls keep the GIL (releasing
+ * and taking it again cost more than a load); walks of a whole map or
+ * queue, long, release it.
+ *
+ * The running attempt of each thread is kept here too (tl_current, a
+ * strong reference from begin to commit/end): pstm.current() and the
+ * flattening of nested atomic() read it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,6 +39,8 @@
 #include <pstm.h>
 #include <pstm_ds.h>
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,36 +49,42 @@
 
 static PyObject *Error, *Retry, *RegionClosed, *TransactionEnded;
 
+/* This process's id, refreshed in a forked child (pthread_atfork):
+ * handles and attempts of another process are refused without a
+ * getpid() system call per access. */
+static pid_t my_pid;
+
 /* One Python class per PSTM_E* code: pstm.<name>, subclass of pstm.Error */
 static const struct code_name {
 	int code;
 	const char *name;
 	int value_error; /* also a ValueError (bad input) */
+	const char *c_name;
 } code_names[] = {
-	{PSTM_EINVAL, "InvalidArgument", 1},
-	{PSTM_ENOENT, "RegionNotFound", 0},
-	{PSTM_EEXIST, "RegionExists", 0},
-	{PSTM_EACCES, "PermissionDenied", 0},
-	{PSTM_EIO, "IOFailure", 0},
-	{PSTM_ENOMEM, "OutOfMemory", 0},
-	{PSTM_EBADMAGIC, "BadMagic", 0},
-	{PSTM_EVERSION, "UnsupportedVersion", 0},
-	{PSTM_ECORRUPT, "Corrupt", 0},
-	{PSTM_ETRUNC, "Truncated", 0},
-	{PSTM_ETOOSMALL, "TooSmall", 1},
-	{PSTM_EPROCFULL, "ProcessTableFull", 0},
-	{PSTM_ESLOTFULL, "SlotsFull", 0},
-	{PSTM_ERANGE, "OutOfRange", 1},
-	{PSTM_ELOGFULL, "LogFull", 0},
-	{PSTM_EHEAPFULL, "HeapFull", 0},
-	{PSTM_EINTX, "InTransaction", 0},
-	{PSTM_EBUSY, "Busy", 0},
-	{PSTM_ECANCELED, "Canceled", 0},
-	{PSTM_ENOTX, "NotInTransaction", 0},
-	{PSTM_ECLOCK, "ClockExhausted", 0},
-	{PSTM_EEMPTY, "EmptyFile", 0},
-	{PSTM_ERUNTIME, "RuntimeVanished", 0},
-	{PSTM_ECONFLICT, "Conflict", 0},
+	{PSTM_EINVAL, "InvalidArgument", 1, "PSTM_EINVAL"},
+	{PSTM_ENOENT, "RegionNotFound", 0, "PSTM_ENOENT"},
+	{PSTM_EEXIST, "RegionExists", 0, "PSTM_EEXIST"},
+	{PSTM_EACCES, "PermissionDenied", 0, "PSTM_EACCES"},
+	{PSTM_EIO, "IOFailure", 0, "PSTM_EIO"},
+	{PSTM_ENOMEM, "OutOfMemory", 0, "PSTM_ENOMEM"},
+	{PSTM_EBADMAGIC, "BadMagic", 0, "PSTM_EBADMAGIC"},
+	{PSTM_EVERSION, "UnsupportedVersion", 0, "PSTM_EVERSION"},
+	{PSTM_ECORRUPT, "Corrupt", 0, "PSTM_ECORRUPT"},
+	{PSTM_ETRUNC, "Truncated", 0, "PSTM_ETRUNC"},
+	{PSTM_ETOOSMALL, "TooSmall", 1, "PSTM_ETOOSMALL"},
+	{PSTM_EPROCFULL, "ProcessTableFull", 0, "PSTM_EPROCFULL"},
+	{PSTM_ESLOTFULL, "SlotsFull", 0, "PSTM_ESLOTFULL"},
+	{PSTM_ERANGE, "OutOfRange", 1, "PSTM_ERANGE"},
+	{PSTM_ELOGFULL, "LogFull", 0, "PSTM_ELOGFULL"},
+	{PSTM_EHEAPFULL, "HeapFull", 0, "PSTM_EHEAPFULL"},
+	{PSTM_EINTX, "InTransaction", 0, "PSTM_EINTX"},
+	{PSTM_EBUSY, "Busy", 0, "PSTM_EBUSY"},
+	{PSTM_ECANCELED, "Canceled", 0, "PSTM_ECANCELED"},
+	{PSTM_ENOTX, "NotInTransaction", 0, "PSTM_ENOTX"},
+	{PSTM_ECLOCK, "ClockExhausted", 0, "PSTM_ECLOCK"},
+	{PSTM_EEMPTY, "EmptyFile", 0, "PSTM_EEMPTY"},
+	{PSTM_ERUNTIME, "RuntimeVanished", 0, "PSTM_ERUNTIME"},
+	{PSTM_ECONFLICT, "Conflict", 0, "PSTM_ECONFLICT"},
 };
 #define NCODES (sizeof code_names / sizeof code_names[0])
 static PyObject *code_class[NCODES];
@@ -121,7 +144,7 @@ static pstm_region *region_get(RegionObject *self)
 		raise_as(RegionClosed, PSTM_EINVAL, "region is closed");
 		return NULL;
 	}
-	if (self->pid != getpid()) {
+	if (self->pid != my_pid) {
 		raise_as(class_of(PSTM_EINVAL), PSTM_EINVAL,
 			 "region handle was opened by another process (fork): "
 			 "open the region again in this one");
@@ -141,7 +164,7 @@ static int region_fill(RegionObject *self, pstm_region *r, PyObject *uri)
 		return -1;
 	}
 	self->r = r;
-	self->pid = getpid();
+	self->pid = my_pid;
 	self->heap_off = info.heap_off;
 	self->heap_bytes = info.heap_bytes;
 	Py_INCREF(uri);
@@ -178,7 +201,51 @@ static const char *uri_arg(PyObject *arg)
 			     Py_TYPE(arg)->tp_name);
 		return NULL;
 	}
-	return PyUnicode_AsUTF8(arg);
+	Py_ssize_t n;
+	const char *u = PyUnicode_AsUTF8AndSize(arg, &n);
+	if (u && strlen(u) != (size_t)n) { /* C would see a shorter URI */
+		raise_code(PSTM_EINVAL, "uri contains a NUL character");
+		return NULL;
+	}
+	return u;
+}
+
+/* Option @name of create(): an int in 0 .. @max (None: 0), else
+ * TypeError or InvalidArgument; 0 or -1 with the exception set. */
+static int opt_uint(PyObject *o, const char *name, unsigned long long max,
+		    unsigned long long *out)
+{
+	*out = 0;
+	if (!o || o == Py_None)
+		return 0;
+	if (!PyLong_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "%s must be int, not %.100s", name,
+			     Py_TYPE(o)->tp_name);
+		return -1;
+	}
+	int overflow = 0;
+	long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+	if (v == -1 && PyErr_Occurred())
+		return -1;
+	unsigned long long u = (unsigned long long)v;
+	if (overflow > 0) { /* above LLONG_MAX: only size may be */
+		u = PyLong_AsUnsignedLongLong(o);
+		if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+			PyErr_Clear();
+			overflow = -1;
+		}
+	}
+	if (overflow < 0 || (!overflow && v < 0) || u > max) {
+		char m[120];
+		snprintf(m, sizeof m,
+			 strcmp(name, "mode") ? "%s must be in 0 .. %llu"
+					      : "%s must be in 0 .. 0o%llo",
+			 name, max);
+		raise_code(PSTM_EINVAL, m);
+		return -1;
+	}
+	*out = u;
+	return 0;
 }
 
 static PyObject *core_create(PyObject *mod, PyObject *args, PyObject *kw)
@@ -186,29 +253,33 @@ static PyObject *core_create(PyObject *mod, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"uri", "size", "durability", "mode", "replace",
 				 "max_procs", "max_threads", "log_bytes",
 				 "flush_ms", NULL};
-	PyObject *uri;
-	unsigned long long size = 0;
-	int durability = 0, mode = 0, replace = 0;
-	unsigned int max_procs = 0, max_threads = 0, log_bytes = 0, flush_ms = 0;
+	PyObject *uri, *size = NULL, *mode = NULL, *procs = NULL, *threads = NULL,
+		 *log = NULL, *flush = NULL;
+	int durability = 0, replace = 0;
+	unsigned long long v[6];
 	(void)mod;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|KiipIIII", kwlist, &uri,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OiOpOOOO", kwlist, &uri,
 					 &size, &durability, &mode, &replace,
-					 &max_procs, &max_threads, &log_bytes,
-					 &flush_ms))
+					 &procs, &threads, &log, &flush))
 		return NULL;
-	const char *u = PyUnicode_AsUTF8(uri);
-	if (!u)
+	const char *u = uri_arg(uri);
+	if (!u || opt_uint(size, "size", UINT64_MAX, &v[0]) ||
+	    opt_uint(mode, "mode", 0777, &v[1]) ||
+	    opt_uint(procs, "max_procs", UINT32_MAX, &v[2]) ||
+	    opt_uint(threads, "max_threads", UINT32_MAX, &v[3]) ||
+	    opt_uint(log, "log_bytes", UINT32_MAX, &v[4]) ||
+	    opt_uint(flush, "flush_ms", UINT32_MAX, &v[5]))
 		return NULL;
 	struct pstm_create_opts o;
 	memset(&o, 0, sizeof o);
-	o.size_bytes = size;
+	o.size_bytes = v[0];
 	o.durability = durability;
-	o.mode = (mode_t)mode;
+	o.mode = (mode_t)v[1];
 	o.replace = replace;
-	o.max_procs = max_procs;
-	o.max_threads = max_threads;
-	o.log_bytes = log_bytes;
-	o.flush_ms = flush_ms;
+	o.max_procs = (uint32_t)v[2];
+	o.max_threads = (uint32_t)v[3];
+	o.log_bytes = (uint32_t)v[4];
+	o.flush_ms = (uint32_t)v[5];
 	pstm_region *r = NULL;
 	int rc;
 	Py_BEGIN_ALLOW_THREADS
@@ -341,32 +412,56 @@ static PyObject *region_stats(RegionObject *self, PyObject *unused)
 
 /* ---------------------------------------------------------- attempts */
 
+/*
+ * One attempt of a transaction, the base of pstm.Transaction (whose
+ * Python methods add maps, queues and hooks).  Fields the Python side
+ * reads: region, attempt, active, conflicted, is_inevitable; the hook
+ * lists _on_commit / _on_abort (None until the first hook) are the
+ * Python side's, kept here so that one object per attempt is made.
+ */
 typedef struct {
 	PyObject_HEAD
 	pstm_tx *tx;          /* NULL once the attempt ended */
-	RegionObject *region; /* strong reference */
+	RegionObject *handle; /* strong reference */
+	PyObject *region;     /* the pstm.Region it runs on (strong) */
+	PyObject *on_commit, *on_abort; /* lists or NULL (strong) */
 	unsigned long thread; /* PyThread_get_thread_ident of its thread */
+	pid_t pid;            /* the process that began it */
+	long attempt;         /* 1 for the first run of the body, ... */
 	int conflicted;       /* some call returned PSTM_ECONFLICT */
-	int failed;           /* the error that ended it (0: none) */
+	int inevitable;       /* pstm_tx_inevitable succeeded */
+	int read_only;
 } TxObject;
 
-static PyObject *region_begin(RegionObject *self, PyObject *args)
+/* The running attempt of this thread (a strong reference), or NULL. */
+static _Thread_local TxObject *tl_current;
+
+/* In a forked child: the attempt of the thread that forked belongs to
+ * the parent (leaked here: no Python call is allowed in this handler). */
+static void after_fork_child(void)
 {
-	int read_only = 0;
-	if (!PyArg_ParseTuple(args, "|p", &read_only))
-		return NULL;
+	my_pid = getpid();
+	tl_current = NULL;
+}
+
+/* A new attempt, an instance of @cls (pstm.Transaction), begun with
+ * pstm_tx_begin on this thread and made current; NULL with an exception. */
+static TxObject *begin_attempt(RegionObject *self, PyTypeObject *cls,
+			       PyObject *region, long attempt, int read_only)
+{
 	pstm_region *r = region_get(self);
 	if (!r)
 		return NULL;
-	TxObject *t = PyObject_New(TxObject, &TxType);
+	TxObject *t = (TxObject *)cls->tp_alloc(cls, 0);
 	if (!t)
 		return NULL;
-	t->tx = NULL;
-	t->conflicted = 0;
-	t->failed = 0;
+	/* tp_alloc zeroed the rest */
 	t->thread = PyThread_get_thread_ident();
-	Py_INCREF(self);
-	t->region = self;
+	t->pid = my_pid;
+	t->attempt = attempt;
+	t->read_only = read_only;
+	t->handle = (RegionObject *)Py_NewRef((PyObject *)self);
+	t->region = Py_NewRef(region);
 	pstm_tx *tx = NULL;
 	int rc;
 	Py_BEGIN_ALLOW_THREADS
@@ -374,24 +469,92 @@ static PyObject *region_begin(RegionObject *self, PyObject *args)
 	Py_END_ALLOW_THREADS
 	if (rc) {
 		Py_DECREF(t);
-		return raise_code(rc, NULL);
+		raise_code(rc, NULL);
+		return NULL;
 	}
 	t->tx = tx;
 	self->active++;
-	return (PyObject *)t;
+	Py_XSETREF(tl_current, (TxObject *)Py_NewRef((PyObject *)t));
+	return t;
+}
+
+/* _begin(cls, region, attempt, read_only) -> one attempt (tests and the
+ * benchmark's breakdown; atomic() uses _atomic). */
+static PyObject *region_begin(RegionObject *self, PyObject *const *args,
+			      Py_ssize_t nargs)
+{
+	if (nargs != 4) {
+		PyErr_SetString(PyExc_TypeError,
+				"_begin(cls, region, attempt, read_only)");
+		return NULL;
+	}
+	PyTypeObject *cls = (PyTypeObject *)args[0];
+	if (!PyType_Check(args[0]) || !PyType_IsSubtype(cls, &TxType)) {
+		PyErr_SetString(PyExc_TypeError, "_begin: cls must derive Attempt");
+		return NULL;
+	}
+	long attempt = PyLong_AsLong(args[2]);
+	if (attempt == -1 && PyErr_Occurred())
+		return NULL;
+	int read_only = PyObject_IsTrue(args[3]);
+	if (read_only < 0)
+		return NULL;
+	return (PyObject *)begin_attempt(self, cls, args[1], attempt, read_only);
+}
+
+/* The attempt ended (committed or rolled back): no longer current. */
+static void tx_ended(TxObject *t)
+{
+	t->tx = NULL;
+	t->handle->active--;
+	if (tl_current == t) {
+		tl_current = NULL;
+		Py_DECREF(t); /* the caller holds another reference */
+	}
+}
+
+static int tx_traverse(TxObject *t, visitproc visit, void *arg)
+{
+	Py_VISIT(t->handle);
+	Py_VISIT(t->region);
+	Py_VISIT(t->on_commit);
+	Py_VISIT(t->on_abort);
+	return 0;
+}
+
+static int tx_clear(TxObject *t)
+{
+	Py_CLEAR(t->on_commit);
+	Py_CLEAR(t->on_abort);
+	Py_CLEAR(t->region);
+	return 0; /* handle stays: a running attempt needs it */
 }
 
 static void tx_dealloc(TxObject *t)
 {
-	/* dropped while running (a bug of the caller): roll it back if we
-	 * still can, on its own thread */
-	if (t->tx && t->thread == PyThread_get_thread_ident()) {
+	PyObject_GC_UnTrack(t);
+	/* not reached while it runs: tl_current holds it until it ends (in
+	 * a forked child the parent's attempt is leaked, never ended).
+	 * Should one be dropped running, roll it back if it is ours to end */
+	if (t->tx && t->thread == PyThread_get_thread_ident() &&
+	    t->pid == my_pid) {
 		pstm_tx_end(t->tx);
 		t->tx = NULL;
-		t->region->active--;
+		t->handle->active--;
 	}
-	Py_XDECREF(t->region);
-	PyObject_Free(t);
+	tx_clear(t);
+	Py_CLEAR(t->handle);
+	Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static PyObject *tx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	(void)type;
+	(void)args;
+	(void)kw;
+	PyErr_SetString(PyExc_TypeError,
+			"transactions are made by Region.atomic(), not called");
+	return NULL;
 }
 
 /* The attempt, or NULL with an exception: ended, other thread */
@@ -403,9 +566,12 @@ static pstm_tx *tx_get(TxObject *t)
 			 "outside the body it was given to");
 		return NULL;
 	}
-	if (t->thread != PyThread_get_thread_ident()) {
+	if (t->thread != PyThread_get_thread_ident() || t->pid != my_pid) {
 		raise_as(class_of(PSTM_EINVAL), PSTM_EINVAL,
-			 "the transaction belongs to another thread");
+			 t->pid != my_pid
+				 ? "the transaction belongs to another process "
+				   "(fork): its child cannot use it"
+				 : "the transaction belongs to another thread");
 		return NULL;
 	}
 	return t->tx;
@@ -418,6 +584,10 @@ static PyObject *tx_fail(TxObject *t, int rc)
 		PyErr_SetNone(Retry);
 		return NULL;
 	}
+	if (rc == PSTM_EINVAL && t->read_only)
+		return raise_code(rc, "invalid argument (a read-only transaction "
+				      "cannot store, allocate, free, make the root "
+				      "or become inevitable)");
 	return raise_code(rc, NULL);
 }
 
@@ -427,6 +597,16 @@ static PyObject *tx_fail(TxObject *t, int rc)
 		Py_BEGIN_ALLOW_THREADS                                      \
 		call;                                                       \
 		Py_END_ALLOW_THREADS                                        \
+	} while (0)
+
+/* A word access of attempt @t: the GIL kept unless it is inevitable (see
+ * the top of the file) */
+#define ACCESS(t, call)                                                     \
+	do {                                                                \
+		if ((t)->inevitable)                                        \
+			CALL(call);                                         \
+		else                                                        \
+			call;                                               \
 	} while (0)
 
 static int parse_off(PyObject *o, uint64_t *out)
@@ -494,44 +674,53 @@ static PyObject *tx_load64(TxObject *t, PyObject *arg)
 	if (!tx || parse_off(arg, &off))
 		return NULL;
 	int rc;
-	CALL(rc = pstm_tx_load64(tx, off, &v));
+	ACCESS(t, rc = pstm_tx_load64(tx, off, &v));
 	if (rc)
 		return tx_fail(t, rc);
 	return PyLong_FromUnsignedLongLong(v);
 }
 
-static PyObject *tx_store64(TxObject *t, PyObject *args)
+static int two_args(const char *name, Py_ssize_t nargs)
+{
+	if (nargs == 2)
+		return 0;
+	PyErr_Format(PyExc_TypeError, "%s() takes 2 arguments (%zd given)",
+		     name, nargs);
+	return -1;
+}
+
+static PyObject *tx_store64(TxObject *t, PyObject *const *args,
+			    Py_ssize_t nargs)
 {
 	pstm_tx *tx = tx_get(t);
-	PyObject *o, *vo;
 	uint64_t off, v;
-	if (!tx || !PyArg_ParseTuple(args, "OO", &o, &vo) || parse_off(o, &off) ||
-	    parse_u64(vo, &v))
+	if (!tx || two_args("store64", nargs) || parse_off(args[0], &off) ||
+	    parse_u64(args[1], &v))
 		return NULL;
 	int rc;
-	CALL(rc = pstm_tx_store64(tx, off, v));
+	ACCESS(t, rc = pstm_tx_store64(tx, off, v));
 	if (rc)
 		return tx_fail(t, rc);
 	Py_RETURN_NONE;
 }
 
-static PyObject *tx_read(TxObject *t, PyObject *args)
+static PyObject *tx_read(TxObject *t, PyObject *const *args,
+			 Py_ssize_t nargs)
 {
 	pstm_tx *tx = tx_get(t);
-	PyObject *o, *no;
 	uint64_t off;
 	size_t n;
-	if (!tx || !PyArg_ParseTuple(args, "OO", &o, &no) || parse_off(o, &off) ||
-	    parse_size(no, &n, "length"))
+	if (!tx || two_args("read", nargs) || parse_off(args[0], &off) ||
+	    parse_size(args[1], &n, "length"))
 		return NULL;
-	if (n > t->region->heap_bytes) /* before allocating n bytes */
+	if (n > t->handle->heap_bytes) /* before allocating n bytes */
 		return raise_code(PSTM_ERANGE, NULL);
 	PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
 	if (!b)
 		return NULL;
 	char *dst = PyBytes_AS_STRING(b);
 	int rc;
-	CALL(rc = pstm_tx_read(tx, off, dst, n));
+	ACCESS(t, rc = pstm_tx_read(tx, off, dst, n));
 	if (rc) {
 		Py_DECREF(b);
 		return tx_fail(t, rc);
@@ -552,7 +741,7 @@ static PyObject *tx_write(TxObject *t, PyObject *args)
 		return NULL;
 	}
 	int rc;
-	CALL(rc = pstm_tx_write(tx, off, buf.buf, (size_t)buf.len));
+	ACCESS(t, rc = pstm_tx_write(tx, off, buf.buf, (size_t)buf.len));
 	PyBuffer_Release(&buf);
 	if (rc)
 		return tx_fail(t, rc);
@@ -579,7 +768,7 @@ static PyObject *tx_alloc(TxObject *t, PyObject *arg)
 	size_t n;
 	if (!tx || parse_size(arg, &n, "size"))
 		return NULL;
-	if (n > t->region->heap_bytes)
+	if (n > t->handle->heap_bytes)
 		return raise_code(PSTM_EHEAPFULL, NULL);
 	pstm_off off = 0;
 	int rc;
@@ -613,10 +802,174 @@ static PyObject *tx_finish(TxObject *t, int commit)
 		CALL(rc = pstm_tx_commit(tx));
 	else
 		CALL(rc = pstm_tx_end(tx));
-	t->tx = NULL;
-	t->region->active--;
+	tx_ended(t);
 	if (rc)
 		return tx_fail(t, rc);
+	Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------ the retry loop */
+
+/* Set once by the package (_setup): the class of attempts atomic() makes
+ * and the Python function that runs a hook list, run_hooks(tx, which,
+ * exc), which raises what a hook raised. */
+static PyObject *tx_class, *hooks_runner;
+
+static PyObject *core_setup(PyObject *mod, PyObject *args)
+{
+	(void)mod;
+	PyObject *cls, *runner;
+	if (!PyArg_ParseTuple(args, "O!O", &PyType_Type, &cls, &runner))
+		return NULL;
+	if (!PyType_IsSubtype((PyTypeObject *)cls, &TxType) ||
+	    !PyCallable_Check(runner)) {
+		PyErr_SetString(PyExc_TypeError, "_setup(Attempt subclass, callable)");
+		return NULL;
+	}
+	Py_XSETREF(tx_class, Py_NewRef(cls));
+	Py_XSETREF(hooks_runner, Py_NewRef(runner));
+	Py_RETURN_NONE;
+}
+
+/* fn(tx, *fargs, **fkwds) */
+static PyObject *call_body(PyObject *fn, PyObject *tx, PyObject *fargs,
+			   PyObject *fkwds)
+{
+	PyObject *stack[9];
+	Py_ssize_t n = PyTuple_GET_SIZE(fargs);
+	if (n >= (Py_ssize_t)(sizeof stack / sizeof stack[0])) {
+		PyObject *all = PyTuple_New(n + 1);
+		if (!all)
+			return NULL;
+		PyTuple_SET_ITEM(all, 0, Py_NewRef(tx));
+		for (Py_ssize_t i = 0; i < n; i++)
+			PyTuple_SET_ITEM(all, i + 1,
+					 Py_NewRef(PyTuple_GET_ITEM(fargs, i)));
+		PyObject *res = PyObject_Call(fn, all, fkwds);
+		Py_DECREF(all);
+		return res;
+	}
+	stack[0] = tx;
+	for (Py_ssize_t i = 0; i < n; i++)
+		stack[i + 1] = PyTuple_GET_ITEM(fargs, i);
+	return PyObject_VectorcallDict(fn, stack, (size_t)n + 1, fkwds);
+}
+
+/* Run @t's hook list @which through the package's runner; -1 with the
+ * runner's exception set.  @exc: the exception the body raised (the
+ * context of a hook's), or NULL. */
+static int run_hooks(TxObject *t, const char *which, PyObject *exc)
+{
+	PyObject *r = PyObject_CallFunction(hooks_runner, "OsO", (PyObject *)t,
+					    which, exc ? exc : Py_None);
+	if (!r)
+		return -1;
+	Py_DECREF(r);
+	return 0;
+}
+
+/*
+ * _atomic(region, fn, args, kwds, read_only) - pstm.Region.atomic's loop:
+ * begin, fn(tx, *args, **kwds), commit; after a lost conflict (the
+ * attempt's `conflicted`, also when the body caught the retry exception
+ * and raised another, or a retry exception from a body) end it, run its
+ * abort hooks and go again; after any other exception end it, run the
+ * abort hooks and propagate; after a commit run the commit hooks.
+ * Inside an attempt of this thread: fn joins it (same region) or
+ * InTransaction.
+ */
+static PyObject *region_atomic(RegionObject *self, PyObject *const *args,
+			       Py_ssize_t nargs)
+{
+	if (nargs != 5 || !PyTuple_Check(args[2]) ||
+	    (args[3] != Py_None && !PyDict_Check(args[3]))) {
+		PyErr_SetString(PyExc_TypeError,
+				"_atomic(region, fn, args, kwds, read_only)");
+		return NULL;
+	}
+	PyObject *region = args[0], *fn = args[1], *fargs = args[2];
+	PyObject *fkwds = args[3] == Py_None ? NULL : args[3];
+	if (!tx_class) {
+		PyErr_SetString(PyExc_RuntimeError, "pstm._core: _setup not called");
+		return NULL;
+	}
+	if (!PyCallable_Check(fn)) {
+		PyErr_Format(PyExc_TypeError, "atomic: fn must be callable, not %.100s",
+			     Py_TYPE(fn)->tp_name);
+		return NULL;
+	}
+	int read_only = PyObject_IsTrue(args[4]);
+	if (read_only < 0)
+		return NULL;
+	if (tl_current) {
+		if (tl_current->region != region)
+			return raise_code(PSTM_EINTX,
+					  "atomic: this thread runs a transaction "
+					  "of another region");
+		return call_body(fn, (PyObject *)tl_current, fargs, fkwds);
+	}
+	for (long attempt = 1;; attempt++) {
+		TxObject *t = begin_attempt(self, (PyTypeObject *)tx_class,
+					    region, attempt, read_only);
+		if (!t)
+			return NULL;
+		PyObject *res = call_body(fn, (PyObject *)t, fargs, fkwds);
+		if (res) {
+			PyObject *ok = tx_finish(t, 1);
+			if (ok) {
+				Py_DECREF(ok);
+				if (t->on_commit && run_hooks(t, "_on_commit", NULL))
+					Py_CLEAR(res);
+				Py_DECREF(t);
+				return res;
+			}
+			Py_DECREF(res);
+		}
+		/* an exception is set: the body's or the commit's */
+		if (t->tx) {
+			int rc;
+			CALL(rc = pstm_tx_end(t->tx));
+			(void)rc; /* 0, or the attempt's own error: raised already */
+			tx_ended(t);
+		}
+		if (!t->conflicted && !PyErr_ExceptionMatches(Retry)) {
+			if (t->on_abort) {
+				PyObject *type, *value, *tb;
+				PyErr_Fetch(&type, &value, &tb);
+				PyErr_NormalizeException(&type, &value, &tb);
+				if (tb)
+					PyException_SetTraceback(value, tb);
+				if (run_hooks(t, "_on_abort", value)) {
+					Py_XDECREF(type);
+					Py_XDECREF(value);
+					Py_XDECREF(tb);
+				} else {
+					PyErr_Restore(type, value, tb);
+				}
+			}
+			Py_DECREF(t);
+			return NULL;
+		}
+		PyErr_Clear(); /* lost a conflict: rolled back, run it again */
+		if (t->on_abort && run_hooks(t, "_on_abort", NULL)) {
+			Py_DECREF(t);
+			return NULL;
+		}
+		Py_DECREF(t);
+	}
+}
+
+static PyObject *tx_inevitable(TxObject *t, PyObject *unused)
+{
+	(void)unused;
+	pstm_tx *tx = tx_get(t);
+	if (!tx)
+		return NULL;
+	int rc;
+	CALL(rc = pstm_tx_inevitable(tx));
+	if (rc)
+		return tx_fail(t, rc);
+	t->inevitable = 1;
 	Py_RETURN_NONE;
 }
 
@@ -760,8 +1113,17 @@ static int queue_pop_cb(pstm_tx *tx, void *a)
 	return pstm_queue_pop(tx, c->obj, c->buf, c->cap, &c->len);
 }
 
-/* pstm_tx_call(@fn, @c) with the GIL released */
-static int ds_run(pstm_tx *tx, pstm_fn fn, struct ds_call *c)
+/* pstm_tx_call(@fn, @c) for attempt @t: the GIL kept as for a word
+ * access (ACCESS; a map or queue call is a few words) */
+static int ds_run(TxObject *t, pstm_tx *tx, pstm_fn fn, struct ds_call *c)
+{
+	int rc;
+	ACCESS(t, rc = pstm_tx_call(tx, fn, c));
+	return rc;
+}
+
+/* The same for a walk of a whole map or queue: the GIL released */
+static int ds_walk(pstm_tx *tx, pstm_fn fn, struct ds_call *c)
 {
 	int rc;
 	CALL(rc = pstm_tx_call(tx, fn, c));
@@ -774,7 +1136,7 @@ static PyObject *tx_ds_type(TxObject *t, PyObject *arg)
 	struct ds_call c = {0};
 	if (!tx || parse_off(arg, &c.obj))
 		return NULL;
-	int rc = ds_run(tx, ds_type_cb, &c);
+	int rc = ds_run(t, tx, ds_type_cb, &c);
 	if (rc < 0)
 		return tx_fail(t, rc);
 	return PyLong_FromLong(rc);
@@ -788,7 +1150,7 @@ static PyObject *tx_map_create(TxObject *t, PyObject *args)
 	if (!tx || !PyArg_ParseTuple(args, "|n", &buckets))
 		return NULL;
 	c.buckets = buckets > 0 ? (size_t)buckets : 0;
-	int rc = ds_run(tx, map_create_cb, &c);
+	int rc = ds_run(t, tx, map_create_cb, &c);
 	if (rc)
 		return tx_fail(t, rc);
 	return PyLong_FromUnsignedLongLong(c.made);
@@ -801,7 +1163,7 @@ static PyObject *tx_queue_create(TxObject *t, PyObject *unused)
 	struct ds_call c = {0};
 	if (!tx)
 		return NULL;
-	int rc = ds_run(tx, queue_create_cb, &c);
+	int rc = ds_run(t, tx, queue_create_cb, &c);
 	if (rc)
 		return tx_fail(t, rc);
 	return PyLong_FromUnsignedLongLong(c.made);
@@ -834,7 +1196,7 @@ static PyObject *tx_map_get(TxObject *t, PyObject *args)
 	c.klen = (size_t)key.len;
 	c.buf = small;
 	c.cap = sizeof small;
-	int rc = ds_run(tx, map_get_cb, &c);
+	int rc = ds_run(t, tx, map_get_cb, &c);
 	if (rc == PSTM_ENOENT) {
 		Py_INCREF(Py_None);
 		res = Py_None;
@@ -854,7 +1216,7 @@ static PyObject *tx_map_get(TxObject *t, PyObject *args)
 		goto out;
 	c.buf = PyBytes_AS_STRING(res);
 	c.cap = c.len;
-	rc = ds_run(tx, map_get_cb, &c);
+	rc = ds_run(t, tx, map_get_cb, &c);
 	if (rc || c.len != c.cap) { /* consistent snapshot: same length */
 		Py_CLEAR(res);
 		tx_fail(t, rc ? rc : PSTM_ECORRUPT);
@@ -879,7 +1241,7 @@ static PyObject *tx_map_put(TxObject *t, PyObject *args)
 	c.klen = (size_t)key.len;
 	c.val = val.buf;
 	c.vlen = (size_t)val.len;
-	int rc = ds_run(tx, map_put_cb, &c);
+	int rc = ds_run(t, tx, map_put_cb, &c);
 	if (rc)
 		tx_fail(t, rc);
 	else
@@ -903,7 +1265,7 @@ static PyObject *tx_map_del(TxObject *t, PyObject *args)
 		goto out;
 	c.key = key.buf;
 	c.klen = (size_t)key.len;
-	int rc = ds_run(tx, map_del_cb, &c);
+	int rc = ds_run(t, tx, map_del_cb, &c);
 	if (rc == 0 || rc == PSTM_ENOENT)
 		res = PyBool_FromLong(rc == 0);
 	else
@@ -919,7 +1281,7 @@ static PyObject *tx_map_count(TxObject *t, PyObject *arg)
 	struct ds_call c = {0};
 	if (!tx || parse_off(arg, &c.obj))
 		return NULL;
-	int rc = ds_run(tx, map_count_cb, &c);
+	int rc = ds_run(t, tx, map_count_cb, &c);
 	if (rc)
 		return tx_fail(t, rc);
 	return PyLong_FromSize_t(c.len);
@@ -965,7 +1327,7 @@ static PyObject *walk(TxObject *t, PyObject *args, pstm_fn fn, int keys_only,
 	if (!tx || !PyArg_ParseTuple(args, "O", &o) || parse_off(o, &c.obj))
 		return NULL;
 	c.keys_only = keys_only;
-	int rc = ds_run(tx, fn, &c);
+	int rc = ds_walk(tx, fn, &c);
 	if (c.nomem)
 		PyErr_NoMemory();
 	else if (rc)
@@ -1003,7 +1365,7 @@ static PyObject *tx_queue_push(TxObject *t, PyObject *args)
 		goto out;
 	c.val = val.buf;
 	c.vlen = (size_t)val.len;
-	int rc = ds_run(tx, queue_push_cb, &c);
+	int rc = ds_run(t, tx, queue_push_cb, &c);
 	if (rc)
 		tx_fail(t, rc);
 	else
@@ -1025,7 +1387,7 @@ static PyObject *tx_queue_pop(TxObject *t, PyObject *args)
 	c.buf = small;
 	c.cap = sizeof small;
 	c.len = SIZE_MAX;
-	int rc = ds_run(tx, queue_pop_cb, &c);
+	int rc = ds_run(t, tx, queue_pop_cb, &c);
 	if (rc == PSTM_ENOENT)
 		Py_RETURN_NONE;
 	if (rc == 0)
@@ -1038,7 +1400,7 @@ static PyObject *tx_queue_pop(TxObject *t, PyObject *args)
 		return NULL;
 	c.buf = PyBytes_AS_STRING(res);
 	c.cap = c.len;
-	rc = ds_run(tx, queue_pop_cb, &c);
+	rc = ds_run(t, tx, queue_pop_cb, &c);
 	if (rc || c.len != c.cap) {
 		Py_DECREF(res);
 		return tx_fail(t, rc ? rc : PSTM_ECORRUPT);
@@ -1058,10 +1420,17 @@ static PyObject *tx_get_conflicted(TxObject *t, void *unused)
 	return PyBool_FromLong(t->conflicted);
 }
 
-static PyObject *tx_get_region(TxObject *t, void *unused)
+static PyObject *tx_get_inevitable(TxObject *t, void *unused)
 {
 	(void)unused;
-	return Py_NewRef((PyObject *)t->region);
+	return PyBool_FromLong(t->inevitable);
+}
+
+static PyObject *core_current(PyObject *mod, PyObject *unused)
+{
+	(void)mod;
+	(void)unused;
+	return Py_NewRef(tl_current ? (PyObject *)tl_current : Py_None);
 }
 
 /* ------------------------------------------------------------ types */
@@ -1096,8 +1465,12 @@ static PyMethodDef region_methods[] = {
 	 "info() -> dict of pstm_region_info."},
 	{"stats", (PyCFunction)region_stats, METH_NOARGS,
 	 "stats() -> dict of pstm_stats (this process)."},
-	{"_begin", (PyCFunction)region_begin, METH_VARARGS,
-	 "_begin(read_only=False) -> one attempt (internal: use atomic())."},
+	{"_atomic", (PyCFunction)(void (*)(void))region_atomic, METH_FASTCALL,
+	 "_atomic(region, fn, args, kwds, read_only) -> fn's result "
+	 "(internal: pstm.Region.atomic's loop)."},
+	{"_begin", (PyCFunction)(void (*)(void))region_begin, METH_FASTCALL,
+	 "_begin(cls, region, attempt, read_only) -> one attempt, an instance "
+	 "of cls (internal: use pstm.Region.atomic())."},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -1118,36 +1491,69 @@ static PyTypeObject RegionType = {
 	.tp_getset = region_getset,
 };
 
+#define FAST(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL
 static PyMethodDef tx_methods[] = {
-	{"load64", (PyCFunction)tx_load64, METH_O, NULL},
-	{"store64", (PyCFunction)tx_store64, METH_VARARGS, NULL},
-	{"read", (PyCFunction)tx_read, METH_VARARGS, NULL},
-	{"write", (PyCFunction)tx_write, METH_VARARGS, NULL},
-	{"root", (PyCFunction)tx_root, METH_O, NULL},
-	{"alloc", (PyCFunction)tx_alloc, METH_O, NULL},
-	{"free", (PyCFunction)tx_free, METH_O, NULL},
-	{"commit", (PyCFunction)tx_commit, METH_NOARGS, NULL},
-	{"end", (PyCFunction)tx_end, METH_NOARGS, NULL},
-	{"ds_type", (PyCFunction)tx_ds_type, METH_O, NULL},
-	{"map_create", (PyCFunction)tx_map_create, METH_VARARGS, NULL},
-	{"map_get", (PyCFunction)tx_map_get, METH_VARARGS, NULL},
-	{"map_put", (PyCFunction)tx_map_put, METH_VARARGS, NULL},
-	{"map_del", (PyCFunction)tx_map_del, METH_VARARGS, NULL},
-	{"map_count", (PyCFunction)tx_map_count, METH_O, NULL},
-	{"map_keys", (PyCFunction)tx_map_keys, METH_VARARGS, NULL},
-	{"map_items", (PyCFunction)tx_map_items, METH_VARARGS, NULL},
-	{"queue_create", (PyCFunction)tx_queue_create, METH_NOARGS, NULL},
-	{"queue_push", (PyCFunction)tx_queue_push, METH_VARARGS, NULL},
-	{"queue_pop", (PyCFunction)tx_queue_pop, METH_VARARGS, NULL},
-	{"queue_items", (PyCFunction)tx_queue_items, METH_VARARGS, NULL},
+	{"load64", (PyCFunction)tx_load64, METH_O,
+	 "load64(off) -> int: the 8-byte word at offset off (unsigned; any "
+	 "alignment, aligned words are the fast path)."},
+	{"store64", FAST(tx_store64),
+	 "store64(off, value): set the word at off to value (0 .. 2**64-1), "
+	 "visible to others once the transaction commits."},
+	{"read", FAST(tx_read),
+	 "read(off, n) -> bytes: the n bytes at off."},
+	{"write", (PyCFunction)tx_write, METH_VARARGS,
+	 "write(off, data): write a bytes-like object at off."},
+	{"alloc", (PyCFunction)tx_alloc, METH_O,
+	 "alloc(n) -> int: the offset of n new bytes (16-byte aligned), "
+	 "returned to the heap if the transaction rolls back (HeapFull when "
+	 "there is no room)."},
+	{"free", (PyCFunction)tx_free, METH_O,
+	 "free(off): free a block from alloc(); reusable once this "
+	 "transaction commits."},
+	{"inevitable", (PyCFunction)tx_inevitable, METH_NOARGS,
+	 "inevitable(): make this transaction the region's one inevitable "
+	 "transaction (all processes; another one waits): from then on it "
+	 "will not roll back on a conflict or run again, so it may do I/O.  "
+	 "It may first run the body again from the start, once, if what it "
+	 "read so far changed: call it before the I/O.  An exception in the "
+	 "body still rolls it back (the region is unchanged; the I/O is "
+	 "done).  InvalidArgument in a read-only transaction."},
+	{"_root", (PyCFunction)tx_root, METH_O, NULL},
+	{"_commit", (PyCFunction)tx_commit, METH_NOARGS, NULL},
+	{"_end", (PyCFunction)tx_end, METH_NOARGS, NULL},
+	{"_ds_type", (PyCFunction)tx_ds_type, METH_O, NULL},
+	{"_map_create", (PyCFunction)tx_map_create, METH_VARARGS, NULL},
+	{"_map_get", (PyCFunction)tx_map_get, METH_VARARGS, NULL},
+	{"_map_put", (PyCFunction)tx_map_put, METH_VARARGS, NULL},
+	{"_map_del", (PyCFunction)tx_map_del, METH_VARARGS, NULL},
+	{"_map_count", (PyCFunction)tx_map_count, METH_O, NULL},
+	{"_map_keys", (PyCFunction)tx_map_keys, METH_VARARGS, NULL},
+	{"_map_items", (PyCFunction)tx_map_items, METH_VARARGS, NULL},
+	{"_queue_create", (PyCFunction)tx_queue_create, METH_NOARGS, NULL},
+	{"_queue_push", (PyCFunction)tx_queue_push, METH_VARARGS, NULL},
+	{"_queue_pop", (PyCFunction)tx_queue_pop, METH_VARARGS, NULL},
+	{"_queue_items", (PyCFunction)tx_queue_items, METH_VARARGS, NULL},
 	{NULL, NULL, 0, NULL},
+};
+#undef FAST
+
+static PyMemberDef tx_members[] = {
+	{"region", T_OBJECT, offsetof(TxObject, region), READONLY,
+	 "the pstm.Region this transaction runs on"},
+	{"attempt", T_LONG, offsetof(TxObject, attempt), READONLY,
+	 "1 for the first run of the body, 2 after one conflict, ..."},
+	{"_on_commit", T_OBJECT, offsetof(TxObject, on_commit), 0, NULL},
+	{"_on_abort", T_OBJECT, offsetof(TxObject, on_abort), 0, NULL},
+	{NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef tx_getset[] = {
-	{"active", (getter)tx_get_active, NULL, "not yet committed or ended", NULL},
+	{"active", (getter)tx_get_active, NULL,
+	 "True until the attempt commits or is rolled back", NULL},
 	{"conflicted", (getter)tx_get_conflicted, NULL,
 	 "some call lost a conflict (the attempt is rolled back)", NULL},
-	{"region", (getter)tx_get_region, NULL, "its region", NULL},
+	{"is_inevitable", (getter)tx_get_inevitable, NULL,
+	 "inevitable() succeeded in this attempt", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1156,10 +1562,14 @@ static PyTypeObject TxType = {
 	.tp_name = "pstm._core.Attempt",
 	.tp_basicsize = sizeof(TxObject),
 	.tp_dealloc = (destructor)tx_dealloc,
-	.tp_flags = Py_TPFLAGS_DEFAULT,
-	.tp_doc = "One attempt of a transaction (internal).",
+	.tp_traverse = (traverseproc)tx_traverse,
+	.tp_clear = (inquiry)tx_clear,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_doc = "One attempt of a transaction (the base of pstm.Transaction).",
 	.tp_methods = tx_methods,
+	.tp_members = tx_members,
 	.tp_getset = tx_getset,
+	.tp_new = tx_new,
 };
 
 static PyMethodDef core_methods[] = {
@@ -1169,6 +1579,10 @@ static PyMethodDef core_methods[] = {
 	{"unlink", (PyCFunction)core_unlink, METH_O, NULL},
 	{"strerror", (PyCFunction)core_strerror, METH_O, NULL},
 	{"in_tx", (PyCFunction)core_in_tx, METH_NOARGS, NULL},
+	{"_setup", (PyCFunction)core_setup, METH_VARARGS,
+	 "_setup(Transaction, run_hooks) (internal: the package calls it)."},
+	{"current", (PyCFunction)core_current, METH_NOARGS,
+	 "current() -> the running attempt of this thread, or None."},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -1190,6 +1604,9 @@ static int add_class(PyObject *m, const char *name, PyObject *cls)
 PyMODINIT_FUNC PyInit__core(void);
 PyMODINIT_FUNC PyInit__core(void)
 {
+	my_pid = getpid();
+	if (pthread_atfork(NULL, NULL, after_fork_child))
+		return PyErr_NoMemory();
 	PyObject *m = PyModule_Create(&core_module);
 	if (!m)
 		return NULL;
@@ -1213,7 +1630,13 @@ PyMODINIT_FUNC PyInit__core(void)
 					  : PyTuple_Pack(1, Error);
 		if (!bases)
 			goto fail;
-		code_class[i] = PyErr_NewException(full, bases, NULL);
+		char doc[200];
+		snprintf(doc, sizeof doc,
+			 "%s (%d): %s.  Raised for that code; .code and "
+			 ".strerror on instances.",
+			 code_names[i].c_name, code_names[i].code,
+			 pstm_strerror(code_names[i].code));
+		code_class[i] = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
 		Py_DECREF(bases);
 		if (!code_class[i])
 			goto fail;

@@ -63,6 +63,7 @@ def set_num_threads(n):
 
 
 def get_num_threads():
+    """The number of threads run() uses."""
     return _num_threads
 
 

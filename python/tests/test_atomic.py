@@ -1,104 +1,120 @@
 """region.atomic: processes, conflicts, rollback, maps and queues."""
-import os
 import random
 import struct
 import threading
+import time
 
 import pytest
 
 import pstm
 
-ACCOUNTS = 8
+from procs import Gate, fork, join
+
+ACCOUNTS = 16
 START = 1000
+TRANSFERS = 20000         # per teller
+TELLERS = 4
 
 
-def fork(fn):
-    """Run fn() in a child; returns (pid, read end of its result pipe).
-    The child writes fn's result (bytes) and exits 0, or exits 1."""
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(rfd)
-            os.write(wfd, fn())
-            code = 0
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    os.close(wfd)
-    return pid, rfd
+def _accounts(tx):
+    return tx.root(8 * (ACCOUNTS + 1))    # + the count of tellers done
 
 
-def join(children):
-    out = []
-    for pid, rfd in children:
-        with os.fdopen(rfd, "rb") as f:
-            data = f.read()
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-        out.append(data)
-    return out
-
-
-def test_bank_four_processes_total_exact_auditor_never_wrong(uri):
+def test_bank_four_processes_exact_and_audited(uri):
+    """Four teller processes move money between 16 accounts while each
+    audits inside its transactions, and a fifth process audits until the
+    tellers are done: every audit sees the exact total, and the final
+    balances are exactly the start plus every committed transfer (a lost
+    update or a lost transaction would break that, even when the total
+    holds)."""
     with pstm.create(uri, size=16 << 20) as r:
         def setup(tx):
-            base = tx.root(8 * ACCOUNTS)
+            base = _accounts(tx)
             for i in range(ACCOUNTS):
                 tx.store64(base + 8 * i, START)
         r.atomic(setup)
+    total = ACCOUNTS * START
 
-    transfers = 1500
+    runs = [0]                        # bodies run in this process
+
+    def transfer(tx, a, b, amount):
+        runs[0] += 1
+        base = _accounts(tx)
+        fa = tx.load64(base + 8 * a)
+        if fa < amount:
+            return None
+        tx.store64(base + 8 * a, fa - amount)
+        tx.store64(base + 8 * b, tx.load64(base + 8 * b) + amount)
+        return amount                 # what the committed attempt did
+
+    def audit(tx):
+        base = _accounts(tx)
+        return (sum(tx.load64(base + 8 * i) for i in range(ACCOUNTS)),
+                tx.load64(base + 8 * ACCOUNTS))
 
     def teller(seed):
         def go():
             rnd = random.Random(seed)
-            attempts = 0
+            delta = [0] * ACCOUNTS
+            audits = wrong = 0
             with pstm.open(uri) as reg:
-                def transfer(tx, a, b, amount):
-                    nonlocal attempts
-                    attempts += 1
-                    base = tx.root(8 * ACCOUNTS)
-                    fa = tx.load64(base + 8 * a)
-                    if fa < amount:
-                        return
-                    tx.store64(base + 8 * a, fa - amount)
-                    tx.store64(base + 8 * b, tx.load64(base + 8 * b) + amount)
-                for _ in range(transfers):
+                for i in range(TRANSFERS):
                     a, b = rnd.sample(range(ACCOUNTS), 2)
-                    reg.atomic(transfer, a, b, rnd.randint(1, 50))
-            return struct.pack("<QQ", attempts, transfers)
+                    moved = reg.atomic(transfer, a, b, rnd.randint(1, 400))
+                    if moved is not None:
+                        delta[a] -= moved
+                        delta[b] += moved
+                    if i % 8 == 0:
+                        audits += 1
+                        if reg.atomic(audit, read_only=i % 16 == 0)[0] \
+                                != total:
+                            wrong += 1
+
+                def done(tx):
+                    off = _accounts(tx) + 8 * ACCOUNTS
+                    tx.store64(off, tx.load64(off) + 1)
+                reg.atomic(done)
+            return struct.pack("<%dqQQQ" % ACCOUNTS, *delta, audits, wrong,
+                               runs[0])
         return go
 
     def auditor():
-        audits = wrong = 0
+        during = wrong = n = 0
         with pstm.open(uri) as reg:
-            def total(tx):
-                base = tx.root(8 * ACCOUNTS)
-                return sum(tx.load64(base + 8 * i) for i in range(ACCOUNTS))
-            for _ in range(600):
-                audits += 1
-                if reg.atomic(total, read_only=audits % 2 == 0) != \
-                        ACCOUNTS * START:
-                    wrong += 1
-        return struct.pack("<QQ", audits, wrong)
+            while True:
+                n += 1
+                seen, finished = reg.atomic(audit, read_only=n % 2 == 0)
+                wrong += seen != total
+                if finished == TELLERS:
+                    break
+                during += 1
+        return struct.pack("<QQ", during, wrong)
 
-    kids = [fork(teller(s)) for s in range(4)] + [fork(auditor)]
-    results = [struct.unpack("<QQ", d) for d in join(kids)]
-    attempts = sum(a for a, _ in results[:4])
-    done = sum(n for _, n in results[:4])
-    audits, wrong = results[4]
-    assert done == 4 * transfers
-    assert audits == 600 and wrong == 0
-    assert attempts >= done
+    gate = Gate()
+    kids = [fork(teller(s), gate) for s in range(TELLERS)] + \
+        [fork(auditor, gate)]
+    gate.open()
+    out = join(kids, timeout=120)
+    fmt = "<%dqQQQ" % ACCOUNTS
+    tellers = [struct.unpack(fmt, d) for d in out[:TELLERS]]
+    during, wrong = struct.unpack("<QQ", out[TELLERS])
+    assert wrong == 0, "the auditor saw %d wrong totals" % wrong
+    assert during > 0, "the auditor never ran beside the tellers"
+    for t in tellers:
+        assert t[ACCOUNTS] == (TRANSFERS + 7) // 8 and t[ACCOUNTS + 1] == 0, \
+            "a teller's audits saw %d wrong totals" % t[ACCOUNTS + 1]
     with pstm.open(uri) as r:
-        def check(tx):
-            base = tx.root(8 * ACCOUNTS)
-            return [tx.load64(base + 8 * i) for i in range(ACCOUNTS)]
-        assert sum(r.atomic(check)) == ACCOUNTS * START
+        def balances(tx):
+            base = _accounts(tx)
+            return [tx.load64(base + 8 * i) for i in range(ACCOUNTS + 1)]
+        final = r.atomic(balances)
+    assert final[ACCOUNTS] == TELLERS
+    assert sum(final[:ACCOUNTS]) == total
+    expect = [START + sum(t[i] for t in tellers) for i in range(ACCOUNTS)]
+    assert final[:ACCOUNTS] == expect, "lost updates"
+    assert any(t[i] for t in tellers for i in range(ACCOUNTS))
+    assert sum(t[ACCOUNTS + 2] for t in tellers) > TELLERS * TRANSFERS, \
+        "no transfer ran twice: the tellers did not overlap"
 
 
 def _forced_conflict(region, body_extra=None):
@@ -138,29 +154,36 @@ def test_conflict_reruns_the_body(region):
 
 
 def test_conflicts_between_processes_are_rerun(uri):
+    """Four processes increment one word for 0.3 s from the same moment:
+    every increment is counted once, and some bodies ran again."""
     with pstm.create(uri, size=16 << 20) as r:
         r.atomic(lambda tx: tx.root(8))
 
     def hammer():
-        n = 0
+        runs = done = 0
         with pstm.open(uri) as reg:
             def inc(tx):
-                nonlocal n
-                n += 1
+                nonlocal runs
+                runs += 1
                 x = tx.root(8)
                 v = tx.load64(x)
                 for _ in range(50):        # a window for the others
                     tx.load64(x)
                 tx.store64(x, v + 1)
-            for _ in range(400):
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
                 reg.atomic(inc)
-        return struct.pack("<Q", n)
+                done += 1
+        return struct.pack("<QQ", runs, done)
 
-    runs = [struct.unpack("<Q", d)[0] for d in join([fork(hammer)
-                                                      for _ in range(4)])]
+    gate = Gate()
+    kids = [fork(hammer, gate) for _ in range(4)]
+    gate.open()
+    res = [struct.unpack("<QQ", d) for d in join(kids)]
+    runs, done = sum(r for r, _ in res), sum(d for _, d in res)
     with pstm.open(uri) as r:
-        assert r.atomic(lambda tx: tx.load64(tx.root(8))) == 1600
-    assert sum(runs) > 1600, "no conflict in 1600 contended increments"
+        assert r.atomic(lambda tx: tx.load64(tx.root(8))) == done
+    assert runs > done, "no conflict in %d contended increments" % done
 
 
 def test_exception_rolls_back_and_propagates(region):
@@ -296,3 +319,35 @@ def test_on_commit_runs_only_after_commit(region):
         region, lambda tx: tx.on_commit(seen.append, tx.attempt))
     assert attempts == [1, 2]
     assert seen == ["committed", 2]
+
+
+def test_names_and_root_known_only_once_committed(uri):
+    """A map named, and a root made, in an attempt that rolled back are not
+    remembered: later transactions (and other processes) find the ones
+    that committed."""
+    class Boom(Exception):
+        pass
+
+    with pstm.create(uri, size=8 << 20) as r:
+        def make_and_fail(tx):
+            tx.map("fresh")[b"k"] = b"rolled back"    # makes the root too
+            raise Boom()
+        with pytest.raises(Boom):
+            r.atomic(make_and_fail)
+        # the rolled-back blocks are reused by this process
+        r.atomic(lambda tx: [tx.alloc(64) for _ in range(8)])
+
+        def other():
+            with pstm.open(uri) as reg:
+                def make(tx):
+                    tx.map("fresh")[b"k"] = b"committed"
+                    return tx.root()
+                return struct.pack("<Q", reg.atomic(make))
+        (root,) = struct.unpack("<Q", join([fork(other)])[0])
+        assert r.atomic(lambda tx: tx.root(64)) == root
+        assert r.atomic(lambda tx: tx.root()) == root
+        assert r.atomic(lambda tx: tx.map("fresh", create=False)[b"k"]) \
+            == b"committed"
+        assert r.atomic(lambda tx: tx.root()) == root      # known now
+        with pytest.raises(pstm.InvalidArgument):           # still checked
+            r.atomic(lambda tx: tx.queue("fresh"))

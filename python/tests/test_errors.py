@@ -1,6 +1,7 @@
 """Bad input raises the right pstm.Error subclass (or TypeError); the
 interpreter never crashes."""
 import os
+import threading
 
 import pytest
 
@@ -96,9 +97,14 @@ def test_out_of_range_and_too_long(region):
     each(OverflowError, lambda tx: tx.store64(tx.root(8), -1))
     each(OverflowError, lambda tx: tx.store64(tx.root(8), 1 << 64))
     each(pstm.OutOfRange, lambda tx: tx.map(-1))
-    # longer than one transaction's redo log
-    each(pstm.LogFull, lambda tx: tx.write(tx.alloc(1 << 20), b"x" * (1 << 20)))
-    each(pstm.LogFull, lambda tx: tx.map("m").__setitem__(b"k", b"v" * (1 << 20)))
+    # more than the heap can log in one transaction (a larger write than
+    # the redo log takes an overflow extent: that commits)
+    big = (heap["heap_bytes"] // 2) & ~7
+    each(pstm.LogFull, lambda tx: tx.write(tx.alloc(big), b"x" * big))
+    each(pstm.LogFull, lambda tx: tx.map("m").__setitem__(b"k", b"v" * big))
+    off = region.atomic(lambda tx: tx.alloc(1 << 20))
+    region.atomic(lambda tx: tx.write(off, b"y" * (1 << 20)))
+    assert region.atomic(lambda tx: tx.read(off, 1 << 20)) == b"y" * (1 << 20)
     each(pstm.HeapFull, lambda tx: tx.alloc(1 << 40))
     # a root grows never
     region.atomic(lambda tx: tx.root())
@@ -181,3 +187,136 @@ def test_handle_used_in_a_forked_child(region):
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_create_option_ranges(uri):
+    for kw in ({"size": -1}, {"max_procs": -1}, {"max_procs": 1 << 40},
+               {"max_threads": 1 << 32}, {"log_bytes": -5},
+               {"flush_ms": 1 << 33}, {"mode": -1}, {"mode": 0o4755},
+               {"size": 1 << 64}):
+        with pytest.raises(pstm.InvalidArgument):
+            pstm.create(uri, **kw)
+    with pytest.raises(TypeError):
+        pstm.create(uri, mode="0600")
+    with pytest.raises(TypeError):
+        pstm.create(uri, max_procs=2.0)
+    with pytest.raises(pstm.RegionNotFound):       # nothing was made
+        pstm.open(uri)
+    with pstm.create(uri, size=4 << 20, mode=0o640, max_procs=8) as r:
+        assert r.info()["max_procs"] == 8
+    assert os.stat("/dev/shm/" + uri[4:]).st_mode & 0o7777 == 0o640
+
+
+def test_uri_with_a_nul_character(uri):
+    short = pstm.create(uri, size=4 << 20)       # what C would see
+    try:
+        for call in (pstm.open, pstm.unlink,
+                     lambda u: pstm.create(u, size=4 << 20, replace=True)):
+            with pytest.raises(pstm.InvalidArgument, match="NUL"):
+                call(uri + "\0tail")
+    finally:
+        short.close()
+    with pstm.open(uri) as r:                    # untouched
+        assert r.info()["size_bytes"] == 4 << 20
+
+
+def test_read_only_transaction_says_why(region):
+    region.atomic(lambda tx: tx.root())
+    with pytest.raises(pstm.InvalidArgument, match="read-only"):
+        region.atomic(lambda tx: tx.store64(tx.root(), 1), read_only=True)
+    with pytest.raises(pstm.InvalidArgument, match="read-only"):
+        region.atomic(lambda tx: tx.map("new"), read_only=True)
+    assert region.atomic(lambda tx: tx.load64(tx.root()),
+                         read_only=True) == 0
+
+
+def test_transaction_used_in_a_child_forked_inside_it(region):
+    """A child forked inside a body cannot use the parent's transaction
+    (it would commit in the parent's slot) nor join it."""
+    def body(tx):
+        x = tx.root()
+        tx.store64(x, 1)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            for call in (lambda: tx.load64(x), lambda: tx.store64(x, 2),
+                         lambda: region.atomic(lambda t2: None)):
+                try:
+                    call()
+                    code |= 1
+                except pstm.InvalidArgument:
+                    pass
+                except BaseException:
+                    code |= 2
+            if pstm.current() is not None:
+                code |= 4
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        tx.store64(x, tx.load64(x) + 1)
+        return status
+
+    status = region.atomic(body)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
+        "child: exit %d" % os.WEXITSTATUS(status)
+    assert region.atomic(lambda tx: tx.load64(tx.root())) == 2
+
+
+def test_transaction_used_from_another_thread(region):
+    kept, errors = [], []
+
+    def body(tx):
+        kept.append(tx)
+        t = threading.Thread(target=lambda: errors.append(
+            _raises(lambda: tx.load64(tx.root()))))
+        t.start()
+        t.join()
+
+    region.atomic(body)
+    assert errors == [pstm.InvalidArgument]
+
+
+def _raises(call):
+    try:
+        call()
+    except BaseException as e:  # noqa: B902
+        return type(e)
+    return None
+
+
+def test_unpicklable_value_rolls_back(region):
+    region.atomic(lambda tx: tx.pickle_map("p").__setitem__("k", 1))
+
+    def body(tx):
+        p = tx.pickle_map("p")
+        p["k"] = 2
+        p["bad"] = threading.Lock()            # cannot be pickled
+
+    with pytest.raises(TypeError):
+        region.atomic(body)
+    assert region.atomic(lambda tx: dict(tx.pickle_map("p"))) == {"k": 1}
+
+
+def test_every_public_name_has_a_docstring():
+    import inspect
+    from pstm import transaction
+    missing = []
+
+    def check(name, obj):
+        if not (getattr(obj, "__doc__", None) or "").strip():
+            missing.append(name)
+
+    for n in pstm.__all__:
+        obj = getattr(pstm, n)
+        check(n, obj)
+        if not inspect.isclass(obj) or issubclass(obj, BaseException):
+            continue
+        for klass in obj.__mro__:
+            if klass.__module__ not in ("pstm", "pstm._core"):
+                continue
+            for m, v in vars(klass).items():
+                if not m.startswith("_") and \
+                        not inspect.ismemberdescriptor(v):  # __slots__
+                    check("%s.%s" % (n, m), v)
+    for n in transaction.__all__:
+        check("transaction." + n, getattr(transaction, n))
+    assert missing == []

@@ -1,0 +1,200 @@
+/*
+ * test_stop.c - a stopped process does not block the others (issue 16;
+ * docs/design.md, "Stopped processes").  Three processes transfer money
+ * between the same two accounts; one of them SIGSTOPs itself at a commit
+ * point (PSTM_CRASH_AT=NAME:N:stop) or right after taking the escalation
+ * token, and stays stopped for STOP_MS while the parent counts the other
+ * two's commits.
+ *
+ * Before the commit point (commit.locking, commit.locked) the others
+ * abort the stopped commit once it has held its locks for STOPPED_NS and
+ * take them; a stopped holder of the serial token loses it after
+ * SERIAL_REVOKE_NS.  From the commit point on (durable: SEALING, then
+ * COMMITTED; volatile: COMMITTED) the stopped commit's remaining work is
+ * a handful of stores (seal, write-back, release) that nobody else may
+ * do for it, so transactions on its words wait until it runs again: the
+ * test checks they make no commit then, and that all of them finish once
+ * it is continued.  The bank's total is exact at the end and pstm check
+ * finds nothing.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+enum { ACCOUNTS = 2, STOP_MS = 300 };
+
+struct shared {
+	_Atomic uint64_t commits; /* by the two workers */
+	_Atomic int done;
+	_Atomic uint64_t victim_steps;
+};
+static struct shared *SH;
+static struct test_bank BANK = {0, ACCOUNTS};
+static const char *URI;
+
+static int worker(void *arg, int i)
+{
+	(void)arg;
+	pstm_region *r;
+	if (pstm_open(URI, &r) || pstm_atomic(r, test_bank_setup, &BANK))
+		return 2;
+	uint64_t s = 88172645463325252ull ^ (uint64_t)(i + 1) << 20;
+	while (!atomic_load(&SH->done)) {
+		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+		struct test_xfer x = {&BANK, s & 1, !(s & 1), (s >> 8) % 7 + 1, 0};
+		if (pstm_atomic(r, test_bank_transfer, &x))
+			return 3;
+		atomic_fetch_add(&SH->commits, 1);
+	}
+	pstm_close(r);
+	return 0;
+}
+
+/* A transfer that reads account 0, waits for a worker to commit, then
+ * reads account 1: it conflicts every time, so it escalates. */
+static int starving(pstm_tx *tx, void *arg)
+{
+	(void)arg;
+	uint64_t a = pstm_load64(tx, BANK.base);
+	uint64_t c = atomic_load(&SH->commits);
+	for (int k = 0; k < 200000 && atomic_load(&SH->commits) == c; k++)
+		;
+	uint64_t b = pstm_load64(tx, BANK.base + 8);
+	pstm_store64(tx, BANK.base, a);
+	pstm_store64(tx, BANK.base + 8, b);
+	return 0;
+}
+
+static int victim(void *arg, int i)
+{
+	const char *at = arg;
+	(void)i;
+	pstm_region *r;
+	setenv("PSTM_CRASH_AT", at, 1);
+	if (pstm_open(URI, &r) || pstm_atomic(r, test_bank_setup, &BANK))
+		return 2;
+	bool escalate = strncmp(at, "escalate", 8) == 0;
+	for (uint64_t k = 0; !atomic_load(&SH->done); k++) {
+		struct test_xfer x = {&BANK, k & 1, !(k & 1), 3, 0};
+		if (pstm_atomic(r, escalate ? starving : test_bank_transfer, &x))
+			return 3;
+		atomic_fetch_add(&SH->victim_steps, 1);
+	}
+	pstm_close(r);
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Run the three; returns the workers' commits while the victim was
+ * stopped. */
+static uint64_t one(const char *at, int durability)
+{
+	pstm_region *r;
+	struct pstm_create_opts o = {.size_bytes = 4 << 20, .durability = durability,
+				     .replace = 1};
+	URI = durability == PSTM_DURABLE ? test_file_uri("stop") : test_shm_uri("stop");
+	assert_pstm_ok(pstm_create(URI, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
+	pstm_close(r);
+	memset(SH, 0, sizeof(*SH));
+
+	pid_t w[2] = {test_spawn(worker, NULL, 0), test_spawn(worker, NULL, 1)};
+	while (atomic_load(&SH->commits) < 100)
+		sleep_ms(1);
+	pid_t v = test_spawn(victim, (void *)at, 0);
+	int st;
+	assert_int_equal(waitpid(v, &st, WUNTRACED), v);
+	assert_true(WIFSTOPPED(st)); /* at its point, maybe holding locks */
+	uint64_t c0 = atomic_load(&SH->commits);
+	sleep_ms(STOP_MS);
+	uint64_t during = atomic_load(&SH->commits) - c0;
+	kill(v, SIGCONT);
+	uint64_t c1 = atomic_load(&SH->commits);
+	for (int k = 0; k < 5000 && atomic_load(&SH->commits) < c1 + 100; k++)
+		sleep_ms(1);
+	assert_true(atomic_load(&SH->commits) >= c1 + 100); /* all run again */
+	atomic_store(&SH->done, 1);
+	assert_int_equal(test_wait(v), 0);
+	assert_int_equal(test_wait(w[0]), 0);
+	assert_int_equal(test_wait(w[1]), 0);
+
+	struct test_bank_state bs = {.bank = &BANK};
+	assert_pstm_ok(pstm_open(URI, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
+	assert_pstm_ok(pstm_atomic(r, test_bank_read, &bs));
+	pstm_close(r);
+	assert_int_equal(bs.total, ACCOUNTS * 1000);
+	test_assert_clean(URI);
+	assert_pstm_ok(pstm_unlink(URI));
+	return during;
+}
+
+static const struct {
+	const char *at;
+	int frees; /* the others must commit while it is stopped */
+} POINTS[] = {
+	{"commit.locking:50:stop", 1},  {"commit.locked:50:stop", 1},
+	{"commit.sealed:50:stop", 0},   {"commit.logged:50:stop", 0},
+	{"commit.written:50:stop", 0},  {"commit.retired:50:stop", 0},
+	{"commit.released:50:stop", 0}, {"escalate.taken:1:stop", 1},
+};
+
+static void run_points(int durability)
+{
+	for (size_t i = 0; i < sizeof(POINTS) / sizeof(*POINTS); i++) {
+		/* volatile regions seal nothing: commit.sealed is still
+		 * before their commit point (LOCKING) */
+		int frees = POINTS[i].frees ||
+			    (durability != PSTM_DURABLE &&
+			     strncmp(POINTS[i].at, "commit.sealed", 13) == 0);
+		uint64_t during = one(POINTS[i].at, durability);
+		print_message("# %s %s: %llu commits by the others in %d ms stopped\n",
+			      durability == PSTM_DURABLE ? "file" : "shm", POINTS[i].at,
+			      (unsigned long long)during, STOP_MS);
+		/* a worker may count a commit it finished just before the
+		 * stop: at most one each */
+		if (frees)
+			assert_true(during > 2);
+		else
+			assert_true(during <= 2);
+	}
+}
+
+static void test_stop_points_shm(void **s)
+{
+	(void)s;
+	run_points(PSTM_DEFAULT);
+}
+
+static void test_stop_points_file(void **s)
+{
+	(void)s;
+	run_points(PSTM_DURABLE);
+}
+
+int main(void)
+{
+	SH = test_map_shared(NULL, sizeof(*SH));
+	if (!SH)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stop_points_shm),
+		cmocka_unit_test(test_stop_points_file),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

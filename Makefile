@@ -56,7 +56,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 # C++ tests use only the public header and the shipped library
 TEST_CXX = $(wildcard tests/test_*.cpp)
 TESTS    = $(TEST_SRC:tests/%.c=$(B)/tests/%) $(TEST_CXX:tests/%.cpp=$(B)/tests/%)
-TEST_HELP = $(B)/tests/helpers.o
+TEST_HELP = $(B)/tests/helpers.o $(B)/tests/pstmd_util.o
 # examples/crash_workload.c is a pstm-crashtest workload: a shared object
 EXAMPLES = $(patsubst examples/%.c,$(B)/examples/%,$(filter-out \
                examples/crash_workload.c,$(wildcard examples/*.c))) \
@@ -121,13 +121,18 @@ $(B)/tests/helpers.o: tests/helpers.c tests/helpers.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
+$(B)/tests/pstmd_util.o: tests/pstmd_util.c tests/pstmd_util.h tests/helpers.h lib/wire.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
 CXX     ?= g++
 $(B)/tests/%: tests/%.cpp $(B)/libpstm.a include/pstm.h
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -Wall -Wextra -Werror $(OPT) -g $(XCFLAGS) -Iinclude -pthread \
 	    $< -o $@ $(B)/libpstm.a $(LIBDEPS)
 
-$(B)/tests/%: tests/%.c $(TEST_HELP) $(TLIB) tests/helpers.h
+$(B)/tests/test_wire: tests/fuzz/fuzz_wire.c
+$(B)/tests/%: tests/%.c $(TEST_HELP) $(TLIB) tests/helpers.h tests/pstmd_util.h
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) $< -o $@ $(TEST_HELP) $(TLIB) $(LIBDEPS) $(TESTLIBS)
 
@@ -183,6 +188,20 @@ fuzz:
 	    -D_GNU_SOURCE -Iinclude -Ilib -pthread tests/fuzz/fuzz_region.c $(LIB_SRC) \
 	    -o $(B)/fuzz/fuzz_region $(LIBDEPS)
 	$(B)/fuzz/fuzz_region $(B)/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -timeout=10
+
+# libFuzzer over pstmd's message parser (tests/fuzz/fuzz_wire.c), from
+# the corpus kept in tests/fuzz/wire_corpus/ (make test replays it in
+# tests/test_wire.c); new finds land in $(B)/fuzz/wire_corpus.
+.PHONY: fuzz-wire
+fuzz-wire:
+	@command -v clang >/dev/null || { echo "make fuzz-wire needs clang (apt-get install clang)"; exit 1; }
+	@mkdir -p $(B)/fuzz/wire_corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -D_GNU_SOURCE -Iinclude -Ilib tests/fuzz/fuzz_wire.c lib/wire.c \
+	    -o $(B)/fuzz/fuzz_wire
+	$(B)/fuzz/fuzz_wire $(B)/fuzz/wire_corpus tests/fuzz/wire_corpus \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=8300
+fuzz: fuzz-wire
 
 # every test program under memcheck (children included: they are forks)
 valgrind: all
@@ -250,6 +269,40 @@ TEST_SCRIPTS += tests/kv.t
 .PHONY: bench-kv
 bench-kv: $(B)/pstm-kv
 	PSTM_BIN=$(B) sh bench/kv.sh
+
+# -------------------------------------------------------------- pstmd
+# The coordinator daemon (daemon/: one file per concept, docs/pstmd.8).
+# Like the CLI it links the static library: it runs the library's own
+# recovery and reads its process tables (internal headers).  With
+# libsystemd (pkg-config) it sends sd_notify readiness and takes a
+# socket-activated listener; without, it runs the same otherwise.
+# make install puts it in SBINDIR with its systemd units (from
+# daemon/pstmd.service.in, daemon/pstmd.socket.in) and pstmd(8).
+SYSTEMD_CFLAGS := $(shell pkg-config --exists libsystemd 2>/dev/null && echo -DHAVE_LIBSYSTEMD)
+SYSTEMD_LIBS   := $(shell pkg-config --exists libsystemd 2>/dev/null && pkg-config --libs libsystemd)
+DAEMON_SRC = $(wildcard daemon/*.c)
+$(B)/pstmd: $(DAEMON_SRC) $(wildcard daemon/*.h) $(B)/libpstm.a
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -Idaemon $(SYSTEMD_CFLAGS) $(DAEMON_SRC) -o $@ \
+	    $(B)/libpstm.a $(LIBDEPS) $(SYSTEMD_LIBS)
+SBINDIR ?= $(PREFIX)/sbin
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+all install: $(B)/pstmd
+INST_MAN8 = pstmd.8
+INST_UNITS = pstmd.service pstmd.socket
+.PHONY: install-pstmd uninstall-pstmd
+install: install-pstmd
+install-pstmd: $(B)/pstmd
+	install -d $(D)$(SBINDIR) $(D)$(MANDIR)/man8 $(D)$(SYSTEMDUNITDIR)
+	install -m 755 $(B)/pstmd $(D)$(SBINDIR)/
+	install -m 644 docs/pstmd.8 $(D)$(MANDIR)/man8/
+	for u in $(INST_UNITS); do \
+	    sed -e 's|@SBINDIR@|$(SBINDIR)|g' daemon/$$u.in > $(D)$(SYSTEMDUNITDIR)/$$u && \
+	    chmod 644 $(D)$(SYSTEMDUNITDIR)/$$u || exit 1; done
+uninstall: uninstall-pstmd
+uninstall-pstmd:
+	rm -f $(D)$(SBINDIR)/pstmd $(D)$(MANDIR)/man8/pstmd.8 \
+	    $(addprefix $(D)$(SYSTEMDUNITDIR)/,$(INST_UNITS))
 
 # ---------------------------------------------------------------- ABI
 # libpstm.so against abi/libpstm.abi, the ABI of the last release (abidw

@@ -52,6 +52,16 @@ bench-map: $(BENCH_B)/map_bench
 
 .PHONY: bench-map
 
+# bench-pstmd: from a member's SIGKILL to pstmd having freed its entry,
+# slot and locks, with no other process transacting (median of 50 kills)
+$(BENCH_B)/pstmd_recovery: bench/pstmd_recovery.c $(B)/libpstm.a lib/wire.h
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) $< -o $@ $(B)/libpstm.a $(LIBDEPS)
+
+bench-pstmd: $(BENCH_B)/pstmd_recovery $(B)/pstmd
+	$(BENCH_B)/pstmd_recovery --pstmd $(B)/pstmd --kills 50
+
+.PHONY: bench-pstmd
 # bench-stop: random SIGSTOPs of one of three processes sharing two
 # accounts; how often the others are blocked (issue 16)
 $(BENCH_B)/stop_bench: bench/stop_bench.c $(B)/libpstm.a include/pstm.h

@@ -238,6 +238,25 @@ PSTM_API int pstm_open_opts(const char *uri, unsigned flags,
 			    pstm_region **out);
 
 /*
+ * pstm_open("pstmd:NAME", &r) asks pstmd, the coordinator daemon
+ * (pstmd(8); $PSTM_DAEMON_SOCKET or its default socket), to open the
+ * file region NAME of its directory for the caller, who need not have
+ * any access to the directory.  pstmd decides from the caller's uid and
+ * groups (its grant lines, else the file's owner, group and mode) and
+ * passes the descriptors; the handle is then like any other, but for a
+ * read-only grant (pstm_region_info's read_only): the region is mapped
+ * read-only and every transaction runs as with pstm_atomic_ro (a store
+ * ends it with PSTM_EINVAL); pstm_sync returns 0 (its flushes are
+ * others').  NAME is one file name (no '/', no leading '.').  Errors, as
+ * well as those of pstm_open: PSTM_EACCES (no grant), PSTM_ENOENT (no
+ * such region, or no pstmd to ask), PSTM_EINVAL (a bad name, not a file
+ * region), PSTM_EIO (pstmd did not answer within 5 s).  pstm_create,
+ * pstm_unlink and the other calls that take a URI refuse it
+ * (PSTM_EINVAL).
+ */
+#define PSTM_DAEMON_PREFIX "pstmd:"
+
+/*
  * pstm_close - detach and unmap.  All threads must have finished their
  * transactions on @r; not allowed inside a transaction (PSTM_EINTX).  On
  * a relaxed region it first makes every commit durable (see pstm_sync;
@@ -393,6 +412,8 @@ struct pstm_region_info {
 	uint32_t format_version;
 	uint8_t uuid[16];
 	uint64_t created_ns;           /* CLOCK_REALTIME at creation */
+	int read_only;                 /* opened with a read-only grant of
+					  pstmd (pstm_open "pstmd:NAME") */
 };
 PSTM_API int pstm_region_info(pstm_region *r, struct pstm_region_info *out);
 

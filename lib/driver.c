@@ -282,8 +282,9 @@ static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 	pstm_tx *t = txd_get(r, &err);
 	if (!t)
 		return err;
-	/* an observing handle runs read-only transactions only */
-	return drive(t, fn, arg, read_only || r->observe);
+	/* an observing handle, or a read-only grant (pstmd:NAME), runs
+	 * read-only transactions only */
+	return drive(t, fn, arg, read_only || r->observe || r->read_only);
 }
 
 int stm_run_side(pstm_tx *t, pstm_fn fn, void *arg)
@@ -387,7 +388,7 @@ int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out)
 	if (!t->explicit_retry)
 		t->retries = 0;
 	t->depth = 1;
-	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0 || r->observe;
+	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0 || r->observe || r->read_only;
 	t->explicit_tx = true;
 	t->guard = false;
 	t->doomed = 0;

@@ -311,7 +311,9 @@ static void *flusher_main(void *arg)
 		if (fl->stop)
 			break;
 		pthread_mutex_unlock(&fl->wake_mu);
-		flush_once(r, false, false, NEED_NONE, 0);
+		/* pstmd's flusher does them while it lives (lib/member.c) */
+		if (!r->flush_delegated || !r->flush_delegated(r))
+			flush_once(r, false, false, NEED_NONE, 0);
 		pthread_mutex_lock(&fl->wake_mu);
 	}
 	pthread_mutex_unlock(&fl->wake_mu);

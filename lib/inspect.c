@@ -21,8 +21,8 @@
 #define STATX_ATTR_DAX 0x00200000 /* Linux 5.8 */
 #endif
 
-static void proc_row(struct pstm_region *r, uint32_t p, uint64_t ps,
-		     struct inspect_proc *row)
+void inspect_proc_row(struct pstm_region *r, uint32_t p, uint64_t ps,
+		      struct inspect_proc *row)
 {
 	uint64_t st[ST_COUNT];
 	row->entry = p;
@@ -64,7 +64,7 @@ static int read_runtime(struct pstm_region *r, struct inspect_report *rep)
 		/* an invalid state is pstm check's to report */
 		if (PROC_ST(ps) == PROC_FREE || PROC_ST(ps) > PROC_RECOVERING)
 			continue;
-		proc_row(r, p, ps, &rep->procs[rep->nprocs++]);
+		inspect_proc_row(r, p, ps, &rep->procs[rep->nprocs++]);
 	}
 	return 0;
 }

@@ -64,4 +64,11 @@ HIDDEN int region_inspect(const char *uri, struct inspect_report *rep);
 HIDDEN int region_inspect_procs(const char *uri, struct inspect_report *rep);
 HIDDEN void inspect_report_free(struct inspect_report *rep);
 
+/* One row of that table: process entry @p of @r, whose state word was
+ * @ps (not FREE), with the statistics of its live slots added; @row must
+ * be zeroed.  Also on an attached handle (pstmd's). */
+struct pstm_region;
+HIDDEN void inspect_proc_row(struct pstm_region *r, uint32_t p, uint64_t ps,
+			     struct inspect_proc *row);
+
 #endif /* PSTM_INSPECT_H */

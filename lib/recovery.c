@@ -104,6 +104,8 @@ static bool proc_dead_recover(struct pstm_region *r, uint32_t p)
 
 	if (p == r->proc_idx && ps == r->proc_state)
 		return false;
+	if (r->read_only)
+		return false; /* cannot write the data; pstmd recovers it */
 	switch (PROC_ST(ps)) {
 	case PROC_FREE:
 		return true;
@@ -165,6 +167,15 @@ bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s)
 		return true;
 	uint32_t p = (uint32_t)SLOT_PROC(st);
 	if (p >= r->sb.max_procs)
+		return false;
+	return proc_dead_recover(r, p);
+}
+
+bool proc_recover_entry(struct pstm_region *r, uint32_t p)
+{
+	if (p >= r->sb.max_procs ||
+	    PROC_ST(atomic_load_explicit(&r->procs[p].state,
+					 memory_order_acquire)) == PROC_FREE)
 		return false;
 	return proc_dead_recover(r, p);
 }

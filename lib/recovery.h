@@ -13,6 +13,11 @@
  */
 HIDDEN bool slot_owner_dead_recover(struct pstm_region *r, uint32_t s);
 
+/* If process entry @p is dead (or its recoverer is), recover it (pstmd,
+ * told by a pidfd).  True if the entry changed (freed by us or another),
+ * false if it is free already or its owner is alive. */
+HIDDEN bool proc_recover_entry(struct pstm_region *r, uint32_t p);
+
 /* Recover every dead process in the table; returns how many entries
  * changed.  Through an observing handle (r->observe, PSTM_OPEN_OBSERVE)
  * both recover nothing: the dead stay for the next ordinary process,

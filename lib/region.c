@@ -36,6 +36,7 @@
 #include "extent.h"
 #include "flush.h"
 #include "mapping.h"
+#include "member.h"
 #include "proc.h"
 #include "recovery.h"
 #include "redo_log.h"
@@ -47,6 +48,7 @@
 #include "taskq.h"
 #include "testing.h"
 #include "uri.h"
+#include "wire.h"
 #include "workcopy.h"
 
 static _Atomic uint64_t next_open_id = 1;
@@ -299,6 +301,194 @@ static int open_locked(struct pstm_region *r)
 	return PSTM_EIO;
 }
 
+static struct pstm_region *handle_new(void)
+{
+	struct pstm_region *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->fd = -1;
+	r->owner_pid = getpid();
+	r->settle_slot = replay_settle_slot; /* recovery (layer 2) calls up */
+	r->ovf_take = extent_take;           /* large commits (layer 4) too */
+	r->ovf_give = extent_give;
+	r->open_id = atomic_fetch_add(&next_open_id, 1); /* never 0 */
+	return r;
+}
+
+/* A failed open: undo what the handle holds (mappings, fd, flock). */
+static void handle_free(struct pstm_region *r, bool locked)
+{
+	if (locked)
+		flock(r->fd, LOCK_UN);
+	region_unmap(r);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+}
+
+/* The mapping at r->base is the region validated into r->sb. */
+static int check_mapped(struct pstm_region *r)
+{
+	/* the mapped superblock must still be the one we validated */
+	if (memcmp(r->base, &r->sb, sizeof(r->sb)) != 0)
+		return PSTM_ECORRUPT;
+	region_derive(r);
+	if (((struct heap_header *)(r->base + r->sb.heap_off))->magic !=
+		    PSTM_HEAP_MAGIC ||
+	    region_dstate(r)->magic != DURABLE_MAGIC)
+		return PSTM_ECORRUPT;
+	return 0;
+}
+
+/*
+ * The mapped, validated region with its runtime: recover the dead,
+ * attach, drop the flock (*locked false after), and start what a handle
+ * runs.  On failure everything it did is undone but the mappings, the
+ * fd and the flock, which the caller's handle_free drops.
+ */
+static int attach(struct pstm_region *r, bool *locked)
+{
+	int rc;
+	proc_recover_all_dead(r);
+	rc = proc_attach(r);
+	/* pstmd never keeps an open from getting an entry it would have
+	 * had without pstmd: asked, it lets go of a full table */
+	if (rc == PSTM_EPROCFULL && member_make_room(r->fd))
+		rc = proc_attach(r);
+	if (rc)
+		return rc;
+	/* shm regions too: pstm_unlink asks the lock who is attached */
+	if (attach_lock(r->fd, F_RDLCK) != 0) {
+		proc_detach(r);
+		return PSTM_EIO;
+	}
+	r->in_open = false;
+	atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
+				  r->open_recoveries, memory_order_relaxed);
+	flock(r->fd, LOCK_UN);
+	*locked = false;
+
+	if (pthread_mutex_init(&r->lock, NULL) != 0 ||
+	    pthread_key_create(&r->key, txd_thread_exit) != 0) {
+		proc_detach(r);
+		return PSTM_ENOMEM;
+	}
+	rc = run_init(r);
+	if (rc) {
+		pthread_key_delete(r->key);
+		proc_detach(r);
+		return rc;
+	}
+	testing_open(r);
+	member_register(r); /* pstmd, if one runs: never fails, never waits */
+	/* a read-only grant writes no file, an observer nothing of the
+	 * others': their flushes are others' */
+	if (r->relaxed && !r->read_only && !r->observe &&
+	    (rc = flush_start(r)) != 0) {
+		member_leave(r);
+		testing_close(r);
+		run_fini(r);
+		pthread_key_delete(r->key);
+		proc_detach(r);
+		return rc;
+	}
+	return 0;
+}
+
+/* Map @n bytes of @fd (@prot) and check the file has exactly @file_bytes:
+ * NULL otherwise. */
+static uint8_t *map_fd(int fd, uint64_t n, uint64_t file_bytes, int prot)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != file_bytes)
+		return NULL;
+	void *p = mmap(NULL, n, prot, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * pstm_open("pstmd:NAME"): pstmd opened the region of its directory for
+ * us (lib/member.c) and passed the region file, its runtime companion and
+ * a relaxed region's working copy, read-write or, for a read-only grant,
+ * the file and the copy read-only.  The same open as by path from there
+ * on, with mmap of the descriptors in place of the names (the runtime is
+ * pstmd's, which is attached: it is never built here).
+ */
+static int open_granted(const char *name, pstm_region **out)
+{
+	int fds[WIRE_MAX_FDS], nfds = 0, rc;
+	bool write = false, locked = false;
+	char path[PATH_MAX];
+	struct pstm_region *r;
+
+	rc = member_open_named(name, fds, &nfds, &write, path, sizeof(path));
+	if (rc)
+		return rc;
+	r = handle_new();
+	if (!r) {
+		wire_close_fds(fds, nfds);
+		return PSTM_ENOMEM;
+	}
+	r->fd = fds[0];
+	r->read_only = !write;
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	int prot = PROT_READ | (write ? PROT_WRITE : 0);
+	rc = superblock_read(r->fd, &r->sb);
+	if (rc)
+		goto fail;
+	if (r->sb.rt_inside || nfds != (r->sb.durability == PSTM_RELAXED ? 3 : 2)) {
+		rc = PSTM_EINVAL;
+		goto fail;
+	}
+	if (flock(r->fd, LOCK_EX) != 0 || file_identity(r->fd, &r->file) != 0) {
+		rc = PSTM_EIO;
+		goto fail;
+	}
+	locked = true;
+	r->in_open = true;
+	crash_arm_from_env();
+	r->base = map_fd(r->fd, r->sb.size_bytes, r->sb.size_bytes, prot);
+	rc = PSTM_ETRUNC;
+	if (!r->base)
+		goto fail;
+	r->map_len = r->sb.size_bytes;
+	if ((rc = check_mapped(r)) != 0)
+		goto fail;
+	r->rt_base = map_fd(fds[1], r->sb.rt_bytes, r->sb.rt_bytes + COMPANION_TAIL_BYTES,
+			    PROT_READ | PROT_WRITE);
+	rc = PSTM_ERUNTIME;
+	if (!r->rt_base)
+		goto fail;
+	r->rt_map_len = r->sb.rt_bytes;
+	companion_path(r->sb.uuid, &r->file, COMPANION_RUNTIME, r->rt_path,
+		       sizeof(r->rt_path));
+	runtime_set_pointers(r);
+	if (!runtime_is_valid(r, true))
+		goto fail;
+	if (r->relaxed) {
+		uint8_t *wc = map_fd(fds[2], r->sb.size_bytes, r->sb.size_bytes, prot);
+		if (!wc)
+			goto fail;
+		r->fbase = r->base;
+		r->base = wc;
+		companion_path(r->sb.uuid, &r->file, COMPANION_WORKCOPY, r->wc_path,
+			       sizeof(r->wc_path));
+		if (memcmp(wc, &r->sb, sizeof(r->sb)) != 0)
+			goto fail;
+	}
+	rc = attach(r, &locked);
+	if (rc)
+		goto fail;
+	wire_close_fds(fds + 1, nfds - 1); /* mapped; the region's fd stays */
+	*out = r;
+	return 0;
+fail:
+	wire_close_fds(fds + 1, nfds - 1);
+	handle_free(r, locked);
+	return rc;
+}
+
 int pstm_open(const char *uri, pstm_region **out)
 {
 	return pstm_open_opts(uri, 0, out);
@@ -315,18 +505,17 @@ int pstm_open_opts(const char *uri, unsigned flags, pstm_region **out)
 	*out = NULL;
 	if (flags & ~(unsigned)PSTM_OPEN_OBSERVE)
 		return PSTM_EINVAL;
-	r = calloc(1, sizeof(*r));
+	if (uri && strncmp(uri, PSTM_DAEMON_PREFIX, strlen(PSTM_DAEMON_PREFIX)) == 0) {
+		if (flags)
+			return PSTM_EINVAL; /* a grant decides what it may do */
+		return open_granted(uri + strlen(PSTM_DAEMON_PREFIX), out);
+	}
+	r = handle_new();
 	if (!r)
 		return PSTM_ENOMEM;
-	/* observing: proc_recover_all_dead below and every later recovery
-	 * through this handle do nothing (lib/recovery.c) */
+	/* observing: proc_recover_all_dead in attach() and every later
+	 * recovery through this handle do nothing (lib/recovery.c) */
 	r->observe = (flags & PSTM_OPEN_OBSERVE) != 0;
-	r->fd = -1;
-	r->owner_pid = getpid();
-	r->settle_slot = replay_settle_slot; /* recovery (layer 2) calls up */
-	r->ovf_take = extent_take;           /* large commits (layer 4) too */
-	r->ovf_give = extent_give;
-	r->open_id = atomic_fetch_add(&next_open_id, 1); /* never 0 */
 	rc = uri_parse(uri, r->path, sizeof(r->path), &r->is_shm);
 	if (rc)
 		goto fail;
@@ -339,18 +528,9 @@ int pstm_open_opts(const char *uri, unsigned flags, pstm_region **out)
 	rc = region_map(r);
 	if (rc)
 		goto fail;
-	/* the mapped superblock must still be the one we validated */
-	if (memcmp(r->base, &r->sb, sizeof(r->sb)) != 0) {
-		rc = PSTM_ECORRUPT;
+	rc = check_mapped(r);
+	if (rc)
 		goto fail;
-	}
-	region_derive(r);
-	if (((struct heap_header *)(r->base + r->sb.heap_off))->magic !=
-		    PSTM_HEAP_MAGIC ||
-	    region_dstate(r)->magic != DURABLE_MAGIC) {
-		rc = PSTM_ECORRUPT;
-		goto fail;
-	}
 	if (r->sb.rt_inside) {
 		static const struct file_id none;
 		r->rt_base = r->base + r->sb.rt_off;
@@ -374,52 +554,13 @@ int pstm_open_opts(const char *uri, unsigned flags, pstm_region **out)
 		if (rc)
 			goto fail;
 	}
-	proc_recover_all_dead(r);
-	rc = proc_attach(r);
+	rc = attach(r, &locked);
 	if (rc)
 		goto fail;
-	/* shm regions too: pstm_unlink asks the lock who is attached */
-	if (attach_lock(r->fd, F_RDLCK) != 0) {
-		proc_detach(r);
-		rc = PSTM_EIO;
-		goto fail;
-	}
-	r->in_open = false;
-	atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
-				  r->open_recoveries, memory_order_relaxed);
-	flock(r->fd, LOCK_UN);
-	locked = false;
-
-	if (pthread_mutex_init(&r->lock, NULL) != 0 ||
-	    pthread_key_create(&r->key, txd_thread_exit) != 0) {
-		proc_detach(r);
-		rc = PSTM_ENOMEM;
-		goto fail;
-	}
-	rc = run_init(r);
-	if (rc) {
-		pthread_key_delete(r->key);
-		proc_detach(r);
-		goto fail;
-	}
-	testing_open(r);
-	/* an observer writes nothing of the others': no flush thread */
-	if (r->relaxed && !r->observe && (rc = flush_start(r)) != 0) {
-		testing_close(r);
-		run_fini(r);
-		pthread_key_delete(r->key);
-		proc_detach(r);
-		goto fail;
-	}
 	*out = r;
 	return 0;
 fail:
-	if (locked)
-		flock(r->fd, LOCK_UN);
-	region_unmap(r);
-	if (r->fd >= 0)
-		close(r->fd);
-	free(r);
+	handle_free(r, locked);
 	return rc;
 }
 
@@ -439,6 +580,7 @@ int pstm_close(pstm_region *r)
 	if (r->owner_pid != getpid()) {
 		/* a handle inherited across fork: its process entry, slots and
 		 * flush thread are the parent's; only drop our mappings */
+		member_leave(r); /* our copy of the parent's connection */
 		region_unmap(r);
 		close(r->fd);
 		free(r);
@@ -452,6 +594,7 @@ int pstm_close(pstm_region *r)
 	pthread_key_delete(r->key);
 	pthread_mutex_destroy(&r->lock);
 	proc_detach(r);
+	member_leave(r); /* pstmd sees the connection close, us detached */
 	testing_close(r);
 	region_unmap(r);
 	close(r->fd);
@@ -530,7 +673,10 @@ int pstm_unlink_opts(const char *uri, unsigned flags)
 		if (round == 8)
 			return PSTM_EIO;
 	}
-	if (!(flags & PSTM_UNLINK_FORCE) && region_in_use(uri, fd)) {
+	/* pstmd holding the region for members that have all gone lets go
+	 * when asked */
+	if (!(flags & PSTM_UNLINK_FORCE) && region_in_use(uri, fd) &&
+	    (!member_release(fd) || region_in_use(uri, fd))) {
 		rc = PSTM_EBUSY;
 		goto out;
 	}
@@ -569,6 +715,7 @@ int pstm_region_info(pstm_region *r, struct pstm_region_info *o)
 	o->format_version = r->sb.version;
 	memcpy(o->uuid, r->sb.uuid, 16);
 	o->created_ns = r->sb.created_ns;
+	o->read_only = r->read_only;
 	return 0;
 }
 

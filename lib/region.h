@@ -19,6 +19,7 @@ struct run_state;
 struct taskq_state;
 struct powerfail;
 struct flusher;
+struct daemon_link;
 
 struct pstm_region {
 	char path[PATH_MAX];     /* file path, or /dev/shm/NAME */
@@ -32,6 +33,11 @@ struct pstm_region {
 	bool is_pmem;            /* flush+fence persistence */
 	bool durable;            /* redo records with seqs (durable, relaxed) */
 	bool relaxed;            /* PSTM_RELAXED: base is the working copy */
+	bool read_only;          /* a read-only grant of pstmd: data, logs
+				    (and working copy) mapped PROT_READ,
+				    every transaction read-only, no
+				    recovery of others (their data cannot
+				    be written here; pstmd does it) */
 	uint8_t *fbase;          /* relaxed: mapping of the file, once base
 				    is the working copy; NULL otherwise */
 	char wc_path[COMPANION_PATH_MAX]; /* relaxed: /dev/shm/pstm.wc.<...> */
@@ -80,6 +86,17 @@ struct pstm_region {
 	uint64_t (*ovf_take)(struct pstm_tx *tx, uint64_t cap, uint64_t old,
 			     uint32_t slot, uint64_t owner);
 	void (*ovf_give)(struct pstm_tx *tx, uint64_t off);
+
+	/*
+	 * pstmd (lib/member.c): this handle's registration connection, NULL
+	 * if there is none.  flush_delegated (relaxed regions, set before
+	 * the flush thread starts): does pstmd's flusher do the timed
+	 * flushes now?  Asked by the flush thread before each one; it is
+	 * the only thread that touches the link until pstm_close has
+	 * joined it.
+	 */
+	struct daemon_link *daemon;
+	bool (*flush_delegated)(struct pstm_region *r);
 
 	/* the test build's hooks (lib/testing.h): never set otherwise */
 	struct powerfail *powerfail; /* PSTM_TEST_POWERFAIL */

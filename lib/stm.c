@@ -172,7 +172,10 @@ static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
 			      uint64_t v)
 {
 	struct pstm_region *r = t->r;
-	if (s >= r->sb.max_slots)
+	/* a read-only grant's mapping of the logs is read-only: it waits.
+	 * An observer may abort a commit that never reaches its commit
+	 * point (its data unchanged, so nothing is recovered). */
+	if (s >= r->sb.max_slots || r->read_only)
 		return false;
 	struct log_header *h = region_log(r, s);
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);

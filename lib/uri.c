@@ -11,6 +11,9 @@ int uri_parse(const char *uri, char *path, size_t n, bool *is_shm)
 {
 	if (!uri || !*uri)
 		return PSTM_EINVAL;
+	/* pstmd:NAME is opened by the daemon (pstm_open), never a path */
+	if (strncmp(uri, PSTM_DAEMON_PREFIX, strlen(PSTM_DAEMON_PREFIX)) == 0)
+		return PSTM_EINVAL;
 	if (strncmp(uri, "shm:", 4) == 0) {
 		const char *name = uri + 4;
 		if (!*name || strchr(name, '/') || strlen(name) > 200 ||

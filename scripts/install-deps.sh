@@ -5,7 +5,7 @@
 set -e
 PKGS="build-essential pkg-config libpmem-dev liburcu-dev libcmocka-dev
 zlib1g-dev libjson-c-dev perl liblmdb-dev libsqlite3-dev libpmemobj-dev gnuplot-nox
-python3-dev python3-pytest redis-tools redis-server"
+python3-dev python3-pytest redis-tools redis-server libsystemd-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

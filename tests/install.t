@@ -58,7 +58,7 @@ ok(-l "$libdir/libpstm.so.0" && -f "$libdir/libpstm.so.0" && -f "$libdir/libpstm
 ok(!glob("$prefix/lib/libpstm*"), '... and nothing in PREFIX/lib');
 ok(-f "$libdir/pkgconfig/pstm.pc", 'pkg-config file installed in LIBDIR/pkgconfig');
 like(slurp("$libdir/pkgconfig/pstm.pc"), qr/^libdir=\Q$libdir\E$/m, '... naming LIBDIR');
-for my $m (qw(man1/pstm.1 man1/pstm-crashtest.1 man3/pstm.3 man3/pstm_ds.3)) {
+for my $m (qw(man1/pstm.1 man1/pstm-crashtest.1 man3/pstm.3 man3/pstm_ds.3 man8/pstmd.8)) {
 	my $page = slurp("$prefix/share/man/$m");
 	ok($page =~ /^\.SH EXAMPLES$/m && $page =~ /^\.SH FILES$/m,
 	   "man page $m installed, with EXAMPLES and FILES");
@@ -71,6 +71,18 @@ for my $m (qw(man1/pstm.1 man1/pstm-crashtest.1 man3/pstm.3 man3/pstm_ds.3)) {
 ok(-x "$prefix/bin/pstm", 'CLI installed');
 ok(-x "$prefix/bin/pstm-crashtest" && -f "$prefix/share/man/man1/pstm-crashtest.1",
    'pstm-crashtest and its man page installed');
+ok(-x "$prefix/sbin/pstmd", 'pstmd installed in sbin');
+my $units = "$prefix/lib/systemd/system";
+like(slurp("$units/pstmd.service"), qr/^ExecStart=\Q$prefix\E\/sbin\/pstmd --foreground$/m,
+     '... with pstmd.service naming it');
+like(slurp("$units/pstmd.socket"), qr/^ListenSequentialPacket=\/run\/pstm\/pstmd\.sock$/m,
+     '... and pstmd.socket');
+SKIP: {
+	skip 'no systemd-analyze', 1 unless `sh -c 'command -v systemd-analyze'`;
+	my $v = `systemd-analyze verify --man=no $units/pstmd.socket $units/pstmd.service 2>&1`;
+	$v = join "\n", grep { /pstmd/ && !/not executable|No such file/ } split /\n/, $v;
+	is($v, '', '... which systemd-analyze verify accepts');
+}
 ok(-f "$prefix/include/pstm_ds.h" && -f "$prefix/include/pstm_crashtest.h",
    'every public header installed');
 my @docs = ('README.md', map { s{.*/}{}r } glob('docs/*.md'));
@@ -227,7 +239,8 @@ ok(!-e "$prefix/share/doc/pstm", '... and removes share/doc/pstm');
 my $dest = "$dir/dest";
 is(system("make -s install B=$b DESTDIR=$dest PREFIX=/usr >$dir/install.log 2>&1"), 0,
    'make install DESTDIR=... PREFIX=/usr') or diag(`cat $dir/install.log`);
-ok(-f "$dest/usr/lib/libpstm.so.$release" && -x "$dest/usr/bin/pstm"
+ok(-f "$dest/usr/lib/libpstm.so.$release" && -x "$dest/usr/bin/pstm" && -x "$dest/usr/sbin/pstmd"
+   && -f "$dest/usr/lib/systemd/system/pstmd.service"
    && -f "$dest/usr/share/bash-completion/completions/pstm", '... staged under DESTDIR');
 my $pc = slurp("$dest/usr/lib/pkgconfig/pstm.pc");
 ok($pc =~ /^prefix=\/usr$/m && $pc =~ /^libdir=\/usr\/lib$/m

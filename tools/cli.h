@@ -109,6 +109,7 @@ int cmd_load(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_procs(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_top(int argc, char **argv);

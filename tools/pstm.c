@@ -30,6 +30,8 @@ static void usage(FILE *f)
 		"             [--orecs-log2 N] [--force]\n"
 		"  info URI     superblock, layout, runtime, processes, stats, heap\n"
 		"  conflicts URI  where transactions lose time: causes, both sides, places\n"
+		"  procs URI    attached processes and their statistics (from pstmd\n"
+		"               when it serves the region)\n"
 		"  check URI    verify a region offline (exit 1 if damaged)\n"
 		"  recover URI  run recovery now and report what it did\n"
 		"  dump URI     the root object and the maps and queues it holds\n"
@@ -57,6 +59,7 @@ static const struct {
 	{"queue", cmd_queue},
 	{"copy", cmd_copy},     {"top", cmd_top},
 	{"ls", cmd_ls},         {"gc", cmd_gc},
+	{"procs", cmd_procs},
 };
 
 static int (*find(const char *name))(int, char **)

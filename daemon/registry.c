@@ -1,0 +1,694 @@
+/*
+ * registry.c - the regions pstmd serves and their members.
+ *
+ * pstmd serves a region while processes are attached to it: it opens it
+ * itself (pstm_open, so it is attached too and its process entry keeps
+ * the runtime from being rebuilt under it), and holds a pidfd of every
+ * live process in its table in the epoll set.  When one dies the pidfd
+ * becomes readable and pstmd recovers that process at once
+ * (proc_recover_entry, the library's own recovery: one CAS on the entry
+ * decides between pstmd and a survivor that met a lock first), so no
+ * survivor has to meet the dead process's locks.  A relaxed region's
+ * handle runs the library's flush thread: pstmd is then the region's
+ * flusher, and says so to each member (WIRE_FLUSHER).
+ *
+ * Members come from REGISTER (checked against the process table: the
+ * peer's pid must own the entry it names, and the region file it sent
+ * must be the file the URI names) and from the table itself, looked at
+ * when a region is first served and once a second: processes that
+ * attached without registering (PSTM_DAEMON=off, or while no pstmd ran)
+ * are watched too, and members whose entry changed have left.  When the
+ * last one has left pstmd closes the region.
+ *
+ * The registry survives nothing but the list of served regions' URIs in
+ * the state file (cfg.state): a restarted pstmd opens those that still
+ * have live processes and takes its members from their process tables.
+ * Members need not know: they never depend on pstmd.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "companion.h"
+#include "inspect.h"
+#include "proc.h"
+#include "pstmd.h"
+#include "recovery.h"
+#include "region.h"
+#include "uri.h"
+
+#define SWEEP_MS 1000        /* look at every process table */
+#define RETRY_FAST_MS 1      /* a dead member that still looked alive */
+#define RETRY_FAST_TRIES 200
+#define RETRY_SLOW_MS 100
+#define MAX_REGIONS 1024
+#define OPEN_TIMEOUT_S 2     /* for the region's flock */
+
+struct member {
+	struct member *next;
+	struct dregion *reg;
+	uint32_t entry;          /* in the region's process table */
+	uint64_t state;          /* the entry's state word while it is this
+				    process's */
+	pid_t pid;
+	int pidfd;
+	bool in_loop;            /* pidfd watched (not while a retry waits) */
+	struct conn *conn;       /* its registration, or NULL (adopted) */
+	uint64_t retry_ms;       /* 0, or when to try recovering again */
+	unsigned tries;
+};
+
+struct dregion {
+	struct dregion *next;
+	struct pstmd *d;
+	char uri[PATH_MAX];
+	struct file_id id;
+	pstm_region *r;
+	struct member *members;
+	unsigned nmembers;
+	uint64_t recoveries;     /* by pstmd */
+};
+
+static uint64_t next_sweep_ms;
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static struct dregion *find_region(struct pstmd *d, const struct file_id *id)
+{
+	for (struct dregion *g = d->regions; g; g = g->next)
+		if (file_id_equal(&g->id, id))
+			return g;
+	return NULL;
+}
+
+static struct member *find_member(struct dregion *g, uint32_t entry)
+{
+	for (struct member *m = g->members; m; m = m->next)
+		if (m->entry == entry)
+			return m;
+	return NULL;
+}
+
+/* The list of served regions, for a restarted pstmd: written whole to a
+ * temporary file, then renamed over the old one. */
+static void save_state(struct pstmd *d)
+{
+	char tmp[PATH_MAX + 8];
+	if (!d->cfg.state[0])
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.new", d->cfg.state);
+	FILE *f = fopen(tmp, "we");
+	if (!f) {
+		pstmd_log("state file %s: %s", tmp, strerror(errno));
+		return;
+	}
+	fprintf(f, "# pstmd %s: regions served (dev ino btime uri)\n", pstm_version());
+	for (struct dregion *g = d->regions; g; g = g->next)
+		fprintf(f, "%" PRIx64 " %" PRIx64 " %" PRIx64 " %s\n", g->id.dev,
+			g->id.ino, g->id.btime_ns, g->uri);
+	if (fclose(f) != 0 || rename(tmp, d->cfg.state) != 0) {
+		pstmd_log("state file %s: %s", d->cfg.state, strerror(errno));
+		unlink(tmp);
+	}
+}
+
+static void on_exit_event(struct loop *l, int fd, uint32_t events, void *arg);
+
+static void untrack(struct pstmd *d, struct member *m)
+{
+	struct dregion *g = m->reg;
+	for (struct member **pp = &g->members; *pp; pp = &(*pp)->next)
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	if (m->in_loop)
+		loop_del(d->loop, m->pidfd);
+	close(m->pidfd);
+	if (m->conn)
+		conn_set_member(m->conn, NULL);
+	g->nmembers--;
+	d->nmembers--;
+	free(m);
+}
+
+static uint64_t own_recoveries(struct pstm_region *r)
+{
+	return atomic_load_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
+				    memory_order_relaxed);
+}
+
+/* proc_recover_entry, counted when it was pstmd that recovered */
+static void recover_entry(struct pstmd *d, struct dregion *g, uint32_t entry)
+{
+	uint64_t before = own_recoveries(g->r);
+	proc_recover_entry(g->r, entry);
+	uint64_t n = own_recoveries(g->r) - before;
+	d->recoveries += n;
+	g->recoveries += n;
+}
+
+/*
+ * Watch process @pid, which owns entry @entry (state word @state) of
+ * @g's table.  NULL if it is not (or no longer) so; a process found dead
+ * on the way is recovered.
+ */
+static struct member *track(struct pstmd *d, struct dregion *g, uint32_t entry,
+			    uint64_t state, pid_t pid, struct conn *c)
+{
+	struct pstm_region *r = g->r;
+	struct proc_entry *e = &r->procs[entry];
+	int fd = pidfd_open_(pid);
+	if (fd < 0) {
+		if (errno == ESRCH)
+			recover_entry(d, g, entry); /* died already */
+		return NULL;
+	}
+	/* the pidfd names whatever process has the pid now: the entry's
+	 * only if it started when the entry says (a reused pid did not) */
+	bool zombie;
+	uint64_t start = proc_start_ticks(pid, &zombie);
+	if (atomic_load(&e->state) != state || atomic_load(&e->pid) != (uint64_t)pid ||
+	    start != atomic_load(&e->start_ticks)) {
+		close(fd);
+		if (start == 0 || zombie)
+			recover_entry(d, g, entry);
+		return NULL;
+	}
+	struct member *m = calloc(1, sizeof(*m));
+	if (!m) {
+		close(fd);
+		return NULL;
+	}
+	m->reg = g;
+	m->entry = entry;
+	m->state = state;
+	m->pid = pid;
+	m->pidfd = fd;
+	m->conn = c;
+	if (loop_add(d->loop, fd, EPOLLIN, on_exit_event, m) != 0) {
+		close(fd);
+		free(m);
+		return NULL;
+	}
+	m->in_loop = true;
+	m->next = g->members;
+	g->members = m;
+	g->nmembers++;
+	d->nmembers++;
+	return m;
+}
+
+static void maybe_drop(struct pstmd *d, struct dregion *g);
+
+/* Member @m's process is dead (its pidfd said so): recover it now. */
+static void recover(struct pstmd *d, struct member *m)
+{
+	struct dregion *g = m->reg;
+	struct pstm_region *r = g->r;
+
+	recover_entry(d, g, m->entry);
+	if (atomic_load_explicit(&r->procs[m->entry].state, memory_order_acquire) !=
+	    m->state) {
+		/* freed: by us, or by a survivor that met a lock first */
+		untrack(d, m);
+		maybe_drop(d, g);
+		return;
+	}
+	/* still looks alive (its last thread not gone yet): soon again */
+	if (m->in_loop) {
+		loop_del(d->loop, m->pidfd);
+		m->in_loop = false;
+	}
+	m->tries++;
+	m->retry_ms = pstmd_now_ms() +
+		      (m->tries < RETRY_FAST_TRIES ? RETRY_FAST_MS : RETRY_SLOW_MS);
+}
+
+static void on_exit_event(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	struct member *m = arg;
+	recover(m->reg->d, m);
+}
+
+/*
+ * Look at @g's process table: watch every live process not watched yet,
+ * forget members whose entry changed (they detached, or someone
+ * recovered them), take over recoveries whose recoverer died.
+ */
+static void adopt_entries(struct pstmd *d, struct dregion *g)
+{
+	struct pstm_region *r = g->r;
+	struct member *m = g->members;
+	while (m) {
+		struct member *n = m->next;
+		if (atomic_load(&r->procs[m->entry].state) != m->state)
+			untrack(d, m);
+		m = n;
+	}
+	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
+		uint64_t ps = atomic_load_explicit(&r->procs[p].state,
+						   memory_order_acquire);
+		if (p == r->proc_idx || PROC_ST(ps) == PROC_FREE)
+			continue;
+		if (PROC_ST(ps) == PROC_RECOVERING) {
+			recover_entry(d, g, p);
+			continue;
+		}
+		if (PROC_ST(ps) != PROC_ALIVE)
+			continue; /* damage: pstm check's to report */
+		m = find_member(g, p);
+		if (m && m->state == ps)
+			continue;
+		if (m)
+			untrack(d, m);
+		track(d, g, p, ps, (pid_t)atomic_load(&r->procs[p].pid), NULL);
+	}
+}
+
+static void drop_region(struct pstmd *d, struct dregion *g)
+{
+	while (g->members)
+		untrack(d, g->members);
+	for (struct dregion **pp = &d->regions; *pp; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	d->nregions--;
+	int rc = pstm_close(g->r); /* relaxed: flushes what is left */
+	if (rc)
+		pstmd_log("%s: close: %s", g->uri, pstm_strerror(rc));
+	free(g);
+	if (!d->stop) /* stopping: a restart adopts them again */
+		save_state(d);
+}
+
+/* A region whose last member left: look once more, then let go. */
+static void maybe_drop(struct pstmd *d, struct dregion *g)
+{
+	if (g->nmembers == 0)
+		adopt_entries(d, g);
+	if (g->nmembers == 0)
+		drop_region(d, g);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig; /* only to interrupt flock() */
+}
+
+/*
+ * pstm_open, but given up after OPEN_TIMEOUT_S: it waits for the
+ * region's flock, which any process that can read the file may hold
+ * for as long as it likes.  SIGALRM (no SA_RESTART) interrupts the
+ * flock and the open fails; only this thread takes the signal (the
+ * library's flush threads block every signal).
+ */
+static int guarded_open(const char *uri, pstm_region **out)
+{
+	struct sigaction sa = {.sa_handler = on_alarm}, old;
+	struct itimerval t = {.it_value = {.tv_sec = OPEN_TIMEOUT_S}}, off = {0};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, &old);
+	setitimer(ITIMER_REAL, &t, NULL);
+	int rc = pstm_open(uri, out);
+	setitimer(ITIMER_REAL, &off, NULL);
+	sigaction(SIGALRM, &old, NULL);
+	return rc;
+}
+
+static uint32_t free_entries(struct pstm_region *r)
+{
+	uint32_t n = 0;
+	for (uint32_t p = 0; p < r->sb.max_procs; p++)
+		n += PROC_ST(atomic_load(&r->procs[p].state)) == PROC_FREE;
+	return n;
+}
+
+/* Open @uri and serve it; its file must be @id if @id is given.  Never
+ * with the last free entry of its process table: that one stays for a
+ * process that could have had it without pstmd. */
+static struct dregion *serve(struct pstmd *d, const char *uri,
+			     const struct file_id *id, int *err)
+{
+	struct dregion *g = calloc(1, sizeof(*g));
+	if (!g) {
+		*err = PSTM_ENOMEM;
+		return NULL;
+	}
+	if (d->nregions >= MAX_REGIONS) {
+		free(g);
+		*err = PSTM_EBUSY;
+		return NULL;
+	}
+	snprintf(g->uri, sizeof(g->uri), "%s", uri);
+	g->d = d;
+	*err = guarded_open(uri, &g->r);
+	if (*err) {
+		free(g);
+		return NULL;
+	}
+	g->id = g->r->file;
+	if (free_entries(g->r) == 0) {
+		pstm_close(g->r);
+		free(g);
+		*err = PSTM_EPROCFULL;
+		return NULL;
+	}
+	struct open_recovery rec; /* dead processes its open recovered */
+	region_open_recovery(g->r, &rec);
+	d->recoveries += rec.procs_recovered;
+	g->recoveries += rec.procs_recovered;
+	if (id && !file_id_equal(id, &g->id)) {
+		/* the name led elsewhere meanwhile */
+		pstm_close(g->r);
+		free(g);
+		*err = PSTM_ENOENT;
+		return NULL;
+	}
+	g->next = d->regions;
+	d->regions = g;
+	d->nregions++;
+	save_state(d);
+	adopt_entries(d, g);
+	return g;
+}
+
+/* The identity of the regular file @fd; -1 if it is none. */
+static int fd_identity(int fd, struct file_id *id)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		return -1;
+	return file_identity(fd, id);
+}
+
+/* Does @uri name the file @id?  Opened without following a final
+ * symbolic link and without blocking on whatever it is. */
+static bool uri_names(const char *uri, const struct file_id *id)
+{
+	char path[PATH_MAX];
+	bool is_shm;
+	struct file_id got;
+	if (uri_parse(uri, path, sizeof(path), &is_shm) != 0 ||
+	    (!is_shm && path[0] != '/'))
+		return false;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool same = fd_identity(fd, &got) == 0 && file_id_equal(&got, id);
+	close(fd);
+	return same;
+}
+
+void registry_register(struct pstmd *d, struct conn *c, const struct wire_msg *m,
+		       int fd)
+{
+	struct file_id id, claimed;
+	pid_t pid;
+	int err;
+
+	conn_peer(c, &pid, NULL, NULL);
+	memcpy(&claimed, m->b[WT_FILE_ID], sizeof(claimed));
+	if (fd_identity(fd, &id) != 0 || !file_id_equal(&id, &claimed)) {
+		conn_error(c, m->id, PSTM_EINVAL, "register: the descriptor is not the region file named");
+		return;
+	}
+	struct dregion *g = find_region(d, &id);
+	if (!g) {
+		if (!uri_names(m->s[WT_PATH], &id)) {
+			conn_error(c, m->id, PSTM_EINVAL, "register: %s does not name the file sent",
+				   m->s[WT_PATH]);
+			return;
+		}
+		g = serve(d, m->s[WT_PATH], &id, &err);
+		if (!g) {
+			pstmd_log("cannot serve %s: %s", m->s[WT_PATH], pstm_strerror(err));
+			conn_error(c, m->id, err, "register: %s: %s", m->s[WT_PATH],
+				   pstm_strerror(err));
+			return;
+		}
+		pstmd_log("serving %s", g->uri);
+	}
+	struct pstm_region *r = g->r;
+	uint64_t entry = m->u[WT_PROC_IDX], state = m->u[WT_PROC_STATE];
+	if (entry >= r->sb.max_procs || entry == r->proc_idx) {
+		conn_error(c, m->id, PSTM_EINVAL, "register: no such process entry");
+		maybe_drop(d, g);
+		return;
+	}
+	struct member *mb = find_member(g, (uint32_t)entry);
+	if (mb && (mb->state != state || mb->conn)) {
+		if (mb->state == state) {
+			conn_error(c, m->id, PSTM_EEXIST, "register: registered already");
+			return;
+		}
+		untrack(d, mb);
+		mb = NULL;
+	}
+	if (!mb) {
+		struct proc_entry *e = &r->procs[entry];
+		if (PROC_ST(state) != PROC_ALIVE || atomic_load(&e->state) != state ||
+		    atomic_load(&e->pid) != (uint64_t)pid) {
+			/* left or died since (or never was): nothing to watch */
+			recover_entry(d, g, (uint32_t)entry);
+			conn_error(c, m->id, PSTM_ENOENT, "register: not attached (any more)");
+			maybe_drop(d, g);
+			return;
+		}
+		mb = track(d, g, (uint32_t)entry, state, pid, NULL);
+		if (!mb) {
+			conn_error(c, m->id, PSTM_ENOENT, "register: not attached (any more)");
+			maybe_drop(d, g);
+			return;
+		}
+	}
+	mb->conn = c;
+	conn_set_member(c, mb);
+	if (r->relaxed) {
+		struct wire_buf w;
+		wire_begin(&w, WIRE_FLUSHER, m->id);
+		conn_send(c, &w, NULL, 0);
+	}
+}
+
+void registry_conn_gone(struct pstmd *d, void *arg)
+{
+	struct member *m = arg;
+	struct pstm_region *r = m->reg->r;
+	m->conn = NULL;
+	if (atomic_load(&r->procs[m->entry].state) != m->state) {
+		struct dregion *g = m->reg;
+		untrack(d, m); /* detached: pstm_close closes after that */
+		maybe_drop(d, g);
+		return;
+	}
+	struct pollfd p = {.fd = m->pidfd, .events = POLLIN};
+	if (poll(&p, 1, 0) == 1)
+		recover(d, m); /* died: the connection closed with it */
+	/* else still attached (it closed our connection some other way): the
+	 * pidfd and the sweep keep watching */
+}
+
+static struct dregion *region_of_fd(struct pstmd *d, int fd)
+{
+	struct file_id id;
+	return fd_identity(fd, &id) == 0 ? find_region(d, &id) : NULL;
+}
+
+void registry_procs(struct pstmd *d, struct conn *c, const struct wire_msg *m, int fd)
+{
+	struct dregion *g = region_of_fd(d, fd);
+	struct wire_buf w;
+	if (!g) {
+		conn_error(c, m->id, PSTM_ENOENT, "pstmd does not serve this region");
+		return;
+	}
+	struct pstm_region *r = g->r;
+	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
+		uint64_t ps = atomic_load(&r->procs[p].state);
+		if (PROC_ST(ps) == PROC_FREE || PROC_ST(ps) > PROC_RECOVERING)
+			continue;
+		struct inspect_proc row;
+		memset(&row, 0, sizeof(row));
+		inspect_proc_row(r, p, ps, &row);
+		struct member *mb = find_member(g, p);
+		uint64_t st[8] = {row.st.commits,      row.st.commits_ro,
+				  row.st.aborts_read,  row.st.aborts_lock,
+				  row.st.aborts_validate, row.st.aborts_user,
+				  row.st.escalations,  row.st.recoveries};
+		wire_begin(&w, WIRE_PROC, m->id);
+		wire_u32(&w, WT_ENTRY, p);
+		wire_u64(&w, WT_PID, row.pid);
+		wire_u32(&w, WT_STATE, (uint32_t)row.state);
+		wire_u32(&w, WT_SLOTS, row.slots);
+		wire_bytes(&w, WT_STATS, st, sizeof(st));
+		/* 2: pstmd itself; 1: watched by a pidfd */
+		wire_u32(&w, WT_WATCHED, p == r->proc_idx ? 2 : (mb && mb->state == ps));
+		if (conn_send(c, &w, NULL, 0) != 0)
+			return;
+	}
+	wire_begin(&w, WIRE_END, m->id);
+	wire_u32(&w, WT_MEMBERS, g->nmembers);
+	wire_u64(&w, WT_RECOVERIES, g->recoveries);
+	conn_send(c, &w, NULL, 0);
+}
+
+void registry_release(struct pstmd *d, struct conn *c, const struct wire_msg *m, int fd)
+{
+	struct dregion *g = region_of_fd(d, fd);
+	struct wire_buf w;
+	if (g && m->u[WT_ROOM]) {
+		/* an opener found the table full: our entry may be the one it
+		 * needs.  Let go; without us it has the library's recovery */
+		if (free_entries(g->r) == 0) {
+			pstmd_log("%s: process table full: letting go of it", g->uri);
+			drop_region(d, g);
+		}
+	} else if (g) {
+		adopt_entries(d, g);
+		if (g->nmembers) {
+			conn_error(c, m->id, PSTM_EBUSY, "processes are attached");
+			return;
+		}
+		drop_region(d, g);
+	}
+	wire_begin(&w, WIRE_OK, m->id);
+	conn_send(c, &w, NULL, 0);
+}
+
+struct pstm_region *registry_serve_path(struct pstmd *d, const char *path, int *err)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct file_id id;
+	if (fd < 0) {
+		*err = errno == ENOENT ? PSTM_ENOENT : PSTM_EACCES;
+		return NULL;
+	}
+	int ok = fd_identity(fd, &id);
+	close(fd);
+	if (ok != 0) {
+		*err = PSTM_EBADMAGIC;
+		return NULL;
+	}
+	struct dregion *g = find_region(d, &id);
+	if (!g)
+		g = serve(d, path, &id, err);
+	return g ? g->r : NULL;
+}
+
+/* Does the region (read-only look, nothing attached) have a live process? */
+static bool has_live_process(const char *uri)
+{
+	struct pstm_region ro;
+	bool live = false;
+	if (region_map_readonly(uri, &ro) != 0)
+		return false;
+	if (ro.rt_base && check_runtime_valid(&ro))
+		for (uint32_t p = 0; p < ro.sb.max_procs && !live; p++) {
+			uint64_t ps = atomic_load(&ro.procs[p].state);
+			live = PROC_ST(ps) == PROC_ALIVE && proc_entry_alive(&ro, p, ps);
+		}
+	region_unmap_readonly(&ro);
+	return live;
+}
+
+void registry_adopt(struct pstmd *d)
+{
+	char line[PATH_MAX + 128];
+	if (!d->cfg.state[0])
+		return;
+	FILE *f = fopen(d->cfg.state, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		struct file_id id;
+		int at = 0;
+		size_t len = strlen(line);
+		if (line[0] == '#' || len == 0 || line[len - 1] != '\n')
+			continue;
+		line[len - 1] = 0;
+		if (sscanf(line, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %n", &id.dev, &id.ino,
+			   &id.btime_ns, &at) != 3 || at <= 0 || !line[at])
+			continue;
+		const char *uri = line + at;
+		int err;
+		if (find_region(d, &id) || !uri_names(uri, &id) || !has_live_process(uri))
+			continue;
+		struct dregion *g = serve(d, uri, &id, &err);
+		if (g)
+			pstmd_log("adopted %s: %u live processes", uri, g->nmembers);
+		else
+			pstmd_log("adopting %s: %s", uri, pstm_strerror(err));
+		if (g)
+			maybe_drop(d, g);
+	}
+	fclose(f);
+	save_state(d);
+}
+
+uint64_t registry_tick(struct pstmd *d)
+{
+	uint64_t now = pstmd_now_ms(), next;
+	if (now >= next_sweep_ms) {
+		next_sweep_ms = now + SWEEP_MS;
+		struct dregion *g = d->regions;
+		while (g) {
+			struct dregion *n = g->next;
+			adopt_entries(d, g);
+			maybe_drop(d, g);
+			g = n;
+		}
+	}
+	next = next_sweep_ms;
+	for (struct dregion *g = d->regions, *gn; g; g = gn) {
+		gn = g->next;
+		for (struct member *m = g->members; m; m = m->next) {
+			if (!m->retry_ms)
+				continue;
+			if (m->retry_ms <= now) {
+				m->retry_ms = 0;
+				recover(d, m); /* may free m, and g */
+				next = now;    /* the rest at the next tick */
+				break;
+			}
+			if (m->retry_ms < next)
+				next = m->retry_ms;
+		}
+	}
+	return next;
+}
+
+void registry_close_all(struct pstmd *d)
+{
+	while (d->regions)
+		drop_region(d, d->regions);
+}
+
+void registry_each(struct pstmd *d,
+		   void (*fn)(void *arg, const char *uri, struct pstm_region *r,
+			      unsigned members, uint64_t recoveries),
+		   void *arg)
+{
+	for (struct dregion *g = d->regions; g; g = g->next)
+		fn(arg, g->uri, g->r, g->nmembers, g->recoveries);
+}

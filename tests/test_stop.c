@@ -186,6 +186,79 @@ static void test_stop_points_file(void **s)
 	run_points(PSTM_DURABLE);
 }
 
+/*
+ * A stopped recoverer: D dies holding both accounts (commit.locked); V
+ * opens the region, claims D to recover it (recover.claimed) and stops
+ * there.  D's entry stays RECOVERING by a live process, so nobody else
+ * may settle D's slot (two recoverers would replay over each other), and
+ * transfers wait for V: the same bounded window as after a commit point
+ * (V's settle is a handful of stores and releases).  Once V runs again
+ * everything goes on.
+ */
+static int dier(void *arg, int i)
+{
+	(void)arg;
+	(void)i;
+	pstm_region *r;
+	setenv("PSTM_CRASH_AT", "commit.locked:2", 1);
+	if (pstm_open(URI, &r) || pstm_atomic(r, test_bank_setup, &BANK))
+		return 2;
+	struct test_xfer x = {&BANK, 0, 1, 5, 0};
+	pstm_atomic(r, test_bank_transfer, &x);
+	pstm_atomic(r, test_bank_transfer, &x);
+	return 4; /* not killed */
+}
+
+static int opener(void *arg, int i)
+{
+	(void)i;
+	pstm_region *r;
+	setenv("PSTM_CRASH_AT", arg, 1);
+	if (pstm_open(URI, &r)) /* recovers D, stopping at the point */
+		return 2;
+	pstm_close(r);
+	return 0;
+}
+
+static void test_stopped_recoverer(void **s)
+{
+	(void)s;
+	pstm_region *r;
+	struct pstm_create_opts o = {.size_bytes = 4 << 20, .replace = 1};
+	URI = test_shm_uri("stoprec");
+	assert_pstm_ok(pstm_create(URI, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
+	pstm_close(r);
+	memset(SH, 0, sizeof(*SH));
+	assert_int_equal(test_wait(test_spawn(dier, NULL, 0)), 128 + SIGKILL);
+	pid_t v = test_spawn(opener, (void *)"recover.claimed:1:stop", 0);
+	int st;
+	assert_int_equal(waitpid(v, &st, WUNTRACED), v);
+	assert_true(WIFSTOPPED(st));
+	pid_t w[2] = {test_spawn(worker, NULL, 0), test_spawn(worker, NULL, 1)};
+	sleep_ms(STOP_MS);
+	uint64_t during = atomic_load(&SH->commits);
+	print_message("# a recoverer stopped at recover.claimed: %llu commits by "
+		      "the others in %d ms\n", (unsigned long long)during, STOP_MS);
+	assert_int_equal(during, 0); /* they wait: the window above */
+	kill(v, SIGCONT);
+	assert_int_equal(test_wait(v), 0);
+	for (int k = 0; k < 5000 && atomic_load(&SH->commits) < 100; k++)
+		sleep_ms(1);
+	assert_true(atomic_load(&SH->commits) >= 100);
+	atomic_store(&SH->done, 1);
+	assert_int_equal(test_wait(w[0]), 0);
+	assert_int_equal(test_wait(w[1]), 0);
+	struct test_bank_state bs = {.bank = &BANK};
+	assert_pstm_ok(pstm_open(URI, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
+	assert_pstm_ok(pstm_atomic(r, test_bank_read, &bs));
+	pstm_close(r);
+	assert_int_equal(bs.total, ACCOUNTS * 1000);
+	test_assert_clean(URI);
+	assert_pstm_ok(pstm_unlink(URI));
+}
+
 int main(void)
 {
 	SH = test_map_shared(NULL, sizeof(*SH));
@@ -194,6 +267,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stop_points_shm),
 		cmocka_unit_test(test_stop_points_file),
+		cmocka_unit_test(test_stopped_recoverer),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

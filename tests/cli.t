@@ -1153,6 +1153,11 @@ sub ledger_sum {
 	like($out, qr/^\s+ENTRY\s+PID STATE\s+COMMIT\/S\s+RO\/S\s+AB-READ\/S\s+AB-LOCK\/S\s+AB-VAL\/S\s+AB-USER\/S\s+ESC\/S\s+REC\/S$/m,
 	     '... with its columns');
 
+	($rc, $out, $err) = pstm('top', '--json', '--interval', '100', '--once', $n);
+	is($rc, 0, 'top --json --once exits 0') or diag($err);
+	is(scalar(split /\n/, $out), 1, '... one JSON line');
+	ok((json_object($out, '... a JSON object')->{uri} // '') eq $n, '... of the region');
+
 	($rc, $out, $err) = pstm('top', '--json', '--interval', '100', '--count', '2', $n);
 	is($rc, 0, 'top --json --count 2 exits 0') or diag($err);
 	my @docs = split /\n/, $out;

@@ -18,12 +18,13 @@
 #include "inspect.h"
 
 static const char help[] =
-	"usage: pstm top URI [--interval MS] [--count N] [--json|--pretty]\n"
+	"usage: pstm top URI [--interval MS] [--count N | --once] [--json|--pretty]\n"
 	"Per attached process, refreshed every --interval (default 1000 ms):\n"
 	"commits, read-only commits, aborts by cause (read, lock, validate,\n"
 	"user), escalations and recoveries per second.  Reads the process and\n"
 	"slot tables read-only, like pstm info: attaches and recovers nothing.\n"
-	"--count N: stop after N refreshes (default: until interrupted).  On a\n"
+	"--count N: stop after N refreshes (default: until interrupted);\n"
+	"--once: one refresh (the rates over one interval), for scripts.  On a\n"
 	"terminal the screen is redrawn; otherwise each refresh is a block of\n"
 	"plain lines; JSON: one object per refresh.  A thread's counts reach\n"
 	"the region every 256 update transactions and when it ends, so rates\n"
@@ -192,6 +193,7 @@ int cmd_top(int argc, char **argv)
 {
 	static const struct option lo[] = {{"interval", required_argument, 0, 'i'},
 					   {"count", required_argument, 0, 'n'},
+					   {"once", no_argument, 0, 'o'},
 					   {"json", no_argument, 0, 'j'},
 					   {"pretty", no_argument, 0, 'P'},
 					   {"help", no_argument, 0, 'h'},
@@ -204,6 +206,7 @@ int cmd_top(int argc, char **argv)
 		switch (c) {
 		case 'i': rc = cli_parse_option(&opt_interval, optarg, &interval_ms); break;
 		case 'n': rc = cli_parse_option(&opt_count, optarg, &count); break;
+		case 'o': count = 1; break;
 		case 'j':
 		case 'P':
 			json = true;

@@ -162,6 +162,7 @@ def run(region=None):
 import importlib as _importlib
 import os as _os
 import pickle as _pickle
+import signal as _signal
 import time as _time
 import traceback as _traceback
 import types as _types
@@ -297,6 +298,9 @@ def _tq_worker(uri, wfd):
     _task_error = None
     report = {"rc": None, "executed": 0, "error": None}
     try:
+        # Ctrl-C kills a worker (its task rolls back) rather than raising
+        # KeyboardInterrupt in a task, which would fail the task
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
         from . import open as _open
         region = _open(uri)
         try:
@@ -421,7 +425,9 @@ class TransactionQueue:
         process that this run did not start raises TaskFailed.  A worker
         that dies (killed) raises WorkerDied once the others finished:
         its task was rolled back, so run() again to finish the queue.
-        Not inside a transaction (InTransaction).
+        Interrupted (KeyboardInterrupt), it kills its workers (their
+        tasks roll back) and re-raises.  Not inside a transaction
+        (InTransaction).
         """
         if current() is not None or _core.in_tx():
             raise InTransaction("TransactionQueue.run() inside a transaction")
@@ -451,21 +457,37 @@ class TransactionQueue:
                 _os.waitpid(pid, 0)
             raise
         reports, died = [], []
-        for pid, rfd in children:
-            chunks = []
-            try:
+        try:
+            while children:
+                pid, rfd = children[0]
+                chunks = []
                 while True:
                     chunk = _os.read(rfd, 65536)
                     if not chunk:
                         break
                     chunks.append(chunk)
-            finally:
                 _os.close(rfd)
                 _, status = _os.waitpid(pid, 0)
-            try:
-                reports.append(_pickle.loads(b"".join(chunks)))
-            except Exception:  # noqa: B902  (no report: it died)
-                died.append((pid, status))
+                children.pop(0)
+                try:
+                    reports.append(_pickle.loads(b"".join(chunks)))
+                except Exception:  # noqa: B902  (no report: it died)
+                    died.append((pid, status))
+        except BaseException:
+            # interrupted (KeyboardInterrupt, ...): stop the workers; a
+            # killed worker's task rolls back, so nothing runs twice
+            for pid, rfd in children:
+                try:
+                    _os.kill(pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for pid, rfd in children:
+                try:
+                    _os.close(rfd)
+                except OSError:
+                    pass
+                _os.waitpid(pid, 0)
+            raise
         self._executed += sum(r["executed"] for r in reports)
         errors = [r["error"] for r in reports if r["error"]]
         if errors:

@@ -260,39 +260,91 @@ def nested_holder():
 
 def test_bad_input_queues_nothing(uri):
     region = pstm.create(uri, size=16 << 20)
-    q = TransactionQueue(region)
-    with pytest.raises(TypeError, match="lambda"):
-        q.add(lambda tx: None)
-    with pytest.raises(TypeError, match="nested function"):
-        q.add(nested_holder())
-    with pytest.raises(TypeError, match="cannot be pickled"):
-        q.add(tag, threading.Lock())
-    with pytest.raises(TypeError, match="cannot be pickled"):
-        q.add(tag, name=lambda: 0)
-    with pytest.raises(TypeError, match="callable"):
-        q.add(42)
-
-    def in_tx(tx):
+    try:
+        q = TransactionQueue(region)
         with pytest.raises(TypeError, match="lambda"):
-            tx.enqueue(lambda tx: None)
+            q.add(lambda tx: None)
+        with pytest.raises(TypeError, match="nested function"):
+            q.add(nested_holder())
         with pytest.raises(TypeError, match="cannot be pickled"):
-            tx.enqueue(tag, threading.Lock())
-        with pytest.raises(pstm.InTransaction):
-            q.run(processes=1)
-    region.atomic(in_tx)
-    with pytest.raises(pstm.InvalidArgument):
-        q.run(processes=0)
-    with pytest.raises(TypeError):
-        q.run(processes="2")
-    with pytest.raises(TypeError):
-        TransactionQueue("shm:nope")
-    assert queue_listing(uri)["pending"] == 0
-    q.run(processes=1)
-    assert q.number_of_transactions_executed() == 0
-    region.close()
+            q.add(tag, threading.Lock())
+        with pytest.raises(TypeError, match="cannot be pickled"):
+            q.add(tag, name=lambda: 0)
+        with pytest.raises(TypeError, match="callable"):
+            q.add(42)
+
+        def in_tx(tx):
+            with pytest.raises(TypeError, match="lambda"):
+                tx.enqueue(lambda tx: None)
+            with pytest.raises(TypeError, match="cannot be pickled"):
+                tx.enqueue(tag, threading.Lock())
+            with pytest.raises(pstm.InTransaction):
+                q.run(processes=1)
+        region.atomic(in_tx)
+        with pytest.raises(pstm.InvalidArgument):
+            q.run(processes=0)
+        with pytest.raises(TypeError):
+            q.run(processes="2")
+        with pytest.raises(TypeError):
+            TransactionQueue("shm:nope")
+        assert queue_listing(uri)["pending"] == 0
+        q.run(processes=1)
+        assert q.number_of_transactions_executed() == 0
+    finally:
+        region.close()
     with pytest.raises(pstm.RegionClosed):
         q.add(tag, "x")
     with pytest.raises(pstm.RegionClosed):
         q.run(processes=1)
     with pytest.raises(pstm.RegionClosed):
         TransactionQueue(region)
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("no pickling for this one")
+
+
+def raises_unpicklable(tx):
+    raise Unpicklable("kept only as text")
+
+
+def test_unpicklable_exception_comes_back_as_text(uri):
+    region = pstm.create(uri, size=16 << 20)
+    try:
+        q = TransactionQueue(region)
+        q.add(raises_unpicklable)
+        with pytest.raises(TaskFailed, match="Unpicklable") as ei:
+            q.run(processes=1)
+        assert "kept only as text" in ei.value.remote_traceback
+        assert "in raises_unpicklable" in ei.value.__cause__.text
+    finally:
+        region.close()
+
+
+def run_queue_elsewhere(uri, processes):
+    """In a forked child: another process running the same queue."""
+    region = pstm.open(uri)
+    try:
+        q = TransactionQueue(region)
+        q.run(processes=processes)
+        return b"%d" % q.number_of_transactions_executed()
+    finally:
+        region.close()
+
+
+def test_two_callers_share_one_queue(uri):
+    from procs import fork, join
+    region = pstm.create(uri, size=32 << 20)
+    try:
+        region.atomic(words, NODES)
+        q = TransactionQueue(region)
+        q.add(visit, 1, DEPTH)
+        child = [fork(lambda: run_queue_elsewhere(uri, 1))]
+        q.run(processes=2)
+        other = int(join(child)[0])
+        assert counts(region, NODES) == [1] * NODES
+        assert q.number_of_transactions_executed() + other == NODES
+        assert queue_listing(uri)["pending"] == 0
+    finally:
+        region.close()

@@ -467,6 +467,8 @@ PSTM_API int pstm_tx_name(pstm_tx *tx, const char *name);
  * must then return (any value; without other pstm_* calls but these,
  * which return the same code), and pstm_atomic re-runs it after a
  * conflict, or ends with the error, as if it had been unwound.
+ * pstm_tx_inevitable and the hook registrations unwind there as in any
+ * pstm_atomic body: call them through pstm_tx_call.
  */
 #define PSTM_TX_READ_ONLY 1u
 PSTM_API int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out);

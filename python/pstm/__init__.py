@@ -288,7 +288,8 @@ class Transaction(_core.Attempt):
     ``alloc(n)``, ``free(off)``; the root object: ``root(n)``.  Maps and
     queues: ``map()``, ``pickle_map()``, ``queue()``, ``map_at()``,
     ``new_map()``, ``new_queue()``.  Hooks: ``on_commit()``,
-    ``on_abort()``; ``inevitable()``.
+    ``on_abort()``; ``inevitable()``.  The region's task queue:
+    ``enqueue()`` (see pstm.transaction.TransactionQueue).
 
     Every method may raise the binding's internal retry exception (a
     BaseException): do not catch BaseException in a body, or re-raise it.

@@ -607,6 +607,17 @@ PSTM_API int pstm_tx_name(pstm_tx *tx, const char *name);
  * Inside an attempt begun with pstm_tx_begin use only these calls (and
  * the hook registrations); the unwinding ones (pstm_load64, ...) only
  * through pstm_tx_call.
+ *
+ * In the body of a pstm_atomic attempt (a pstm_task_fn's included) the
+ * calls above other than pstm_tx_begin, pstm_tx_commit and pstm_tx_end
+ * work too, for bodies that must not be unwound (a binding's task
+ * bodies): they stop the unwinding in the call and return
+ * PSTM_ECONFLICT or the error, the attempt being rolled back; the body
+ * must then return (any value; without other pstm_* calls but these,
+ * which return the same code), and pstm_atomic re-runs it after a
+ * conflict, or ends with the error, as if it had been unwound.
+ * pstm_tx_inevitable and the hook registrations unwind there as in any
+ * pstm_atomic body: call them through pstm_tx_call.
  */
 #define PSTM_TX_READ_ONLY 1u
 PSTM_API int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out);

@@ -214,6 +214,8 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 	t->retries = 0;
 	t->depth = 1;
 	t->read_only = read_only;
+	t->doomed = 0;
+	t->guard = false;
 	tl_cur = t;
 	int j = sigsetjmp(t->env, 0);
 	if (j == JUMP_ERROR) {
@@ -234,6 +236,18 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 	}
 	begin(t);
 	rc = fn(t, arg);
+	if (__builtin_expect(t->doomed != 0, 0)) {
+		/* a pstm_tx_* call of the body (the explicit form inside
+		 * pstm_atomic) stopped the unwinding and returned the code;
+		 * the attempt is rolled back already: carry on as the
+		 * unwinding would have, from here (this frame's own point) */
+		int d = t->doomed;
+		t->doomed = 0;
+		if (d == PSTM_ECONFLICT)
+			siglongjmp(t->env, JUMP_RETRY);
+		t->err = d;
+		siglongjmp(t->env, JUMP_ERROR);
+	}
 	if (rc != 0) {
 		t->st[ST_AB_USER]++;
 		if (t->nlocks) /* inevitable: what it locked when touched */
@@ -323,6 +337,12 @@ int pstm_atomic_ro(pstm_region *r, pstm_fn fn, void *arg)
  * The attempt is then rolled back (stm_abort and stm_fail did that) and
  * doomed: every later call returns the same code until pstm_tx_commit or
  * pstm_tx_end ends it.
+ *
+ * The same calls work in the body of a pstm_atomic attempt (a task's,
+ * for bindings whose task bodies must not be unwound): there the
+ * attempt's point t->env is the driver's, so a call saves it, sets its
+ * own and puts the driver's back before it returns; a doomed attempt is
+ * re-run (or failed) by drive() once the body returns.
  */
 static int doom(pstm_tx *t, int j)
 {
@@ -331,9 +351,33 @@ static int doom(pstm_tx *t, int j)
 	return t->doomed;
 }
 
+/* pstm_tx_begin's attempt, running on this thread */
 static bool explicit_ok(pstm_tx *t)
 {
 	return t && t->explicit_tx && t == tl_cur;
+}
+
+/* ... or the running attempt of pstm_atomic on this thread (its body) */
+static bool guard_ok(pstm_tx *t)
+{
+	return t && t == tl_cur;
+}
+
+/* The guarded call in a pstm_atomic attempt: the driver's point kept */
+static int guarded_in_atomic(pstm_tx *t, pstm_fn fn, void *arg)
+{
+	sigjmp_buf saved;
+	memcpy(saved, t->env, sizeof(saved));
+	int j = sigsetjmp(t->env, 0);
+	if (j) {
+		memcpy(t->env, saved, sizeof(saved));
+		return doom(t, j);
+	}
+	t->guard = true;
+	int rc = fn(t, arg);
+	t->guard = false;
+	memcpy(t->env, saved, sizeof(saved));
+	return rc;
 }
 
 int stm_guarded(pstm_tx *t, pstm_fn fn, void *arg)
@@ -342,6 +386,8 @@ int stm_guarded(pstm_tx *t, pstm_fn fn, void *arg)
 		return t->doomed;
 	if (t->guard) /* nested: the outer guard's point catches it */
 		return fn(t, arg);
+	if (!t->explicit_tx)
+		return guarded_in_atomic(t, fn, arg);
 	int j = sigsetjmp(t->env, 0);
 	if (j)
 		return doom(t, j);
@@ -351,16 +397,47 @@ int stm_guarded(pstm_tx *t, pstm_fn fn, void *arg)
 	return rc;
 }
 
+struct guarded_call {
+	int what;
+	pstm_off off;
+	uint64_t v;
+	void *dst;
+	const void *src;
+	size_t n;
+	uint64_t *out;
+};
+
+enum { GC_LOAD, GC_STORE, GC_READ, GC_WRITE, GC_ALLOC, GC_FREE, GC_ROOT };
+
+static int guarded_call_fn(pstm_tx *t, void *arg)
+{
+	struct guarded_call *c = arg;
+	switch (c->what) {
+	case GC_LOAD: *c->out = pstm_load64(t, c->off); break;
+	case GC_STORE: pstm_store64(t, c->off, c->v); break;
+	case GC_READ: pstm_read(t, c->off, c->dst, c->n); break;
+	case GC_WRITE: pstm_write(t, c->off, c->src, c->n); break;
+	case GC_ALLOC: *c->out = pstm_alloc(t, c->n); break;
+	case GC_FREE: pstm_free(t, c->off); break;
+	case GC_ROOT: *c->out = pstm_root(t, c->n); break;
+	}
+	return 0;
+}
+
 /* Each accessor: the checks, a guard, the unwinding call. */
-#define GUARDED(t, call)                                                   \
+#define GUARDED(t, call, ...)                                              \
 	do {                                                               \
-		if (!explicit_ok(t))                                       \
+		if (!guard_ok(t))                                          \
 			return PSTM_EINVAL;                                \
 		if ((t)->doomed)                                           \
 			return (t)->doomed;                                \
 		if ((t)->guard) { /* inside pstm_tx_call: theirs */        \
 			call;                                              \
 			return 0;                                          \
+		}                                                          \
+		if (!(t)->explicit_tx) { /* in a pstm_atomic body */       \
+			struct guarded_call gc_ = {__VA_ARGS__};           \
+			return guarded_in_atomic((t), guarded_call_fn, &gc_); \
 		}                                                          \
 		int j_ = sigsetjmp((t)->env, 0);                           \
 		if (j_)                                                    \
@@ -460,50 +537,50 @@ int pstm_tx_load64(pstm_tx *t, pstm_off off, uint64_t *out)
 {
 	if (!out)
 		return PSTM_EINVAL;
-	GUARDED(t, *out = pstm_load64(t, off));
+	GUARDED(t, *out = pstm_load64(t, off), .what = GC_LOAD, .off = off, .out = out);
 }
 
 int pstm_tx_store64(pstm_tx *t, pstm_off off, uint64_t v)
 {
-	GUARDED(t, pstm_store64(t, off, v));
+	GUARDED(t, pstm_store64(t, off, v), .what = GC_STORE, .off = off, .v = v);
 }
 
 int pstm_tx_read(pstm_tx *t, pstm_off off, void *dst, size_t n)
 {
 	if (!dst && n)
 		return PSTM_EINVAL;
-	GUARDED(t, pstm_read(t, off, dst, n));
+	GUARDED(t, pstm_read(t, off, dst, n), .what = GC_READ, .off = off, .dst = dst, .n = n);
 }
 
 int pstm_tx_write(pstm_tx *t, pstm_off off, const void *src, size_t n)
 {
 	if (!src && n)
 		return PSTM_EINVAL;
-	GUARDED(t, pstm_write(t, off, src, n));
+	GUARDED(t, pstm_write(t, off, src, n), .what = GC_WRITE, .off = off, .src = src, .n = n);
 }
 
 int pstm_tx_alloc(pstm_tx *t, size_t n, pstm_off *out)
 {
 	if (!out)
 		return PSTM_EINVAL;
-	GUARDED(t, *out = pstm_alloc(t, n));
+	GUARDED(t, *out = pstm_alloc(t, n), .what = GC_ALLOC, .n = n, .out = out);
 }
 
 int pstm_tx_free(pstm_tx *t, pstm_off off)
 {
-	GUARDED(t, pstm_free(t, off));
+	GUARDED(t, pstm_free(t, off), .what = GC_FREE, .off = off);
 }
 
 int pstm_tx_root(pstm_tx *t, size_t n, pstm_off *out)
 {
 	if (!out)
 		return PSTM_EINVAL;
-	GUARDED(t, *out = pstm_root(t, n));
+	GUARDED(t, *out = pstm_root(t, n), .what = GC_ROOT, .n = n, .out = out);
 }
 
 int pstm_tx_call(pstm_tx *t, pstm_fn fn, void *arg)
 {
-	if (!explicit_ok(t) || !fn)
+	if (!guard_ok(t) || !fn)
 		return PSTM_EINVAL;
 	return stm_guarded(t, fn, arg);
 }

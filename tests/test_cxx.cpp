@@ -82,6 +82,35 @@ struct Poker {
 	}
 };
 
+// A pstm_atomic body written with the explicit calls (never unwound).
+struct AtomicBody {
+	pstm_region *r;
+	pstm_off x, y;
+	Poker *p;
+	int n = 0, conflicts = 0, conflicts_wanted = 0;
+	bool commit_refused = false, bad = false;
+};
+
+static int atomic_body(pstm_tx *tx, void *arg)
+{
+	AtomicBody &b = *static_cast<AtomicBody *>(arg);
+	Guard g;
+	b.n++;
+	uint64_t a = 0, c = 0;
+	int rc = pstm_tx_load64(tx, b.bad ? 8 : b.x, &a);
+	if (!rc && b.n <= b.conflicts_wanted)
+		b.p->poke();
+	if (!rc)
+		rc = pstm_tx_load64(tx, b.x, &c);
+	if (!rc)
+		rc = pstm_tx_store64(tx, b.y, 1000 + a);
+	if (rc == PSTM_ECONFLICT)
+		b.conflicts++;
+	if (!rc)
+		b.commit_refused = pstm_tx_commit(tx) == PSTM_EINVAL;
+	return rc; // whatever it is, pstm_atomic decides
+}
+
 // One attempt: returns the attempt's result (0 committed, else a code).
 static int attempt(pstm_region *r, pstm_off x, pstm_off y, Poker &p,
 		   int n, int conflicts_wanted, bool *doomed_ok)
@@ -224,6 +253,34 @@ int main()
 	ok(doomed_ok, "after a conflict every call on the attempt returns PSTM_ECONFLICT at once");
 	ok(read_word(r, x) == 5 && read_word(r, y) == 105,
 	   "only the committed attempt's write is there");
+
+	// 1b. the same calls in a pstm_atomic body (what a binding's task
+	// body uses): a lost conflict returns, the body returns, and
+	// pstm_atomic re-runs it; an error ends pstm_atomic with it
+	{
+		AtomicBody b;
+		b.r = r;
+		b.x = x;
+		b.y = base + 16; // x and y stay as section 1 left them
+		b.p = &p;
+		b.conflicts_wanted = 3;
+		std::thread th2([&p] { p.stop = false; p.run(); });
+		int c0 = ctors, d0 = dtors;
+		int arc = pstm_atomic(r, atomic_body, &b);
+		p.stop = true;
+		th2.join();
+		ok(arc == 0 && b.n == 4 && b.conflicts == 3,
+		   "in a pstm_atomic body: 3 calls returned PSTM_ECONFLICT, re-run, then a commit (" +
+		   std::to_string(b.n) + " attempts)");
+		ok(ctors - c0 == b.n && dtors - d0 == b.n,
+		   "in a pstm_atomic body: RAII destructors ran exactly once per attempt");
+		ok(b.commit_refused && read_word(r, b.y) == 1000 + read_word(r, x),
+		   "pstm_tx_commit is refused there; only the last attempt's write is there");
+		b.bad = true;
+		ok(pstm_atomic(r, atomic_body, &b) == PSTM_ERANGE &&
+		   read_word(r, b.y) == 1000 + read_word(r, x),
+		   "in a pstm_atomic body: an error returns, and ends pstm_atomic with it");
+	}
 
 	// 2. errors end the attempt too, without unwinding
 	pstm_tx *tx;

@@ -36,7 +36,9 @@ handle belongs to the process that opened it: after ``os.fork()`` open
 the region again in the child.
 
 ``pstm.transaction`` is PyPy's ``transaction`` module (add, run,
-set_num_threads) over pstm transactions, in one process.
+set_num_threads) over pstm transactions, in one process, and its
+``TransactionQueue(region)``: the region's task queue, run by forked
+worker processes, each task exactly once.
 
 python/README.md in the source tree is the manual.
 """
@@ -52,6 +54,7 @@ from ._core import (  # noqa: F401  (re-exported)
     TooSmall, ProcessTableFull, SlotsFull, OutOfRange, LogFull, HeapFull,
     InTransaction, Busy, Canceled, NotInTransaction, ClockExhausted,
     EmptyFile, RuntimeVanished, Conflict, RegionClosed, TransactionEnded,
+    Unregistered, TypesFull,
 )
 
 __version__ = _core.version
@@ -285,7 +288,8 @@ class Transaction(_core.Attempt):
     ``alloc(n)``, ``free(off)``; the root object: ``root(n)``.  Maps and
     queues: ``map()``, ``pickle_map()``, ``queue()``, ``map_at()``,
     ``new_map()``, ``new_queue()``.  Hooks: ``on_commit()``,
-    ``on_abort()``; ``inevitable()``.
+    ``on_abort()``; ``inevitable()``.  The region's task queue:
+    ``enqueue()`` (see pstm.transaction.TransactionQueue).
 
     Every method may raise the binding's internal retry exception (a
     BaseException): do not catch BaseException in a body, or re-raise it.
@@ -340,6 +344,24 @@ class Transaction(_core.Attempt):
         of the transaction was committed.
         """
         _hook(self, "_on_abort", fn, args, kwds)
+
+    def enqueue(self, f, *args, **kwds):
+        """Queue the task ``f(tx, *args, **kwds)`` in the region's task
+        queue as part of this transaction: it exists if and when this
+        transaction commits, never if it rolls back (a body that runs
+        again enqueues again).  f and the arguments as for
+        ``pstm.transaction.TransactionQueue.add`` (TypeError for a lambda,
+        a nested function or unpicklable arguments; nothing queued).  The
+        region needs a TransactionQueue made once (in any process) before
+        a transaction enqueues: else InvalidArgument."""
+        from .transaction import _encode
+        data = _encode(f, args, kwds)
+        try:
+            self._enqueue(data)
+        except RegionNotFound:
+            raise InvalidArgument(
+                "enqueue: make a pstm.transaction.TransactionQueue(region) "
+                "first (outside a transaction)") from None
 
     def _object(self, where, kind, create, buckets):
         """Offset of the map or queue named by where (see map())."""

@@ -85,6 +85,8 @@ static const struct code_name {
 	{PSTM_EEMPTY, "EmptyFile", 0, "PSTM_EEMPTY"},
 	{PSTM_ERUNTIME, "RuntimeVanished", 0, "PSTM_ERUNTIME"},
 	{PSTM_ECONFLICT, "Conflict", 0, "PSTM_ECONFLICT"},
+	{PSTM_EUNREGISTERED, "Unregistered", 0, "PSTM_EUNREGISTERED"},
+	{PSTM_ETYPESFULL, "TypesFull", 0, "PSTM_ETYPESFULL"},
 };
 #define NCODES (sizeof code_names / sizeof code_names[0])
 static PyObject *code_class[NCODES];
@@ -431,6 +433,8 @@ typedef struct {
 	int conflicted;       /* some call returned PSTM_ECONFLICT */
 	int inevitable;       /* pstm_tx_inevitable succeeded */
 	int read_only;
+	int task;             /* a task's attempt (pstm_queue_run's, not ours
+				 to commit or end) */
 } TxObject;
 
 /* The running attempt of this thread (a strong reference), or NULL. */
@@ -797,6 +801,9 @@ static PyObject *tx_finish(TxObject *t, int commit)
 	pstm_tx *tx = tx_get(t);
 	if (!tx)
 		return NULL;
+	if (t->task)
+		return raise_code(PSTM_EINVAL, "a task's transaction is committed "
+				  "by the queue when the task returns");
 	int rc;
 	if (commit)
 		CALL(rc = pstm_tx_commit(tx));
@@ -959,6 +966,14 @@ static PyObject *region_atomic(RegionObject *self, PyObject *const *args,
 	}
 }
 
+/* pstm_tx_inevitable under pstm_tx_call's unwinding point: in a task's
+ * attempt (a pstm_atomic one) pstm_tx_inevitable itself may unwind */
+static int inevitable_cb(pstm_tx *tx, void *unused)
+{
+	(void)unused;
+	return pstm_tx_inevitable(tx);
+}
+
 static PyObject *tx_inevitable(TxObject *t, PyObject *unused)
 {
 	(void)unused;
@@ -966,7 +981,7 @@ static PyObject *tx_inevitable(TxObject *t, PyObject *unused)
 	if (!tx)
 		return NULL;
 	int rc;
-	CALL(rc = pstm_tx_inevitable(tx));
+	CALL(rc = pstm_tx_call(tx, inevitable_cb, NULL));
 	if (rc)
 		return tx_fail(t, rc);
 	t->inevitable = 1;
@@ -1433,6 +1448,240 @@ static PyObject *core_current(PyObject *mod, PyObject *unused)
 	return Py_NewRef(tl_current ? (PyObject *)tl_current : Py_None);
 }
 
+/* ---------------------------------------------------- the task queue */
+
+/*
+ * pstm.transaction.TransactionQueue over the region's task queue.  Every
+ * Python task is one task of type PY_TASK_TYPE whose argument is the
+ * pickle that transaction.py made ((module, qualname, args, kwds)).
+ *
+ * A task runs in the attempt of a pstm_queue_run worker thread, which
+ * drives it with pstm_atomic: py_task takes the GIL, wraps the attempt
+ * in a Transaction (`task` set) and calls the package's runner.  The
+ * body's calls are the same explicit pstm_tx_* calls as in
+ * Region.atomic: in a pstm_atomic attempt they stop the unwinding in
+ * the call and return PSTM_ECONFLICT (or the error), so nothing ever
+ * unwinds through the interpreter; the binding raises Retry, the
+ * Python frames unwind normally, py_task returns, and the library
+ * re-runs the task (or fails it) once py_task has returned.
+ *
+ * Each attempt registers one C commit hook and one C abort hook that
+ * share a reference to its Transaction: exactly one of them runs (a
+ * commit frees the abort hooks; a roll-back drops the commit hooks and
+ * runs the abort ones), runs the Python hooks of the matching list and
+ * drops the reference.  The commit hook also counts the task as
+ * executed by this process.
+ */
+#define PY_TASK_TYPE "pstm.py"
+#define PY_TASK_RAISED (-28793) /* a task raised a Python exception */
+
+static PyObject *task_runner;      /* transaction._run_task(tx, data) */
+static RegionObject *task_handle;  /* the handle of the active run */
+static PyObject *task_region;      /* its pstm.Region */
+static unsigned long long tasks_committed; /* under the GIL */
+
+static void task_hook(TxObject *t, const char *which)
+{
+	PyGILState_STATE g = PyGILState_Ensure();
+	int commit = strcmp(which, "_on_commit") == 0;
+	PyObject *list = commit ? t->on_commit : t->on_abort;
+	if (commit)
+		tasks_committed++;
+	if (list && run_hooks(t, which, NULL))
+		PyErr_WriteUnraisable((PyObject *)t);
+	Py_DECREF(t);
+	PyGILState_Release(g);
+}
+
+static void task_commit_hook(void *arg)
+{
+	task_hook(arg, "_on_commit");
+}
+
+static void task_abort_hook(void *arg)
+{
+	task_hook(arg, "_on_abort");
+}
+
+/* Under pstm_tx_call: an abort hook first, so that once it is there
+ * one of the two always runs */
+struct hooks_call {
+	TxObject *t;
+	int abort_ok; /* the abort hook is registered */
+};
+
+static int task_hooks_cb(pstm_tx *tx, void *a)
+{
+	struct hooks_call *c = a;
+	int rc = pstm_tx_on_abort(tx, task_abort_hook, c->t);
+	if (rc)
+		return rc;
+	c->abort_ok = 1;
+	return pstm_tx_on_commit(tx, task_commit_hook, c->t);
+}
+
+static int py_task(pstm_tx *tx, const void *arg, size_t len)
+{
+	PyGILState_STATE g = PyGILState_Ensure();
+	int rc = PY_TASK_RAISED;
+	TxObject *t = NULL;
+	if (!task_runner || !task_handle || !tx_class) {
+		PyErr_SetString(PyExc_RuntimeError,
+				"pstm: a task ran outside TransactionQueue.run()");
+		PyErr_WriteUnraisable(NULL);
+		goto out;
+	}
+	t = (TxObject *)((PyTypeObject *)tx_class)->tp_alloc(
+		(PyTypeObject *)tx_class, 0);
+	if (!t) {
+		PyErr_WriteUnraisable(NULL);
+		goto out;
+	}
+	t->thread = PyThread_get_thread_ident();
+	t->pid = my_pid;
+	t->attempt = 1;
+	t->task = 1;
+	t->handle = (RegionObject *)Py_NewRef((PyObject *)task_handle);
+	t->region = Py_NewRef(task_region);
+	t->tx = tx;
+	task_handle->active++;
+	Py_XSETREF(tl_current, (TxObject *)Py_NewRef((PyObject *)t));
+	Py_INCREF(t); /* the hooks' */
+	struct hooks_call hc = {t, 0};
+	int hrc = pstm_tx_call(tx, task_hooks_cb, &hc);
+	if (hrc) {
+		if (!hc.abort_ok)
+			Py_DECREF(t); /* no hook holds it */
+		rc = hrc;
+		goto ended;
+	}
+	PyObject *data = PyBytes_FromStringAndSize(arg, (Py_ssize_t)len);
+	PyObject *res = data ? PyObject_CallFunctionObjArgs(task_runner, (PyObject *)t,
+							  data, NULL)
+			     : NULL;
+	Py_XDECREF(data);
+	if (res) {
+		Py_DECREF(res);
+		/* a body that swallowed the retry exception: re-run it */
+		rc = t->conflicted ? PSTM_ECONFLICT : 0;
+	} else if (t->conflicted || PyErr_ExceptionMatches(Retry)) {
+		PyErr_Clear();
+		rc = PSTM_ECONFLICT;
+	} else {
+		/* the runner recorded it (transaction.py); the task fails */
+		PyErr_Clear();
+		rc = PY_TASK_RAISED;
+	}
+ended:
+	t->tx = NULL;
+	task_handle->active--;
+	if (tl_current == t)
+		Py_CLEAR(tl_current);
+out:
+	Py_XDECREF(t);
+	PyGILState_Release(g);
+	return rc;
+}
+
+static PyObject *core_setup_tasks(PyObject *mod, PyObject *runner)
+{
+	(void)mod;
+	if (!PyCallable_Check(runner)) {
+		PyErr_SetString(PyExc_TypeError, "_setup_tasks(callable)");
+		return NULL;
+	}
+	Py_XSETREF(task_runner, Py_NewRef(runner));
+	Py_RETURN_NONE;
+}
+
+/* _tasks_committed() -> tasks this process's runs committed so far */
+static PyObject *core_tasks_committed(PyObject *mod, PyObject *unused)
+{
+	(void)mod;
+	(void)unused;
+	return PyLong_FromUnsignedLongLong(tasks_committed);
+}
+
+/* _register() - the Python task type in this region (outside a tx) */
+static PyObject *region_register(RegionObject *self, PyObject *unused)
+{
+	(void)unused;
+	pstm_region *r = region_get(self);
+	if (!r)
+		return NULL;
+	int rc;
+	CALL(rc = pstm_register(r, PY_TASK_TYPE, py_task));
+	if (rc)
+		return raise_code(rc, NULL);
+	Py_RETURN_NONE;
+}
+
+/* _enqueue(data) - a Python task, in its own transaction */
+static PyObject *region_enqueue(RegionObject *self, PyObject *arg)
+{
+	pstm_region *r = region_get(self);
+	Py_buffer b;
+	if (!r || PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE))
+		return NULL;
+	int rc;
+	CALL(rc = pstm_enqueue(r, PY_TASK_TYPE, b.buf, (size_t)b.len));
+	PyBuffer_Release(&b);
+	if (rc == PSTM_EINTX)
+		return raise_code(rc, "this thread runs a transaction of another "
+				      "region");
+	if (rc)
+		return raise_code(rc, NULL);
+	Py_RETURN_NONE;
+}
+
+/* _queue_run(region, nthreads) -> pstm_queue_run's code (an int: a
+ * task's error is no PSTM_E* code of its own) */
+static PyObject *region_queue_run(RegionObject *self, PyObject *args)
+{
+	PyObject *region;
+	int n;
+	pstm_region *r = region_get(self);
+	if (!r || !PyArg_ParseTuple(args, "Oi", &region, &n))
+		return NULL;
+	if (task_handle)
+		return raise_code(PSTM_EBUSY, "a TransactionQueue run is active "
+				  "in this process");
+	task_handle = (RegionObject *)Py_NewRef((PyObject *)self);
+	task_region = Py_NewRef(region);
+	int rc;
+	CALL(rc = pstm_queue_run(r, n));
+	Py_CLEAR(task_handle);
+	Py_CLEAR(task_region);
+	return PyLong_FromLong(rc);
+}
+
+struct enqueue_call {
+	const void *buf;
+	size_t len;
+};
+
+static int enqueue_cb(pstm_tx *tx, void *a)
+{
+	struct enqueue_call *c = a;
+	return pstm_tx_enqueue(tx, PY_TASK_TYPE, c->buf, c->len);
+}
+
+/* Attempt._enqueue(data) - a Python task, as part of this attempt */
+static PyObject *tx_enqueue(TxObject *t, PyObject *arg)
+{
+	pstm_tx *tx = tx_get(t);
+	Py_buffer b;
+	if (!tx || PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE))
+		return NULL;
+	struct enqueue_call c = {b.buf, (size_t)b.len};
+	int rc;
+	ACCESS(t, rc = pstm_tx_call(tx, enqueue_cb, &c));
+	PyBuffer_Release(&b);
+	if (rc)
+		return tx_fail(t, rc);
+	Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------ types */
 
 static void region_dealloc(RegionObject *self)
@@ -1468,6 +1717,12 @@ static PyMethodDef region_methods[] = {
 	{"_atomic", (PyCFunction)(void (*)(void))region_atomic, METH_FASTCALL,
 	 "_atomic(region, fn, args, kwds, read_only) -> fn's result "
 	 "(internal: pstm.Region.atomic's loop)."},
+	{"_register", (PyCFunction)region_register, METH_NOARGS,
+	 "_register() (internal: TransactionQueue's task type)."},
+	{"_enqueue", (PyCFunction)region_enqueue, METH_O,
+	 "_enqueue(data) (internal: TransactionQueue.add)."},
+	{"_queue_run", (PyCFunction)region_queue_run, METH_VARARGS,
+	 "_queue_run(region, nthreads) -> int (internal: a worker's run)."},
 	{"_begin", (PyCFunction)(void (*)(void))region_begin, METH_FASTCALL,
 	 "_begin(cls, region, attempt, read_only) -> one attempt, an instance "
 	 "of cls (internal: use pstm.Region.atomic())."},
@@ -1533,6 +1788,7 @@ static PyMethodDef tx_methods[] = {
 	{"_queue_push", (PyCFunction)tx_queue_push, METH_VARARGS, NULL},
 	{"_queue_pop", (PyCFunction)tx_queue_pop, METH_VARARGS, NULL},
 	{"_queue_items", (PyCFunction)tx_queue_items, METH_VARARGS, NULL},
+	{"_enqueue", (PyCFunction)tx_enqueue, METH_O, NULL},
 	{NULL, NULL, 0, NULL},
 };
 #undef FAST
@@ -1581,6 +1837,10 @@ static PyMethodDef core_methods[] = {
 	{"in_tx", (PyCFunction)core_in_tx, METH_NOARGS, NULL},
 	{"_setup", (PyCFunction)core_setup, METH_VARARGS,
 	 "_setup(Transaction, run_hooks) (internal: the package calls it)."},
+	{"_setup_tasks", (PyCFunction)core_setup_tasks, METH_O,
+	 "_setup_tasks(runner) (internal: pstm.transaction calls it)."},
+	{"_tasks_committed", (PyCFunction)core_tasks_committed, METH_NOARGS,
+	 "_tasks_committed() -> tasks committed by this process's runs."},
 	{"current", (PyCFunction)core_current, METH_NOARGS,
 	 "current() -> the running attempt of this thread, or None."},
 	{NULL, NULL, 0, NULL},
@@ -1667,7 +1927,10 @@ PyMODINIT_FUNC PyInit__core(void)
 	    PyModule_AddIntConstant(m, "DURABLE", PSTM_DURABLE) ||
 	    PyModule_AddIntConstant(m, "RELAXED", PSTM_RELAXED) ||
 	    PyModule_AddIntConstant(m, "DS_MAP", PSTM_DS_MAP) ||
-	    PyModule_AddIntConstant(m, "DS_QUEUE", PSTM_DS_QUEUE))
+	    PyModule_AddIntConstant(m, "DS_QUEUE", PSTM_DS_QUEUE) ||
+	    PyModule_AddIntConstant(m, "TASK_RAISED", PY_TASK_RAISED) ||
+	    PyModule_AddIntConstant(m, "TASK_ARG_MAX", PSTM_TASK_ARG_MAX) ||
+	    PyModule_AddStringConstant(m, "TASK_TYPE", PY_TASK_TYPE))
 		goto fail;
 	return m;
 fail:

@@ -974,6 +974,16 @@ static void test_procs_and_metrics(void **s)
 	assert_int_equal(test_exec("pstm", args, off, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "\"source\":\"region\""));
 	assert_non_null(strstr(out, want));
+	/* pstm top asks pstmd too */
+	const char *top[] = {"top", "--json", "--interval", "50", "--once", C.uri, NULL};
+	assert_int_equal(test_exec("pstm", top, env, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "\"source\":\"pstmd\""));
+	snprintf(want, sizeof(want), "\"pid\":%d,", (int)m);
+	assert_non_null(strstr(out, want));
+	assert_int_equal(test_exec("pstm", top, off, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "\"source\":\"region\""));
+	assert_non_null(strstr(out, want));
+	snprintf(want, sizeof(want), "\"pid\":%d,\"state\":\"alive\"", (int)m);
 	const char *text[] = {"procs", C.uri, NULL};
 	assert_int_equal(test_exec("pstm", text, env, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "pstmd (watching 1 processes, 0 recovered)"));

@@ -39,6 +39,12 @@ int cli_usage_errorf(const char *fmt, ...);
  * Returns 1, the exit status.
  */
 int cli_fail(const char *what, const char *uri, int rc);
+
+/* pstmd's view of @uri's processes (pstm procs, pstm top): 0 when it
+ * serves the region; PSTM_ENOENT when no pstmd does (or PSTM_DAEMON=off:
+ * read the region instead), another PSTM_E* code if its answer failed */
+struct member_procs;
+int cli_ask_pstmd(const char *uri, struct member_procs *mp);
 /* The same with a message of one's own instead of pstm_strerror's. */
 __attribute__((format(printf, 4, 5)))
 int cli_failf(const char *what, const char *uri, int rc, const char *fmt, ...);

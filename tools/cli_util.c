@@ -5,6 +5,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,6 +16,8 @@
 #include "cli.h"
 #include "emit.h"
 #include "error.h"
+#include "member.h"
+#include "uri.h"
 #include "pstm.h"
 
 bool cli_json;
@@ -209,4 +215,21 @@ int cli_uri_args(int argc, char **argv, const char *cmd, const char *help,
 	}
 	*uri = argv[optind];
 	return -1;
+}
+
+int cli_ask_pstmd(const char *uri, struct member_procs *mp)
+{
+	const char *off = getenv("PSTM_DAEMON");
+	if (off && (!strcmp(off, "off") || !strcmp(off, "0") || !strcmp(off, "no")))
+		return PSTM_ENOENT;
+	char path[PATH_MAX];
+	bool is_shm;
+	if (uri_parse(uri, path, sizeof(path), &is_shm) != 0)
+		return PSTM_ENOENT;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return PSTM_ENOENT;
+	int rc = member_procs(fd, mp);
+	close(fd);
+	return rc;
 }

@@ -101,21 +101,6 @@ static int json(const char *uri, const struct view *v)
 	return cli_json_end(&e, uri);
 }
 
-/* pstmd's answer, if it serves @uri: 0, or PSTM_ENOENT to read it here */
-static int ask_pstmd(const char *uri, struct member_procs *mp)
-{
-	char path[PATH_MAX];
-	bool is_shm;
-	if (uri_parse(uri, path, sizeof(path), &is_shm) != 0)
-		return PSTM_ENOENT;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return PSTM_ENOENT;
-	int rc = member_procs(fd, mp);
-	close(fd);
-	return rc;
-}
-
 int cmd_procs(int argc, char **argv)
 {
 	bool as_json = false;
@@ -133,14 +118,10 @@ int cmd_procs(int argc, char **argv)
 			      &as_json, &uri);
 	if (rc >= 0)
 		return rc;
-	bool asked = false;
-	const char *off = getenv("PSTM_DAEMON");
-	if (!off || (strcmp(off, "off") && strcmp(off, "0") && strcmp(off, "no"))) {
-		rc = ask_pstmd(uri, &mp);
-		asked = rc == 0;
-		if (rc && rc != PSTM_ENOENT)
-			return cli_fail("pstmd's answer for", uri, rc);
-	}
+	rc = cli_ask_pstmd(uri, &mp);
+	bool asked = rc == 0;
+	if (rc && rc != PSTM_ENOENT)
+		return cli_fail("pstmd's answer for", uri, rc);
 	if (asked) {
 		v = (struct view){true, mp.procs, mp.watched, mp.n, mp.members, mp.recoveries};
 	} else {

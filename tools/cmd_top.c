@@ -16,13 +16,16 @@
 #include "cli.h"
 #include "emit.h"
 #include "inspect.h"
+#include "member.h"
 
 static const char help[] =
 	"usage: pstm top URI [--interval MS] [--count N | --once] [--json|--pretty]\n"
 	"Per attached process, refreshed every --interval (default 1000 ms):\n"
 	"commits, read-only commits, aborts by cause (read, lock, validate,\n"
 	"user), escalations and recoveries per second.  Reads the process and\n"
-	"slot tables read-only, like pstm info: attaches and recovers nothing.\n"
+	"slot tables read-only, like pstm info: attaches and recovers nothing;\n"
+	"the processes come from pstmd when it serves the region (as in pstm\n"
+	"procs; PSTM_DAEMON=off does not ask).\n"
 	"--count N: stop after N refreshes (default: until interrupted);\n"
 	"--once: one refresh (the rates over one interval), for scripts.  On a\n"
 	"terminal the screen is redrawn; otherwise each refresh is a block of\n"
@@ -63,6 +66,7 @@ static void stats_of(const struct pstm_stats *s, uint64_t v[NSTATS])
 struct sample {
 	struct inspect_report rep;
 	uint64_t t_ns;   /* CLOCK_MONOTONIC when taken */
+	bool from_pstmd; /* rep.procs: pstmd's view of them */
 };
 
 static uint64_t now_ns(void)
@@ -72,11 +76,25 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The region's tables read here; the processes from pstmd when it
+ * serves the region (as pstm procs), else from the tables too. */
 static int take(const char *uri, struct sample *s)
 {
 	int rc = region_inspect_procs(uri, &s->rep);
 	s->t_ns = now_ns();
-	return rc;
+	s->from_pstmd = false;
+	if (rc)
+		return rc;
+	struct member_procs mp;
+	if (cli_ask_pstmd(uri, &mp) == 0) {
+		free(s->rep.procs);
+		s->rep.procs = mp.procs;
+		s->rep.nprocs = mp.n;
+		mp.procs = NULL;
+		member_procs_free(&mp);
+		s->from_pstmd = true;
+	}
+	return 0;
 }
 
 /* Per-second rates of process @p since sample @prev (a process not in it
@@ -119,8 +137,8 @@ static void print_text(const char *uri, const struct sample *prev,
 		printf("no runtime: nobody has the region open\n");
 		return;
 	}
-	printf("clock %llu  %u process%s\n", (unsigned long long)i->clock, i->nprocs,
-	       i->nprocs == 1 ? "" : "es");
+	printf("clock %llu  %u process%s%s\n", (unsigned long long)i->clock, i->nprocs,
+	       i->nprocs == 1 ? "" : "es", cur->from_pstmd ? "  (from pstmd)" : "");
 	printf("  %5s %8s %-10s", "ENTRY", "PID", "STATE");
 	for (int k = 0; k < NSTATS; k++)
 		printf(" %9s", heads[k]);
@@ -155,6 +173,7 @@ static int print_json(const char *uri, const struct sample *prev,
 	cli_json_begin(&e, uri);
 	emit_str(&e, "time", when);
 	emit_fixed(&e, "interval_s", secs, 3);
+	emit_str(&e, "source", cur->from_pstmd ? "pstmd" : "region");
 	emit_bool(&e, "runtime_found", i->runtime == INSPECT_RT_FOUND);
 	if (i->runtime == INSPECT_RT_FOUND)
 		emit_u64(&e, "clock", i->clock);

@@ -37,9 +37,14 @@
  * on.  Those running finish, and it copies the chunks that changed and
  * checks again until a check is clean.  If that takes more than
  * HOLD_MAX_NS, 8 ms (a process stopped with locks held, a long
- * transaction; a waiter revokes the token from a holder after 10 ms
- * anyway), it lets the writers go, waits, makes a pass, and holds them
- * again: writers are held back at most about that long at a time.
+ * transaction), it lets the writers go, waits, makes a pass, and holds
+ * them again, each hold twice as long as the last, up to HOLD_CAP_NS
+ * (1 s): so the copy ends even where copying the chunks writers dirty
+ * between two holds takes longer than 8 ms (a slow machine, a
+ * sanitizer).  Writers are held back 8 ms at a time when it goes well.
+ * While it holds the token it beats rt->serial_beat at every chunk, so
+ * waiters do not revoke the token from it (they do from a holder that
+ * stopped: lib/driver.c).
  *
  * Not copied: the redo logs (the copy holds committed state only: its
  * logs start empty) and the runtime (a new one).  Overflow extents are
@@ -66,6 +71,9 @@
 #define DEFAULT_PASSES 4
 /* below the 10 ms after which a waiter revokes the token (driver.c) */
 #define HOLD_MAX_NS (8 * 1000000ull)
+/* a held window grows to this at most (the holder beats rt->serial_beat
+ * while it copies, so waiters do not revoke it meanwhile) */
+#define HOLD_CAP_NS (1000 * 1000000ull)
 #define TRIES_FREE 4        /* attempts per chunk while writers run */
 
 struct copy {
@@ -183,6 +191,9 @@ static int copy_dirty(struct copy *c, unsigned tries, uint64_t until_ns)
 		if (!c->dirty[i])
 			continue;
 		int rc = copy_chunk(c, i, tries, until_ns);
+		if (until_ns) /* holding the token, and getting on */
+			atomic_fetch_add_explicit(&c->r->rt->serial_beat, 1,
+						  memory_order_relaxed);
 		if (rc == PSTM_ECONFLICT)
 			continue;
 		if (rc == 0 && i == 0)
@@ -264,13 +275,19 @@ static int finished(struct copy *c, bool *done)
 	return rc;
 }
 
-/* Writers held back: copy and check until clean, or HOLD_MAX_NS. */
-static int held_passes(struct copy *c, bool *done)
+/* Writers held back: copy and check until clean, or the window: 8 ms,
+ * doubling with each @round that did not finish, up to HOLD_CAP_NS (the
+ * chunks the writers dirty between two holds must fit one window: on a
+ * slow machine, or under a sanitizer, 8 ms may never do). */
+static int held_passes(struct copy *c, unsigned round, bool *done)
 {
 	int rc = stm_serial_hold(c->r);
 	if (rc)
 		return rc;
-	uint64_t t0 = now_ns(), until = t0 + HOLD_MAX_NS;
+	uint64_t win = HOLD_MAX_NS << (round < 7 ? round : 7);
+	if (win > HOLD_CAP_NS)
+		win = HOLD_CAP_NS;
+	uint64_t t0 = now_ns(), until = t0 + win;
 	c->info->holds++;
 	do {
 		rc = copy_dirty(c, 0, until);
@@ -306,7 +323,7 @@ static int snapshot(struct copy *c)
 			if ((rc = copy_dirty(c, TRIES_FREE, 0)) != 0)
 				return rc;
 		}
-		if ((rc = held_passes(c, &done)) != 0)
+		if ((rc = held_passes(c, round, &done)) != 0)
 			return rc;
 	}
 	return 0;

@@ -57,7 +57,8 @@ static uint64_t now_ns(void)
 
 /*
  * Wait while another slot holds the serial token.  A holder that keeps
- * it for SERIAL_REVOKE_NS (stopped, frozen, or just long) loses it: the
+ * it for SERIAL_REVOKE_NS (stopped, frozen, or just long) without
+ * beating (rt->serial_beat: pstm copy's held passes do) loses it: the
  * token only buys a starving transaction a quiet region, and its
  * transaction stays correct without it (it validates like any other).
  * The holder clears it at the end only if it still holds it (CAS).
@@ -66,7 +67,7 @@ static uint64_t now_ns(void)
 static void wait_serial(pstm_tx *t)
 {
 	struct pstm_region *r = t->r;
-	uint64_t me = t->slot + 1, s, seen = 0, since = 0;
+	uint64_t me = t->slot + 1, s, seen = 0, seen_beat = 0, since = 0;
 	unsigned n = 0;
 
 	while ((s = atomic_load_explicit(&r->rt->serial, memory_order_acquire)) &&
@@ -75,8 +76,11 @@ static void wait_serial(pstm_tx *t)
 			if (n % 4096 == 0)
 				slot_owner_dead_recover(r, (uint32_t)(s - 1));
 			uint64_t now = now_ns();
-			if (s != seen) {
+			uint64_t beat = atomic_load_explicit(&r->rt->serial_beat,
+							     memory_order_relaxed);
+			if (s != seen || beat != seen_beat) {
 				seen = s;
+				seen_beat = beat;
 				since = now;
 			} else if (now - since > SERIAL_REVOKE_NS) {
 				atomic_compare_exchange_strong_explicit(

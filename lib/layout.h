@@ -158,7 +158,15 @@ struct rt_header {
 	 * stops no other transaction from beginning.
 	 */
 	_Atomic uint64_t inevitable;
-	uint64_t pad1;
+	/*
+	 * serial_beat: bumped (relaxed) by a serial-token holder that shows
+	 * it is making progress (pstm copy's held passes).  A waiter revokes
+	 * the token only from a holder whose token and beat both stayed the
+	 * same for SERIAL_REVOKE_NS (lib/driver.c); an escalated transaction
+	 * runs user code and never beats.  0 in a runtime built by an older
+	 * library (it was padding).
+	 */
+	_Atomic uint64_t serial_beat;
 };
 _Static_assert(sizeof(struct rt_header) == 320, "rt header layout");
 _Static_assert(offsetof(struct rt_header, file) + sizeof(struct file_id) <=

@@ -43,13 +43,6 @@
 #include "redo_log.h"
 #include "stm.h"
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* the pub_fn of a descriptor that has published nothing yet, or whose
  * pstm_tx_name published a name whose function is not known yet */
 static int never_published(pstm_tx *tx, void *arg)

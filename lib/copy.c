@@ -94,16 +94,9 @@ struct copy {
 	struct pstm_copy_info *info;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool timed_out(const struct copy *c)
 {
-	return c->deadline_ns && now_ns() >= c->deadline_ns;
+	return c->deadline_ns && mono_ns() >= c->deadline_ns;
 }
 
 /* ------------------------------------------------------------ chunks */
@@ -156,7 +149,7 @@ static int copy_chunk(struct copy *c, uint64_t i, unsigned tries,
 			return rc;
 		if (timed_out(c))
 			return PSTM_EBUSY;
-		if ((tries && n >= tries) || (until_ns && now_ns() >= until_ns))
+		if ((tries && n >= tries) || (until_ns && mono_ns() >= until_ns))
 			return PSTM_ECONFLICT;
 	}
 }
@@ -287,15 +280,15 @@ static int held_passes(struct copy *c, unsigned round, bool *done)
 	uint64_t win = HOLD_MAX_NS << (round < 7 ? round : 7);
 	if (win > HOLD_CAP_NS)
 		win = HOLD_CAP_NS;
-	uint64_t t0 = now_ns(), until = t0 + win;
+	uint64_t t0 = mono_ns(), until = t0 + win;
 	c->info->holds++;
 	do {
 		rc = copy_dirty(c, 0, until);
 		if (rc == 0)
 			rc = finished(c, done);
-	} while (rc == 0 && !*done && now_ns() < until && !timed_out(c));
+	} while (rc == 0 && !*done && mono_ns() < until && !timed_out(c));
 	stm_serial_release(c->r);
-	c->info->hold_ns += now_ns() - t0;
+	c->info->hold_ns += mono_ns() - t0;
 	return rc;
 }
 
@@ -463,7 +456,7 @@ int pstm_copy(pstm_region *r, const char *dst, const struct pstm_copy_opts *o,
 	struct copy c = {
 		.r = r,
 		.passes = d.passes ? d.passes : DEFAULT_PASSES,
-		.deadline_ns = d.timeout_ms ? now_ns() + d.timeout_ms * 1000000ull : 0,
+		.deadline_ns = d.timeout_ms ? mono_ns() + d.timeout_ms * 1000000ull : 0,
 		.compact = !d.size_bytes && (d.flags & PSTM_COPY_COMPACT),
 		.info = &info,
 	};

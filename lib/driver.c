@@ -48,13 +48,6 @@ bool tx_running(void) { return tl_cur != NULL; }
 bool pstm_in_tx(void) { return tl_cur != NULL; }
 pstm_tx *stm_current(void) { return tl_cur; }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Wait while another slot holds the serial token.  A holder that keeps
  * it for SERIAL_REVOKE_NS (stopped, frozen, or just long) without
@@ -75,7 +68,7 @@ static void wait_serial(pstm_tx *t)
 		if (++n % 64 == 0) {
 			if (n % 4096 == 0)
 				slot_owner_dead_recover(r, (uint32_t)(s - 1));
-			uint64_t now = now_ns();
+			uint64_t now = mono_ns();
 			uint64_t beat = atomic_load_explicit(&r->rt->serial_beat,
 							     memory_order_relaxed);
 			if (s != seen || beat != seen_beat) {

@@ -98,13 +98,6 @@ void stm_fail(pstm_tx *t, int err)
 	siglongjmp(t->env, JUMP_ERROR);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* -------------------------------------------------------- validation */
 
 /*
@@ -184,7 +177,7 @@ static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
 		if (atomic_load_explicit(&r->rt->inevitable, memory_order_relaxed) ==
 		    (uint64_t)s + 1)
 			return false;
-		uint64_t now = now_ns();
+		uint64_t now = mono_ns();
 		if (t->blk_slot != s || t->blk_state != st) {
 			t->blk_slot = s;
 			t->blk_state = st;

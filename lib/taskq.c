@@ -6,7 +6,9 @@
  * lib/taskq_worker.c, their threads lib/taskrun.c.  Written only against
  * the transaction boundary (pstm.h, tx.h) and the heap header's `taskq`
  * word (layout.h); the only process-local state is the handle's
- * registry (r->taskq).
+ * registry (r->taskq).  About 670 lines: the format's accessors and
+ * the registry are used by both the enqueue path and the operator calls,
+ * so they stay in one file with them.
  *
  * Exactly once.  A worker's transaction reads the task, unlinks it,
  * frees its block, counts it, runs the task's function and pushes the

@@ -1,16 +1,25 @@
 /*
  * util.h - small helpers every layer of the library may use: symbol
- * visibility, alignment, a pause for spin loops, a fast PRNG, and a
- * CAS-max.  Nothing here knows about regions.
+ * visibility, alignment, a pause for spin loops, a fast PRNG, a CAS-max
+ * and the monotonic clock.  Nothing here knows about regions.
  */
 #ifndef PSTM_UTIL_H
 #define PSTM_UTIL_H
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Private cross-file functions: not exported from libpstm.so. */
 #define HIDDEN __attribute__((visibility("hidden")))
+
+/* CLOCK_MONOTONIC in ns (waits and bounds, never on the fast path) */
+static inline uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static inline uint64_t align_up(uint64_t v, uint64_t a)
 {

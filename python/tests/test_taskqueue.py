@@ -124,8 +124,9 @@ def test_tree_exactly_once_with_a_worker_killed(uri, marker):
         q.run(processes=3)                 # whatever is left
         assert counts(region, NODES) == [1] * NODES
         # the region counts every task once; run() counts only what the
-        # workers that reported committed (not the killed one's)
-        assert 0 < q.number_of_transactions_executed() < NODES
+        # workers that reported committed (not the killed one's, which may
+        # be none: it can die before its first commit)
+        assert 0 < q.number_of_transactions_executed() <= NODES
         listing = queue_listing(uri)
         assert listing["pending"] == 0 and listing["failed_count"] == 0
         assert py_type(listing)["executed"] == NODES

@@ -38,6 +38,11 @@ WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 CFLAGS  ?= $(OPT) -g
 ALLCFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(XCFLAGS) -Iinclude -Ilib -pthread
 LIBDEPS  = -lpmem -lurcu-common -lz -pthread
+# The library's thread-locals through TLS descriptors where the target has
+# them: a shared library's access is then ~3 instructions instead of a
+# __tls_get_addr call (a transaction makes four: 787 -> 742 instructions
+# per transfer, callgrind), and it still works when dlopen()ed (Python).
+TLSFLAGS := $(if $(filter x86_64-%,$(shell $(CC) -dumpmachine)),-mtls-dialect=gnu2)
 TESTLIBS = -lcmocka
 # the tools' JSON (tools/emit.c); the library does not use it
 JSONC    = $(shell pkg-config --cflags --libs json-c)
@@ -71,7 +76,7 @@ all: $(B)/libpstm.a $(B)/libpstm.so.$(VERSION) $(TOOLS) $(EXAMPLES) $(TESTS)
 
 $(B)/lib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(CC) $(ALLCFLAGS) $(TLSFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(B)/testlib/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)

@@ -29,11 +29,21 @@
 #include "stm.h"
 #include "testing.h"
 
-/* The protocol, for a record in the ring (!@large) or in the slot's
- * overflow extent (lib/overflow.c): two copies of one body, so that the
- * small transaction's keeps its registers (a shared one cost ~20
- * instructions a commit). */
-static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool large)
+/*
+ * The protocol, for a record in the ring (!@large) or in the slot's
+ * overflow extent (lib/overflow.c), with its crash points (@armed) or
+ * without: three copies of one body (small unarmed, small armed, large),
+ * so that the common one keeps its registers and tests no crash point
+ * (a shared body cost ~20 instructions a commit, the points ~25).
+ */
+#define CP(p)                                \
+	do {                                 \
+		if (armed)                   \
+			CRASH_POINT(p);      \
+	} while (0)
+
+static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool large,
+							 const bool armed)
 {
 	struct pstm_region *r = t->r;
 
@@ -77,7 +87,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	const uint64_t k = ++t->commit_k;
 	atomic_store_explicit(&h->state, log_state(k, LOG_LOCKING),
 			      memory_order_release);
-	CRASH_POINT(CP_COMMIT_LOCKING);
+	CP(CP_COMMIT_LOCKING);
 
 	/* 2. lock */
 	for (uint32_t i = 0; i < t->nws; i++) {
@@ -102,7 +112,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	}
 	/* data stores below must not become visible before the locks */
 	fence_release();
-	CRASH_POINT(CP_COMMIT_LOCKED);
+	CP(CP_COMMIT_LOCKED);
 
 	/*
 	 * 3. commit version, validation.  wv = clock + 1, read after our
@@ -146,7 +156,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 		rec->crc = redo_log_crc_of(rec, large ? record_entries_at(r, r->base, rec, pos)
 						       : record_entries(rec));
 	}
-	CRASH_POINT(CP_COMMIT_SEALED);
+	CP(CP_COMMIT_SEALED);
 	if (r->durable)
 		atomic_store_explicit(&h->state, log_state(k, LOG_COMMITTED),
 				      memory_order_release);
@@ -159,7 +169,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 				      memory_order_release);
 	else if (r->durable)
 		redo_log_persist_record(r, t->slot, rec, rbytes);
-	CRASH_POINT(CP_COMMIT_LOGGED);
+	CP(CP_COMMIT_LOGGED);
 
 	/* 5. write back; the media gets it at the next checkpoint */
 	for (uint32_t i = 0; i < t->nws; i++)
@@ -173,17 +183,17 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 		if (large)
 			t->ovf_seq = rec->seq;
 	}
-	CRASH_POINT(CP_COMMIT_WRITTEN);
+	CP(CP_COMMIT_WRITTEN);
 
 	/* 6. written back: a recoverer must not replay any more */
 	atomic_store_explicit(&h->state, log_state(k, LOG_RELEASING),
 			      memory_order_release);
-	CRASH_POINT(CP_COMMIT_RETIRED);
+	CP(CP_COMMIT_RETIRED);
 
 	/* 7. release */
 	const uint64_t nv = orec_make(wv) | t->cf.orec_tag; /* format 2: the writer */
 	for (uint32_t i = 0; i < t->nlocks; i++) {
-		if (i == t->nlocks / 2)
+		if (armed && i == t->nlocks / 2)
 			CRASH_POINT(CP_COMMIT_RELEASED);
 		atomic_store_explicit(&r->orecs[t->locks[i]], nv,
 				      memory_order_release);
@@ -198,13 +208,21 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 
 static __attribute__((noinline)) void commit_large(pstm_tx *t)
 {
-	commit(t, true);
+	commit(t, true, true);
+}
+
+static __attribute__((noinline)) void commit_armed(pstm_tx *t)
+{
+	commit(t, false, true);
 }
 
 void stm_commit_update(pstm_tx *t)
 {
 	if (__builtin_expect(t->nws > t->r->log_cap, 0))
 		commit_large(t);
+	else if (__builtin_expect(atomic_load_explicit(&crash_armed,
+						       memory_order_relaxed) != 0, 0))
+		commit_armed(t); /* a crash point is armed (tests, crashtest) */
 	else
-		commit(t, false);
+		commit(t, false, false);
 }

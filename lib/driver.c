@@ -28,8 +28,8 @@
 
 #define ESCALATE_AFTER 64
 
-static __thread pstm_tx *tl_cur; /* running transaction, if any */
-static __thread bool tl_in_abort_hooks; /* pstm_tx_on_abort hooks run */
+#define tl_cur tl_txd_cache.cur
+#define tl_in_abort_hooks tl_txd_cache.in_abort_hooks
 
 /* Run the attempt's abort hooks, outside the transaction: they may not
  * start one (pstm_atomic returns PSTM_EINTX meanwhile). */
@@ -204,40 +204,21 @@ static inline __attribute__((always_inline)) void end(pstm_tx *t)
 	tl_cur = NULL;
 }
 
-static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
+/*
+ * One attempt of @fn on @t and its commit, run under drive()'s unwinding
+ * point.  A function of its own: GCC keeps the variables of a function
+ * that calls sigsetjmp in memory, so the hot path lives here, in
+ * registers, while drive() keeps only the unwinding point.
+ */
+static __attribute__((noinline)) int attempt(pstm_tx *t, pstm_fn fn, void *arg)
 {
-	volatile int rc = 0;
-
-	t->retries = 0;
-	t->depth = 1;
-	t->read_only = read_only;
-	t->doomed = 0;
-	t->guard = false;
-	tl_cur = t;
-	int j = sigsetjmp(t->env, 0);
-	if (j == JUMP_ERROR) {
-		rc = t->err;
-		t->st[ST_AB_USER]++;
-		end(t);
-		hooks_run_abort(t);
-		return rc;
-	}
-	if (j == JUMP_RETRY) {
-		conflict_aborted(t, fn);
-		tl_cur = NULL; /* the hooks run outside the transaction */
-		hooks_run_abort(t);
-		t->depth = 1;
-		tl_cur = t;
-		backoff(t);
-		conflict_retrying(t);
-	}
 	begin(t);
-	rc = fn(t, arg);
+	int rc = fn(t, arg);
 	if (__builtin_expect(t->doomed != 0, 0)) {
 		/* a pstm_tx_* call of the body (the explicit form inside
 		 * pstm_atomic) stopped the unwinding and returned the code;
 		 * the attempt is rolled back already: carry on as the
-		 * unwinding would have, from here (this frame's own point) */
+		 * unwinding would have, from drive()'s point */
 		int d = t->doomed;
 		t->doomed = 0;
 		if (d == PSTM_ECONFLICT)
@@ -263,6 +244,39 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 	if (hooks)
 		hooks_run(t->r, hooks);
 	return 0;
+}
+
+static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
+{
+	t->retries = 0;
+	t->depth = 1;
+	t->read_only = read_only;
+	t->doomed = 0;
+	t->guard = false;
+	tl_cur = t;
+	int j = sigsetjmp(t->env, 0);
+	if (__builtin_expect(j != 0, 0)) {
+		if (j == JUMP_ERROR) {
+			int rc = t->err;
+			t->st[ST_AB_USER]++;
+			end(t);
+			hooks_run_abort(t);
+			return rc;
+		}
+		/* JUMP_RETRY */
+		conflict_aborted(t, fn);
+		tl_cur = NULL; /* the hooks run outside the transaction */
+		hooks_run_abort(t);
+		t->depth = 1;
+		tl_cur = t;
+		backoff(t);
+		conflict_retrying(t);
+	}
+	int rc = attempt(t, fn, arg);
+	/* not a tail call: this frame holds the unwinding point until the
+	 * attempt is over */
+	__asm__ volatile("" ::: "memory");
+	return rc;
 }
 
 static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)

@@ -21,6 +21,8 @@ void region_derive(struct pstm_region *r)
 	r->relaxed = r->sb.durability == PSTM_RELAXED;
 	r->heap_lo = r->sb.heap_off + HEAP_HDR_BYTES;
 	r->heap_hi = r->sb.size_bytes;
+	/* both 8-aligned (superblock checks), the heap at least a word */
+	r->heap_wspan = (r->heap_hi - r->heap_lo - 8) >> 3;
 	r->ring_bytes = r->sb.log_bytes - sizeof(struct log_header);
 	r->log_cap = (uint32_t)((r->ring_bytes - sizeof(struct log_record)) /
 				sizeof(struct log_entry));

@@ -55,6 +55,8 @@ struct pstm_region {
 	uint32_t conflict_entries; /* entries per slot's table */
 
 	uint64_t heap_lo, heap_hi; /* user-addressable [lo, hi) */
+	uint64_t heap_wspan;       /* (heap_hi - heap_lo - 8) / 8: the last
+				      user word's index (lib/stm.c) */
 	uint32_t log_cap;          /* entries per redo record (transaction) */
 	uint64_t ring_bytes;       /* redo ring per slot */
 	bool ovf_ok;               /* format 2: overflow extents (large

@@ -389,11 +389,16 @@ static inline void check_range(pstm_tx *t, uint64_t off, uint64_t n, uint64_t lo
 		stm_fail(t, PSTM_ERANGE);
 }
 
-/* One compare for the common case: aligned word in the user heap. */
+/*
+ * One compare for the common case: an aligned word in the user heap.
+ * The offset into the heap wraps when off < heap_lo; rotated right by 3,
+ * a misaligned one's low bits land at the top: either way it exceeds the
+ * last word's index.
+ */
 static inline bool user_word_ok(pstm_tx *t, uint64_t off)
 {
-	uint64_t rel = off - t->r->heap_lo; /* wraps when off < heap_lo */
-	return rel <= t->r->heap_hi - t->r->heap_lo - 8 && !(off & 7);
+	uint64_t rel = off - t->r->heap_lo;
+	return ((rel >> 3) | (rel << 61)) <= t->r->heap_wspan;
 }
 
 /*
@@ -459,10 +464,11 @@ static inline uint64_t load_word(pstm_tx *t, uint64_t off)
 	uint64_t v = __atomic_load_n(region_word(r, off), DATA_LOAD);
 	fence_acquire();
 	uint64_t o2 = atomic_load_explicit(o, memory_order_relaxed);
-	if (__builtin_expect((t->wbloom & bloom_bit(off)) | (o1 != o2) |
-				     orec_is_locked(o1) | (o1 > t->rv_bound) |
-				     (t->nrs == t->rs_cap),
-			     0))
+	if (__builtin_expect((t->wbloom & bloom_bit(off)) != 0, 0) ||
+	    __builtin_expect(o1 != o2, 0) ||
+	    __builtin_expect(orec_is_locked(o1), 0) ||
+	    __builtin_expect(o1 > t->rv_bound, 0) ||
+	    __builtin_expect(t->nrs == t->rs_cap, 0))
 		return load_slow(t, off);
 	t->rs[t->nrs++] = (struct rentry){idx, o1};
 	return v;
@@ -521,20 +527,32 @@ void pstm_write(pstm_tx *tx, pstm_off off, const void *src, size_t n)
 	}
 }
 
+/* unaligned, or a range error: out of line, so that the fast paths
+ * below keep their word in a register */
+static __attribute__((noinline)) uint64_t load64_other(pstm_tx *tx, pstm_off off)
+{
+	uint64_t v;
+	pstm_read(tx, off, &v, 8);
+	return v;
+}
+
+static __attribute__((noinline)) void store64_other(pstm_tx *tx, pstm_off off,
+						    uint64_t v)
+{
+	pstm_write(tx, off, &v, 8);
+}
+
 uint64_t pstm_load64(pstm_tx *tx, pstm_off off)
 {
-	if (__builtin_expect(!user_word_ok(tx, off), 0)) {
-		uint64_t v;
-		pstm_read(tx, off, &v, 8); /* unaligned, or a range error */
-		return v;
-	}
+	if (__builtin_expect(!user_word_ok(tx, off), 0))
+		return load64_other(tx, off);
 	return load_word(tx, off);
 }
 
 void pstm_store64(pstm_tx *tx, pstm_off off, uint64_t v)
 {
 	if (__builtin_expect(!user_word_ok(tx, off), 0)) {
-		pstm_write(tx, off, &v, 8);
+		store64_other(tx, off, v);
 		return;
 	}
 	ws_put(tx, off, v);

@@ -103,6 +103,11 @@ struct pstm_tx {
 struct txd_cache {
 	uint64_t open_id; /* handle it belongs to, 0 if none */
 	pstm_tx *t;
+	/* lib/driver.c's thread state, here so that one thread-local
+	 * address serves a whole pstm_atomic (each one costs a TLS lookup
+	 * in the shared library) */
+	pstm_tx *cur;          /* the running transaction, if any */
+	bool in_abort_hooks;   /* pstm_tx_on_abort hooks run */
 };
 extern HIDDEN __thread struct txd_cache tl_txd_cache;
 HIDDEN pstm_tx *txd_get_slow(struct pstm_region *r, int *err);

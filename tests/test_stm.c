@@ -356,6 +356,62 @@ static void test_out_of_range(void **s)
 	/* the last word is fine */
 	struct bad ok = {1, in.heap_off + in.heap_bytes - 8, 8};
 	assert_pstm_ok(pstm_atomic(r, bad_fn, &ok));
+	struct bad first = {0, in.heap_off, 8};
+	assert_pstm_ok(pstm_atomic(r, bad_fn, &first));
+	teardown(&f, r);
+}
+
+/* pstm_load64/pstm_store64 at offsets that are not 8-aligned (their one
+ * compare sends them the byte-wise way): the bytes of the two words they
+ * straddle, in both directions, and the last possible one. */
+struct unal {
+	pstm_off base, last;
+	uint64_t got, got_last;
+	int step;
+};
+
+static int unal_fn(pstm_tx *tx, void *arg)
+{
+	struct unal *u = arg;
+	if (u->step == 0) {
+		pstm_store64(tx, u->base, 0x1122334455667788ull);
+		pstm_store64(tx, u->base + 8, 0x99aabbccddeeff00ull);
+		pstm_store64(tx, u->base + 19, 0x0102030405060708ull);
+		pstm_store64(tx, u->last, 0xa5a5a5a5a5a5a5a5ull);
+		/* its own writes, read across a word boundary */
+		if (pstm_load64(tx, u->base + 4) != 0xddeeff0011223344ull)
+			return PSTM_EINVAL;
+	} else {
+		u->got = pstm_load64(tx, u->base + 4);
+		u->got_last = pstm_load64(tx, u->last);
+		uint8_t b[8];
+		pstm_read(tx, u->base + 19, b, 8);
+		for (int i = 0; i < 8; i++)
+			if (b[i] != 8 - i) /* little-endian bytes of the store */
+				return PSTM_EINVAL;
+	}
+	return 0;
+}
+
+static void test_unaligned_words(void **s)
+{
+	(void)s;
+	struct fix f;
+	pstm_region *r = setup(&f, 8, 0, 0);
+	struct pstm_region_info in;
+	assert_pstm_ok(pstm_region_info(r, &in));
+	struct unal u = {.base = f.base, .last = in.heap_off + in.heap_bytes - 9};
+	assert_pstm_ok(pstm_atomic(r, unal_fn, &u));
+	u.step = 1;
+	assert_pstm_ok(pstm_atomic(r, unal_fn, &u));
+	/* bytes 4..11 of the two words, little-endian */
+	assert_true(u.got == 0xddeeff0011223344ull);
+	assert_true(u.got_last == 0xa5a5a5a5a5a5a5a5ull);
+	/* one byte further and it leaves the heap */
+	struct bad b = {0, in.heap_off + in.heap_bytes - 7, 8};
+	assert_int_equal(pstm_atomic(r, bad_fn, &b), PSTM_ERANGE);
+	b.op = 1;
+	assert_int_equal(pstm_atomic(r, bad_fn, &b), PSTM_ERANGE);
 	teardown(&f, r);
 }
 
@@ -712,6 +768,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_bank_100k),
 	cmocka_unit_test(test_read_only_writes_nothing),
 	cmocka_unit_test(test_out_of_range),
+		cmocka_unit_test(test_unaligned_words),
 	cmocka_unit_test(test_write_set_growth),
 	cmocka_unit_test(test_log_full),
 	cmocka_unit_test(test_user_error_and_nesting),

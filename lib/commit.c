@@ -89,10 +89,19 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 			      memory_order_release);
 	CP(CP_COMMIT_LOCKING);
 
-	/* 2. lock */
-	for (uint32_t i = 0; i < t->nws; i++) {
-		uint64_t idx = region_orec_idx(r, t->ws[i].off);
-		_Atomic uint64_t *o = &r->orecs[idx];
+	/*
+	 * 2. lock.  The loops below keep the sets' bounds in locals: every
+	 * atomic here is a compiler barrier, and the fields would be loaded
+	 * again each round (t->nlocks itself stays exact: a wait may unwind,
+	 * and the rollback releases what it names).
+	 */
+	const struct wentry *ws = t->ws;
+	const uint32_t nws = t->nws;
+	_Atomic uint64_t *const orecs = r->orecs;
+	const uint64_t omask = r->orec_mask;
+	for (uint32_t i = 0; i < nws; i++) {
+		uint64_t idx = (ws[i].off >> OREC_SHIFT) & omask;
+		_Atomic uint64_t *o = &orecs[idx];
 		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
 		for (;;) {
 			if (orec_is_locked(v)) {
@@ -172,9 +181,9 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	CP(CP_COMMIT_LOGGED);
 
 	/* 5. write back; the media gets it at the next checkpoint */
-	for (uint32_t i = 0; i < t->nws; i++)
-		__atomic_store_n(region_word(r, t->ws[i].off), t->ws[i].val,
-				 DATA_STORE);
+	uint8_t *const base = r->base;
+	for (uint32_t i = 0; i < nws; i++)
+		__atomic_store_n((uint64_t *)(base + ws[i].off), ws[i].val, DATA_STORE);
 	if (r->durable) {
 		atomic_store_explicit(&sl->ring_head, pos + rbytes,
 				      memory_order_relaxed);
@@ -192,11 +201,12 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 
 	/* 7. release */
 	const uint64_t nv = orec_make(wv) | t->cf.orec_tag; /* format 2: the writer */
-	for (uint32_t i = 0; i < t->nlocks; i++) {
-		if (armed && i == t->nlocks / 2)
+	const uint64_t *locks = t->locks;
+	const uint32_t nlocks = t->nlocks;
+	for (uint32_t i = 0; i < nlocks; i++) {
+		if (armed && i == nlocks / 2)
 			CRASH_POINT(CP_COMMIT_RELEASED);
-		atomic_store_explicit(&r->orecs[t->locks[i]], nv,
-				      memory_order_release);
+		atomic_store_explicit(&orecs[locks[i]], nv, memory_order_release);
 	}
 	t->nlocks = 0;
 	atomic_store_explicit(&h->state, LOG_IDLE, memory_order_relaxed);

@@ -231,18 +231,20 @@ static inline void stm_note_lock(pstm_tx *t, uint64_t idx)
  * Inline: commit (lib/commit.c) runs it on every update transaction. */
 static inline bool stm_validate(pstm_tx *t)
 {
-	struct pstm_region *r = t->r;
+	_Atomic uint64_t *const orecs = t->r->orecs;
+	const struct rentry *rs = t->rs;
+	const uint32_t n = t->nrs;
 	uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
 
-	for (uint32_t i = 0; i < t->nrs; i++) {
-		uint64_t cur = atomic_load_explicit(&r->orecs[t->rs[i].idx],
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t cur = atomic_load_explicit(&orecs[rs[i].idx],
 						    memory_order_acquire);
-		if (cur == t->rs[i].o)
+		if (cur == rs[i].o)
 			continue;
 		/* the same version: unchanged (only the writer field of a
 		 * format 2 orec differs, after a lock and release that did not
 		 * change it), or locked by us at commit, unchanged before */
-		if (((cur ^ t->rs[i].o) >> OREC_VSHIFT) == 0 &&
+		if (((cur ^ rs[i].o) >> OREC_VSHIFT) == 0 &&
 		    ((cur & ((1ull << OREC_VSHIFT) - 1)) == mine ||
 		     !orec_is_locked(cur)))
 			continue;

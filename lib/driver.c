@@ -222,9 +222,9 @@ static __attribute__((noinline)) int attempt(pstm_tx *t, pstm_fn fn, void *arg)
 		int d = t->doomed;
 		t->doomed = 0;
 		if (d == PSTM_ECONFLICT)
-			siglongjmp(t->env, JUMP_RETRY);
+			STM_LONGJMP(t, t->env, JUMP_RETRY);
 		t->err = d;
-		siglongjmp(t->env, JUMP_ERROR);
+		STM_LONGJMP(t, t->env, JUMP_ERROR);
 	}
 	if (rc != 0) {
 		t->st[ST_AB_USER]++;
@@ -254,7 +254,7 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 	t->doomed = 0;
 	t->guard = false;
 	tl_cur = t;
-	int j = sigsetjmp(t->env, 0);
+	int j = STM_SETJMP(t, t->env);
 	if (__builtin_expect(j != 0, 0)) {
 		if (j == JUMP_ERROR) {
 			int rc = t->err;
@@ -377,9 +377,9 @@ static bool guard_ok(pstm_tx *t)
 /* The guarded call in a pstm_atomic attempt: the driver's point kept */
 static int guarded_in_atomic(pstm_tx *t, pstm_fn fn, void *arg)
 {
-	sigjmp_buf saved;
+	stm_jmpbuf saved;
 	memcpy(saved, t->env, sizeof(saved));
-	int j = sigsetjmp(t->env, 0);
+	int j = STM_SETJMP(t, t->env);
 	if (j) {
 		memcpy(t->env, saved, sizeof(saved));
 		return doom(t, j);
@@ -399,7 +399,7 @@ int stm_guarded(pstm_tx *t, pstm_fn fn, void *arg)
 		return fn(t, arg);
 	if (!t->explicit_tx)
 		return guarded_in_atomic(t, fn, arg);
-	int j = sigsetjmp(t->env, 0);
+	int j = STM_SETJMP(t, t->env);
 	if (j)
 		return doom(t, j);
 	t->guard = true;
@@ -450,7 +450,7 @@ static int guarded_call_fn(pstm_tx *t, void *arg)
 			struct guarded_call gc_ = {__VA_ARGS__};           \
 			return guarded_in_atomic((t), guarded_call_fn, &gc_); \
 		}                                                          \
-		int j_ = sigsetjmp((t)->env, 0);                           \
+		int j_ = STM_SETJMP((t), (t)->env);                           \
 		if (j_)                                                    \
 			return doom((t), j_);                              \
 		(t)->guard = true;                                         \
@@ -510,7 +510,7 @@ int pstm_tx_commit(pstm_tx *t)
 		return PSTM_EINVAL;
 	if (t->doomed)
 		return end_rolled_back(t, t->doomed);
-	int j = sigsetjmp(t->env, 0);
+	int j = STM_SETJMP(t, t->env);
 	if (j)
 		return end_rolled_back(t, doom(t, j));
 	t->guard = true;

@@ -78,7 +78,7 @@ void stm_abort(pstm_tx *t, int cause)
 	if (t->nlocks)
 		stm_release_unchanged(t);
 	hooks_drop(t);
-	siglongjmp(t->env, JUMP_RETRY);
+	STM_LONGJMP(t, t->env, JUMP_RETRY);
 }
 
 void stm_doom(pstm_tx *t, int err)
@@ -95,7 +95,7 @@ void stm_fail(pstm_tx *t, int err)
 	if (t->nlocks)
 		stm_release_unchanged(t);
 	hooks_drop(t);
-	siglongjmp(t->env, JUMP_ERROR);
+	STM_LONGJMP(t, t->env, JUMP_ERROR);
 }
 
 /* -------------------------------------------------------- validation */

@@ -29,6 +29,32 @@ struct tx_hook {
 	struct tx_hook *next;
 };
 
+/*
+ * The unwinding point of a running attempt (lib/driver.c sets it; lib/
+ * stm.c's aborts and failures jump to it).  GCC's __builtin_setjmp keeps
+ * only the frame, stack and resume address: the compiler saves the
+ * setting function's registers itself.  It costs ~5 instructions against
+ * sigsetjmp's ~27 (glibc mangles eight registers, then calls
+ * __sigjmp_save), on every transaction.  Its longjmp carries no value, so
+ * the reason goes in t->jump.  Sanitizer builds keep sigsetjmp: ASan and
+ * TSan intercept siglongjmp to forget the frames it skips, and know
+ * nothing of the builtin.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
+	!defined(__GNUC__)
+typedef sigjmp_buf stm_jmpbuf;
+#define STM_SETJMP(t, buf) sigsetjmp(buf, 0)
+#define STM_LONGJMP(t, buf, v) siglongjmp(buf, v)
+#else
+typedef void *stm_jmpbuf[5];
+#define STM_SETJMP(t, buf) (__builtin_setjmp(buf) ? (t)->jump : 0)
+#define STM_LONGJMP(t, buf, v)                  \
+	do {                                    \
+		(t)->jump = (v);                \
+		__builtin_longjmp(buf, 1);      \
+	} while (0)
+#endif
+
 /* One per (thread, open region): this is the pstm_tx users see. */
 struct pstm_tx {
 	struct pstm_region *r;
@@ -36,7 +62,8 @@ struct pstm_tx {
 	uint32_t depth;           /* >0 while a transaction runs */
 	uint64_t rv;              /* snapshot version */
 	uint64_t rv_bound;        /* orec words <= this are within rv */
-	sigjmp_buf env;           /* unwinding point of the running attempt */
+	stm_jmpbuf env;           /* unwinding point of the running attempt */
+	int jump;                 /* why it was jumped to (JUMP_*) */
 	int err;                  /* error carried by an unwinding failure */
 
 	struct wentry *ws;        /* write set, in write order */

@@ -279,7 +279,8 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 	return rc;
 }
 
-static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
+static __attribute__((noinline)) int atomic_other(pstm_region *r, pstm_fn fn,
+						  void *arg, bool read_only)
 {
 	int err = 0;
 
@@ -310,6 +311,19 @@ static int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 	/* an observing handle, or a read-only grant (pstmd:NAME), runs
 	 * read-only transactions only */
 	return drive(t, fn, arg, read_only || r->observe || r->read_only);
+}
+
+/* The common case first, in a frame-less function that ends in drive():
+ * a valid call, outside any transaction, on the handle this thread used
+ * last.  Everything else, atomic_other(). */
+static inline int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
+{
+	struct txd_cache *c = &tl_txd_cache;
+	if (__builtin_expect(r != NULL && fn != NULL && c->cur == NULL &&
+				     !c->in_abort_hooks && c->open_id == r->open_id,
+			     1))
+		return drive(c->t, fn, arg, read_only || r->observe || r->read_only);
+	return atomic_other(r, fn, arg, read_only);
 }
 
 int stm_run_side(pstm_tx *t, pstm_fn fn, void *arg)

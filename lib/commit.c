@@ -47,7 +47,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 {
 	struct pstm_region *r = t->r;
 
-	struct log_header *h = region_log(r, t->slot);
+	struct log_header *h = t->log;
 	struct slot *sl = &r->slots[t->slot];
 	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
 	/* more than the ring holds: entries in the overflow extent */
@@ -73,7 +73,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 							  memory_order_relaxed);
 		}
 	}
-	struct log_record *rec = region_record(r, t->slot, pos);
+	struct log_record *rec = (struct log_record *)((uint8_t *)(h + 1) + pos);
 	if (large) {
 		overflow_write(t, rec);
 	} else {

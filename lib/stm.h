@@ -59,6 +59,7 @@ typedef void *stm_jmpbuf[5];
 struct pstm_tx {
 	struct pstm_region *r;
 	uint32_t slot;
+	struct log_header *log;   /* the slot's log (region_log), kept */
 	uint32_t depth;           /* >0 while a transaction runs */
 	uint64_t rv;              /* snapshot version */
 	uint64_t rv_bound;        /* orec words <= this are within rv */

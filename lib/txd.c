@@ -10,6 +10,7 @@
 
 #include "proc.h"
 #include "recovery.h"
+#include "redo_log.h"
 #include "stm.h"
 
 __thread struct txd_cache tl_txd_cache;
@@ -109,8 +110,10 @@ static pstm_tx *txd_alloc(struct pstm_region *r)
 pstm_tx *txd_side_new(pstm_tx *t)
 {
 	pstm_tx *s = txd_alloc(t->r);
-	if (s)
+	if (s) {
 		s->slot = t->slot;
+		s->log = t->log;
+	}
 	return s;
 }
 
@@ -127,6 +130,7 @@ static pstm_tx *txd_new(struct pstm_region *r)
 		return NULL;
 	}
 	t->slot = (uint32_t)s;
+	t->log = region_log(r, t->slot);
 	conflict_txd_init(t);
 	/* a fresh slot's log must be idle (its previous owner settled it) */
 	pthread_mutex_lock(&r->lock);

@@ -215,10 +215,10 @@ enum pstm_open_flags {
 	 * and never wait for an escalated transaction, and it never recovers
 	 * a dead process: not at open, not when it needs a slot, not when a
 	 * transaction meets a lock a dead process left past its commit
-	 * point (the attempt conflicts instead; pstm_atomic_ro retries
-	 * until another process recovers it, so use pstm_tx_begin to be
-	 * able to give up; a commit stuck before its commit point it aborts
-	 * after 1 ms, as every reader does, dead owner or stopped).  A
+	 * point (it reads the committed value through the dead commit's
+	 * redo record, as every reader does, dead owner or stopped; a
+	 * commit stuck before its commit point it aborts after 1 ms, as
+	 * every reader does).  A
 	 * relaxed region gets no flush thread from it.  It still takes a
 	 * process entry and a slot (PSTM_EPROCFULL, PSTM_ESLOTFULL: dead
 	 * processes are not cleared to make room), needs write permission

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "persist.h"
 #include "recovery.h"
 #include "redo_log.h"
 #include "stm.h"
@@ -200,6 +201,22 @@ static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
 	return true;
 }
 
+/* Spin briefly on the locked orec @o (@v): its new value */
+static uint64_t spin_unlocked(_Atomic uint64_t *o, uint64_t v)
+{
+	for (int i = 0; i < LOCK_SPINS; i++) {
+		cpu_relax();
+		v = atomic_load_explicit(o, memory_order_acquire);
+		if (!orec_is_locked(v))
+			break;
+	}
+	return v;
+}
+
+static uint64_t wait_after_spin(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
+				int cause);
+static void rs_push(pstm_tx *t, uint64_t idx, uint64_t o);
+
 /*
  * The orec at @o is locked by another slot.  Wait briefly for its commit
  * to finish; if it does not, check whether its owner died (and recover it)
@@ -209,12 +226,95 @@ static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
 uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 			      int cause)
 {
-	for (int i = 0; i < LOCK_SPINS; i++) {
-		cpu_relax();
-		v = atomic_load_explicit(o, memory_order_acquire);
-		if (!orec_is_locked(v))
-			return v;
+	v = spin_unlocked(o, v);
+	if (!orec_is_locked(v))
+		return v;
+	return wait_after_spin(t, o, v, cause);
+}
+
+/*
+ * Read the word at @off (orec @idx at @o) through the redo record of the
+ * commit that holds the orec (lock word @v) once that commit is past its
+ * commit point, so that a reader never waits for a slow or stopped owner
+ * to write back and release (issue 16; docs/design.md, "Stopped
+ * processes").  True with *out (the read set has the entry) if it could;
+ * false if the holder is not past its commit point or anything moved
+ * (read the orec again).  Unwinds if the snapshot cannot take the
+ * commit in.
+ *
+ * - The commit's state is COMMITTED(k) or RELEASING(k): nothing can undo
+ *   it (a recoverer replays it).  Its owner wrote the record before
+ *   LOCKING(k) and leaves it alone until IDLE; a lock word names one
+ *   commit (its version bits change with every release).  So a record
+ *   read between two reads of the same state word, with the orec still
+ *   holding @v after it, is that commit's.
+ * - The snapshot must include the commit: rv < its wv extends first (all
+ *   reads so far revalidated), as meeting version wv would.
+ * - A word the record does not name shares the orec only: nobody can
+ *   write it while the orec is locked, so memory holds its value.
+ * - A durable region's record may not be persisted yet at COMMITTED:
+ *   the reader persists it (a flush or an msync; nothing shared is
+ *   written) before it uses a value, so that it never sees a commit a
+ *   power failure could take back.  An overflow record's extent is not
+ *   flushed here: such a reader waits, as do reads of records longer
+ *   than a ring (the search is linear).
+ * - The read set keeps the lock word: validation accepts it while that
+ *   commit holds the orec (equal); once the orec is released its version
+ *   differs and the reader aborts, the only cost.
+ */
+static bool read_through(pstm_tx *t, uint64_t off, uint64_t idx,
+			 _Atomic uint64_t *o, uint64_t v, uint64_t *out)
+{
+	struct pstm_region *r = t->r;
+	uint32_t s = orec_owner(v);
+	if (s >= r->sb.max_slots || s == t->slot || t->inevitable)
+		return false;
+	struct log_header *h = region_log(r, s);
+	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	if (LOG_ST(st) != LOG_COMMITTED && LOG_ST(st) != LOG_RELEASING)
+		return false;
+	uint64_t wv = __atomic_load_n(&h->wv, __ATOMIC_RELAXED);
+	uint64_t pos = __atomic_load_n(&h->rec_off, __ATOMIC_RELAXED);
+	uint64_t n = __atomic_load_n(&h->count, __ATOMIC_RELAXED);
+	if (pos > r->ring_bytes - sizeof(struct log_record) ||
+	    (pos & (CACHELINE - 1)) || n > r->log_cap)
+		return false;
+	struct log_record *rec = region_record(r, s, pos);
+	if (__atomic_load_n(&rec->magic, __ATOMIC_RELAXED) != LOG_REC_MAGIC ||
+	    __atomic_load_n(&rec->count, __ATOMIC_RELAXED) != n ||
+	    record_bytes(n) > r->ring_bytes - pos)
+		return false; /* an extent's, or moving */
+	if (orec_version(v) > wv || wv >= OREC_VMAX)
+		return false; /* not the header of this lock's commit */
+	if (t->rv < wv && !TESTING_NO_VALIDATE(r) && !extend(t, wv)) {
+		t->cf.hint_off = off;
+		stm_abort(t, ST_AB_READ);
 	}
+	if (r->durable && !r->relaxed && LOG_ST(st) == LOG_COMMITTED &&
+	    region_persist(r, rec, record_bytes(n)) != 0)
+		return false;
+	struct log_entry *e = record_entries(rec);
+	uint64_t val = 0;
+	bool named = false;
+	for (uint64_t i = 0; i < n; i++)
+		if (__atomic_load_n(&e[i].off, __ATOMIC_RELAXED) == off) {
+			val = __atomic_load_n(&e[i].val, __ATOMIC_RELAXED);
+			named = true;
+		}
+	if (!named)
+		val = __atomic_load_n(region_word(r, off), DATA_LOAD);
+	fence_acquire();
+	if (atomic_load_explicit(&h->state, memory_order_relaxed) != st ||
+	    atomic_load_explicit(o, memory_order_relaxed) != v)
+		return false;
+	rs_push(t, idx, v);
+	*out = val;
+	return true;
+}
+
+static uint64_t wait_after_spin(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
+				int cause)
+{
 	if (slot_owner_dead_recover(t->r, orec_owner(v))) {
 		uint64_t nv = atomic_load_explicit(o, memory_order_acquire);
 		if (nv == v && stm_orphan_lock(t->r, o, v))
@@ -427,7 +527,13 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 	for (;;) {
 		if (orec_is_locked(o1)) {
 			t->cf.hint_off = off; /* if it aborts: where */
-			o1 = stm_wait_unlocked(t, o, o1, ST_AB_READ);
+			o1 = spin_unlocked(o, o1);
+			if (!orec_is_locked(o1))
+				continue;
+			uint64_t val;
+			if (read_through(t, off, idx, o, o1, &val))
+				return val;
+			o1 = wait_after_spin(t, o, o1, ST_AB_READ);
 			continue;
 		}
 		uint64_t v = __atomic_load_n(w, DATA_LOAD);

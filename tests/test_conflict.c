@@ -12,7 +12,9 @@
 #define _GNU_SOURCE
 #include <json-c/json.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,10 @@
 
 static const char *region;
 static pid_t kids[2];  /* T and A while they run */
+/* A's attempts of the running audit, shared (MAP_SHARED, made by
+ * start()): T's hold waits for them, so that a descheduled A still loses
+ * against the lock */
+static _Atomic int *seen_attempts;
 
 /* a failed assertion leaves the two processes behind: they go too */
 static int teardown(void **s)
@@ -133,8 +139,14 @@ static int unnamed_hold(pstm_tx *tx, void *arg)
 		assert_pstm_ok(pstm_tx_inevitable(tx));
 		pstm_store64(tx, acc(h->from), pstm_load64(tx, acc(h->from)) - 1);
 		put(reply_fd[1], 'l');
-		struct timespec ts = {0, h->sleep_ms * 1000000L};
+		/* from A's first attempt on, sleep_ms, and until its second
+		 * (at most 10 s each way) */
+		struct timespec ms = {0, 1000000L}, ts = {0, h->sleep_ms * 1000000L};
+		for (int k = 0; k < 10000 && atomic_load(seen_attempts) < 1; k++)
+			nanosleep(&ms, NULL);
 		nanosleep(&ts, NULL);
+		for (int k = 0; k < 10000 && atomic_load(seen_attempts) < 2; k++)
+			nanosleep(&ms, NULL);
 		pstm_store64(tx, acc(h->to), pstm_load64(tx, acc(h->to)) + 1);
 		return 0;
 	}
@@ -183,6 +195,7 @@ static int audit(pstm_tx *tx, void *arg)
 	uint64_t sum = 0;
 	if (mode != AUDIT_UNNAMED)
 		pstm_tx_name(tx, "audit");
+	atomic_store(seen_attempts, attempts + 1);
 	if (++attempts == 1 && (mode == AUDIT_NEWER || mode == AUDIT_VALIDATE)) {
 		/* read account 0, let T move money from it, go on: the
 		 * first attempt cannot commit */
@@ -253,6 +266,12 @@ struct procs {
 
 static void start(struct procs *p)
 {
+	if (!seen_attempts) {
+		seen_attempts = mmap(NULL, sizeof(*seen_attempts), PROT_READ | PROT_WRITE,
+				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		assert_true(seen_attempts != MAP_FAILED);
+	}
+	atomic_store(seen_attempts, 0);
 	assert_int_equal(pipe(cmd_fd), 0);
 	assert_int_equal(pipe(reply_fd), 0);
 	assert_int_equal(pipe(go_fd), 0);

@@ -14,8 +14,11 @@
  * a handful of stores (seal, write-back, release) that nobody else may
  * do for it, so transactions on its words wait until it runs again: the
  * test checks they make no commit then, and that all of them finish once
- * it is continued.  The bank's total is exact at the end and pstm check
- * finds nothing.
+ * it is continued.  A fourth process runs read-only transactions over
+ * both accounts: it never waits, at any point, but for a durable commit
+ * stopped in SEALING, because past the commit point it reads through the
+ * stopped commit's redo record; it always sees the exact total.  The
+ * bank's total is exact at the end and pstm check finds nothing.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -36,6 +39,8 @@ struct shared {
 	_Atomic uint64_t commits; /* by the two workers */
 	_Atomic int done;
 	_Atomic uint64_t victim_steps;
+	_Atomic uint64_t reads;   /* the auditor's read-only transactions */
+	_Atomic int bad_total;    /* the auditor saw a wrong total */
 };
 static struct shared *SH;
 static struct test_bank BANK = {0, ACCOUNTS};
@@ -54,6 +59,28 @@ static int worker(void *arg, int i)
 		if (pstm_atomic(r, test_bank_transfer, &x))
 			return 3;
 		atomic_fetch_add(&SH->commits, 1);
+	}
+	pstm_close(r);
+	return 0;
+}
+
+/* Read-only transactions over both accounts: they never wait for the
+ * stopped commit once it is past its commit point (they read through its
+ * redo record), and always see the exact total. */
+static int auditor(void *arg, int i)
+{
+	(void)arg;
+	(void)i;
+	pstm_region *r;
+	if (pstm_open(URI, &r) || pstm_atomic(r, test_bank_setup, &BANK))
+		return 2;
+	struct test_bank_state bs = {.bank = &BANK};
+	while (!atomic_load(&SH->done)) {
+		if (pstm_atomic_ro(r, test_bank_read, &bs))
+			return 3;
+		if (bs.total != ACCOUNTS * 1000)
+			atomic_store(&SH->bad_total, 1);
+		atomic_fetch_add(&SH->reads, 1);
 	}
 	pstm_close(r);
 	return 0;
@@ -113,9 +140,9 @@ static void bank_exact_and_remove(void)
 	assert_pstm_ok(pstm_unlink(URI));
 }
 
-/* Run the three; returns the workers' commits while the victim was
- * stopped. */
-static uint64_t one(const char *at, int durability)
+/* Run the three and the auditor; returns the workers' commits while the
+ * victim was stopped, and the auditor's in *reads. */
+static uint64_t one(const char *at, int durability, uint64_t *reads)
 {
 	pstm_region *r;
 	struct pstm_create_opts o = {.size_bytes = 4 << 20, .durability = durability,
@@ -127,15 +154,17 @@ static uint64_t one(const char *at, int durability)
 	memset(SH, 0, sizeof(*SH));
 
 	pid_t w[2] = {test_spawn(worker, NULL, 0), test_spawn(worker, NULL, 1)};
-	while (atomic_load(&SH->commits) < 100)
+	pid_t a = test_spawn(auditor, NULL, 0);
+	while (atomic_load(&SH->commits) < 100 || atomic_load(&SH->reads) < 100)
 		sleep_ms(1);
 	pid_t v = test_spawn(victim, (void *)at, 0);
 	int st;
 	assert_int_equal(waitpid(v, &st, WUNTRACED), v);
 	assert_true(WIFSTOPPED(st)); /* at its point, maybe holding locks */
-	uint64_t c0 = atomic_load(&SH->commits);
+	uint64_t c0 = atomic_load(&SH->commits), r0 = atomic_load(&SH->reads);
 	sleep_ms(STOP_MS);
 	uint64_t during = atomic_load(&SH->commits) - c0;
+	*reads = atomic_load(&SH->reads) - r0;
 	kill(v, SIGCONT);
 	uint64_t c1 = atomic_load(&SH->commits);
 	for (int k = 0; k < 5000 && atomic_load(&SH->commits) < c1 + 100; k++)
@@ -145,6 +174,8 @@ static uint64_t one(const char *at, int durability)
 	assert_int_equal(test_wait(v), 0);
 	assert_int_equal(test_wait(w[0]), 0);
 	assert_int_equal(test_wait(w[1]), 0);
+	assert_int_equal(test_wait(a), 0);
+	assert_int_equal(atomic_load(&SH->bad_total), 0);
 
 	bank_exact_and_remove();
 	return during;
@@ -168,10 +199,21 @@ static void run_points(int durability)
 		int frees = POINTS[i].frees ||
 			    (durability != PSTM_DURABLE &&
 			     strncmp(POINTS[i].at, "commit.sealed", 13) == 0);
-		uint64_t during = one(POINTS[i].at, durability);
-		print_message("# %s %s: %llu commits by the others in %d ms stopped\n",
+		uint64_t reads;
+		uint64_t during = one(POINTS[i].at, durability, &reads);
+		print_message("# %s %s: %llu commits by the others, %llu read-only "
+			      "ones, in %d ms stopped\n",
 			      durability == PSTM_DURABLE ? "file" : "shm", POINTS[i].at,
-			      (unsigned long long)during, STOP_MS);
+			      (unsigned long long)during, (unsigned long long)reads,
+			      STOP_MS);
+		/* readers wait only for a durable commit stopped in SEALING
+		 * (before its commit point, and no waiter may abort it) */
+		bool readers_wait = durability == PSTM_DURABLE &&
+				    strncmp(POINTS[i].at, "commit.sealed", 13) == 0;
+		if (readers_wait)
+			assert_true(reads <= 1);
+		else
+			assert_true(reads > 2);
 		/* a worker may count a commit it finished just before the
 		 * stop: at most one each */
 		if (frees)

@@ -770,11 +770,14 @@ static int other_fn(pstm_tx *tx, const void *arg, size_t len)
 	return 0;
 }
 
+static _Atomic int sleepy_started; /* the run is in a task now */
+
 static int sleepy_fn(pstm_tx *tx, const void *arg, size_t len)
 {
 	(void)tx;
 	(void)arg;
 	(void)len;
+	atomic_store(&sleepy_started, 1);
 	usleep(200000);
 	return 0;
 }
@@ -867,8 +870,11 @@ static void test_bad_input(void **s)
 	assert_pstm_ok(pstm_enqueue(r, "sleepy", NULL, 0));
 	pthread_t th;
 	void *ret;
+	atomic_store(&sleepy_started, 0);
 	assert_int_equal(pthread_create(&th, NULL, run_thread, r), 0);
-	usleep(50000);
+	/* until it runs the task (a loaded machine may take a while) */
+	for (int k = 0; k < 10000 && !atomic_load(&sleepy_started); k++)
+		usleep(1000);
 	assert_int_equal(pstm_queue_run(r, 1), PSTM_EBUSY);
 	pthread_join(th, &ret);
 	assert_int_equal((intptr_t)ret, 0);

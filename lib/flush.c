@@ -351,15 +351,20 @@ static struct wakeup wait_for(struct flusher *fl, int dfd, int64_t timeout_ns)
  * came since check k-1), then read D_k = dseq: a commit of ours that did
  * not find the request took its seq before, so every commit of ours
  * before check k has a seq below D_k.  At check k, everything below
- * D_{k-CHECK_TICKS} must be durable (pstmd flushes every flush_ms, the
- * slack is its lateness); if not, pstmd is stopped or stuck and we flush
- * ourselves.  A commit between checks j-1 and j is below D_j, checked at
- * j+3: durable at most 4 ticks (2 flush_ms) plus one flush after it,
- * against flush_ms plus one flush while pstmd flushes.
+ * D_{k-3} should be durable: pstmd flushes every flush_ms, and 1.5
+ * flush_ms is slack for its lateness.  If it is not, and the file's
+ * flushed mark has not moved since check k-3 either, pstmd is stopped or
+ * stuck, and we flush ourselves; a mark that moves is a pstmd that lives
+ * but flushes slowly (a long msync, a loaded machine), and taking its
+ * work would only add flushes.  A commit between checks j-1 and j is
+ * below D_j, checked at j+3: durable at most 4 ticks (2 flush_ms) plus
+ * one flush after it, against flush_ms plus one flush while pstmd
+ * flushes.
  */
 struct checks {
 	bool armed;                  /* checking; else asleep (no timer) */
 	uint64_t seen[CHECK_TICKS];  /* D_{k-1} .. D_{k-CHECK_TICKS} */
+	uint64_t marks[CHECK_TICKS]; /* rt->flushed at those checks */
 	bool ours[CHECK_TICKS];      /* a commit of ours before check k-i */
 };
 
@@ -376,19 +381,22 @@ static bool check_tick(struct pstm_region *r, struct checks *c)
 	struct flusher *fl = r->flusher;
 	bool mine = atomic_exchange(&fl->watch, FLUSH_WATCH_NOTE) == FLUSH_WATCH_OFF;
 	uint64_t d = atomic_load(&r->rt->dseq);
-	uint64_t due = c->seen[CHECK_TICKS - 1];
+	uint64_t mark = atomic_load_explicit(&r->rt->flushed, memory_order_acquire);
+	uint64_t due = c->seen[CHECK_TICKS - 1], old_mark = c->marks[CHECK_TICKS - 1];
 	bool quiet = !mine;
 	for (int i = CHECK_TICKS - 1; i > 0; i--) {
 		c->seen[i] = c->seen[i - 1];
+		c->marks[i] = c->marks[i - 1];
 		c->ours[i] = c->ours[i - 1];
 	}
 	c->seen[0] = d;
+	c->marks[0] = mark;
 	c->ours[0] = mine;
 	for (int i = 1; i < CHECK_TICKS; i++)
 		quiet = quiet && !c->ours[i];
-	bool durable = atomic_load_explicit(&r->rt->flushed, memory_order_acquire) >= due;
-	if (!durable) /* pstmd is late: flush ourselves (unless a live
-		       * process holds the token: checked again next time) */
+	bool durable = mark >= due;
+	if (!durable && mark == old_mark) /* pstmd stopped: flush ourselves
+		(unless a live process holds the token: next check again) */
 		durable = flush_once(r, false, false, NEED_FLUSHED, due) &&
 			  atomic_load(&r->rt->flushed) >= due;
 	if (!quiet || !durable)

@@ -1,8 +1,9 @@
 /*
  * pstmd.h - what the files of pstmd share: its configuration, its state
- * (one struct, passed around; the daemon is single-threaded but for the
- * flush threads of the library inside the regions it holds open), and
- * each file's entry points.
+ * (one struct, passed around, touched by the loop thread only; beside it
+ * run the flush threads of the library inside the regions it holds open
+ * and the threads of opening.c, each of which touches nothing but its
+ * own pstm_open), and each file's entry points.
  *
  *   main.c      command line, sockets, signals, readiness, the main loop
  *   loop.c      the epoll loop

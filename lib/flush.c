@@ -34,11 +34,10 @@
  * flushes at once and ticks again every flush_ms), on pstm_close, or at
  * this process's first commit after it fell asleep (flush_note_commit).
  * Then it checks every flush_ms/2 that pstmd keeps up: a commit of ours
- * that pstmd has not made durable 1.5 flush_ms after it (a stopped
- * pstmd) is flushed by us; after two checks without a commit of ours it
- * sleeps again.  So an idle process does no periodic work at all.  A
- * token
- * whose owner died is taken over by CAS; the new owner first persists
+ * that is not durable 1.5 flush_ms after it while no flusher has made
+ * progress for 2 flush_ms (a stopped pstmd) is flushed by us; after
+ * three checks without a commit of ours it sleeps again.  So an idle
+ * process does no periodic work at all.  A token whose owner died is taken over by CAS; the new owner first persists
  * the whole log area, since the dead one may have copied without
  * persisting.  Committers whose ring is full, pstm_sync and pstm_close
  * take the token too.  Within a process, fl->mu serialises threads
@@ -315,6 +314,9 @@ out:
 /* A delegated flush thread's checks are flush_ms/2 apart; a commit of
  * ours must be durable CHECK_TICKS checks after the one that saw it. */
 #define CHECK_TICKS 3
+/* Checks in a row without a flusher's progress that say pstmd stopped:
+ * more than its sleep between flushes (flush_ms) spans */
+#define STALL_CHECKS 4
 
 /* What woke the flush thread (after at most @timeout_ns, -1 none). */
 struct wakeup {
@@ -352,20 +354,24 @@ static struct wakeup wait_for(struct flusher *fl, int dfd, int64_t timeout_ns)
  * not find the request took its seq before, so every commit of ours
  * before check k has a seq below D_k.  At check k, everything below
  * D_{k-3} should be durable: pstmd flushes every flush_ms, and 1.5
- * flush_ms is slack for its lateness.  If it is not, and the file's
- * flushed mark has not moved since check k-3 either, pstmd is stopped or
- * stuck, and we flush ourselves; a mark that moves is a pstmd that lives
- * but flushes slowly (a long msync, a loaded machine), and taking its
- * work would only add flushes.  A commit between checks j-1 and j is
- * below D_j, checked at j+3: durable at most 4 ticks (2 flush_ms) plus
- * one flush after it, against flush_ms plus one flush while pstmd
+ * flush_ms is slack for its lateness.  If it is not, and no flusher made
+ * progress for STALL_CHECKS checks (the file's flushed mark did not move
+ * and nobody held the token when we looked: a checkpoint holds it for
+ * long without moving the mark), pstmd is stopped or stuck, and we flush
+ * ourselves.  A pstmd that lives but flushes slowly (a long msync, a
+ * loaded machine) keeps its work: taking it would only add flushes.  A
+ * commit between checks j-1 and j is below D_j, checked at j+3: durable
+ * at most 2 flush_ms plus one flush after it when pstmd stopped before
+ * it, at most 3 flush_ms when pstmd stopped just after it (the stall
+ * must be seen first), against flush_ms plus one flush while pstmd
  * flushes.
  */
 struct checks {
 	bool armed;                  /* checking; else asleep (no timer) */
 	uint64_t seen[CHECK_TICKS];  /* D_{k-1} .. D_{k-CHECK_TICKS} */
-	uint64_t marks[CHECK_TICKS]; /* rt->flushed at those checks */
 	bool ours[CHECK_TICKS];      /* a commit of ours before check k-i */
+	uint64_t mark;               /* rt->flushed at the last check */
+	unsigned stalled;            /* checks in a row without progress */
 };
 
 static void arm(struct checks *c)
@@ -382,23 +388,29 @@ static bool check_tick(struct pstm_region *r, struct checks *c)
 	bool mine = atomic_exchange(&fl->watch, FLUSH_WATCH_NOTE) == FLUSH_WATCH_OFF;
 	uint64_t d = atomic_load(&r->rt->dseq);
 	uint64_t mark = atomic_load_explicit(&r->rt->flushed, memory_order_acquire);
-	uint64_t due = c->seen[CHECK_TICKS - 1], old_mark = c->marks[CHECK_TICKS - 1];
+	uint64_t due = c->seen[CHECK_TICKS - 1];
 	bool quiet = !mine;
 	for (int i = CHECK_TICKS - 1; i > 0; i--) {
 		c->seen[i] = c->seen[i - 1];
-		c->marks[i] = c->marks[i - 1];
 		c->ours[i] = c->ours[i - 1];
 	}
 	c->seen[0] = d;
-	c->marks[0] = mark;
 	c->ours[0] = mine;
 	for (int i = 1; i < CHECK_TICKS; i++)
 		quiet = quiet && !c->ours[i];
+	if (mark != c->mark || atomic_load(&r->rt->flush_owner) != 0)
+		c->stalled = 0; /* someone flushes or checkpoints */
+	else
+		c->stalled++;
+	c->mark = mark;
 	bool durable = mark >= due;
-	if (!durable && mark == old_mark) /* pstmd stopped: flush ourselves
-		(unless a live process holds the token: next check again) */
+	if (!durable && c->stalled >= STALL_CHECKS) {
+		/* pstmd stopped: flush ourselves (unless a live process
+		 * holds the token: the next check tries again) */
 		durable = flush_once(r, false, false, NEED_FLUSHED, due) &&
 			  atomic_load(&r->rt->flushed) >= due;
+		c->mark = atomic_load(&r->rt->flushed); /* measure from here */
+	}
 	if (!quiet || !durable)
 		return true;
 	/* every commit of ours is below due, durable: sleep, unless one came

@@ -430,6 +430,9 @@ static void *flusher_main(void *arg)
 	const uint64_t tick = period / 2 ? period / 2 : 1;
 	uint64_t next = mono_ns() + period; /* the next flush, or check */
 	bool delegated = false;             /* pstmd said FLUSHER */
+	unsigned soon = 0; /* flushes to retry 1 ms apart: pstmd's death
+			      reaches us before /proc says it died, and it
+			      may have died holding the token */
 	struct checks c = {0};
 	sigset_t all;
 
@@ -453,8 +456,8 @@ static void *flusher_main(void *arg)
 				 * from now on */
 				atomic_store(&fl->watch, FLUSH_WATCH_OFF);
 				c.armed = false;
-				flush_once(r, false, false, NEED_NONE, 0);
-				next = mono_ns() + period;
+				soon = flush_once(r, false, false, NEED_NONE, 0) ? 0 : 100;
+				next = mono_ns() + (soon ? 1000000u : period);
 				continue;
 			}
 			if (delegated && !was) {
@@ -474,8 +477,9 @@ static void *flusher_main(void *arg)
 		if (mono_ns() < next)
 			continue;
 		if (!delegated) {
-			flush_once(r, false, false, NEED_NONE, 0);
-			next = mono_ns() + period;
+			bool done = flush_once(r, false, false, NEED_NONE, 0);
+			soon = done || !soon ? 0 : soon - 1;
+			next = mono_ns() + (soon ? 1000000u : period);
 		} else if (c.armed) {
 			c.armed = check_tick(r, &c);
 			next = mono_ns() + tick;

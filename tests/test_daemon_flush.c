@@ -126,7 +126,7 @@ static void setup(struct test_pstmd *d, unsigned flush_ms)
 	assert_int_equal(read(C.done[0], &got, 1), 1);
 	assert_true(test_pstmd_wait(d->sock, 1, 1, 5000)); /* registered */
 	ask('c'); /* its flush thread has read FLUSHER by now */
-	usleep(20000);
+	usleep(100000); /* and gone to sleep after its checks */
 }
 
 static void finish(struct test_pstmd *d)
@@ -263,7 +263,7 @@ static void test_killed_pstmd_taken_over(void **s)
 	double ms = (double)(test_now_ns() - t0) / 1e6;
 	print_message("# pstmd SIGKILLed with commits unflushed: in the file %.2f ms later "
 		      "(flush_ms 200)\n", ms);
-	assert_true(ms < 50);
+	assert_true(ms < 100); /* half a flush_ms: not the member's timer */
 	assert_int_equal(test_wait(d.pid), 128 + SIGKILL);
 	d.pid = 0;
 	/* and the member flushes by itself from now on */

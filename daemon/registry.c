@@ -1,7 +1,8 @@
 /*
- * registry.c - the regions pstmd serves and their members.  (About 700
- * lines: serving, recovering and re-adopting after a restart all walk the
- * same region and member records, kept here in one place.)
+ * registry.c - the regions pstmd serves and their members.  (About 840
+ * lines: serving, recovering, re-adopting after a restart and the opens
+ * still pending all walk the same region and member records, kept here
+ * in one place.)
  *
  * pstmd serves a region while processes are attached to it: it opens it
  * itself (pstm_open, so it is attached too and its process entry keeps

@@ -43,6 +43,7 @@ struct conn {
 	gid_t gid;
 	uint64_t deadline_ms;   /* idle limit; UINT64_MAX for a member */
 	void *member;           /* registry's member after REGISTER */
+	bool waiting;           /* a request waits for pstmd's open */
 	struct outq *qhead, *qtail;
 	size_t qbytes;
 	bool dead;              /* dropped: closed at the end of the event */
@@ -68,6 +69,8 @@ static void conn_free(struct conn *c)
 		free(q);
 	}
 	void *m = c->member;
+	if (c->waiting)
+		registry_conn_closed(d, c);
 	free(c);
 	if (m)
 		registry_conn_gone(d, m);
@@ -96,7 +99,14 @@ int conn_peer_groups(const struct conn *c, gid_t *g, int max)
 void conn_set_member(struct conn *c, void *member)
 {
 	c->member = member;
-	c->deadline_ms = member ? UINT64_MAX : pstmd_now_ms() + c->d->cfg.idle_ms;
+	c->deadline_ms = member || c->waiting ? UINT64_MAX
+					      : pstmd_now_ms() + c->d->cfg.idle_ms;
+}
+
+void conn_set_waiting(struct conn *c, bool waiting)
+{
+	c->waiting = waiting;
+	conn_set_member(c, c->member);
 }
 
 /* Write queued records; false if the connection must go. */
@@ -181,7 +191,7 @@ static void status(struct conn *c, uint32_t id)
 	struct wire_buf w;
 	wire_begin(&w, WIRE_STATUS, id);
 	wire_str(&w, WT_VERSION, pstm_version());
-	wire_u32(&w, WT_REGIONS, d->nregions);
+	wire_u32(&w, WT_REGIONS, d->nregions + d->npending); /* pending: served soon */
 	wire_u32(&w, WT_MEMBERS, d->nmembers);
 	wire_u64(&w, WT_RECOVERIES, d->recoveries);
 	conn_send(c, &w, NULL, 0);
@@ -208,6 +218,12 @@ static void request(struct conn *c, const uint8_t *buf, ssize_t n, int *fds, int
 	if (c->member) {
 		conn_error(c, m.id, PSTM_EINVAL,
 			   "out of order: a registration connection takes no more requests");
+		c->dead = true;
+		goto out;
+	}
+	if (c->waiting) {
+		conn_error(c, m.id, PSTM_EINVAL,
+			   "out of order: the previous request is not answered yet");
 		c->dead = true;
 		goto out;
 	}

@@ -13,8 +13,9 @@
  *  - otherwise the file's owner, group and mode, as open(2) would.
  *
  * The grant is the lesser of that and what the client asked for.  pstmd
- * serves the region (opens and attaches to it, so its runtime is there),
- * then passes, with SCM_RIGHTS, the region file opened read-write or
+ * serves the region (opens and attaches to it, so its runtime is there;
+ * in a thread of its own, daemon/opening.c, when it does not serve it
+ * yet: grant_done replies once that is done), then passes, with SCM_RIGHTS, the region file opened read-write or
  * read-only, its runtime companion (read-write: attaching and locking
  * need it) and a relaxed region's working copy (like the file).  A
  * read-only client maps the data and logs PROT_READ and runs only
@@ -94,7 +95,6 @@ void grant_open(struct pstmd *d, struct conn *c, const struct wire_msg *m)
 	gid_t groups[MAX_GROUPS];
 	struct stat st;
 	uid_t uid;
-	int fds[WIRE_MAX_FDS] = {-1, -1, -1}, nfds = 0, err;
 
 	if (!grant_name_ok(name)) {
 		conn_error(c, m->id, PSTM_EINVAL, "open: '%s' is no region name "
@@ -130,17 +130,31 @@ void grant_open(struct pstmd *d, struct conn *c, const struct wire_msg *m)
 		conn_error(c, m->id, PSTM_EACCES, "open: '%s': permission denied", name);
 		return;
 	}
-	struct pstm_region *r = registry_serve_path(d, path, &err);
+	struct grant_req q = {.id = m->id, .got = got, .uid = uid};
+	snprintf(q.name, sizeof(q.name), "%s", name);
+	snprintf(q.path, sizeof(q.path), "%s", path);
+	registry_serve_path(d, c, &q);
+}
+
+void grant_done(struct pstmd *d, struct conn *c, const struct grant_req *q,
+		struct pstm_region *r, int err)
+{
+	int fds[WIRE_MAX_FDS] = {-1, -1, -1}, nfds = 0;
+	(void)d;
 	if (!r) {
-		conn_error(c, m->id, err, "open: '%s': %s", name, pstm_strerror(err));
+		if (err == PSTM_EBUSY)
+			conn_error(c, q->id, err, "open: '%s': pstmd could not open it within "
+				   "2 s (another process holds its runtime's lock)", q->name);
+		else
+			conn_error(c, q->id, err, "open: '%s': %s", q->name, pstm_strerror(err));
 		return;
 	}
 	if (r->sb.rt_inside) { /* not a file region: nothing to grant apart */
-		conn_error(c, m->id, PSTM_EINVAL, "open: '%s' is not a file region", name);
+		conn_error(c, q->id, PSTM_EINVAL, "open: '%s' is not a file region", q->name);
 		return;
 	}
-	int mode = (got == 2 ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC;
-	fds[nfds++] = open(path, mode);
+	int mode = (q->got == 2 ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC;
+	fds[nfds++] = open(q->path, mode);
 	fds[nfds++] = open(r->rt_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (r->relaxed)
 		fds[nfds++] = open(r->wc_path, mode);
@@ -148,15 +162,15 @@ void grant_open(struct pstmd *d, struct conn *c, const struct wire_msg *m)
 		if (fds[i] < 0) {
 			err = errno;
 			wire_close_fds(fds, nfds);
-			conn_error(c, m->id, PSTM_EIO, "open: '%s': %s", name, strerror(err));
+			conn_error(c, q->id, PSTM_EIO, "open: '%s': %s", q->name, strerror(err));
 			return;
 		}
 	struct wire_buf wb;
-	wire_begin(&wb, WIRE_GRANT, m->id);
-	wire_u32(&wb, WT_WRITE, got == 2);
-	wire_str(&wb, WT_PATH, path);
+	wire_begin(&wb, WIRE_GRANT, q->id);
+	wire_u32(&wb, WT_WRITE, q->got == 2);
+	wire_str(&wb, WT_PATH, q->path);
 	conn_send(c, &wb, fds, nfds);
 	wire_close_fds(fds, nfds);
-	pstmd_log("open %s: uid %u granted %s", name, (unsigned)uid,
-		  got == 2 ? "read-write" : "read-only");
+	pstmd_log("open %s: uid %u granted %s", q->name, (unsigned)q->uid,
+		  q->got == 2 ? "read-write" : "read-only");
 }

@@ -402,8 +402,9 @@ int main(int argc, char **argv)
 	    listen_metrics(&d) != 0)
 		return 1;
 	registry_adopt(&d);
-	pstmd_log("%s listening on %s (%u regions adopted)", pstm_version(),
-		  d.socket_ours ? d.cfg.socket : "the socket systemd passed", d.nregions);
+	pstmd_log("%s listening on %s (adopting the regions of %s in the background)",
+		  pstm_version(), d.socket_ours ? d.cfg.socket : "the socket systemd passed",
+		  d.cfg.state[0] ? d.cfg.state : "no state file");
 #ifdef HAVE_LIBSYSTEMD
 	sd_notify(0, "READY=1");
 #endif

@@ -1,8 +1,9 @@
 /*
  * pstmd.h - what the files of pstmd share: its configuration, its state
- * (one struct, passed around; the daemon is single-threaded but for the
- * flush threads of the library inside the regions it holds open), and
- * each file's entry points.
+ * (one struct, passed around, touched by the loop thread only; beside it
+ * run the flush threads of the library inside the regions it holds open
+ * and the threads of opening.c, each of which touches nothing but its
+ * own pstm_open), and each file's entry points.
  *
  *   main.c      command line, sockets, signals, readiness, the main loop
  *   loop.c      the epoll loop
@@ -10,6 +11,7 @@
  *   conn.c      client connections: limits, reading, replies
  *   registry.c  regions and members: pidfds, recovery, adoption
  *   grant.c     opening regions for clients (SO_PEERCRED, SCM_RIGHTS)
+ *   opening.c   pstmd's own opens of regions, in threads off the loop
  *   metrics.c   the Prometheus text exposition
  */
 #ifndef PSTMD_H
@@ -50,6 +52,7 @@ struct pstmd_config {
 
 struct conn;
 struct dregion;
+struct pstm_region;
 
 struct pstmd {
 	struct pstmd_config cfg;
@@ -65,6 +68,7 @@ struct pstmd {
 	unsigned nconns;
 	struct dregion *regions;
 	unsigned nregions, nmembers;
+	unsigned npending;          /* regions being opened (opening.c) */
 	uint64_t recoveries;        /* dead processes pstmd recovered */
 	uint64_t started_ms;
 };
@@ -95,6 +99,9 @@ void conn_peer(const struct conn *c, pid_t *pid, uid_t *uid, gid_t *gid);
 int conn_peer_groups(const struct conn *c, gid_t *g, int max);
 /* the member this connection registered, if any */
 void conn_set_member(struct conn *c, void *member);
+/* a request of @c waits for pstmd's open of its region (opening.c):
+ * no other request and no idle limit meanwhile */
+void conn_set_waiting(struct conn *c, bool waiting);
 void conn_close_all(struct pstmd *d);
 
 /* registry.c */
@@ -103,6 +110,8 @@ void registry_register(struct pstmd *d, struct conn *c, const struct wire_msg *m
 		       int fd);
 /* the connection of member @m closed */
 void registry_conn_gone(struct pstmd *d, void *member);
+/* connection @c closes: forget the requests of it that wait */
+void registry_conn_closed(struct pstmd *d, struct conn *c);
 /* PROCS and RELEASE with the region file @fd */
 void registry_procs(struct pstmd *d, struct conn *c, const struct wire_msg *m,
 		    int fd);
@@ -115,17 +124,39 @@ void registry_adopt(struct pstmd *d);
 uint64_t registry_tick(struct pstmd *d);
 void registry_close_all(struct pstmd *d);
 /* for metrics.c: call fn for every served region */
-struct pstm_region;
 void registry_each(struct pstmd *d,
 		   void (*fn)(void *arg, const char *path, struct pstm_region *r,
 			      unsigned members, uint64_t recoveries),
 		   void *arg);
-/* serve region @path, opened by pstmd itself (grant.c): the handle, or
- * NULL with *err set */
-struct pstm_region *registry_serve_path(struct pstmd *d, const char *path, int *err);
+/* An OPEN that passed the access check, waiting for its region. */
+struct grant_req {
+	uint32_t id;              /* the request's */
+	int got;                  /* 1 read, 2 read-write */
+	uid_t uid;
+	char name[256];
+	char path[PATH_MAX];
+};
+/* serve region @q->path for @c's OPEN: grant_done is called at once if
+ * pstmd serves it already, else from the loop once pstmd's own open of it
+ * (opening.c) is done */
+void registry_serve_path(struct pstmd *d, struct conn *c, const struct grant_req *q);
 
 /* grant.c: OPEN from @c */
 void grant_open(struct pstmd *d, struct conn *c, const struct wire_msg *m);
+/* the region of @q is served (@r), or could not be (@err): reply to @c */
+void grant_done(struct pstmd *d, struct conn *c, const struct grant_req *q,
+		struct pstm_region *r, int err);
+
+/* opening.c: pstm_open(@uri) in a thread of its own, given up after 2 s
+ * (SIGALRM interrupts the flock); done(d, arg, handle or NULL, err) is
+ * called from the loop when it finished.  0, or PSTM_ENOMEM (done is
+ * then never called). */
+typedef void (*opening_fn)(struct pstmd *d, void *arg, struct pstm_region *r, int err);
+int opening_start(struct pstmd *d, const char *uri, opening_fn done, void *arg);
+/* signal the opens that are late: the next deadline (ms, absolute) */
+uint64_t opening_tick(void);
+/* stopping: interrupt every open and wait for it (each done is called) */
+void opening_stop_all(struct pstmd *d);
 /* is @name a plain region name (no '/', no leading '.', no "..")? */
 bool grant_name_ok(const char *name);
 

@@ -1,7 +1,8 @@
 /*
- * registry.c - the regions pstmd serves and their members.  (About 700
- * lines: serving, recovering and re-adopting after a restart all walk the
- * same region and member records, kept here in one place.)
+ * registry.c - the regions pstmd serves and their members.  (About 840
+ * lines: serving, recovering, re-adopting after a restart and the opens
+ * still pending all walk the same region and member records, kept here
+ * in one place.)
  *
  * pstmd serves a region while processes are attached to it: it opens it
  * itself (pstm_open, so it is attached too and its process entry keeps
@@ -22,6 +23,12 @@
  * are watched too, and members whose entry changed have left.  When the
  * last one has left pstmd closes the region.
  *
+ * pstmd opens a region it does not serve yet in a thread of its own
+ * (daemon/opening.c): pstm_open may wait for the region's flock, and the
+ * loop must not.  Until it is open the region is pending, with the
+ * requests that wait for it (REGISTER, OPEN, an adoption); the loop
+ * answers them when the open is done.
+ *
  * The registry survives nothing but the list of served regions' URIs in
  * the state file (cfg.state): a restarted pstmd opens those that still
  * have live processes and takes its members from their process tables.
@@ -38,7 +45,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -55,8 +61,7 @@
 #define RETRY_FAST_MS 1      /* a dead member that still looked alive */
 #define RETRY_FAST_TRIES 200
 #define RETRY_SLOW_MS 100
-#define MAX_REGIONS 1024
-#define OPEN_TIMEOUT_S 2     /* for the region's flock */
+#define MAX_REGIONS 1024     /* served and pending */
 
 struct member {
 	struct member *next;
@@ -83,7 +88,27 @@ struct dregion {
 	uint64_t recoveries;     /* by pstmd */
 };
 
+/* A request waiting for a pending region. */
+enum wait_kind { WAIT_REGISTER, WAIT_GRANT, WAIT_ADOPT };
+struct waiter {
+	struct waiter *next;
+	enum wait_kind kind;
+	struct conn *c;          /* NULL once it closed (and for adoption) */
+	uint32_t msg_id;         /* REGISTER: the request's id, entry, state */
+	uint64_t entry, state;
+	struct grant_req q;      /* OPEN */
+};
+
+/* A region pstmd is opening (daemon/opening.c). */
+struct pending {
+	struct pending *next;
+	char uri[PATH_MAX];
+	struct file_id id;       /* the file it must turn out to be */
+	struct waiter *waiters;
+};
+
 static uint64_t next_sweep_ms;
+static struct pending *pendings;
 
 static int pidfd_open_(pid_t pid)
 {
@@ -123,6 +148,9 @@ static void save_state(struct pstmd *d)
 	for (struct dregion *g = d->regions; g; g = g->next)
 		fprintf(f, "%" PRIx64 " %" PRIx64 " %" PRIx64 " %s\n", g->id.dev,
 			g->id.ino, g->id.btime_ns, g->uri);
+	for (struct pending *p = pendings; p; p = p->next) /* being opened */
+		fprintf(f, "%" PRIx64 " %" PRIx64 " %" PRIx64 " %s\n", p->id.dev,
+			p->id.ino, p->id.btime_ns, p->uri);
 	if (fclose(f) != 0 || rename(tmp, d->cfg.state) != 0) {
 		pstmd_log("state file %s: %s", d->cfg.state, strerror(errno));
 		unlink(tmp);
@@ -313,31 +341,6 @@ static void maybe_drop(struct pstmd *d, struct dregion *g)
 		drop_region(d, g);
 }
 
-static void on_alarm(int sig)
-{
-	(void)sig; /* only to interrupt flock() */
-}
-
-/*
- * pstm_open, but given up after OPEN_TIMEOUT_S: it waits for the
- * region's flock, which any process that can read the file may hold
- * for as long as it likes.  SIGALRM (no SA_RESTART) interrupts the
- * flock and the open fails; only this thread takes the signal (the
- * library's flush threads block every signal).
- */
-static int guarded_open(const char *uri, pstm_region **out)
-{
-	struct sigaction sa = {.sa_handler = on_alarm}, old;
-	struct itimerval t = {.it_value = {.tv_sec = OPEN_TIMEOUT_S}}, off = {0};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGALRM, &sa, &old);
-	setitimer(ITIMER_REAL, &t, NULL);
-	int rc = pstm_open(uri, out);
-	setitimer(ITIMER_REAL, &off, NULL);
-	sigaction(SIGALRM, &old, NULL);
-	return rc;
-}
-
 static uint32_t free_entries(struct pstm_region *r)
 {
 	uint32_t n = 0;
@@ -346,53 +349,178 @@ static uint32_t free_entries(struct pstm_region *r)
 	return n;
 }
 
-/* Open @uri and serve it; its file must be @id if @id is given.  Never
- * with the last free entry of its process table: that one stays for a
- * process that could have had it without pstmd. */
-static struct dregion *serve(struct pstmd *d, const char *uri,
-			     const struct file_id *id, int *err)
+/* Serve @r, just opened for @uri: its file must be @id.  Never with the
+ * last free entry of its process table: that one stays for a process
+ * that could have had it without pstmd.  NULL with *err (@r closed). */
+static struct dregion *serve(struct pstmd *d, const char *uri, const struct file_id *id,
+			     struct pstm_region *r, int *err)
 {
 	struct dregion *g = calloc(1, sizeof(*g));
 	if (!g) {
+		pstm_close(r);
 		*err = PSTM_ENOMEM;
-		return NULL;
-	}
-	if (d->nregions >= MAX_REGIONS) {
-		free(g);
-		*err = PSTM_EBUSY;
 		return NULL;
 	}
 	snprintf(g->uri, sizeof(g->uri), "%s", uri);
 	g->d = d;
-	*err = guarded_open(uri, &g->r);
-	if (*err) {
-		free(g);
-		return NULL;
-	}
+	g->r = r;
 	g->id = g->r->file;
-	if (free_entries(g->r) == 0) {
+	*err = 0;
+	if (free_entries(g->r) == 0)
+		*err = PSTM_EPROCFULL;
+	else if (!file_id_equal(id, &g->id))
+		*err = PSTM_ENOENT; /* the name led elsewhere meanwhile */
+	else if (find_region(d, id))
+		*err = PSTM_EEXIST; /* cannot be: one pending open per file */
+	if (*err) {
 		pstm_close(g->r);
 		free(g);
-		*err = PSTM_EPROCFULL;
 		return NULL;
 	}
 	struct open_recovery rec; /* dead processes its open recovered */
 	region_open_recovery(g->r, &rec);
 	d->recoveries += rec.procs_recovered;
 	g->recoveries += rec.procs_recovered;
-	if (id && !file_id_equal(id, &g->id)) {
-		/* the name led elsewhere meanwhile */
-		pstm_close(g->r);
-		free(g);
-		*err = PSTM_ENOENT;
-		return NULL;
-	}
 	g->next = d->regions;
 	d->regions = g;
 	d->nregions++;
-	save_state(d);
 	adopt_entries(d, g);
 	return g;
+}
+
+static void register_member(struct pstmd *d, struct conn *c, struct dregion *g,
+			    uint32_t msg_id, uint64_t entry, uint64_t state);
+
+static struct pending *find_pending(const struct file_id *id)
+{
+	for (struct pending *p = pendings; p; p = p->next)
+		if (file_id_equal(&p->id, id))
+			return p;
+	return NULL;
+}
+
+/* What the waiting requests get: @g served (it may go meanwhile: looked
+ * up again by @id), or @err. */
+static void answer(struct pstmd *d, struct waiter *w, const char *uri,
+		   const struct file_id *id, int err)
+{
+	struct dregion *g = err ? NULL : find_region(d, id);
+	if (!err && !g)
+		err = PSTM_ENOENT; /* let go of already */
+	if (w->c)
+		conn_set_waiting(w->c, false);
+	switch (w->kind) {
+	case WAIT_REGISTER:
+		if (!w->c)
+			break;
+		if (g)
+			register_member(d, w->c, g, w->msg_id, w->entry, w->state);
+		else
+			conn_error(w->c, w->msg_id, err, "register: %s: %s", uri,
+				   pstm_strerror(err));
+		break;
+	case WAIT_GRANT:
+		if (w->c)
+			grant_done(d, w->c, &w->q, g ? g->r : NULL, err);
+		break;
+	case WAIT_ADOPT:
+		if (g)
+			pstmd_log("adopted %s: %u live processes", uri, g->nmembers);
+		else
+			pstmd_log("adopting %s: %s", uri, pstm_strerror(err));
+		if (g)
+			maybe_drop(d, g);
+		break;
+	}
+}
+
+/* opening.c: pstmd's open of pending region @arg is done. */
+static void opened(struct pstmd *d, void *arg, struct pstm_region *r, int err)
+{
+	struct pending *p = arg;
+	for (struct pending **pp = &pendings; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	d->npending--;
+	if (r && d->stop) { /* stopping: a restart adopts it */
+		pstm_close(r);
+		r = NULL;
+		err = PSTM_ENOENT;
+	}
+	if (r && serve(d, p->uri, &p->id, r, &err))
+		pstmd_log("serving %s", p->uri);
+	else
+		pstmd_log("cannot serve %s: %s", p->uri, pstm_strerror(err));
+	if (!d->stop)
+		save_state(d); /* without it, if it failed */
+	/* grants first: a register that fails may let go of the region */
+	for (int pass = 0; pass < 2; pass++)
+		for (struct waiter *w = p->waiters; w; w = w->next)
+			if ((w->kind == WAIT_GRANT) == (pass == 0))
+				answer(d, w, p->uri, &p->id, err);
+	while (p->waiters) {
+		struct waiter *w = p->waiters;
+		p->waiters = w->next;
+		free(w);
+	}
+	free(p);
+}
+
+/*
+ * Serve @uri, whose file is @id, for @w (which this takes): at once if
+ * pstmd serves it, else once its open in a thread of its own is done
+ * (joining an open of it in progress).
+ */
+static void serve_for(struct pstmd *d, const char *uri, const struct file_id *id,
+		      struct waiter *w)
+{
+	int err = 0;
+	if (find_region(d, id)) {
+		answer(d, w, uri, id, 0);
+		free(w);
+		return;
+	}
+	struct pending *p = find_pending(id);
+	if (!p) {
+		if (d->nregions + d->npending >= MAX_REGIONS) {
+			err = PSTM_EBUSY;
+		} else if (!(p = calloc(1, sizeof(*p)))) {
+			err = PSTM_ENOMEM;
+		} else {
+			snprintf(p->uri, sizeof(p->uri), "%s", uri);
+			p->id = *id;
+			err = opening_start(d, uri, opened, p);
+			if (err) {
+				free(p);
+				p = NULL;
+			} else {
+				p->next = pendings;
+				pendings = p;
+				d->npending++;
+			}
+		}
+	}
+	if (!p) {
+		pstmd_log("cannot serve %s: %s", uri, pstm_strerror(err));
+		answer(d, w, uri, id, err);
+		free(w);
+		return;
+	}
+	if (w->c)
+		conn_set_waiting(w->c, true);
+	w->next = p->waiters;
+	p->waiters = w;
+}
+
+void registry_conn_closed(struct pstmd *d, struct conn *c)
+{
+	(void)d;
+	for (struct pending *p = pendings; p; p = p->next)
+		for (struct waiter *w = p->waiters; w; w = w->next)
+			if (w->c == c)
+				w->c = NULL;
 }
 
 /* The identity of the regular file @fd; -1 if it is none. */
@@ -426,42 +554,47 @@ void registry_register(struct pstmd *d, struct conn *c, const struct wire_msg *m
 		       int fd)
 {
 	struct file_id id, claimed;
-	pid_t pid;
-	int err;
 
-	conn_peer(c, &pid, NULL, NULL);
 	memcpy(&claimed, m->b[WT_FILE_ID], sizeof(claimed));
 	if (fd_identity(fd, &id) != 0 || !file_id_equal(&id, &claimed)) {
 		conn_error(c, m->id, PSTM_EINVAL, "register: the descriptor is not the region file named");
 		return;
 	}
-	struct dregion *g = find_region(d, &id);
-	if (!g) {
-		if (!uri_names(m->s[WT_PATH], &id)) {
-			conn_error(c, m->id, PSTM_EINVAL, "register: %s does not name the file sent",
-				   m->s[WT_PATH]);
-			return;
-		}
-		g = serve(d, m->s[WT_PATH], &id, &err);
-		if (!g) {
-			pstmd_log("cannot serve %s: %s", m->s[WT_PATH], pstm_strerror(err));
-			conn_error(c, m->id, err, "register: %s: %s", m->s[WT_PATH],
-				   pstm_strerror(err));
-			return;
-		}
-		pstmd_log("serving %s", g->uri);
+	if (!find_region(d, &id) && !find_pending(&id) && !uri_names(m->s[WT_PATH], &id)) {
+		conn_error(c, m->id, PSTM_EINVAL, "register: %s does not name the file sent",
+			   m->s[WT_PATH]);
+		return;
 	}
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		conn_error(c, m->id, PSTM_ENOMEM, "register: out of memory");
+		return;
+	}
+	w->kind = WAIT_REGISTER;
+	w->c = c;
+	w->msg_id = m->id;
+	w->entry = m->u[WT_PROC_IDX];
+	w->state = m->u[WT_PROC_STATE];
+	serve_for(d, m->s[WT_PATH], &id, w);
+}
+
+/* REGISTER of entry @entry (state word @state) by @c, for served @g. */
+static void register_member(struct pstmd *d, struct conn *c, struct dregion *g,
+			    uint32_t msg_id, uint64_t entry, uint64_t state)
+{
 	struct pstm_region *r = g->r;
-	uint64_t entry = m->u[WT_PROC_IDX], state = m->u[WT_PROC_STATE];
+	pid_t pid;
+
+	conn_peer(c, &pid, NULL, NULL);
 	if (entry >= r->sb.max_procs || entry == r->proc_idx) {
-		conn_error(c, m->id, PSTM_EINVAL, "register: no such process entry");
+		conn_error(c, msg_id, PSTM_EINVAL, "register: no such process entry");
 		maybe_drop(d, g);
 		return;
 	}
 	struct member *mb = find_member(g, (uint32_t)entry);
 	if (mb && (mb->state != state || mb->conn)) {
 		if (mb->state == state) {
-			conn_error(c, m->id, PSTM_EEXIST, "register: registered already");
+			conn_error(c, msg_id, PSTM_EEXIST, "register: registered already");
 			return;
 		}
 		untrack(d, mb);
@@ -473,13 +606,13 @@ void registry_register(struct pstmd *d, struct conn *c, const struct wire_msg *m
 		    atomic_load(&e->pid) != (uint64_t)pid) {
 			/* left or died since (or never was): nothing to watch */
 			recover_entry(d, g, (uint32_t)entry);
-			conn_error(c, m->id, PSTM_ENOENT, "register: not attached (any more)");
+			conn_error(c, msg_id, PSTM_ENOENT, "register: not attached (any more)");
 			maybe_drop(d, g);
 			return;
 		}
 		mb = track(d, g, (uint32_t)entry, state, pid, NULL);
 		if (!mb) {
-			conn_error(c, m->id, PSTM_ENOENT, "register: not attached (any more)");
+			conn_error(c, msg_id, PSTM_ENOENT, "register: not attached (any more)");
 			maybe_drop(d, g);
 			return;
 		}
@@ -488,7 +621,7 @@ void registry_register(struct pstmd *d, struct conn *c, const struct wire_msg *m
 	conn_set_member(c, mb);
 	if (r->relaxed) {
 		struct wire_buf w;
-		wire_begin(&w, WIRE_FLUSHER, m->id);
+		wire_begin(&w, WIRE_FLUSHER, msg_id);
 		conn_send(c, &w, NULL, 0);
 	}
 }
@@ -558,7 +691,12 @@ void registry_procs(struct pstmd *d, struct conn *c, const struct wire_msg *m, i
 void registry_release(struct pstmd *d, struct conn *c, const struct wire_msg *m, int fd)
 {
 	struct dregion *g = region_of_fd(d, fd);
+	struct file_id id;
 	struct wire_buf w;
+	if (!g && !m->u[WT_ROOM] && fd_identity(fd, &id) == 0 && find_pending(&id)) {
+		conn_error(c, m->id, PSTM_EBUSY, "pstmd is opening it");
+		return;
+	}
 	if (g && m->u[WT_ROOM]) {
 		/* an opener found the table full: our entry may be the one it
 		 * needs.  Let go; without us it has the library's recovery */
@@ -578,24 +716,29 @@ void registry_release(struct pstmd *d, struct conn *c, const struct wire_msg *m,
 	conn_send(c, &w, NULL, 0);
 }
 
-struct pstm_region *registry_serve_path(struct pstmd *d, const char *path, int *err)
+void registry_serve_path(struct pstmd *d, struct conn *c, const struct grant_req *q)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int fd = open(q->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct file_id id;
 	if (fd < 0) {
-		*err = errno == ENOENT ? PSTM_ENOENT : PSTM_EACCES;
-		return NULL;
+		grant_done(d, c, q, NULL, errno == ENOENT ? PSTM_ENOENT : PSTM_EACCES);
+		return;
 	}
 	int ok = fd_identity(fd, &id);
 	close(fd);
 	if (ok != 0) {
-		*err = PSTM_EBADMAGIC;
-		return NULL;
+		grant_done(d, c, q, NULL, PSTM_EBADMAGIC);
+		return;
 	}
-	struct dregion *g = find_region(d, &id);
-	if (!g)
-		g = serve(d, path, &id, err);
-	return g ? g->r : NULL;
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		grant_done(d, c, q, NULL, PSTM_ENOMEM);
+		return;
+	}
+	w->kind = WAIT_GRANT;
+	w->c = c;
+	w->q = *q;
+	serve_for(d, q->path, &id, w);
 }
 
 /* Does the region (read-only look, nothing attached) have a live process? */
@@ -633,19 +776,17 @@ void registry_adopt(struct pstmd *d)
 			   &id.btime_ns, &at) != 3 || at <= 0 || !line[at])
 			continue;
 		const char *uri = line + at;
-		int err;
-		if (find_region(d, &id) || !uri_names(uri, &id) || !has_live_process(uri))
+		if (find_region(d, &id) || find_pending(&id) || !uri_names(uri, &id) ||
+		    !has_live_process(uri))
 			continue;
-		struct dregion *g = serve(d, uri, &id, &err);
-		if (g)
-			pstmd_log("adopted %s: %u live processes", uri, g->nmembers);
-		else
-			pstmd_log("adopting %s: %s", uri, pstm_strerror(err));
-		if (g)
-			maybe_drop(d, g);
+		struct waiter *w = calloc(1, sizeof(*w));
+		if (!w)
+			continue;
+		w->kind = WAIT_ADOPT;
+		serve_for(d, uri, &id, w);
 	}
 	fclose(f);
-	save_state(d);
+	save_state(d); /* what is served or being opened */
 }
 
 uint64_t registry_tick(struct pstmd *d)
@@ -662,6 +803,9 @@ uint64_t registry_tick(struct pstmd *d)
 		}
 	}
 	next = next_sweep_ms;
+	uint64_t late = opening_tick();
+	if (late < next)
+		next = late;
 	for (struct dregion *g = d->regions, *gn; g; g = gn) {
 		gn = g->next;
 		for (struct member *m = g->members; m; m = m->next) {
@@ -682,6 +826,7 @@ uint64_t registry_tick(struct pstmd *d)
 
 void registry_close_all(struct pstmd *d)
 {
+	opening_stop_all(d);
 	while (d->regions)
 		drop_region(d, d->regions);
 }

@@ -250,7 +250,9 @@ PSTM_API int pstm_open_opts(const char *uri, unsigned flags,
  * others').  NAME is one file name (no '/', no leading '.').  Errors, as
  * well as those of pstm_open: PSTM_EACCES (no grant), PSTM_ENOENT (no
  * such region, or no pstmd to ask), PSTM_EINVAL (a bad name, not a file
- * region), PSTM_EIO (pstmd did not answer within 5 s).  pstm_create,
+ * region), PSTM_EBUSY (pstmd could not open the region within 2 s:
+ * another process holds its runtime's lock), PSTM_EIO (pstmd did not
+ * answer within 5 s).  pstm_create,
  * pstm_unlink and the other calls that take a URI refuse it
  * (PSTM_EINVAL).
  */

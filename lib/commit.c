@@ -25,6 +25,7 @@
 
 #include "checkpoint.h"
 #include "crash.h"
+#include "flush.h"
 #include "redo_log.h"
 #include "stm.h"
 #include "testing.h"
@@ -173,10 +174,11 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 			 &h->state, &lk, log_state(k, LOG_COMMITTED),
 			 memory_order_acq_rel, memory_order_relaxed))
 		stm_abort(t, ST_AB_LOCK);
-	if (r->relaxed) /* the flusher may copy it now; nothing waits */
+	if (r->relaxed) { /* the flusher may copy it now; nothing waits */
 		atomic_store_explicit(&sl->pub, h->wrap << 32 | (pos + rbytes),
 				      memory_order_release);
-	else if (r->durable)
+		flush_note_commit(r); /* a flush thread that asked to hear */
+	} else if (r->durable)
 		redo_log_persist_record(r, t->slot, rec, rbytes);
 	CP(CP_COMMIT_LOGGED);
 

@@ -27,8 +27,17 @@
  * whatever the page cache or the CPU writes back early is a prefix too.
  *
  * Every process runs a flush thread that tries every flush_ms; the token
- * (rt->flush_owner, a process tag) makes one of them do it.  A token
- * whose owner died is taken over by CAS; the new owner first persists
+ * (rt->flush_owner, a process tag) makes one of them do it.  While pstmd
+ * flushes the region for us (it said FLUSHER: lib/member.c) the thread
+ * has no timer: it sleeps in poll() on the pstmd connection and an
+ * eventfd, and wakes only when pstmd's connection ends (its death: it
+ * flushes at once and ticks again every flush_ms), on pstm_close, or at
+ * this process's first commit after it fell asleep (flush_note_commit).
+ * Then it checks every flush_ms/2 that pstmd keeps up: a commit of ours
+ * that is not durable 1.5 flush_ms after it while no flusher has made
+ * progress for 2 flush_ms (a stopped pstmd) is flushed by us; after
+ * three checks without a commit of ours it sleeps again.  So an idle
+ * process does no periodic work at all.  A token whose owner died is taken over by CAS; the new owner first persists
  * the whole log area, since the dead one may have copied without
  * persisting.  Committers whose ring is full, pstm_sync and pstm_close
  * take the token too.  Within a process, fl->mu serialises threads
@@ -36,10 +45,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,17 +61,26 @@
 #include "recovery.h"
 #include "redo_log.h"
 #include "replay.h"
+#include "util.h"
 
 #define CKPT_EVERY 8 /* timer flushes per checkpoint (a committer whose
 			 ring is full asks for one at once) */
 
 struct flusher {
-	pthread_t th;
+	/*
+	 * FLUSH_WATCH_*: written by the flush thread (seq_cst: store, then
+	 * it reads rt->dseq) and by this process's committers (exchange,
+	 * after their seq_cst fetch_add of rt->dseq and a seq_cst load), so
+	 * that a commit either finds the request or took its seq before the
+	 * thread's next read of dseq.  Alone on its cache line: committers
+	 * of every thread read it.
+	 */
+	_Alignas(64) _Atomic int watch;
+	_Alignas(64) pthread_t th;
 	bool running;
 	pthread_mutex_t mu;     /* our threads, one at a time on the token */
-	pthread_mutex_t wake_mu;
-	pthread_cond_t wake;    /* stop requests */
-	bool stop;
+	int efd;                /* eventfd: stop requests and commit wake-ups */
+	_Atomic bool stop;      /* pstm_close (then a write to efd) */
 	unsigned passes;
 	uint64_t last_h;        /* horizon at the last flush, and how many */
 	unsigned stuck;         /* flushes in a row it has not moved */
@@ -291,54 +311,212 @@ out:
 	return done;
 }
 
+/* A delegated flush thread's checks are flush_ms/2 apart; a commit of
+ * ours must be durable CHECK_TICKS checks after the one that saw it. */
+#define CHECK_TICKS 3
+/* Checks in a row without a flusher's progress that say pstmd stopped:
+ * more than its sleep between flushes (flush_ms) spans */
+#define STALL_CHECKS 4
+
+/* What woke the flush thread (after at most @timeout_ns, -1 none). */
+struct wakeup {
+	bool kicked;   /* efd: a commit of ours, or a stop request */
+	bool daemon;   /* the pstmd connection: a message, or its end */
+};
+
+static struct wakeup wait_for(struct flusher *fl, int dfd, int64_t timeout_ns)
+{
+	struct pollfd p[2] = {{.fd = fl->efd, .events = POLLIN},
+			      {.fd = dfd, .events = POLLIN}};
+	struct timespec ts, *tp = NULL;
+	struct wakeup w = {false, false};
+	if (timeout_ns >= 0) {
+		ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+		ts.tv_nsec = (long)(timeout_ns % 1000000000);
+		tp = &ts;
+	}
+	/* every signal is blocked in this thread: no EINTR to handle */
+	if (ppoll(p, dfd >= 0 ? 2 : 1, tp, NULL) <= 0)
+		return w;
+	if (p[0].revents & POLLIN) {
+		uint64_t v;
+		(void)!read(fl->efd, &v, sizeof(v));
+		w.kicked = true;
+	}
+	w.daemon = dfd >= 0 && p[1].revents != 0;
+	return w;
+}
+
+/*
+ * The checks of a delegated flush thread.  At each one, k: ask to hear
+ * of our next commit (watch = NOTE; what it was says whether one of ours
+ * came since check k-1), then read D_k = dseq: a commit of ours that did
+ * not find the request took its seq before, so every commit of ours
+ * before check k has a seq below D_k.  At check k, everything below
+ * D_{k-3} should be durable: pstmd flushes every flush_ms, and 1.5
+ * flush_ms is slack for its lateness.  If it is not, and no flusher made
+ * progress for STALL_CHECKS checks (the file's flushed mark did not move
+ * and nobody held the token when we looked: a checkpoint holds it for
+ * long without moving the mark), pstmd is stopped or stuck, and we flush
+ * ourselves.  A pstmd that lives but flushes slowly (a long msync, a
+ * loaded machine) keeps its work: taking it would only add flushes.  A
+ * commit between checks j-1 and j is below D_j, checked at j+3: durable
+ * at most 2 flush_ms plus one flush after it when pstmd stopped before
+ * it, at most 3 flush_ms when pstmd stopped just after it (the stall
+ * must be seen first), against flush_ms plus one flush while pstmd
+ * flushes.
+ */
+struct checks {
+	bool armed;                  /* checking; else asleep (no timer) */
+	uint64_t seen[CHECK_TICKS];  /* D_{k-1} .. D_{k-CHECK_TICKS} */
+	bool ours[CHECK_TICKS];      /* a commit of ours before check k-i */
+	uint64_t mark;               /* rt->flushed at the last check */
+	unsigned stalled;            /* checks in a row without progress */
+};
+
+static void arm(struct checks *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->armed = true;
+	c->ours[0] = true; /* the commit that woke us */
+}
+
+/* Check k.  False if the thread may sleep until our next commit. */
+static bool check_tick(struct pstm_region *r, struct checks *c)
+{
+	struct flusher *fl = r->flusher;
+	bool mine = atomic_exchange(&fl->watch, FLUSH_WATCH_NOTE) == FLUSH_WATCH_OFF;
+	uint64_t d = atomic_load(&r->rt->dseq);
+	uint64_t mark = atomic_load_explicit(&r->rt->flushed, memory_order_acquire);
+	uint64_t due = c->seen[CHECK_TICKS - 1];
+	bool quiet = !mine;
+	for (int i = CHECK_TICKS - 1; i > 0; i--) {
+		c->seen[i] = c->seen[i - 1];
+		c->ours[i] = c->ours[i - 1];
+	}
+	c->seen[0] = d;
+	c->ours[0] = mine;
+	for (int i = 1; i < CHECK_TICKS; i++)
+		quiet = quiet && !c->ours[i];
+	if (mark != c->mark || atomic_load(&r->rt->flush_owner) != 0)
+		c->stalled = 0; /* someone flushes or checkpoints */
+	else
+		c->stalled++;
+	c->mark = mark;
+	bool durable = mark >= due;
+	if (!durable && c->stalled >= STALL_CHECKS) {
+		/* pstmd stopped: flush ourselves (unless a live process
+		 * holds the token: the next check tries again) */
+		durable = flush_once(r, false, false, NEED_FLUSHED, due) &&
+			  atomic_load(&r->rt->flushed) >= due;
+		c->mark = atomic_load(&r->rt->flushed); /* measure from here */
+	}
+	if (!quiet || !durable)
+		return true;
+	/* every commit of ours is below due, durable: sleep, unless one came
+	 * since the exchange above (it cleared the request) */
+	int note = FLUSH_WATCH_NOTE;
+	if (atomic_compare_exchange_strong(&fl->watch, &note, FLUSH_WATCH_SLEEP))
+		return false;
+	c->ours[0] = true;
+	return true;
+}
+
 static void *flusher_main(void *arg)
 {
 	struct pstm_region *r = arg;
 	struct flusher *fl = r->flusher;
+	const uint64_t period = (uint64_t)r->sb.flush_ms * 1000000u;
+	const uint64_t tick = period / 2 ? period / 2 : 1;
+	uint64_t next = mono_ns() + period; /* the next flush, or check */
+	bool delegated = false;             /* pstmd said FLUSHER */
+	unsigned soon = 0; /* flushes to retry 1 ms apart: pstmd's death
+			      reaches us before /proc says it died, and it
+			      may have died holding the token */
+	struct checks c = {0};
 	sigset_t all;
 
 	/* signals are for the application's threads */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	pthread_mutex_lock(&fl->wake_mu);
-	while (!fl->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)r->sb.flush_ms * 1000000u;
-		ts.tv_sec += (time_t)(ns / 1000000000u);
-		ts.tv_nsec = (long)(ns % 1000000000u);
-		pthread_cond_timedwait(&fl->wake, &fl->wake_mu, &ts);
-		if (fl->stop)
+	while (!atomic_load(&fl->stop)) {
+		int dfd = r->flush_delegated ? r->flush_daemon_fd : -1;
+		uint64_t now = mono_ns();
+		int64_t timeout = delegated && !c.armed ? -1
+				  : next > now		  ? (int64_t)(next - now)
+							  : 0;
+		struct wakeup w = wait_for(fl, dfd, timeout);
+		if (atomic_load(&fl->stop))
 			break;
-		pthread_mutex_unlock(&fl->wake_mu);
-		/* pstmd's flusher does them while it lives (lib/member.c) */
-		if (!r->flush_delegated || !r->flush_delegated(r))
-			flush_once(r, false, false, NEED_NONE, 0);
-		pthread_mutex_lock(&fl->wake_mu);
+		if (w.daemon) {
+			bool was = delegated;
+			delegated = r->flush_delegated(r);
+			if (was && !delegated) {
+				/* pstmd died or let go: the work is ours again,
+				 * from now on */
+				atomic_store(&fl->watch, FLUSH_WATCH_OFF);
+				c.armed = false;
+				soon = flush_once(r, false, false, NEED_NONE, 0) ? 0 : 100;
+				next = mono_ns() + (soon ? 1000000u : period);
+				continue;
+			}
+			if (delegated && !was) {
+				/* our commits since our last flush are pstmd's
+				 * now: checked like any */
+				atomic_store(&fl->watch, FLUSH_WATCH_NOTE);
+				arm(&c);
+				next = mono_ns() + tick;
+			}
+		}
+		if (w.kicked && delegated && !c.armed) {
+			arm(&c);
+			next = mono_ns() + tick;
+			check_tick(r, &c); /* check 0: D_0, the request again */
+			continue;
+		}
+		if (mono_ns() < next)
+			continue;
+		if (!delegated) {
+			bool done = flush_once(r, false, false, NEED_NONE, 0);
+			soon = done || !soon ? 0 : soon - 1;
+			next = mono_ns() + (soon ? 1000000u : period);
+		} else if (c.armed) {
+			c.armed = check_tick(r, &c);
+			next = mono_ns() + tick;
+		}
 	}
-	pthread_mutex_unlock(&fl->wake_mu);
 	return NULL;
+}
+
+void flush_commit_seen(struct pstm_region *r)
+{
+	struct flusher *fl = r->flusher;
+	if (atomic_exchange(&fl->watch, FLUSH_WATCH_OFF) == FLUSH_WATCH_SLEEP) {
+		uint64_t one = 1;
+		(void)!write(fl->efd, &one, sizeof(one));
+	}
 }
 
 int flush_start(struct pstm_region *r)
 {
-	struct flusher *fl = calloc(1, sizeof(*fl));
-	pthread_condattr_t ca;
+	struct flusher *fl = aligned_alloc(64, sizeof(*fl));
 
 	if (!fl)
 		return PSTM_ENOMEM;
+	memset(fl, 0, sizeof(*fl));
+	fl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fl->efd < 0) {
+		free(fl);
+		return PSTM_ENOMEM;
+	}
 	pthread_mutex_init(&fl->mu, NULL);
-	pthread_mutex_init(&fl->wake_mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&fl->wake, &ca);
-	pthread_condattr_destroy(&ca);
 	r->flusher = fl;
+	r->flush_watch = &fl->watch;
 	if (pthread_create(&fl->th, NULL, flusher_main, r) != 0) {
 		r->flusher = NULL;
-		pthread_cond_destroy(&fl->wake);
-		pthread_mutex_destroy(&fl->wake_mu);
+		r->flush_watch = NULL;
 		pthread_mutex_destroy(&fl->mu);
+		close(fl->efd);
 		free(fl);
 		return PSTM_ENOMEM;
 	}
@@ -372,10 +550,9 @@ int flush_stop(struct pstm_region *r)
 	if (!fl)
 		return 0;
 	if (fl->running) { /* pstm_close: never in a fork child */
-		pthread_mutex_lock(&fl->wake_mu);
-		fl->stop = true;
-		pthread_cond_signal(&fl->wake);
-		pthread_mutex_unlock(&fl->wake_mu);
+		uint64_t one = 1;
+		atomic_store(&fl->stop, true);
+		(void)!write(fl->efd, &one, sizeof(one));
 		pthread_join(fl->th, NULL);
 	}
 	fl->running = false;
@@ -384,9 +561,9 @@ int flush_stop(struct pstm_region *r)
 		flush_once(r, true, true, NEED_NONE, 0); /* leave the file's data current */
 	rc = rc ? rc : (int)atomic_load(&r->rt->flush_err);
 	r->flusher = NULL;
-	pthread_cond_destroy(&fl->wake);
-	pthread_mutex_destroy(&fl->wake_mu);
+	r->flush_watch = NULL;
 	pthread_mutex_destroy(&fl->mu);
+	close(fl->efd);
 	free(fl);
 	return rc;
 }

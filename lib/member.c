@@ -12,10 +12,11 @@
  * of a death from the pidfd it took of us.
  *
  * For a relaxed region pstmd may answer FLUSHER: it runs the timed
- * flushes, and our flush thread skips its own while the connection
- * lives.  When pstmd dies the connection reaches end of file and the
- * next tick of our flush thread (within flush_ms) flushes again.  The
- * flush token keeps every flusher correct whoever holds it.
+ * flushes, and our flush thread runs no timer while the connection
+ * lives: it sleeps in poll() on it (lib/flush.c).  When pstmd dies the
+ * connection reaches end of file, which wakes the thread: it flushes at
+ * once and every flush_ms again.  The flush token keeps every flusher
+ * correct whoever holds it.
  *
  * Where: $PSTM_DAEMON_SOCKET, else the default socket (wire.c);
  * PSTM_DAEMON=off (or 0, no) turns it all off.  Both are read with
@@ -97,8 +98,9 @@ static bool absolute(const char *path, char *out, size_t n)
 }
 
 /*
- * The flush thread's question: read what pstmd sent since (FLUSHER, or
- * the end of the connection), without waiting.
+ * The flush thread's question, when the connection is readable: read
+ * what pstmd sent since (FLUSHER, or the end of the connection), without
+ * waiting.
  */
 static bool flush_delegated(struct pstm_region *r)
 {
@@ -118,6 +120,7 @@ static bool flush_delegated(struct pstm_region *r)
 		    m.type == WIRE_ERROR) {
 			k->gone = true; /* pstmd died, or will not serve us */
 			k->flushes = false;
+			r->flush_daemon_fd = -1; /* nothing more to poll */
 			break;
 		}
 		if (m.type == WIRE_FLUSHER)
@@ -160,6 +163,7 @@ void member_register(struct pstm_region *r)
 	free(w);
 	k->fd = fd;
 	r->daemon = k;
+	r->flush_daemon_fd = fd;
 	r->flush_delegated = r->relaxed ? flush_delegated : NULL;
 	return;
 fail:
@@ -175,6 +179,7 @@ void member_leave(struct pstm_region *r)
 	close(r->daemon->fd);
 	free(r->daemon);
 	r->daemon = NULL;
+	r->flush_daemon_fd = -1;
 	r->flush_delegated = NULL;
 }
 

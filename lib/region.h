@@ -91,14 +91,24 @@ struct pstm_region {
 
 	/*
 	 * pstmd (lib/member.c): this handle's registration connection, NULL
-	 * if there is none.  flush_delegated (relaxed regions, set before
-	 * the flush thread starts): does pstmd's flusher do the timed
-	 * flushes now?  Asked by the flush thread before each one; it is
-	 * the only thread that touches the link until pstm_close has
-	 * joined it.
+	 * if there is none.  Relaxed regions (set before the flush thread
+	 * starts): the flush thread polls flush_daemon_fd (-1: none, or
+	 * pstmd is gone) and, when it is readable, asks flush_delegated
+	 * whether pstmd's flusher does the timed flushes now (it reads what
+	 * pstmd sent, never waits, and sets flush_daemon_fd to -1 once the
+	 * connection ended).  The flush thread is the only one that touches
+	 * the link until pstm_close has joined it.
 	 */
 	struct daemon_link *daemon;
+	int flush_daemon_fd;
 	bool (*flush_delegated)(struct pstm_region *r);
+	/*
+	 * The flush thread's request to hear of this process's next commit
+	 * (lib/flush.c, FLUSH_WATCH_*): NULL without a flush thread.  Its
+	 * own cache line in struct flusher; committers load it (seq_cst,
+	 * after taking their seq) and only when it is set exchange it.
+	 */
+	_Atomic int *flush_watch;
 
 	/* the test build's hooks (lib/testing.h): never set otherwise */
 	struct powerfail *powerfail; /* PSTM_TEST_POWERFAIL */

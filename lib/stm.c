@@ -104,18 +104,31 @@ void stm_fail(pstm_tx *t, int err)
  * Move the snapshot forward to include version @seen (which is newer than
  * rv): the clock is raised to at least @seen (committers do not advance
  * it, see commit()), then every read so far must still be current.
+ *
+ * A slotless descriptor (a handle that attaches nothing, r->rt_readonly)
+ * may not raise the clock: its runtime mapping is read-only.  It moves rv
+ * only as far as the clock is (never past it: a commit that locks after
+ * this reads a clock >= rv, so its wv > rv and a later load of its words
+ * comes here again), validates the same way, and, if @seen is still
+ * newer than that, the caller takes the word it read at @seen on the
+ * strength of this validation alone (load_slow): every read was current
+ * when it was made and still is, so all of them held together at the
+ * moment that word was read.  Each such word costs a validation of the
+ * read set, until someone raises the clock.
  */
 static bool extend(pstm_tx *t, uint64_t seen)
 {
 	_Atomic uint64_t *clk = &t->r->rt->clock;
 	uint64_t now = atomic_load_explicit(clk, memory_order_acquire);
-	while (now < seen &&
-	       !atomic_compare_exchange_weak_explicit(clk, &now, seen,
-						      memory_order_acq_rel,
-						      memory_order_acquire))
-		;
-	if (now < seen)
-		now = seen;
+	if (__builtin_expect(t->slot != TXD_NO_SLOT, 1)) {
+		while (now < seen &&
+		       !atomic_compare_exchange_weak_explicit(clk, &now, seen,
+							      memory_order_acq_rel,
+							      memory_order_acquire))
+			;
+		if (now < seen)
+			now = seen;
+	}
 	if (!stm_validate(t))
 		return false;
 	t->rv = now;
@@ -165,10 +178,10 @@ static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
 			      uint64_t v)
 {
 	struct pstm_region *r = t->r;
-	/* a read-only grant's mapping of the logs is read-only: it waits.
-	 * An observer may abort a commit that never reaches its commit
-	 * point (its data unchanged, so nothing is recovered). */
-	if (s >= r->sb.max_slots || r->read_only)
+	/* a handle that attaches nothing (an observer, a read-only grant)
+	 * writes no log state and no orec: it retries until the owner goes
+	 * on or someone else aborts it */
+	if (s >= r->sb.max_slots || r->rt_readonly)
 		return false;
 	struct log_header *h = region_log(r, s);
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
@@ -436,6 +449,12 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 			if (!extend(t, orec_version(o1))) {
 				t->cf.hint_off = off;
 				stm_abort(t, ST_AB_READ);
+			}
+			if (orec_version(o1) > t->rv) {
+				/* slotless, the clock behind @o1: v held
+				 * together with every read so far (extend()) */
+				rs_push(t, idx, o1);
+				return v;
 			}
 			continue;
 		}

@@ -34,7 +34,7 @@ static struct test_pstmd D;
 static char dir[128];
 static struct shared {
 	_Atomic int attempts;
-	_Atomic int go, go_writer, ready;
+	_Atomic int go, go_writer, ready, reader_ready;
 } *sh;
 
 static char path_of[4][192];
@@ -297,6 +297,7 @@ static int waiting_reader(void *arg, int id)
 	become(UID_RO);
 	if (pstm_open("pstmd:acl", &r))
 		return 10;
+	atomic_store(&sh->reader_ready, 1);
 	while (!atomic_load(&sh->go))
 		usleep(200);
 	if (pstm_atomic(r, counting_sum, &s) || s != 800)
@@ -317,7 +318,11 @@ static void test_read_only_waits_for_pstmd(void **s)
 	memset(sh, 0, sizeof(*sh));
 	pid_t rd = test_spawn(waiting_reader, NULL, 0);
 	pid_t w = test_spawn(dying_writer, NULL, 0);
-	assert_true(test_pstmd_wait(D.sock, 1, 2, 5000)); /* both watched */
+	/* the writer watched; the reader, attached to nothing, is not */
+	assert_true(test_pstmd_wait(D.sock, 1, 1, 5000));
+	for (int i = 0; i < 25000 && !atomic_load(&sh->reader_ready); i++)
+		usleep(200);
+	assert_true(atomic_load(&sh->reader_ready));
 	kill(D.pid, SIGSTOP);
 	atomic_store(&sh->go_writer, 1);
 	assert_int_equal(test_wait(w), 128 + SIGKILL);

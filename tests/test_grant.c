@@ -6,14 +6,17 @@
  * with '/', a leading '.' or a symbolic link are refused.  A read-only
  * grant maps the region PROT_READ (a store through the mapping is a
  * SIGSEGV), refuses stores in transactions, and waits for pstmd to
- * recover a dead writer instead of writing the data itself.  A relaxed
- * region granted read-write flushes to the file.
+ * recover a dead writer instead of writing the data itself.  It maps
+ * the runtime read-only too (a store to it is a SIGSEGV) and attaches
+ * nothing, and still reads consistently while a writer commits.  A
+ * relaxed region granted read-write flushes to the file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,7 @@ static char dir[128];
 static struct shared {
 	_Atomic int attempts;
 	_Atomic int go, go_writer, ready, reader_ready;
+	_Atomic uint64_t writes;
 } *sh;
 
 static char path_of[4][192];
@@ -362,10 +366,119 @@ static void test_relaxed_grant(void **s)
 	assert_int_equal(first_word(R_RELAXED), 50);
 }
 
+/* A read-only grant's runtime is read-only too; it reads consistently
+ * beside a read-write grant's writer. */
+static int move_back(pstm_tx *tx, void *arg)
+{
+	(void)arg;
+	pstm_off root = pstm_root(tx, 64);
+	pstm_store64(tx, root + 8, pstm_load64(tx, root + 8) - 10);
+	pstm_store64(tx, root, pstm_load64(tx, root) + 10);
+	return 0;
+}
+
+static int busy_writer(void *arg, int id)
+{
+	(void)arg;
+	(void)id;
+	pstm_region *r;
+	become(UID_RW);
+	if (pstm_open("pstmd:acl", &r))
+		return 10;
+	for (uint64_t i = 0; !atomic_load(&sh->go); i++) {
+		if (pstm_atomic(r, i & 1 ? move_back : move, NULL))
+			return 11;
+		atomic_fetch_add(&sh->writes, 1);
+	}
+	return pstm_close(r) ? 12 : 0;
+}
+
+static int store_runtime(void *arg, int id)
+{
+	(void)id;
+	pstm_region *r = arg;
+	atomic_store(&r->rt->clock, 1); /* PROT_READ: SIGSEGV */
+	return 0;
+}
+
+/* The permissions of this process's mappings of /dev/shm/pstm.rt.*:
+ * how many, and how many of them writable. */
+static void runtime_maps(int *n, int *writable)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	*n = *writable = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "/dev/shm/pstm.rt.")) {
+			char perms[8] = "";
+			sscanf(line, "%*s %7s", perms);
+			(*n)++;
+			*writable += perms[1] == 'w';
+		}
+	if (f)
+		fclose(f);
+}
+
+static int ro_runtime_child(void *arg, int id)
+{
+	(void)arg;
+	(void)id;
+	pstm_region *r;
+	int n, w;
+	become(UID_RO);
+	if (pstm_open("pstmd:acl", &r))
+		return 10;
+	runtime_maps(&n, &w);
+	if (n != 1 || w != 0)
+		return 11;
+	if (test_wait(test_spawn(store_runtime, r, 0)) != 128 + SIGSEGV)
+		return 12;
+	/* no process entry of its own */
+	for (uint32_t p = 0; p < r->sb.max_procs; p++)
+		if (atomic_load(&r->procs[p].pid) == (uint64_t)getpid())
+			return 13;
+	uint64_t w0 = atomic_load(&sh->writes), reads = 0, first = 0;
+	bool changed = false;
+	while (reads < 1000 || atomic_load(&sh->writes) < w0 + 200) {
+		uint64_t s, v;
+		if (pstm_atomic(r, sum_words, &s) || s != 800)
+			return 14;
+		if (pstm_atomic(r, word0, &v))
+			return 15;
+		if (reads == 0)
+			first = v;
+		changed |= v != first;
+		reads += 2;
+		if (reads > 10000000)
+			return 16; /* the writer made no progress */
+	}
+	if (!changed)
+		return 17; /* it read while nothing changed */
+	struct pstm_stats st;
+	if (pstm_stats_get(r, &st) || st.commits_ro != reads)
+		return 18;
+	atomic_store(&sh->go, 1);
+	return pstm_close(r) ? 19 : 0;
+}
+
+static void test_read_only_runtime(void **s)
+{
+	(void)s;
+	memset(sh, 0, sizeof(*sh));
+	pid_t w = test_spawn(busy_writer, NULL, 0);
+	while (atomic_load(&sh->writes) < 10)
+		usleep(1000);
+	int rc = test_wait(test_spawn(ro_runtime_child, NULL, 0));
+	atomic_store(&sh->go, 1);
+	assert_int_equal(test_wait(w), 0);
+	assert_int_equal(rc, 0);
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_read_only_waits_for_pstmd, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_relaxed_grant, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_read_only_runtime, setup, teardown),
 };
 
 int main(void)

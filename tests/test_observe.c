@@ -135,6 +135,11 @@ static void test_no_store(void **s)
 	assert_pstm_ok(pstm_tx_begin(r, 0, &tx));
 	assert_int_equal(pstm_tx_store64(tx, in.heap_off, 1), PSTM_EINVAL);
 	assert_pstm_ok(pstm_tx_end(tx));
+	/* nor allocates (no slot: no allocator cache of its own) */
+	pstm_off off;
+	assert_pstm_ok(pstm_tx_begin(r, 0, &tx));
+	assert_int_equal(pstm_tx_alloc(tx, 64, &off), PSTM_EINVAL);
+	assert_pstm_ok(pstm_tx_end(tx));
 	v[1] = 0;
 	assert_pstm_ok(pstm_atomic(r, word_fn, v));
 	assert_int_equal(v[0], 7);

@@ -100,40 +100,33 @@ void stm_fail(pstm_tx *t, int err)
 
 /* -------------------------------------------------------- validation */
 
-/*
- * Move the snapshot forward to include version @seen (which is newer than
- * rv): the clock is raised to at least @seen (committers do not advance
- * it, see commit()), then every read so far must still be current.
- *
- * A slotless descriptor (a handle that attaches nothing, r->rt_readonly)
- * may not raise the clock: its runtime mapping is read-only.  It moves rv
- * only as far as the clock is (never past it: a commit that locks after
- * this reads a clock >= rv, so its wv > rv and a later load of its words
- * comes here again), validates the same way, and, if @seen is still
- * newer than that, the caller takes the word it read at @seen on the
- * strength of this validation alone (load_slow): every read was current
- * when it was made and still is, so all of them held together at the
- * moment that word was read.  Each such word costs a validation of the
- * read set, until someone raises the clock.
- */
-static bool extend(pstm_tx *t, uint64_t seen)
+/* Every read so far still current: then the snapshot is @now. */
+static inline bool revalidate_at(pstm_tx *t, uint64_t now)
 {
-	_Atomic uint64_t *clk = &t->r->rt->clock;
-	uint64_t now = atomic_load_explicit(clk, memory_order_acquire);
-	if (__builtin_expect(t->slot != TXD_NO_SLOT, 1)) {
-		while (now < seen &&
-		       !atomic_compare_exchange_weak_explicit(clk, &now, seen,
-							      memory_order_acq_rel,
-							      memory_order_acquire))
-			;
-		if (now < seen)
-			now = seen;
-	}
 	if (!stm_validate(t))
 		return false;
 	t->rv = now;
 	t->rv_bound = orec_make(now) | ((1ull << OREC_VSHIFT) - 1);
 	return true;
+}
+
+/*
+ * Move the snapshot forward to include version @seen (which is newer than
+ * rv): the clock is raised to at least @seen (committers do not advance
+ * it, see commit()), then every read so far must still be current.
+ */
+static bool extend(pstm_tx *t, uint64_t seen)
+{
+	_Atomic uint64_t *clk = &t->r->rt->clock;
+	uint64_t now = atomic_load_explicit(clk, memory_order_acquire);
+	while (now < seen &&
+	       !atomic_compare_exchange_weak_explicit(clk, &now, seen,
+						      memory_order_acq_rel,
+						      memory_order_acquire))
+		;
+	if (now < seen)
+		now = seen;
+	return revalidate_at(t, now);
 }
 
 /*
@@ -410,6 +403,35 @@ static inline bool user_word_ok(pstm_tx *t, uint64_t off)
 }
 
 /*
+ * extend() for a slotless descriptor (a handle that attaches nothing,
+ * r->rt_readonly), which may not raise the clock: its runtime mapping is
+ * read-only.  The word just loaded (@v, at orec word @o1 of orec @idx,
+ * newer than rv) joins the read set first; then rv moves to the clock as
+ * read here, never past it, and every read, that word included, must
+ * still be current.  If so, all of them held together at the validation,
+ * which followed the clock read: a commit that locks any of them later
+ * reads a clock >= rv (it locks, then reads the clock), so its wv > rv
+ * and a later load of its words comes back here; one that locked earlier
+ * failed the validation.  That is what raising the clock buys the normal
+ * path, and @v may be newer than rv (GV5: nobody raised the clock to it
+ * yet): it is taken on the strength of the validation alone.  Each such
+ * word costs a validation of the read set until some writer raises the
+ * clock.  Returns @v, or aborts.
+ */
+static __attribute__((noinline)) uint64_t take_newer(pstm_tx *t, uint64_t idx,
+						     uint64_t o1, uint64_t v,
+						     uint64_t off)
+{
+	rs_push(t, idx, o1);
+	if (!revalidate_at(t, atomic_load_explicit(&t->r->rt->clock,
+						   memory_order_acquire))) {
+		t->cf.hint_off = off;
+		stm_abort(t, ST_AB_READ);
+	}
+	return v;
+}
+
+/*
  * Transactional load of the aligned, range-checked word at @off: the slow
  * path, for every case the fast path below declines (own write, locked or
  * changing orec, version newer than the snapshot, full read set).
@@ -446,15 +468,11 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 			continue;
 		}
 		if (orec_version(o1) > t->rv && !TESTING_NO_VALIDATE(r)) {
+			if (__builtin_expect(t->slot == TXD_NO_SLOT, 0))
+				return take_newer(t, idx, o1, v, off);
 			if (!extend(t, orec_version(o1))) {
 				t->cf.hint_off = off;
 				stm_abort(t, ST_AB_READ);
-			}
-			if (orec_version(o1) > t->rv) {
-				/* slotless, the clock behind @o1: v held
-				 * together with every read so far (extend()) */
-				rs_push(t, idx, o1);
-				return v;
 			}
 			continue;
 		}

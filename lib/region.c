@@ -18,10 +18,10 @@
  * (lib/runtime.c), which is how pstm_unlink and a rebuild know whether
  * anyone is attached.
  *
- * About 730 lines: create, open (with the pstmd:NAME form) and close
- * share the handle's helpers (handle_new, attach, the runtime checks),
- * and splitting creation off would have to export them; a split along
- * create/open is the next step if it grows.
+ * About 820 lines: create, open (with the pstmd:NAME and observing
+ * forms) and close share the handle's helpers (handle_new, attach, the
+ * runtime checks), and splitting creation off would have to export
+ * them; a split along create/open is the next step if it grows.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -351,12 +351,6 @@ static int check_mapped(struct pstm_region *r)
 	return 0;
 }
 
-/*
- * The mapped, validated region with its runtime: recover the dead,
- * attach, drop the flock (*locked false after), and start what a handle
- * runs.  On failure everything it did is undone but the mappings, the
- * fd and the flock, which the caller's handle_free drops.
- */
 /* Give back the process entry (a handle that attaches nothing has none). */
 static void detach(struct pstm_region *r)
 {
@@ -364,6 +358,12 @@ static void detach(struct pstm_region *r)
 		proc_detach(r);
 }
 
+/*
+ * The mapped, validated region with its runtime: recover the dead,
+ * attach, drop the flock (*locked false after), and start what a handle
+ * runs.  On failure everything it did is undone but the mappings, the
+ * fd and the flock, which the caller's handle_free drops.
+ */
 static int attach(struct pstm_region *r, bool *locked)
 {
 	int rc = 0;
@@ -540,9 +540,15 @@ static int open_observing(const char *uri, pstm_region **out)
 	int rc = uri_parse(uri, path, sizeof(path), &is_shm);
 	if (rc)
 		return rc;
-	int lfd = open(path, O_RDONLY | O_CLOEXEC);
+	/* a FIFO or a device must not block us: no region anyway */
+	int lfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (lfd < 0)
 		return errno_to_pstm(errno);
+	struct stat st;
+	if (fstat(lfd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(lfd);
+		return PSTM_EBADMAGIC;
+	}
 	if (flock(lfd, LOCK_SH) != 0) {
 		close(lfd);
 		return PSTM_EIO;

@@ -15,12 +15,12 @@
  * The grant is the lesser of that and what the client asked for.  pstmd
  * serves the region (opens and attaches to it, so its runtime is there;
  * in a thread of its own, daemon/opening.c, when it does not serve it
- * yet: grant_done replies once that is done), then passes, with SCM_RIGHTS, the region file opened read-write or
- * read-only, its runtime companion (read-write: attaching and locking
- * need it) and a relaxed region's working copy (like the file).  A
- * read-only client maps the data and logs PROT_READ and runs only
- * read-only transactions; the runtime is shared with it writable
- * (docs/design.md, "pstmd", says what that trusts it with).
+ * yet: grant_done replies once that is done), then passes, with
+ * SCM_RIGHTS, the region file opened read-write or read-only, its
+ * runtime companion and a relaxed region's working copy (each like the
+ * file).  A read-only client maps all three PROT_READ, attaches nothing
+ * (no process entry, no slot) and runs only read-only transactions that
+ * store no shared word (docs/design.md, "pstmd").
  *
  * A name is one path component: no '/', no leading '.', so no "..", no
  * hidden file, nothing outside the directory; and the file is opened
@@ -155,7 +155,7 @@ void grant_done(struct pstmd *d, struct conn *c, const struct grant_req *q,
 	}
 	int mode = (q->got == 2 ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC;
 	fds[nfds++] = open(q->path, mode);
-	fds[nfds++] = open(r->rt_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fds[nfds++] = open(r->rt_path, mode); /* read-only grants: too */
 	if (r->relaxed)
 		fds[nfds++] = open(r->wc_path, mode);
 	for (int i = 0; i < nfds; i++)

@@ -208,23 +208,34 @@ PSTM_API int pstm_open(const char *uri, pstm_region **out);
 /* Flags of pstm_open_opts. */
 enum pstm_open_flags {
 	/*
-	 * Attach only to read, with no side effect on the other processes:
-	 * the handle runs read-only transactions only (pstm_atomic and
-	 * pstm_tx_begin run as pstm_atomic_ro and PSTM_TX_READ_ONLY do: a
-	 * store ends the transaction with PSTM_EINVAL), which never escalate
-	 * and never wait for an escalated transaction, and it never recovers
-	 * a dead process: not at open, not when it needs a slot, not when a
-	 * transaction meets a lock a dead process left past its commit
-	 * point (it reads the committed value through the dead commit's
-	 * redo record, as every reader does, dead owner or stopped; a
-	 * commit stuck before its commit point it aborts after 1 ms, as
-	 * every reader does).  A
-	 * relaxed region gets no flush thread from it.  It still takes a
-	 * process entry and a slot (PSTM_EPROCFULL, PSTM_ESLOTFULL: dead
-	 * processes are not cleared to make room), needs write permission
-	 * (a reader raises the version clock), and builds a missing runtime
-	 * as any open does (after a reboot, replaying committed logs).
-	 * `pstm dump` opens this way.
+	 * Read only, attaching nothing, with no side effect on the other
+	 * processes: the handle takes no process entry and no slot, opens
+	 * the region file and its runtime (and a relaxed region's working
+	 * copy) read-only and maps them PROT_READ, and stores to none of
+	 * them.  So read permission to the file is enough, a full process
+	 * table does not matter, and the process and slot tables, the
+	 * clock, the locks and the logs are byte for byte as they were.  It
+	 * runs read-only transactions only (pstm_atomic and pstm_tx_begin run
+	 * as pstm_atomic_ro and PSTM_TX_READ_ONLY do: a store ends the
+	 * transaction with PSTM_EINVAL), opaque as every transaction is;
+	 * they never escalate, never wait for an escalated transaction, and
+	 * never abort, recover or otherwise settle another process's
+	 * commit: a lock held by a commit stopped before its commit point
+	 * makes the attempt conflict, and pstm_atomic_ro retries, sleeping
+	 * up to 1 ms between attempts, until its owner goes on or another
+	 * process aborts it (use pstm_tx_begin to be able to give up); past
+	 * its commit point (owner stopped or dead) the value is read through
+	 * that commit's redo record, as every reader does.  Statistics
+	 * (pstm_stats_get) are the handle's own.  A relaxed region gets no
+	 * flush thread from it, pstm_copy refuses it (PSTM_EINVAL).  The
+	 * runtime must exist: one missing or from another boot (after a
+	 * reboot, nobody attached since) or a copied shm region's is not
+	 * built here (that writes), the open fails with PSTM_ERUNTIME, and
+	 * any ordinary open (pstm recover) builds it.  While open, the
+	 * handle holds the region's attach lock (a kernel lock), so a
+	 * pstm_unlink without PSTM_UNLINK_FORCE is PSTM_EBUSY meanwhile.
+	 * Errors as pstm_open's but PSTM_EPROCFULL, and PSTM_ERUNTIME as
+	 * said.  `pstm dump` opens this way.
 	 */
 	PSTM_OPEN_OBSERVE = 1,
 };
@@ -247,7 +258,8 @@ PSTM_API int pstm_open_opts(const char *uri, unsigned flags,
  * read-only grant (pstm_region_info's read_only): the region is mapped
  * read-only and every transaction runs as with pstm_atomic_ro (a store
  * ends it with PSTM_EINVAL); pstm_sync returns 0 (its flushes are
- * others').  NAME is one file name (no '/', no leading '.').  Errors, as
+ * others'); it attaches nothing, its runtime mapped read-only as well,
+ * as with PSTM_OPEN_OBSERVE.  NAME is one file name (no '/', no leading '.').  Errors, as
  * well as those of pstm_open: PSTM_EACCES (no grant), PSTM_ENOENT (no
  * such region, or no pstmd to ask), PSTM_EINVAL (a bad name, not a file
  * region), PSTM_EBUSY (pstmd could not open the region within 2 s:

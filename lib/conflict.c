@@ -59,7 +59,9 @@ void conflict_txd_init(pstm_tx *t)
 	memset(c, 0, sizeof(*c));
 	c->pub_fn = never_published;
 	c->entry = c->pend = -1;
-	if (r->conflicts) {
+	/* slotless (r->rt_readonly): no table to write; its aborts are
+	 * counted in the descriptor only */
+	if (r->conflicts && t->slot != TXD_NO_SLOT) {
 		c->area = region_conflict_slot(r, t->slot);
 		c->nentries = r->conflict_entries;
 		c->orec_tag = orec_writer_tag(t->slot);

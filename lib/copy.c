@@ -412,7 +412,7 @@ int pstm_copy(pstm_region *r, const char *dst, const struct pstm_copy_opts *o,
 
 	if (o)
 		d = *o;
-	if (!r || !dst || (d.flags & ~(unsigned)PSTM_COPY_COMPACT) || r->observe ||
+	if (!r || !dst || (d.flags & ~(unsigned)PSTM_COPY_COMPACT) || r->rt_readonly ||
 	    r->owner_pid != getpid())
 		return PSTM_EINVAL;
 	if (tx_running())

@@ -121,6 +121,8 @@ int stm_serial_hold(struct pstm_region *r)
 	int err = 0;
 	if (tl_cur)
 		return PSTM_EINTX;
+	if (r->rt_readonly) /* it would store the token */
+		return PSTM_EINVAL;
 	pstm_tx *t = txd_get(r, &err);
 	if (!t)
 		return err;
@@ -137,7 +139,7 @@ int stm_serial_hold(struct pstm_region *r)
 void stm_serial_release(struct pstm_region *r)
 {
 	int err = 0;
-	pstm_tx *t = txd_get(r, &err);
+	pstm_tx *t = r->rt_readonly ? NULL : txd_get(r, &err);
 	uint64_t me = t ? t->slot + 1 : 0;
 	if (t)
 		atomic_compare_exchange_strong_explicit(&r->rt->serial, &me, 0,
@@ -163,8 +165,17 @@ static void backoff(pstm_tx *t)
 	uint64_t spins = xorshift64(&t->prng) & ((1ull << shift) - 1);
 	for (uint64_t i = 0; i < spins; i++)
 		cpu_relax();
-	if (t->retries > 4)
+	if (t->slot == TXD_NO_SLOT && t->retries > 16) {
+		/* a handle that attaches nothing aborts nobody's commit: a
+		 * stopped committer's lock stays until it goes on or another
+		 * process aborts or recovers it; wait for that with sleeps
+		 * that grow to 1 ms instead of spinning */
+		unsigned us = t->retries - 16 < 10 ? 1u << (t->retries - 16) : 1000;
+		struct timespec ts = {0, (long)(us > 1000 ? 1000 : us) * 1000};
+		nanosleep(&ts, NULL);
+	} else if (t->retries > 4) {
 		sched_yield();
+	}
 }
 
 static inline __attribute__((always_inline)) void begin(pstm_tx *t)
@@ -309,8 +320,8 @@ static __attribute__((noinline)) int atomic_other(pstm_region *r, pstm_fn fn,
 	if (!t)
 		return err;
 	/* an observing handle, or a read-only grant (pstmd:NAME), runs
-	 * read-only transactions only */
-	return drive(t, fn, arg, read_only || r->observe || r->read_only);
+	 * read-only transactions only (r->rt_readonly: without a slot) */
+	return drive(t, fn, arg, read_only || r->rt_readonly);
 }
 
 /* The common case first, in a frame-less function that ends in drive():
@@ -490,7 +501,7 @@ int pstm_tx_begin(pstm_region *r, unsigned flags, pstm_tx **out)
 	if (!t->explicit_retry)
 		t->retries = 0;
 	t->depth = 1;
-	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0 || r->observe || r->read_only;
+	t->read_only = (flags & PSTM_TX_READ_ONLY) != 0 || r->rt_readonly;
 	t->explicit_tx = true;
 	t->guard = false;
 	t->doomed = 0;

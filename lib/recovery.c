@@ -102,10 +102,12 @@ static bool proc_dead_recover(struct pstm_region *r, uint32_t p)
 	uint64_t mine;
 	bool took_flock = false;
 
+	/* a handle that attaches nothing cannot write the data or the
+	 * runtime: pstmd, or the next ordinary open, recovers it */
+	if (r->rt_readonly)
+		return false;
 	if (p == r->proc_idx && ps == r->proc_state)
 		return false;
-	if (r->read_only)
-		return false; /* cannot write the data; pstmd recovers it */
 	switch (PROC_ST(ps)) {
 	case PROC_FREE:
 		return true;
@@ -183,7 +185,7 @@ bool proc_recover_entry(struct pstm_region *r, uint32_t p)
 int proc_recover_all_dead(struct pstm_region *r)
 {
 	int n = 0;
-	if (r->observe)
+	if (r->rt_readonly)
 		return 0;
 	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
 		uint64_t ps = atomic_load_explicit(&r->procs[p].state,

@@ -18,10 +18,10 @@
  * (lib/runtime.c), which is how pstm_unlink and a rebuild know whether
  * anyone is attached.
  *
- * About 730 lines: create, open (with the pstmd:NAME form) and close
- * share the handle's helpers (handle_new, attach, the runtime checks),
- * and splitting creation off would have to export them; a split along
- * create/open is the next step if it grows.
+ * About 820 lines: create, open (with the pstmd:NAME and observing
+ * forms) and close share the handle's helpers (handle_new, attach, the
+ * runtime checks), and splitting creation off would have to export
+ * them; a split along create/open is the next step if it grows.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -306,17 +306,23 @@ static int open_locked(struct pstm_region *r)
 	return PSTM_EIO;
 }
 
+/* What every handle has, whatever mapped it. */
+static void handle_init(struct pstm_region *r)
+{
+	r->owner_pid = getpid();
+	r->settle_slot = replay_settle_slot; /* recovery (layer 2) calls up */
+	r->ovf_take = extent_take;           /* large commits (layer 4) too */
+	r->ovf_give = extent_give;
+	r->open_id = atomic_fetch_add(&next_open_id, 1); /* never 0 */
+}
+
 static struct pstm_region *handle_new(void)
 {
 	struct pstm_region *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
 	r->fd = -1;
-	r->owner_pid = getpid();
-	r->settle_slot = replay_settle_slot; /* recovery (layer 2) calls up */
-	r->ovf_take = extent_take;           /* large commits (layer 4) too */
-	r->ovf_give = extent_give;
-	r->open_id = atomic_fetch_add(&next_open_id, 1); /* never 0 */
+	handle_init(r);
 	return r;
 }
 
@@ -345,6 +351,13 @@ static int check_mapped(struct pstm_region *r)
 	return 0;
 }
 
+/* Give back the process entry (a handle that attaches nothing has none). */
+static void detach(struct pstm_region *r)
+{
+	if (!r->rt_readonly)
+		proc_detach(r);
+}
+
 /*
  * The mapped, validated region with its runtime: recover the dead,
  * attach, drop the flock (*locked false after), and start what a handle
@@ -353,48 +366,56 @@ static int check_mapped(struct pstm_region *r)
  */
 static int attach(struct pstm_region *r, bool *locked)
 {
-	int rc;
-	proc_recover_all_dead(r);
-	rc = proc_attach(r);
-	/* pstmd never keeps an open from getting an entry it would have
-	 * had without pstmd: asked, it lets go of a full table */
-	if (rc == PSTM_EPROCFULL && member_make_room(r->fd))
+	int rc = 0;
+	if (!r->rt_readonly) {
+		proc_recover_all_dead(r);
 		rc = proc_attach(r);
+		/* pstmd never keeps an open from getting an entry it would
+		 * have had without pstmd: asked, it lets go of a full table */
+		if (rc == PSTM_EPROCFULL && member_make_room(r->fd))
+			rc = proc_attach(r);
+	}
 	if (rc)
 		return rc;
-	/* shm regions too: pstm_unlink asks the lock who is attached */
+	/* shm regions too: pstm_unlink asks the lock who is attached.  A
+	 * handle that attaches nothing holds it as well: it is a kernel
+	 * lock, not a store, and it keeps an opener from rebuilding the
+	 * runtime under the handle's reads (lib/runtime.c) */
 	if (attach_lock(r->fd, F_RDLCK) != 0) {
-		proc_detach(r);
+		detach(r);
 		return PSTM_EIO;
 	}
 	r->in_open = false;
-	atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
-				  r->open_recoveries, memory_order_relaxed);
+	if (!r->rt_readonly)
+		atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
+					  r->open_recoveries, memory_order_relaxed);
 	flock(r->fd, LOCK_UN);
 	*locked = false;
 
 	if (pthread_mutex_init(&r->lock, NULL) != 0 ||
 	    pthread_key_create(&r->key, txd_thread_exit) != 0) {
-		proc_detach(r);
+		detach(r);
 		return PSTM_ENOMEM;
 	}
 	rc = run_init(r);
 	if (rc) {
 		pthread_key_delete(r->key);
-		proc_detach(r);
+		detach(r);
 		return rc;
 	}
 	testing_open(r);
-	member_register(r); /* pstmd, if one runs: never fails, never waits */
+	/* pstmd, if one runs: never fails, never waits.  It watches process
+	 * entries; a handle that attaches nothing has none to watch */
+	if (!r->rt_readonly)
+		member_register(r);
 	/* a read-only grant writes no file, an observer nothing of the
 	 * others': their flushes are others' */
-	if (r->relaxed && !r->read_only && !r->observe &&
-	    (rc = flush_start(r)) != 0) {
+	if (r->relaxed && !r->rt_readonly && (rc = flush_start(r)) != 0) {
 		member_leave(r);
 		testing_close(r);
 		run_fini(r);
 		pthread_key_delete(r->key);
-		proc_detach(r);
+		detach(r);
 		return rc;
 	}
 	return 0;
@@ -416,9 +437,10 @@ static uint8_t *map_fd(int fd, uint64_t n, uint64_t file_bytes, int prot)
  * pstm_open("pstmd:NAME"): pstmd opened the region of its directory for
  * us (lib/member.c) and passed the region file, its runtime companion and
  * a relaxed region's working copy, read-write or, for a read-only grant,
- * the file and the copy read-only.  The same open as by path from there
- * on, with mmap of the descriptors in place of the names (the runtime is
- * pstmd's, which is attached: it is never built here).
+ * all three read-only.  The same open as by path from there on, with
+ * mmap of the descriptors in place of the names (the runtime is pstmd's,
+ * which is attached: it is never built here).  A read-only grant maps
+ * them PROT_READ and attaches nothing (r->rt_readonly), as an observer.
  */
 static int open_granted(const char *name, pstm_region **out)
 {
@@ -436,7 +458,7 @@ static int open_granted(const char *name, pstm_region **out)
 		return PSTM_ENOMEM;
 	}
 	r->fd = fds[0];
-	r->read_only = !write;
+	r->read_only = r->rt_readonly = !write;
 	snprintf(r->path, sizeof(r->path), "%s", path);
 	int prot = PROT_READ | (write ? PROT_WRITE : 0);
 	rc = superblock_read(r->fd, &r->sb);
@@ -460,8 +482,10 @@ static int open_granted(const char *name, pstm_region **out)
 	r->map_len = r->sb.size_bytes;
 	if ((rc = check_mapped(r)) != 0)
 		goto fail;
+	/* a read-only grant gets the runtime read-only too (pstmd passes it
+	 * O_RDONLY): it attaches nothing and stores no shared word */
 	r->rt_base = map_fd(fds[1], r->sb.rt_bytes, r->sb.rt_bytes + COMPANION_TAIL_BYTES,
-			    PROT_READ | PROT_WRITE);
+			    prot);
 	rc = PSTM_ERUNTIME;
 	if (!r->rt_base)
 		goto fail;
@@ -494,6 +518,74 @@ fail:
 	return rc;
 }
 
+/*
+ * pstm_open_opts(PSTM_OPEN_OBSERVE): a handle that attaches nothing
+ * (r->rt_readonly).  The region, its runtime and a relaxed region's
+ * working copy are opened O_RDONLY and mapped PROT_READ, as pstm info
+ * and pstm check map them (region_map_readonly), so read permission is
+ * enough and a full process table does not matter.  The runtime must be
+ * there, valid and this file's: building it (after a reboot) or
+ * resetting a copied shm region's would write, so the open fails with
+ * PSTM_ERUNTIME instead, and an ordinary open or pstm recover builds it.
+ * A shared flock, on a descriptor of its own taken before anything is
+ * mapped, waits for an open in progress (which may be building the
+ * runtime) and keeps the next from starting until our attach lock is
+ * held (attach): from then on nobody rebuilds the runtime under us.
+ */
+static int open_observing(const char *uri, pstm_region **out)
+{
+	char path[PATH_MAX];
+	bool is_shm, locked = false;
+	struct pstm_region *r;
+	int rc = uri_parse(uri, path, sizeof(path), &is_shm);
+	if (rc)
+		return rc;
+	/* a FIFO or a device must not block us: no region anyway */
+	int lfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (lfd < 0)
+		return errno_to_pstm(errno);
+	struct stat st;
+	if (fstat(lfd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(lfd);
+		return PSTM_EBADMAGIC;
+	}
+	if (flock(lfd, LOCK_SH) != 0) {
+		close(lfd);
+		return PSTM_EIO;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		close(lfd);
+		return PSTM_ENOMEM;
+	}
+	rc = region_map_readonly(uri, r);
+	handle_init(r);
+	if (rc)
+		goto fail;
+	rc = PSTM_EIO;
+	struct file_id lid;
+	if (file_identity(lfd, &lid) != 0 || !file_id_equal(&lid, &r->file))
+		goto fail; /* replaced between the two opens */
+	r->observe = r->rt_readonly = true;
+	r->in_open = true;
+	if ((rc = check_mapped(r)) != 0)
+		goto fail;
+	rc = PSTM_ERUNTIME;
+	if (!r->rt_base || !runtime_is_valid(r, !r->sb.rt_inside) ||
+	    (r->relaxed && !r->fbase))
+		goto fail;
+	rc = attach(r, &locked);
+	if (rc)
+		goto fail;
+	close(lfd);
+	*out = r;
+	return 0;
+fail:
+	close(lfd);
+	handle_free(r, false);
+	return rc;
+}
+
 int pstm_open(const char *uri, pstm_region **out)
 {
 	return pstm_open_opts(uri, 0, out);
@@ -515,12 +607,11 @@ int pstm_open_opts(const char *uri, unsigned flags, pstm_region **out)
 			return PSTM_EINVAL; /* a grant decides what it may do */
 		return open_granted(uri + strlen(PSTM_DAEMON_PREFIX), out);
 	}
+	if (flags & PSTM_OPEN_OBSERVE)
+		return open_observing(uri, out);
 	r = handle_new();
 	if (!r)
 		return PSTM_ENOMEM;
-	/* observing: proc_recover_all_dead in attach() and every later
-	 * recovery through this handle do nothing (lib/recovery.c) */
-	r->observe = (flags & PSTM_OPEN_OBSERVE) != 0;
 	rc = uri_parse(uri, r->path, sizeof(r->path), &r->is_shm);
 	if (rc)
 		goto fail;
@@ -598,7 +689,7 @@ int pstm_close(pstm_region *r)
 	int rc = flush_stop(r); /* relaxed: everything committed is durable */
 	pthread_key_delete(r->key);
 	pthread_mutex_destroy(&r->lock);
-	proc_detach(r);
+	detach(r);
 	member_leave(r); /* pstmd sees the connection close, us detached */
 	testing_close(r);
 	region_unmap(r);

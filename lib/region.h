@@ -120,6 +120,18 @@ struct pstm_region {
 	/* PSTM_OPEN_OBSERVE: read-only transactions only, and no recovery of
 	 * dead processes through this handle (lib/recovery.c asks) */
 	bool observe;
+	/*
+	 * Attaches nothing (observers, read-only grants): the region, its
+	 * runtime and a relaxed region's working copy are mapped PROT_READ
+	 * from descriptors opened (or, from pstmd, passed) read-only; no
+	 * process entry, no slot (descriptors carry TXD_NO_SLOT, lib/stm.h),
+	 * every transaction read-only, no recovery, no store to any shared
+	 * word.  ro_stats: the statistics of this handle's descriptors that
+	 * are gone (a slotless descriptor keeps its own; pstm_stats_get adds
+	 * them up), relaxed atomics, any thread of this process.
+	 */
+	bool rt_readonly;
+	_Atomic uint64_t ro_stats[ST_COUNT];
 	uint64_t open_recoveries;/* dead processes recovered during open */
 	uint64_t open_replayed;  /* logs replayed rebuilding the runtime */
 	bool rt_rebuilt;         /* this open rebuilt the runtime */

@@ -101,6 +101,16 @@ void stm_fail(pstm_tx *t, int err)
 
 /* -------------------------------------------------------- validation */
 
+/* Every read so far still current: then the snapshot is @now. */
+static inline bool revalidate_at(pstm_tx *t, uint64_t now)
+{
+	if (!stm_validate(t))
+		return false;
+	t->rv = now;
+	t->rv_bound = orec_make(now) | ((1ull << OREC_VSHIFT) - 1);
+	return true;
+}
+
 /*
  * Move the snapshot forward to include version @seen (which is newer than
  * rv): the clock is raised to at least @seen (committers do not advance
@@ -117,11 +127,7 @@ static bool extend(pstm_tx *t, uint64_t seen)
 		;
 	if (now < seen)
 		now = seen;
-	if (!stm_validate(t))
-		return false;
-	t->rv = now;
-	t->rv_bound = orec_make(now) | ((1ull << OREC_VSHIFT) - 1);
-	return true;
+	return revalidate_at(t, now);
 }
 
 /*
@@ -166,10 +172,10 @@ static bool take_from_stopped(pstm_tx *t, uint32_t s, _Atomic uint64_t *o,
 			      uint64_t v)
 {
 	struct pstm_region *r = t->r;
-	/* a read-only grant's mapping of the logs is read-only: it waits.
-	 * An observer may abort a commit that never reaches its commit
-	 * point (its data unchanged, so nothing is recovered). */
-	if (s >= r->sb.max_slots || r->read_only)
+	/* a handle that attaches nothing (an observer, a read-only grant)
+	 * writes no log state and no orec: it retries until the owner goes
+	 * on or someone else aborts it */
+	if (s >= r->sb.max_slots || r->rt_readonly)
 		return false;
 	struct log_header *h = region_log(r, s);
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
@@ -261,6 +267,10 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
  * - The read set keeps the lock word: validation accepts it while that
  *   commit holds the orec (equal); once the orec is released its version
  *   differs and the reader aborts, the only cost.
+ * - A slotless descriptor (it may not raise the clock) instead validates
+ *   every read, this one included, after taking the value, as take_newer
+ *   does: all of them held at that validation, when the commit was past
+ *   its commit point and held the word.
  */
 static bool read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 			 _Atomic uint64_t *o, uint64_t v, uint64_t *out)
@@ -286,7 +296,10 @@ static bool read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 		return false; /* an extent's, or moving */
 	if (orec_version(v) > wv || wv >= OREC_VMAX)
 		return false; /* not the header of this lock's commit */
-	if (t->rv < wv && !TESTING_NO_VALIDATE(r) && !extend(t, wv)) {
+	/* a slotless descriptor may not raise the clock: it validates its
+	 * reads, this one among them, once it has the value (take_newer) */
+	bool slotless = t->slot == TXD_NO_SLOT;
+	if (t->rv < wv && !slotless && !TESTING_NO_VALIDATE(r) && !extend(t, wv)) {
 		t->cf.hint_off = off;
 		stm_abort(t, ST_AB_READ);
 	}
@@ -308,6 +321,11 @@ static bool read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 	    atomic_load_explicit(o, memory_order_relaxed) != v)
 		return false;
 	rs_push(t, idx, v);
+	if (slotless && t->rv < wv && !TESTING_NO_VALIDATE(r) &&
+	    !revalidate_at(t, atomic_load_explicit(&r->rt->clock, memory_order_acquire))) {
+		t->cf.hint_off = off;
+		stm_abort(t, ST_AB_READ);
+	}
 	*out = val;
 	return true;
 }
@@ -502,6 +520,35 @@ static inline bool user_word_ok(pstm_tx *t, uint64_t off)
 }
 
 /*
+ * extend() for a slotless descriptor (a handle that attaches nothing,
+ * r->rt_readonly), which may not raise the clock: its runtime mapping is
+ * read-only.  The word just loaded (@v, at orec word @o1 of orec @idx,
+ * newer than rv) joins the read set first; then rv moves to the clock as
+ * read here, never past it, and every read, that word included, must
+ * still be current.  If so, all of them held together at the validation,
+ * which followed the clock read: a commit that locks any of them later
+ * reads a clock >= rv (it locks, then reads the clock), so its wv > rv
+ * and a later load of its words comes back here; one that locked earlier
+ * failed the validation.  That is what raising the clock buys the normal
+ * path, and @v may be newer than rv (GV5: nobody raised the clock to it
+ * yet): it is taken on the strength of the validation alone.  Each such
+ * word costs a validation of the read set until some writer raises the
+ * clock.  Returns @v, or aborts.
+ */
+static __attribute__((noinline)) uint64_t take_newer(pstm_tx *t, uint64_t idx,
+						     uint64_t o1, uint64_t v,
+						     uint64_t off)
+{
+	rs_push(t, idx, o1);
+	if (!revalidate_at(t, atomic_load_explicit(&t->r->rt->clock,
+						   memory_order_acquire))) {
+		t->cf.hint_off = off;
+		stm_abort(t, ST_AB_READ);
+	}
+	return v;
+}
+
+/*
  * Transactional load of the aligned, range-checked word at @off: the slow
  * path, for every case the fast path below declines (own write, locked or
  * changing orec, version newer than the snapshot, full read set).
@@ -544,6 +591,8 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 			continue;
 		}
 		if (orec_version(o1) > t->rv && !TESTING_NO_VALIDATE(r)) {
+			if (__builtin_expect(t->slot == TXD_NO_SLOT, 0))
+				return take_newer(t, idx, o1, v, off);
 			if (!extend(t, orec_version(o1))) {
 				t->cf.hint_off = off;
 				stm_abort(t, ST_AB_READ);

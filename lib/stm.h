@@ -55,6 +55,11 @@ typedef void *stm_jmpbuf[5];
 	} while (0)
 #endif
 
+/* The slot of a descriptor of a handle that attaches nothing
+ * (r->rt_readonly): no orec, log or table names it (mine-tests against
+ * it never match: it does not fit the orec's slot field). */
+#define TXD_NO_SLOT UINT32_MAX
+
 /* One per (thread, open region): this is the pstm_tx users see. */
 struct pstm_tx {
 	struct pstm_region *r;
@@ -122,6 +127,10 @@ struct pstm_tx {
 
 	struct pstm_tx *next;     /* region's list */
 	struct conflict_state cf; /* conflict reports (lib/conflict.c) */
+	/* TXD_NO_SLOT: where txd_stats_flush puts st[] (no slot's words to
+	 * mirror them); relaxed atomics, read by pstm_stats_get of any
+	 * thread */
+	_Atomic uint64_t st_out[ST_COUNT];
 };
 
 /* lib/txd.c: this thread's descriptor for @r (claiming a slot on first

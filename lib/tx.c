@@ -15,7 +15,11 @@ void tx_info(pstm_tx *t, struct tx_info *o)
 	o->meta_lo = r->sb.heap_off;
 	o->heap_lo = r->heap_lo;
 	o->heap_hi = r->heap_hi;
-	o->slot = t->slot;
+	/* a slotless descriptor (r->rt_readonly) names the one slot number
+	 * nobody owns: per-slot structures of the layers above (allocator
+	 * caches, task queue lanes: max_slots + 1 of them) read as empty or
+	 * shared there, and the store that would follow fails (read-only) */
+	o->slot = t->slot == TXD_NO_SLOT ? r->sb.max_slots : t->slot;
 	o->max_slots = r->sb.max_slots;
 	o->write_cap = r->log_cap;
 	o->handle_id = r->open_id;

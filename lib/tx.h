@@ -23,7 +23,9 @@ struct tx_info {
 	uint64_t heap_lo;    /* user heap [heap_lo, heap_hi) */
 	uint64_t heap_hi;
 	uint32_t slot;       /* this thread's slot: stripes per-thread state */
-	uint32_t max_slots;  /* slots of the region: slot < max_slots */
+	uint32_t max_slots;  /* slots of the region: slot < max_slots, or
+				slot == max_slots on a handle that attaches
+				nothing (read-only: it stores nothing) */
 	uint32_t write_cap;  /* words a transaction writes cheaply (its
 				slot's ring; larger ones take an extent) */
 	uint64_t handle_id;  /* unique per open handle in this process */

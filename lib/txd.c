@@ -20,10 +20,38 @@ __thread struct txd_cache tl_txd_cache;
 
 void txd_stats_flush(pstm_tx *t)
 {
-	struct slot *sl = &t->r->slots[t->slot];
+	/* a handle that attaches nothing keeps them in the descriptor */
+	_Atomic uint64_t *out = t->slot == TXD_NO_SLOT ? t->st_out
+						       : t->r->slots[t->slot].stats;
 	for (int k = 0; k < ST_COUNT; k++)
-		atomic_store_explicit(&sl->stats[k], t->st[k], memory_order_relaxed);
+		atomic_store_explicit(&out[k], t->st[k], memory_order_relaxed);
 	t->st_unflushed = 0;
+}
+
+/* A descriptor goes: its statistics and slot (or, slotless, its totals
+ * into the handle's). */
+static void txd_retire(struct pstm_region *r, pstm_tx *t)
+{
+	if (t->slot == TXD_NO_SLOT) {
+		for (int k = 0; k < ST_COUNT; k++)
+			atomic_fetch_add_explicit(&r->ro_stats[k], t->st[k],
+						  memory_order_relaxed);
+		return;
+	}
+	txd_stats_flush(t);
+	slot_release(r, t->slot);
+}
+
+/* pstm_stats_get of a handle that attaches nothing: the gone descriptors'
+ * totals and each live one's last flush.  Under r->lock. */
+static void stats_slotless(struct pstm_region *r, uint64_t sum[ST_COUNT])
+{
+	for (int k = 0; k < ST_COUNT; k++)
+		sum[k] = atomic_load_explicit(&r->ro_stats[k], memory_order_relaxed);
+	for (pstm_tx *t = r->txds; t; t = t->next)
+		for (int k = 0; k < ST_COUNT; k++)
+			sum[k] += atomic_load_explicit(&t->st_out[k],
+						       memory_order_relaxed);
 }
 
 int pstm_stats_get(pstm_region *r, struct pstm_stats *out)
@@ -36,7 +64,11 @@ int pstm_stats_get(pstm_region *r, struct pstm_stats *out)
 	for (pstm_tx *t = r->txds; t; t = t->next)
 		if (t == tl_cache.t && t->depth == 0)
 			txd_stats_flush(t);
+	if (r->rt_readonly)
+		stats_slotless(r, sum);
 	pthread_mutex_unlock(&r->lock);
+	if (r->rt_readonly)
+		goto out;
 	for (int k = 0; k < ST_COUNT; k++)
 		sum[k] = atomic_load_explicit(&r->procs[r->proc_idx].stats[k],
 					      memory_order_relaxed);
@@ -49,6 +81,7 @@ int pstm_stats_get(pstm_region *r, struct pstm_stats *out)
 			sum[k] += atomic_load_explicit(&r->slots[s].stats[k],
 						       memory_order_relaxed);
 	}
+out:
 	out->commits = sum[ST_COMMITS];
 	out->commits_ro = sum[ST_COMMITS_RO];
 	out->aborts_read = sum[ST_AB_READ];
@@ -122,15 +155,17 @@ static pstm_tx *txd_new(struct pstm_region *r)
 	pstm_tx *t = txd_alloc(r);
 	if (!t)
 		return NULL;
-	int s = slot_claim(r);
-	if (s < 0 && proc_recover_all_dead(r) > 0)
+	/* a handle that attaches nothing claims no slot: its read-only
+	 * transactions need none (lib/stm.c) */
+	int s = r->rt_readonly ? -2 : slot_claim(r);
+	if (s == -1 && proc_recover_all_dead(r) > 0)
 		s = slot_claim(r); /* a dead process's slots are free now */
-	if (s < 0) {
+	if (s == -1) {
 		txd_free(t);
 		return NULL;
 	}
-	t->slot = (uint32_t)s;
-	t->log = region_log(r, t->slot);
+	t->slot = s < 0 ? TXD_NO_SLOT : (uint32_t)s;
+	t->log = s < 0 ? NULL : region_log(r, t->slot);
 	conflict_txd_init(t);
 	/* a fresh slot's log must be idle (its previous owner settled it) */
 	pthread_mutex_lock(&r->lock);
@@ -155,11 +190,10 @@ void txd_thread_exit(void *p)
 	struct pstm_region *r = t->r;
 
 	overflow_release(t);
-	txd_stats_flush(t);
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->lock); /* pstm_stats_get sees it once */
 	txd_unlink(r, t);
+	txd_retire(r, t);
 	pthread_mutex_unlock(&r->lock);
-	slot_release(r, t->slot);
 	if (tl_cache.t == t)
 		tl_cache.open_id = 0;
 	txd_free(t);
@@ -176,8 +210,7 @@ void txd_release_all(struct pstm_region *r)
 			overflow_release(t);
 			pthread_mutex_lock(&r->lock);
 		}
-		txd_stats_flush(t);
-		slot_release(r, t->slot);
+		txd_retire(r, t);
 		if (tl_cache.t == t)
 			tl_cache.open_id = 0;
 		txd_free(t);

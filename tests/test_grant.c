@@ -6,14 +6,17 @@
  * with '/', a leading '.' or a symbolic link are refused.  A read-only
  * grant maps the region PROT_READ (a store through the mapping is a
  * SIGSEGV), refuses stores in transactions, and waits for pstmd to
- * recover a dead writer instead of writing the data itself.  A relaxed
- * region granted read-write flushes to the file.
+ * recover a dead writer instead of writing the data itself.  It maps
+ * the runtime read-only too (a store to it is a SIGSEGV) and attaches
+ * nothing, and still reads consistently while a writer commits.  A
+ * relaxed region granted read-write flushes to the file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +38,9 @@ static struct test_pstmd D;
 static char dir[128];
 static struct shared {
 	_Atomic int attempts;
-	_Atomic int go, go_writer, ready;
+	_Atomic int go, go_writer, ready, reader_ready;
+	_Atomic uint64_t writes;
+	uint64_t base; /* word 0 before busy_writer */
 } *sh;
 
 static char path_of[4][192];
@@ -300,6 +305,7 @@ static int waiting_reader(void *arg, int id)
 	become(UID_RO);
 	if (pstm_open("pstmd:acl", &r))
 		return 10;
+	atomic_store(&sh->reader_ready, 1);
 	while (!atomic_load(&sh->go))
 		usleep(200);
 	if (pstm_atomic(r, counting_sum, &s) || s != 800)
@@ -314,7 +320,11 @@ static void test_read_only_reads_through(void **s)
 	memset(sh, 0, sizeof(*sh));
 	pid_t rd = test_spawn(waiting_reader, NULL, 0);
 	pid_t w = test_spawn(dying_writer, NULL, 0);
-	assert_true(test_pstmd_wait(D.sock, 1, 2, 5000)); /* both watched */
+	/* the writer watched; the reader, attached to nothing, is not */
+	assert_true(test_pstmd_wait(D.sock, 1, 1, 5000));
+	for (int i = 0; i < 25000 && !atomic_load(&sh->reader_ready); i++)
+		usleep(200);
+	assert_true(atomic_load(&sh->reader_ready));
 	kill(D.pid, SIGSTOP);
 	atomic_store(&sh->go_writer, 1);
 	assert_int_equal(test_wait(w), 128 + SIGKILL);
@@ -363,10 +373,118 @@ static void test_relaxed_grant(void **s)
 	assert_int_equal(first_word(R_RELAXED), 50);
 }
 
+/* A read-only grant's runtime is read-only too; it reads consistently
+ * beside a read-write grant's writer. */
+static int move_back(pstm_tx *tx, void *arg)
+{
+	(void)arg;
+	pstm_off root = pstm_root(tx, 64);
+	pstm_store64(tx, root + 8, pstm_load64(tx, root + 8) - 10);
+	pstm_store64(tx, root, pstm_load64(tx, root) + 10);
+	return 0;
+}
+
+static int busy_writer(void *arg, int id)
+{
+	(void)arg;
+	(void)id;
+	pstm_region *r;
+	become(UID_RW);
+	if (pstm_open("pstmd:acl", &r))
+		return 10;
+	for (uint64_t i = 0; !atomic_load(&sh->go); i++) {
+		if (pstm_atomic(r, i & 1 ? move_back : move, NULL))
+			return 11;
+		atomic_fetch_add(&sh->writes, 1);
+	}
+	return pstm_close(r) ? 12 : 0;
+}
+
+static int store_runtime(void *arg, int id)
+{
+	(void)id;
+	pstm_region *r = arg;
+	atomic_store(&r->rt->clock, 1); /* PROT_READ: SIGSEGV */
+	return 0;
+}
+
+/* The permissions of this process's mappings of /dev/shm/pstm.rt.*:
+ * how many, and how many of them writable. */
+static void runtime_maps(int *n, int *writable)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	*n = *writable = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "/dev/shm/pstm.rt.")) {
+			char perms[8] = "";
+			sscanf(line, "%*s %7s", perms);
+			(*n)++;
+			*writable += perms[1] == 'w';
+		}
+	if (f)
+		fclose(f);
+}
+
+static int ro_runtime_child(void *arg, int id)
+{
+	(void)arg;
+	(void)id;
+	pstm_region *r;
+	int n, w;
+	become(UID_RO);
+	if (pstm_open("pstmd:acl", &r))
+		return 10;
+	runtime_maps(&n, &w);
+	if (n != 1 || w != 0)
+		return 11;
+	if (test_wait(test_spawn(store_runtime, r, 0)) != 128 + SIGSEGV)
+		return 12;
+	/* no process entry of its own */
+	for (uint32_t p = 0; p < r->sb.max_procs; p++)
+		if (atomic_load(&r->procs[p].pid) == (uint64_t)getpid())
+			return 13;
+	/* at least 200 of the writer's commits fall between the first read
+	 * and the last (whether a read meets word 0 between two of them
+	 * depends on scheduling: a durable commit holds its locks while it
+	 * syncs) */
+	uint64_t w0 = atomic_load(&sh->writes), reads = 0;
+	while (reads < 1000 || atomic_load(&sh->writes) < w0 + 200) {
+		uint64_t s, v;
+		if (pstm_atomic(r, sum_words, &s) || s != 800)
+			return 14;
+		if (pstm_atomic(r, word0, &v) || (v != sh->base && v != sh->base - 10))
+			return 15; /* moves of 10 back and forth */
+		reads += 2;
+		if (reads > 10000000)
+			return 16; /* the writer made no progress */
+	}
+	struct pstm_stats st;
+	if (pstm_stats_get(r, &st) || st.commits_ro != reads)
+		return 17;
+	atomic_store(&sh->go, 1);
+	return pstm_close(r) ? 18 : 0;
+}
+
+static void test_read_only_runtime(void **s)
+{
+	(void)s;
+	memset(sh, 0, sizeof(*sh));
+	sh->base = first_word(R_ACL);
+	pid_t w = test_spawn(busy_writer, NULL, 0);
+	while (atomic_load(&sh->writes) < 10)
+		usleep(1000);
+	int rc = test_wait(test_spawn(ro_runtime_child, NULL, 0));
+	atomic_store(&sh->go, 1);
+	assert_int_equal(test_wait(w), 0);
+	assert_int_equal(rc, 0);
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_read_only_reads_through, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_relaxed_grant, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_read_only_runtime, setup, teardown),
 };
 
 int main(void)

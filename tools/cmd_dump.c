@@ -343,6 +343,11 @@ int cmd_dump(int argc, char **argv)
 	o.uri = argv[optind];
 	pstm_region *r;
 	rc = pstm_open_opts(o.uri, PSTM_OPEN_OBSERVE, &r);
+	if (rc == PSTM_ERUNTIME)
+		return cli_failf("cannot open", o.uri, rc, "no runtime of this "
+				 "region (not opened since a reboot, or a copy not "
+				 "opened yet): dump never builds one; any open with "
+				 "write permission does (pstm recover)");
 	if (rc)
 		return cli_fail("cannot open", o.uri, rc);
 	o.p = malloc(o.cap);

@@ -37,8 +37,10 @@
  *  - new PSTM_E* codes and new enumerators (callers must treat an unknown
  *    error code as an error and pass it to pstm_strerror());
  *  - new fields at the END of a public struct (pstm_create_opts,
- *    pstm_region_info, pstm_stats, pstm_crashtest_workload), whose zero
- *    value keeps the old behaviour;
+ *    pstm_region_info, pstm_stats, pstm_copy_opts, pstm_copy_info,
+ *    pstm_crashtest_workload), whose zero value keeps the old behaviour
+ *    (see "Structs that grow" below: a binary built with the smaller
+ *    struct keeps working);
  *  - new flag bits whose absence keeps the old behaviour.
  * Needing a soname bump (never in a MINOR or PATCH release): removing or
  * renaming a symbol, changing a function's parameters or return type,
@@ -47,11 +49,32 @@
  * behaviour a caller may rely on.  The region format is versioned apart
  * from the ABI (PSTM_EVERSION).
  *
+ * Structs that grow.  The option, info and stats structs
+ * (pstm_create_opts, pstm_region_info, pstm_stats, pstm_copy_opts,
+ * pstm_copy_info) travel with their size: each call that takes one has a
+ * sized entry point (pstm_create_sz, pstm_region_info_sz,
+ * pstm_stats_get_sz, pstm_copy_sz) taking the caller's sizeof, and the
+ * old names are function-like macros below that pass it, so source that
+ * calls pstm_create(uri, &o, &r) compiles unchanged and records, in the
+ * binary, the size of the struct its header had.  The library reads only
+ * that many bytes of an options struct (the fields beyond it take their
+ * zero default) and writes only that many bytes of an info or stats
+ * struct; a caller's struct larger than the library's (a newer header,
+ * an older library) is accepted when its unknown tail is all zero
+ * (options; else PSTM_EINVAL: the caller asked for something this
+ * library cannot do) and has that tail zeroed (info and stats).  A size
+ * below the struct of the first release (0.1), or above 4096, is
+ * PSTM_EINVAL.  The symbols of the old names (pstm_create, ...; call
+ * them as (pstm_create)(...)) stay, for binaries built before the sized
+ * calls, and use the first release's sizes.
+ *
  * Callers zero-initialise every option and info struct they hand the
  * library (`struct pstm_create_opts o = {0};`, or memset) and set only
  * the fields they know, so a field added later reads as zero: its
- * default.  Opaque types (pstm_region, pstm_tx) have no layout callers
- * may rely on.
+ * default.  A workload of pstm-crashtest says the size of its
+ * pstm_crashtest_workload the same way (PSTM_CRASHTEST_WORKLOAD_SIZE,
+ * pstm_crashtest.h).  Opaque types (pstm_region, pstm_tx) have no layout
+ * callers may rely on.
  *
  * `make abi-check` compares the built library with abi/libpstm.abi, the
  * ABI of the last release (abidiff; README, "ABI").
@@ -188,9 +211,18 @@ struct pstm_create_opts {
  * Creation is atomic: other processes see either no region or a complete
  * one.  Errors: PSTM_EINVAL, PSTM_EEXIST, PSTM_EACCES, PSTM_ETOOSMALL,
  * PSTM_EIO, PSTM_ENOMEM.
+ *
+ * pstm_create is a macro for pstm_create_sz with @o_size the caller's
+ * sizeof(struct pstm_create_opts) (the ABI policy above, "Structs that
+ * grow"; @o_size is ignored when @o is NULL): PSTM_EINVAL for a size the
+ * library cannot take.
  */
-PSTM_API int pstm_create(const char *uri, const struct pstm_create_opts *o,
-			 pstm_region **out);
+PSTM_API int pstm_create_sz(const char *uri, const struct pstm_create_opts *o,
+			    size_t o_size, pstm_region **out);
+PSTM_API int(pstm_create)(const char *uri, const struct pstm_create_opts *o,
+			  pstm_region **out);
+#define pstm_create(uri, o, out) \
+	pstm_create_sz((uri), (o), sizeof(struct pstm_create_opts), (out))
 
 /*
  * pstm_open - open an existing region and attach this process to it.
@@ -396,10 +428,20 @@ struct pstm_copy_info {
  * PSTM_ENOENT for a missing directory, PSTM_EHEAPFULL when the file
  * system is full, PSTM_EIO, PSTM_ENOMEM).  @out (may be NULL): what it
  * did.  Thread-safe.
+ *
+ * pstm_copy is a macro for pstm_copy_sz with the caller's sizes of both
+ * structs (the ABI policy above, "Structs that grow"; a size is ignored
+ * when its pointer is NULL).
  */
-PSTM_API int pstm_copy(pstm_region *r, const char *dst,
-		       const struct pstm_copy_opts *o,
-		       struct pstm_copy_info *out);
+PSTM_API int pstm_copy_sz(pstm_region *r, const char *dst,
+			  const struct pstm_copy_opts *o, size_t o_size,
+			  struct pstm_copy_info *out, size_t out_size);
+PSTM_API int(pstm_copy)(pstm_region *r, const char *dst,
+			const struct pstm_copy_opts *o,
+			struct pstm_copy_info *out);
+#define pstm_copy(r, dst, o, out) \
+	pstm_copy_sz((r), (dst), (o), sizeof(struct pstm_copy_opts), (out), \
+		     sizeof(struct pstm_copy_info))
 
 /* Fixed facts about an open region, for tools and tests. */
 struct pstm_region_info {
@@ -415,7 +457,17 @@ struct pstm_region_info {
 	int read_only;                 /* opened with a read-only grant of
 					  pstmd (pstm_open "pstmd:NAME") */
 };
-PSTM_API int pstm_region_info(pstm_region *r, struct pstm_region_info *out);
+/*
+ * pstm_region_info - fill @out.  A macro for pstm_region_info_sz with
+ * the caller's sizeof(struct pstm_region_info) (the ABI policy above):
+ * only @out_size bytes are written.  PSTM_EINVAL: @r or @out NULL, or a
+ * size the library cannot take.
+ */
+PSTM_API int pstm_region_info_sz(pstm_region *r, struct pstm_region_info *out,
+				 size_t out_size);
+PSTM_API int(pstm_region_info)(pstm_region *r, struct pstm_region_info *out);
+#define pstm_region_info(r, out) \
+	pstm_region_info_sz((r), (out), sizeof(struct pstm_region_info))
 
 /* ------------------------------------------------------------------ */
 /* Transactions                                                        */
@@ -836,8 +888,18 @@ struct pstm_stats {
 	uint64_t recoveries;     /* dead slots this process recovered */
 };
 
-/* Totals for this process (all its threads), flushed up to now. */
-PSTM_API int pstm_stats_get(pstm_region *r, struct pstm_stats *out);
+/*
+ * Totals for this process (all its threads), flushed up to now.
+ * pstm_stats_get is a macro for pstm_stats_get_sz with the caller's
+ * sizeof(struct pstm_stats) (the ABI policy above): only @out_size bytes
+ * are written.  PSTM_EINVAL: @r or @out NULL, or a size the library
+ * cannot take.
+ */
+PSTM_API int pstm_stats_get_sz(pstm_region *r, struct pstm_stats *out,
+			       size_t out_size);
+PSTM_API int(pstm_stats_get)(pstm_region *r, struct pstm_stats *out);
+#define pstm_stats_get(r, out) \
+	pstm_stats_get_sz((r), (out), sizeof(struct pstm_stats))
 
 #ifdef __cplusplus
 }

@@ -125,14 +125,34 @@ static void fsync_dir(const char *path)
 	}
 }
 
-int pstm_create(const char *uri, const struct pstm_create_opts *o,
-		pstm_region **out)
+/* the first release's sizes (util.h), pinned to the fields they end at */
+_Static_assert(CREATE_OPTS_V0 == offsetof(struct pstm_create_opts, flush_ms) +
+				  sizeof(uint32_t), "create opts v0");
+_Static_assert(REGION_INFO_V0 == offsetof(struct pstm_region_info, read_only),
+	       "region info v0");
+
+int pstm_create_sz(const char *uri, const struct pstm_create_opts *o,
+		   size_t o_size, pstm_region **out)
 {
+	struct pstm_create_opts d;
+
 	if (!out)
 		return PSTM_EINVAL;
 	*out = NULL;
+	if (o) {
+		if (!sized_in(&d, sizeof(d), o, o_size, CREATE_OPTS_V0))
+			return PSTM_EINVAL;
+		o = &d;
+	}
 	int rc = region_create_file(uri, o, 0, NULL, NULL, NULL);
 	return rc ? rc : pstm_open(uri, out);
+}
+
+/* the symbol of binaries built before pstm_create_sz: a v0 struct */
+int(pstm_create)(const char *uri, const struct pstm_create_opts *o,
+		 pstm_region **out)
+{
+	return pstm_create_sz(uri, o, CREATE_OPTS_V0, out);
 }
 
 int region_create_file(const char *uri, const struct pstm_create_opts *o,
@@ -702,9 +722,12 @@ out:
 	return rc;
 }
 
-int pstm_region_info(pstm_region *r, struct pstm_region_info *o)
+int pstm_region_info_sz(pstm_region *r, struct pstm_region_info *out,
+			size_t out_size)
 {
-	if (!r || !o)
+	struct pstm_region_info info, *o = &info;
+
+	if (!r || !out)
 		return PSTM_EINVAL;
 	memset(o, 0, sizeof(*o));
 	o->size_bytes = r->sb.size_bytes;
@@ -721,7 +744,14 @@ int pstm_region_info(pstm_region *r, struct pstm_region_info *o)
 	memcpy(o->uuid, r->sb.uuid, 16);
 	o->created_ns = r->sb.created_ns;
 	o->read_only = r->read_only;
-	return 0;
+	return sized_out(out, out_size, o, sizeof(*o), REGION_INFO_V0) ?
+		       0 : PSTM_EINVAL;
+}
+
+/* the symbol of binaries built before pstm_region_info_sz: a v0 struct */
+int(pstm_region_info)(pstm_region *r, struct pstm_region_info *out)
+{
+	return pstm_region_info_sz(r, out, REGION_INFO_V0);
 }
 
 int pstm_sync(pstm_region *r)

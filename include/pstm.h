@@ -156,7 +156,10 @@ enum pstm_error {
 	                           registered a function for */
 	PSTM_ETYPESFULL = -1026, /* pstm_register: the region already has
 	                           PSTM_TASK_TYPES_MAX task types */
-	PSTM_ERR_LAST = -1026
+	PSTM_EREPLACED = -1027, /* pstm_open: the region file was overwritten
+	                           in place (an older copy restored over it)
+	                           while processes are attached */
+	PSTM_ERR_LAST = -1027
 };
 
 /* Text for a PSTM_E* code (or strerror text for a positive errno). */
@@ -233,7 +236,25 @@ PSTM_API int(pstm_create)(const char *uri, const struct pstm_create_opts *o,
  * PSTM_EBADMAGIC, PSTM_EVERSION, PSTM_ECORRUPT, PSTM_ETRUNC, PSTM_EEMPTY,
  * PSTM_EPROCFULL, PSTM_ERUNTIME (file region whose /dev/shm runtime
  * segment was removed while processes are attached: close them first),
- * PSTM_EIO, PSTM_ENOMEM.
+ * PSTM_EREPLACED (see below), PSTM_EIO, PSTM_ENOMEM.
+ *
+ * A file region overwritten in place (`cp backup A`, a restore that
+ * keeps A's inode, so its /dev/shm companions still carry A's name): the
+ * runtime and a relaxed region's working copy belong to the bytes that
+ * were there before.  Every open and every close of a file region writes
+ * a new random stamp into the file (page 0, beside the durable state)
+ * and into its runtime, under the region's flock; an open that finds
+ * them different, or (relaxed) the file's flushed mark below the one the
+ * runtime has seen, knows the file was replaced since.  With no process
+ * attached it rebuilds the runtime (and working copy) from the file, as
+ * after a reboot, replaying its committed logs: the restored bytes are
+ * the region.  With processes attached it fails with PSTM_EREPLACED, and
+ * so does every open until they have all closed or died (they go on
+ * running on a runtime that does not match the file: stop them before
+ * restoring).  Not detected: a restore of a copy taken while processes
+ * stayed attached, if no open or close (and, relaxed, no flush) happened
+ * between the copy and the restore; shm: regions carry their runtime
+ * inside and are restored with it.
  */
 PSTM_API int pstm_open(const char *uri, pstm_region **out);
 

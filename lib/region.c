@@ -248,6 +248,13 @@ static int attach_runtime(struct pstm_region *r)
 	int rc = runtime_map_companion(r, &stale);
 	if (rc)
 		return rc;
+	/* overwritten in place by an older copy (runtime.c): the runtime
+	 * and working copy are the old bytes', rebuilt if nobody uses them */
+	if (!stale && runtime_file_replaced(r)) {
+		if (attach_lock(r->fd, F_WRLCK) != 0)
+			return PSTM_EREPLACED;
+		stale = true;
+	}
 	if (!stale && r->relaxed) {
 		rc = workcopy_attach(r, false);
 		if (rc == PSTM_ERUNTIME)
@@ -387,6 +394,10 @@ static int attach(struct pstm_region *r, bool *locked)
 		proc_detach(r);
 		return PSTM_EIO;
 	}
+	/* a file region's runtime and file get a new stamp (runtime.c);
+	 * an observer and a read-only grant leave the file alone */
+	if (!r->sb.rt_inside && !r->observe && !r->read_only)
+		runtime_stamp(r);
 	r->in_open = false;
 	atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
 				  r->open_recoveries, memory_order_relaxed);
@@ -491,6 +502,10 @@ static int open_granted(const char *name, pstm_region **out)
 	runtime_set_pointers(r);
 	if (!runtime_is_valid(r, true))
 		goto fail;
+	rc = PSTM_EREPLACED; /* pstmd keeps it attached: no rebuild here */
+	if (runtime_file_replaced(r))
+		goto fail;
+	rc = PSTM_ERUNTIME;
 	if (r->relaxed) {
 		uint8_t *wc = map_fd(fds[2], r->sb.size_bytes, r->sb.size_bytes, prot);
 		if (!wc)
@@ -618,6 +633,13 @@ int pstm_close(pstm_region *r)
 	int rc = flush_stop(r); /* relaxed: everything committed is durable */
 	pthread_key_delete(r->key);
 	pthread_mutex_destroy(&r->lock);
+	/* a new stamp, so that a copy of the file taken while we were
+	 * attached is told apart from what it holds now (runtime.c) */
+	if (!r->sb.rt_inside && !r->observe && !r->read_only &&
+	    flock(r->fd, LOCK_EX) == 0) {
+		runtime_stamp(r);
+		flock(r->fd, LOCK_UN);
+	}
 	proc_detach(r);
 	member_leave(r); /* pstmd sees the connection close, us detached */
 	testing_close(r);

@@ -87,6 +87,7 @@ static const struct code_name {
 	{PSTM_ECONFLICT, "Conflict", 0, "PSTM_ECONFLICT"},
 	{PSTM_EUNREGISTERED, "Unregistered", 0, "PSTM_EUNREGISTERED"},
 	{PSTM_ETYPESFULL, "TypesFull", 0, "PSTM_ETYPESFULL"},
+	{PSTM_EREPLACED, "RegionReplaced", 0, "PSTM_EREPLACED"},
 };
 #define NCODES (sizeof code_names / sizeof code_names[0])
 static PyObject *code_class[NCODES];

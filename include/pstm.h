@@ -51,9 +51,10 @@
  *
  * Structs that grow.  The option, info and stats structs
  * (pstm_create_opts, pstm_region_info, pstm_stats, pstm_copy_opts,
- * pstm_copy_info) travel with their size: each call that takes one has a
- * sized entry point (pstm_create_sz, pstm_region_info_sz,
- * pstm_stats_get_sz, pstm_copy_sz) taking the caller's sizeof, and the
+ * pstm_copy_info, pstm_failed_task) travel with their size: each call
+ * that takes one has a sized entry point (pstm_create_sz,
+ * pstm_region_info_sz, pstm_stats_get_sz, pstm_copy_sz,
+ * pstm_queue_failed_sz) taking the caller's sizeof, and the
  * old names are function-like macros below that pass it, so source that
  * calls pstm_create(uri, &o, &r) compiles unchanged and records, in the
  * binary, the size of the struct its header had.  The library reads only
@@ -894,6 +895,56 @@ PSTM_API int pstm_tx_enqueue(pstm_tx *tx, const char *name, const void *arg,
  * transaction slot, which each worker thread takes for its life.
  */
 PSTM_API int pstm_queue_run(pstm_region *r, int nthreads);
+
+/*
+ * The failed list (what `pstm queue URI` shows and --retry-failed /
+ * --drop-failed empty), for programs and bindings.  A failed task keeps
+ * its id, type and argument until it is retried or dropped.
+ */
+struct pstm_failed_task {
+	uint64_t id;       /* unique in the region; kept when retried */
+	uint64_t arg_len;  /* bytes of its argument */
+	int err;           /* what it failed with: its body's non-zero
+	                      return value, or the PSTM_E* code that ended
+	                      its transaction */
+	char type[PSTM_TASK_NAME_MAX + 1]; /* its type's name */
+};
+
+/*
+ * pstm_queue_failed - the failed tasks, newest first, read in one
+ * read-only transaction: up to @max of them into @out (@out may be NULL
+ * when max is 0), and into *@count how many there are in all (0 for a
+ * region without a queue).  A macro for pstm_queue_failed_sz with the
+ * caller's sizeof(struct pstm_failed_task) as @elem_size, the stride of
+ * @out (the ABI policy above, "Structs that grow").  Errors: PSTM_EINVAL
+ * (@r or @count NULL, @out NULL with max > 0, a bad @elem_size),
+ * PSTM_EINTX, PSTM_ENOMEM, PSTM_ECORRUPT (damaged queue structures),
+ * and those of pstm_atomic_ro.  Thread- and process-safe.
+ *
+ * pstm_queue_failed_arg - the argument of the failed task @id: its first
+ * min(@cap, length) bytes into @buf (may be NULL when cap is 0) and its
+ * length into *@len.  PSTM_ENOENT if no failed task has that id (it was
+ * retried, dropped, or never failed); otherwise as above.
+ *
+ * pstm_queue_retry_failed - put every failed task back in the queue (the
+ * calling thread's lane), to run again; pstm_queue_drop_failed - delete
+ * them (their arguments are freed).  Either way pstm_queue_run runs
+ * again once the list is empty.  Outside a transaction (PSTM_EINTX), in
+ * transactions of a bounded size, so a long list is moved in several:
+ * a concurrent call or a task failing meanwhile may see part of it
+ * moved.  *@n (may be NULL): how many were moved.  Errors: PSTM_EINVAL,
+ * PSTM_EINTX, PSTM_ECORRUPT, PSTM_EHEAPFULL, PSTM_ELOGFULL and those of
+ * pstm_atomic; 0 with *n = 0 for a region without a queue.
+ */
+PSTM_API int pstm_queue_failed_sz(pstm_region *r, struct pstm_failed_task *out,
+				  size_t max, size_t elem_size, size_t *count);
+#define pstm_queue_failed(r, out, max, count) \
+	pstm_queue_failed_sz((r), (out), (max), sizeof(struct pstm_failed_task), \
+			     (count))
+PSTM_API int pstm_queue_failed_arg(pstm_region *r, uint64_t id, void *buf,
+				   size_t cap, size_t *len);
+PSTM_API int pstm_queue_retry_failed(pstm_region *r, uint64_t *n);
+PSTM_API int pstm_queue_drop_failed(pstm_region *r, uint64_t *n);
 
 /* ------------------------------------------------------------------ */
 /* Statistics                                                          */

@@ -242,9 +242,10 @@ PSTM_API int(pstm_create)(const char *uri, const struct pstm_create_opts *o,
  * A file region overwritten in place (`cp backup A`, a restore that
  * keeps A's inode, so its /dev/shm companions still carry A's name): the
  * runtime and a relaxed region's working copy belong to the bytes that
- * were there before.  Every open and every close of a file region writes
- * a new random stamp into the file (page 0, beside the durable state)
- * and into its runtime, under the region's flock; an open that finds
+ * were there before.  Every open and every close of a file region (but
+ * an observing one's or a read-only grant's) writes a new random stamp
+ * into the file (page 0, beside the durable state) and into its
+ * runtime, under the region's flock; an open that finds
  * them different, or (relaxed) the file's flushed mark below the one the
  * runtime has seen, knows the file was replaced since.  With no process
  * attached it rebuilds the runtime (and working copy) from the file, as

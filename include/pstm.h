@@ -252,11 +252,14 @@ PSTM_API int(pstm_create)(const char *uri, const struct pstm_create_opts *o,
  * after a reboot, replaying its committed logs: the restored bytes are
  * the region.  With processes attached it fails with PSTM_EREPLACED, and
  * so does every open until they have all closed or died (they go on
- * running on a runtime that does not match the file: stop them before
- * restoring).  Not detected: a restore of a copy taken while processes
- * stayed attached, if no open or close (and, relaxed, no flush) happened
- * between the copy and the restore; shm: regions carry their runtime
- * inside and are restored with it.
+ * running on a runtime that does not match the file, and may write over
+ * the restore; cp truncates the file first, so a process touching its
+ * mapping meanwhile dies of SIGBUS: stop them before restoring).  Not
+ * detected: a restore of a copy taken while processes stayed attached,
+ * if no open or close happened between the copy and the restore (on a
+ * relaxed region a flush in between is seen, until a live attached
+ * process's next flush raises the file's mark again); shm: regions carry
+ * their runtime inside and are restored with it.
  */
 PSTM_API int pstm_open(const char *uri, pstm_region **out);
 

@@ -1,7 +1,9 @@
 """Transaction.set_name (pstm_tx_name): named transactions of two real
 processes that conflict show under their names in `pstm conflicts`."""
 import json
+import mmap
 import os
+import struct
 import subprocess
 import time
 
@@ -27,17 +29,21 @@ def _bump(tx, name, seen):
     tx.store64(root, v + 1)
 
 
-def _contend(uri, name, gate):
+def _contend(uri, name, gate, lost, k):
+    """A child that runs named transactions on one word until both
+    children have lost a few conflicts (lost: shared memory, one count
+    per child) or 20 s passed."""
     def child():
         r = pstm.open(uri)
         seen = [0]
         deadline = time.monotonic() + 20
         n = 0
-        # until this process lost a few conflicts (and a little more, so
-        # that the other one has something to lose against too)
-        while (seen[0] < 3 or n < 2000) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             r.atomic(_bump, name, seen)
             n += 1
+            struct.pack_into("q", lost, 8 * k, seen[0])
+            if min(struct.unpack_from("2q", lost)) >= 3:
+                break
         r.close()
         return b"%d %d" % (n, seen[0])
     return fork(child, gate)
@@ -54,8 +60,9 @@ def test_named_transactions_in_conflict_reports(uri):
     r = pstm.create(uri)
     try:
         gate = Gate()
-        kids = [_contend(uri, "py-transfer", gate),
-                _contend(uri, "py-audit-\u00e9t\u00e9", gate)]
+        lost = mmap.mmap(-1, 16)     # shared with the children
+        kids = [_contend(uri, "py-transfer", gate, lost, 0),
+                _contend(uri, "py-audit-\u00e9t\u00e9", gate, lost, 1)]
         gate.open()
         out = [x.split() for x in join(kids, timeout=60)]
         assert all(int(lost) >= 3 for _, lost in out), out
@@ -74,24 +81,30 @@ def test_unnamed_python_transactions_show_as_unnamed(uri):
     r = pstm.create(uri)
     try:
         gate = Gate()
+        lost = mmap.mmap(-1, 16)
 
-        def child():
+        def child(k):
             rr = pstm.open(uri)
             seen = [0]
             deadline = time.monotonic() + 20
-            while seen[0] < 3 and time.monotonic() < deadline:
-                def body(tx):
-                    if tx.attempt > 1:
-                        seen[0] += 1
-                    v = tx.load64(tx.root())
-                    sum(range(300))
-                    tx.store64(tx.root(), v + 1)
+
+            def body(tx):
+                if tx.attempt > 1:
+                    seen[0] += 1
+                v = tx.load64(tx.root())
+                sum(range(300))
+                tx.store64(tx.root(), v + 1)
+            while time.monotonic() < deadline:
                 rr.atomic(body)
+                struct.pack_into("q", lost, 8 * k, seen[0])
+                if min(struct.unpack_from("2q", lost)) >= 3:
+                    break
             rr.close()
-            return b""
-        kids = [fork(child, gate), fork(child, gate)]
+            return b"%d" % seen[0]
+        kids = [fork(lambda: child(0), gate), fork(lambda: child(1), gate)]
         gate.open()
-        join(kids, timeout=60)
+        assert all(int(x) >= 3 for x in join(kids, timeout=60))
+        assert conflicts(uri)
         assert all(c[s]["source"] != "pstm_tx_name"
                    for c in conflicts(uri) for s in ("process", "other"))
     finally:

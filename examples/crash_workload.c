@@ -79,6 +79,9 @@ static const struct pstm_crashtest_workload workload = {
 	.check = check,
 };
 
+/* the size of the struct this file was built with (pstm_crashtest.h) */
+PSTM_CRASHTEST_WORKLOAD_SIZE;
+
 const struct pstm_crashtest_workload *pstm_crashtest_workload(void)
 {
 	return &workload;

@@ -37,8 +37,10 @@
  *  - new PSTM_E* codes and new enumerators (callers must treat an unknown
  *    error code as an error and pass it to pstm_strerror());
  *  - new fields at the END of a public struct (pstm_create_opts,
- *    pstm_region_info, pstm_stats, pstm_crashtest_workload), whose zero
- *    value keeps the old behaviour;
+ *    pstm_region_info, pstm_stats, pstm_copy_opts, pstm_copy_info,
+ *    pstm_crashtest_workload), whose zero value keeps the old behaviour
+ *    (see "Structs that grow" below: a binary built with the smaller
+ *    struct keeps working);
  *  - new flag bits whose absence keeps the old behaviour.
  * Needing a soname bump (never in a MINOR or PATCH release): removing or
  * renaming a symbol, changing a function's parameters or return type,
@@ -47,11 +49,33 @@
  * behaviour a caller may rely on.  The region format is versioned apart
  * from the ABI (PSTM_EVERSION).
  *
+ * Structs that grow.  The option, info and stats structs
+ * (pstm_create_opts, pstm_region_info, pstm_stats, pstm_copy_opts,
+ * pstm_copy_info, pstm_failed_task) travel with their size: each call
+ * that takes one has a sized entry point (pstm_create_sz,
+ * pstm_region_info_sz, pstm_stats_get_sz, pstm_copy_sz,
+ * pstm_queue_failed_sz) taking the caller's sizeof, and the
+ * old names are function-like macros below that pass it, so source that
+ * calls pstm_create(uri, &o, &r) compiles unchanged and records, in the
+ * binary, the size of the struct its header had.  The library reads only
+ * that many bytes of an options struct (the fields beyond it take their
+ * zero default) and writes only that many bytes of an info or stats
+ * struct; a caller's struct larger than the library's (a newer header,
+ * an older library) is accepted when its unknown tail is all zero
+ * (options; else PSTM_EINVAL: the caller asked for something this
+ * library cannot do) and has that tail zeroed (info and stats).  A size
+ * below the struct of the first release (0.1), or above 4096, is
+ * PSTM_EINVAL.  The symbols of the old names (pstm_create, ...; call
+ * them as (pstm_create)(...)) stay, for binaries built before the sized
+ * calls, and use the first release's sizes.
+ *
  * Callers zero-initialise every option and info struct they hand the
  * library (`struct pstm_create_opts o = {0};`, or memset) and set only
  * the fields they know, so a field added later reads as zero: its
- * default.  Opaque types (pstm_region, pstm_tx) have no layout callers
- * may rely on.
+ * default.  A workload of pstm-crashtest says the size of its
+ * pstm_crashtest_workload the same way (PSTM_CRASHTEST_WORKLOAD_SIZE,
+ * pstm_crashtest.h).  Opaque types (pstm_region, pstm_tx) have no layout
+ * callers may rely on.
  *
  * `make abi-check` compares the built library with abi/libpstm.abi, the
  * ABI of the last release (abidiff; README, "ABI").
@@ -133,7 +157,10 @@ enum pstm_error {
 	                           registered a function for */
 	PSTM_ETYPESFULL = -1026, /* pstm_register: the region already has
 	                           PSTM_TASK_TYPES_MAX task types */
-	PSTM_ERR_LAST = -1026
+	PSTM_EREPLACED = -1027, /* pstm_open: the region file was overwritten
+	                           in place (an older copy restored over it)
+	                           while processes are attached */
+	PSTM_ERR_LAST = -1027
 };
 
 /* Text for a PSTM_E* code (or strerror text for a positive errno). */
@@ -188,9 +215,18 @@ struct pstm_create_opts {
  * Creation is atomic: other processes see either no region or a complete
  * one.  Errors: PSTM_EINVAL, PSTM_EEXIST, PSTM_EACCES, PSTM_ETOOSMALL,
  * PSTM_EIO, PSTM_ENOMEM.
+ *
+ * pstm_create is a macro for pstm_create_sz with @o_size the caller's
+ * sizeof(struct pstm_create_opts) (the ABI policy above, "Structs that
+ * grow"; @o_size is ignored when @o is NULL): PSTM_EINVAL for a size the
+ * library cannot take.
  */
-PSTM_API int pstm_create(const char *uri, const struct pstm_create_opts *o,
-			 pstm_region **out);
+PSTM_API int pstm_create_sz(const char *uri, const struct pstm_create_opts *o,
+			    size_t o_size, pstm_region **out);
+PSTM_API int(pstm_create)(const char *uri, const struct pstm_create_opts *o,
+			  pstm_region **out);
+#define pstm_create(uri, o, out) \
+	pstm_create_sz((uri), (o), sizeof(struct pstm_create_opts), (out))
 
 /*
  * pstm_open - open an existing region and attach this process to it.
@@ -201,7 +237,29 @@ PSTM_API int pstm_create(const char *uri, const struct pstm_create_opts *o,
  * PSTM_EBADMAGIC, PSTM_EVERSION, PSTM_ECORRUPT, PSTM_ETRUNC, PSTM_EEMPTY,
  * PSTM_EPROCFULL, PSTM_ERUNTIME (file region whose /dev/shm runtime
  * segment was removed while processes are attached: close them first),
- * PSTM_EIO, PSTM_ENOMEM.
+ * PSTM_EREPLACED (see below), PSTM_EIO, PSTM_ENOMEM.
+ *
+ * A file region overwritten in place (`cp backup A`, a restore that
+ * keeps A's inode, so its /dev/shm companions still carry A's name): the
+ * runtime and a relaxed region's working copy belong to the bytes that
+ * were there before.  Every open and every close of a file region (but
+ * an observing one's or a read-only grant's) writes a new random stamp
+ * into the file (page 0, beside the durable state) and into its
+ * runtime, under the region's flock; an open that finds
+ * them different, or (relaxed) the file's flushed mark below the one the
+ * runtime has seen, knows the file was replaced since.  With no process
+ * attached it rebuilds the runtime (and working copy) from the file, as
+ * after a reboot, replaying its committed logs: the restored bytes are
+ * the region.  With processes attached it fails with PSTM_EREPLACED, and
+ * so does every open until they have all closed or died (they go on
+ * running on a runtime that does not match the file, and may write over
+ * the restore; cp truncates the file first, so a process touching its
+ * mapping meanwhile dies of SIGBUS: stop them before restoring).  Not
+ * detected: a restore of a copy taken while processes stayed attached,
+ * if no open or close happened between the copy and the restore (on a
+ * relaxed region a flush in between is seen, until a live attached
+ * process's next flush raises the file's mark again); shm: regions carry
+ * their runtime inside and are restored with it.
  */
 PSTM_API int pstm_open(const char *uri, pstm_region **out);
 
@@ -410,10 +468,20 @@ struct pstm_copy_info {
  * PSTM_ENOENT for a missing directory, PSTM_EHEAPFULL when the file
  * system is full, PSTM_EIO, PSTM_ENOMEM).  @out (may be NULL): what it
  * did.  Thread-safe.
+ *
+ * pstm_copy is a macro for pstm_copy_sz with the caller's sizes of both
+ * structs (the ABI policy above, "Structs that grow"; a size is ignored
+ * when its pointer is NULL).
  */
-PSTM_API int pstm_copy(pstm_region *r, const char *dst,
-		       const struct pstm_copy_opts *o,
-		       struct pstm_copy_info *out);
+PSTM_API int pstm_copy_sz(pstm_region *r, const char *dst,
+			  const struct pstm_copy_opts *o, size_t o_size,
+			  struct pstm_copy_info *out, size_t out_size);
+PSTM_API int(pstm_copy)(pstm_region *r, const char *dst,
+			const struct pstm_copy_opts *o,
+			struct pstm_copy_info *out);
+#define pstm_copy(r, dst, o, out) \
+	pstm_copy_sz((r), (dst), (o), sizeof(struct pstm_copy_opts), (out), \
+		     sizeof(struct pstm_copy_info))
 
 /* Fixed facts about an open region, for tools and tests. */
 struct pstm_region_info {
@@ -429,7 +497,17 @@ struct pstm_region_info {
 	int read_only;                 /* opened with a read-only grant of
 					  pstmd (pstm_open "pstmd:NAME") */
 };
-PSTM_API int pstm_region_info(pstm_region *r, struct pstm_region_info *out);
+/*
+ * pstm_region_info - fill @out.  A macro for pstm_region_info_sz with
+ * the caller's sizeof(struct pstm_region_info) (the ABI policy above):
+ * only @out_size bytes are written.  PSTM_EINVAL: @r or @out NULL, or a
+ * size the library cannot take.
+ */
+PSTM_API int pstm_region_info_sz(pstm_region *r, struct pstm_region_info *out,
+				 size_t out_size);
+PSTM_API int(pstm_region_info)(pstm_region *r, struct pstm_region_info *out);
+#define pstm_region_info(r, out) \
+	pstm_region_info_sz((r), (out), sizeof(struct pstm_region_info))
 
 /* ------------------------------------------------------------------ */
 /* Transactions                                                        */
@@ -836,6 +914,56 @@ PSTM_API int pstm_tx_enqueue(pstm_tx *tx, const char *name, const void *arg,
  */
 PSTM_API int pstm_queue_run(pstm_region *r, int nthreads);
 
+/*
+ * The failed list (what `pstm queue URI` shows and --retry-failed /
+ * --drop-failed empty), for programs and bindings.  A failed task keeps
+ * its id, type and argument until it is retried or dropped.
+ */
+struct pstm_failed_task {
+	uint64_t id;       /* unique in the region; kept when retried */
+	uint64_t arg_len;  /* bytes of its argument */
+	int err;           /* what it failed with: its body's non-zero
+	                      return value, or the PSTM_E* code that ended
+	                      its transaction */
+	char type[PSTM_TASK_NAME_MAX + 1]; /* its type's name */
+};
+
+/*
+ * pstm_queue_failed - the failed tasks, newest first, read in one
+ * read-only transaction: up to @max of them into @out (@out may be NULL
+ * when max is 0), and into *@count how many there are in all (0 for a
+ * region without a queue).  A macro for pstm_queue_failed_sz with the
+ * caller's sizeof(struct pstm_failed_task) as @elem_size, the stride of
+ * @out (the ABI policy above, "Structs that grow").  Errors: PSTM_EINVAL
+ * (@r or @count NULL, @out NULL with max > 0, a bad @elem_size),
+ * PSTM_EINTX, PSTM_ENOMEM, PSTM_ECORRUPT (damaged queue structures),
+ * and those of pstm_atomic_ro.  Thread- and process-safe.
+ *
+ * pstm_queue_failed_arg - the argument of the failed task @id: its first
+ * min(@cap, length) bytes into @buf (may be NULL when cap is 0) and its
+ * length into *@len.  PSTM_ENOENT if no failed task has that id (it was
+ * retried, dropped, or never failed); otherwise as above.
+ *
+ * pstm_queue_retry_failed - put every failed task back in the queue (the
+ * calling thread's lane), to run again; pstm_queue_drop_failed - delete
+ * them (their arguments are freed).  Either way pstm_queue_run runs
+ * again once the list is empty.  Outside a transaction (PSTM_EINTX), in
+ * transactions of a bounded size, so a long list is moved in several:
+ * a concurrent call or a task failing meanwhile may see part of it
+ * moved.  *@n (may be NULL): how many were moved.  Errors: PSTM_EINVAL,
+ * PSTM_EINTX, PSTM_ECORRUPT, PSTM_EHEAPFULL, PSTM_ELOGFULL and those of
+ * pstm_atomic; 0 with *n = 0 for a region without a queue.
+ */
+PSTM_API int pstm_queue_failed_sz(pstm_region *r, struct pstm_failed_task *out,
+				  size_t max, size_t elem_size, size_t *count);
+#define pstm_queue_failed(r, out, max, count) \
+	pstm_queue_failed_sz((r), (out), (max), sizeof(struct pstm_failed_task), \
+			     (count))
+PSTM_API int pstm_queue_failed_arg(pstm_region *r, uint64_t id, void *buf,
+				   size_t cap, size_t *len);
+PSTM_API int pstm_queue_retry_failed(pstm_region *r, uint64_t *n);
+PSTM_API int pstm_queue_drop_failed(pstm_region *r, uint64_t *n);
+
 /* ------------------------------------------------------------------ */
 /* Statistics                                                          */
 
@@ -850,8 +978,18 @@ struct pstm_stats {
 	uint64_t recoveries;     /* dead slots this process recovered */
 };
 
-/* Totals for this process (all its threads), flushed up to now. */
-PSTM_API int pstm_stats_get(pstm_region *r, struct pstm_stats *out);
+/*
+ * Totals for this process (all its threads), flushed up to now.
+ * pstm_stats_get is a macro for pstm_stats_get_sz with the caller's
+ * sizeof(struct pstm_stats) (the ABI policy above): only @out_size bytes
+ * are written.  PSTM_EINVAL: @r or @out NULL, or a size the library
+ * cannot take.
+ */
+PSTM_API int pstm_stats_get_sz(pstm_region *r, struct pstm_stats *out,
+			       size_t out_size);
+PSTM_API int(pstm_stats_get)(pstm_region *r, struct pstm_stats *out);
+#define pstm_stats_get(r, out) \
+	pstm_stats_get_sz((r), (out), sizeof(struct pstm_stats))
 
 #ifdef __cplusplus
 }

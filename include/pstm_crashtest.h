@@ -96,6 +96,26 @@ struct pstm_crashtest_workload {
  * object is built with -fvisibility=hidden). */
 PSTM_API const struct pstm_crashtest_workload *pstm_crashtest_workload(void);
 
+/*
+ * The struct may gain fields at its end (the ABI policy in pstm.h), so a
+ * workload says which size it was built with: write
+ *
+ *     PSTM_CRASHTEST_WORKLOAD_SIZE;
+ *
+ * once at file scope; it defines the exported constant
+ * pstm_crashtest_workload_size, sizeof(struct pstm_crashtest_workload) of
+ * the header it was compiled with.  The tool reads only that many bytes of
+ * the workload's struct (the fields beyond it are zero: their default);
+ * without the constant it reads the fields up to @check, the struct of
+ * the first release.  A size below that, above 4096, or one with
+ * non-zero bytes the tool does not know is refused (exit 1).
+ */
+#define PSTM_CRASHTEST_SIZE_SYMBOL "pstm_crashtest_workload_size"
+PSTM_API extern const size_t pstm_crashtest_workload_size;
+#define PSTM_CRASHTEST_WORKLOAD_SIZE                      \
+	const size_t pstm_crashtest_workload_size =       \
+		sizeof(struct pstm_crashtest_workload)
+
 #ifdef __cplusplus
 }
 #endif

@@ -400,8 +400,11 @@ static int copy_fill(uint8_t *base, const struct superblock *sb, void *arg,
 
 /* --------------------------------------------------------- pstm_copy */
 
-int pstm_copy(pstm_region *r, const char *dst, const struct pstm_copy_opts *o,
-	      struct pstm_copy_info *out)
+_Static_assert(COPY_OPTS_V0 == sizeof(struct pstm_copy_opts), "copy opts v0");
+_Static_assert(COPY_INFO_V0 == sizeof(struct pstm_copy_info), "copy info v0");
+
+int pstm_copy_sz(pstm_region *r, const char *dst, const struct pstm_copy_opts *o,
+		 size_t o_size, struct pstm_copy_info *out, size_t out_size)
 {
 	struct pstm_copy_opts d = {0};
 	struct pstm_copy_info info = {0};
@@ -410,8 +413,11 @@ int pstm_copy(pstm_region *r, const char *dst, const struct pstm_copy_opts *o,
 	struct stat st;
 	bool is_shm;
 
-	if (o)
-		d = *o;
+	if (o && !sized_in(&d, sizeof(d), o, o_size, COPY_OPTS_V0))
+		return PSTM_EINVAL;
+	/* the caller's info size is checked before anything is copied */
+	if (out && (out_size < COPY_INFO_V0 || out_size > SIZED_MAX))
+		return PSTM_EINVAL;
 	if (!r || !dst || (d.flags & ~(unsigned)PSTM_COPY_COMPACT) || r->rt_readonly ||
 	    r->owner_pid != getpid())
 		return PSTM_EINVAL;
@@ -467,6 +473,13 @@ int pstm_copy(pstm_region *r, const char *dst, const struct pstm_copy_opts *o,
 	info.size_bytes = sb.size_bytes;
 	memcpy(info.uuid, sb.uuid, sizeof(info.uuid));
 	if (out)
-		*out = info;
+		(void)sized_out(out, out_size, &info, sizeof(info), COPY_INFO_V0);
 	return 0;
+}
+
+/* the symbol of binaries built before pstm_copy_sz: v0 structs */
+int(pstm_copy)(pstm_region *r, const char *dst, const struct pstm_copy_opts *o,
+	       struct pstm_copy_info *out)
+{
+	return pstm_copy_sz(r, dst, o, COPY_OPTS_V0, out, COPY_INFO_V0);
 }

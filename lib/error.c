@@ -37,6 +37,7 @@ const char *pstm_strerror(int err)
 	case PSTM_ERUNTIME: return "runtime segment of the region vanished while processes are attached";
 	case PSTM_EUNREGISTERED: return "only tasks of types no running process has registered are left";
 	case PSTM_ETYPESFULL: return "the region's table of task types is full";
+	case PSTM_EREPLACED: return "the region file was overwritten in place (a copy restored over it) while processes are attached: close them, then open it again";
 	default:
 		if (err > 0)
 			return strerror(err);
@@ -45,7 +46,7 @@ const char *pstm_strerror(int err)
 }
 
 /* a new code needs its text above and its name below */
-_Static_assert(PSTM_ERR_LAST == PSTM_ETYPESFULL, "PSTM_E* codes without text or name");
+_Static_assert(PSTM_ERR_LAST == PSTM_EREPLACED, "PSTM_E* codes without text or name");
 
 const char *error_name(int err)
 {
@@ -78,6 +79,7 @@ const char *error_name(int err)
 	NAME(PSTM_ECONFLICT);
 	NAME(PSTM_EUNREGISTERED);
 	NAME(PSTM_ETYPESFULL);
+	NAME(PSTM_EREPLACED);
 	default: return NULL;
 	}
 #undef NAME

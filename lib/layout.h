@@ -116,6 +116,20 @@ struct rt_header {
 	 */
 	struct file_id file;
 	/*
+	 * file_stamp: the stamp this runtime last wrote into its region
+	 * file (FILE_STAMP_OFF), a random non-zero word; 0: none yet (a
+	 * runtime of an older library, where this was padding).  Written
+	 * (relaxed) by every open and close, under the region flock, after
+	 * the file's; read by openers under the flock.  A file whose stamp
+	 * differs was overwritten in place since (lib/runtime.c).  Written
+	 * twice per process lifetime, so it shares serial's line too.
+	 * file_stamp_next: the stamp being written, stored before the
+	 * file's: a process killed between the two left the file with this
+	 * one, which is then no sign of a replaced file.
+	 */
+	_Atomic uint64_t file_stamp;
+	_Atomic uint64_t file_stamp_next;
+	/*
 	 * Durable regions only.  dseq: next commit sequence number, taken by
 	 * fetch_add (seq_cst) after a committer has published a lower bound
 	 * in its slot's inflight word; orders the redo records of commits
@@ -169,9 +183,9 @@ struct rt_header {
 	_Atomic uint64_t serial_beat;
 };
 _Static_assert(sizeof(struct rt_header) == 320, "rt header layout");
-_Static_assert(offsetof(struct rt_header, file) + sizeof(struct file_id) <=
+_Static_assert(offsetof(struct rt_header, file_stamp_next) + 8 <=
 		       offsetof(struct rt_header, dseq),
-	       "file identity within serial's line");
+	       "file identity and stamp within serial's line");
 
 /*
  * The last page of a file region's runtime companion, after the runtime
@@ -401,6 +415,13 @@ _Static_assert(sizeof(struct ovf_header) == OVF_HDR_BYTES, "extent header");
  * passed).
  */
 #define DURABLE_STATE_OFF 2048
+/* The file's stamp (a random 64-bit word, 0: never stamped), rewritten
+ * by each open and close of a file region and mirrored in the runtime's
+ * file_stamp: a file overwritten in place by an older copy of itself has
+ * an older stamp (lib/runtime.c).  Page 0, outside the superblock's crc
+ * and the durable state; not persisted on purpose (after a power failure
+ * the runtime is rebuilt anyway). */
+#define FILE_STAMP_OFF (DURABLE_STATE_OFF + 64)
 #define DURABLE_MAGIC 0x7073746d64757261ull
 struct durable_state {
 	uint64_t magic;

@@ -125,14 +125,34 @@ static void fsync_dir(const char *path)
 	}
 }
 
-int pstm_create(const char *uri, const struct pstm_create_opts *o,
-		pstm_region **out)
+/* the first release's sizes (util.h), pinned to the fields they end at */
+_Static_assert(CREATE_OPTS_V0 == offsetof(struct pstm_create_opts, flush_ms) +
+				  sizeof(uint32_t), "create opts v0");
+_Static_assert(REGION_INFO_V0 == offsetof(struct pstm_region_info, read_only),
+	       "region info v0");
+
+int pstm_create_sz(const char *uri, const struct pstm_create_opts *o,
+		   size_t o_size, pstm_region **out)
 {
+	struct pstm_create_opts d;
+
 	if (!out)
 		return PSTM_EINVAL;
 	*out = NULL;
+	if (o) {
+		if (!sized_in(&d, sizeof(d), o, o_size, CREATE_OPTS_V0))
+			return PSTM_EINVAL;
+		o = &d;
+	}
 	int rc = region_create_file(uri, o, 0, NULL, NULL, NULL);
 	return rc ? rc : pstm_open(uri, out);
+}
+
+/* the symbol of binaries built before pstm_create_sz: a v0 struct */
+int(pstm_create)(const char *uri, const struct pstm_create_opts *o,
+		 pstm_region **out)
+{
+	return pstm_create_sz(uri, o, CREATE_OPTS_V0, out);
 }
 
 int region_create_file(const char *uri, const struct pstm_create_opts *o,
@@ -228,6 +248,13 @@ static int attach_runtime(struct pstm_region *r)
 	int rc = runtime_map_companion(r, &stale);
 	if (rc)
 		return rc;
+	/* overwritten in place by an older copy (runtime.c): the runtime
+	 * and working copy are the old bytes', rebuilt if nobody uses them */
+	if (!stale && runtime_file_replaced(r)) {
+		if (attach_lock(r->fd, F_WRLCK) != 0)
+			return PSTM_EREPLACED;
+		stale = true;
+	}
 	if (!stale && r->relaxed) {
 		rc = workcopy_attach(r, false);
 		if (rc == PSTM_ERUNTIME)
@@ -385,6 +412,10 @@ static int attach(struct pstm_region *r, bool *locked)
 		detach(r);
 		return PSTM_EIO;
 	}
+	/* a file region's runtime and file get a new stamp (runtime.c);
+	 * an observer and a read-only grant leave the file alone */
+	if (!r->sb.rt_inside && !r->rt_readonly)
+		runtime_stamp(r);
 	r->in_open = false;
 	if (!r->rt_readonly)
 		atomic_fetch_add_explicit(&r->procs[r->proc_idx].stats[ST_RECOVERIES],
@@ -495,6 +526,10 @@ static int open_granted(const char *name, pstm_region **out)
 	runtime_set_pointers(r);
 	if (!runtime_is_valid(r, true))
 		goto fail;
+	rc = PSTM_EREPLACED; /* pstmd keeps it attached: no rebuild here */
+	if (runtime_file_replaced(r))
+		goto fail;
+	rc = PSTM_ERUNTIME;
 	if (r->relaxed) {
 		uint8_t *wc = map_fd(fds[2], r->sb.size_bytes, r->sb.size_bytes, prot);
 		if (!wc)
@@ -689,6 +724,12 @@ int pstm_close(pstm_region *r)
 	int rc = flush_stop(r); /* relaxed: everything committed is durable */
 	pthread_key_delete(r->key);
 	pthread_mutex_destroy(&r->lock);
+	/* a new stamp, so that a copy of the file taken while we were
+	 * attached is told apart from what it holds now (runtime.c) */
+	if (!r->sb.rt_inside && !r->rt_readonly && flock(r->fd, LOCK_EX) == 0) {
+		runtime_stamp(r);
+		flock(r->fd, LOCK_UN);
+	}
 	detach(r);
 	member_leave(r); /* pstmd sees the connection close, us detached */
 	testing_close(r);
@@ -793,9 +834,12 @@ out:
 	return rc;
 }
 
-int pstm_region_info(pstm_region *r, struct pstm_region_info *o)
+int pstm_region_info_sz(pstm_region *r, struct pstm_region_info *out,
+			size_t out_size)
 {
-	if (!r || !o)
+	struct pstm_region_info info, *o = &info;
+
+	if (!r || !out)
 		return PSTM_EINVAL;
 	memset(o, 0, sizeof(*o));
 	o->size_bytes = r->sb.size_bytes;
@@ -812,7 +856,14 @@ int pstm_region_info(pstm_region *r, struct pstm_region_info *o)
 	memcpy(o->uuid, r->sb.uuid, 16);
 	o->created_ns = r->sb.created_ns;
 	o->read_only = r->read_only;
-	return 0;
+	return sized_out(out, out_size, o, sizeof(*o), REGION_INFO_V0) ?
+		       0 : PSTM_EINVAL;
+}
+
+/* the symbol of binaries built before pstm_region_info_sz: a v0 struct */
+int(pstm_region_info)(pstm_region *r, struct pstm_region_info *out)
+{
+	return pstm_region_info_sz(r, out, REGION_INFO_V0);
 }
 
 int pstm_sync(pstm_region *r)

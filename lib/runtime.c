@@ -18,6 +18,15 @@
  * regions carry the same lock: the first opener of a copy resets the
  * runtime it carries under the write lock, and pstm_unlink asks the lock
  * whether anyone is attached (lib/region.c).
+ *
+ * A file overwritten in place (cp of an older copy over it: same inode,
+ * same companions) is told by its stamp: a random word in page 0 of the
+ * file that every open and close of the region rewrites, and mirrors in
+ * rt_header.file_stamp, under the flock.  An older copy has an older
+ * stamp (or, relaxed, a flushed mark below the runtime's, which the
+ * flusher raises in the file first).  The file's mtime or ctime would not
+ * do: every commit moves them (stores through the mapping, the flusher's
+ * writes), so no value recorded at open still holds at the next.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +34,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,6 +113,50 @@ bool runtime_is_this_files(struct pstm_region *r)
 	 * taken for the file's own: its processes may still be attached */
 	return file_id_equal(&r->rt->file, &r->file) ||
 	       file_id_equal(&r->rt->file, &none);
+}
+
+/* a word of the region file, by pread (r->base may be the working
+ * copy); 0 if it cannot be read */
+static uint64_t file_word(struct pstm_region *r, off_t off)
+{
+	uint64_t v;
+	return pread(r->fd, &v, sizeof(v), off) == (ssize_t)sizeof(v) ? v : 0;
+}
+
+bool runtime_file_replaced(struct pstm_region *r)
+{
+	uint64_t mine = atomic_load_explicit(&r->rt->file_stamp, memory_order_relaxed);
+	if (!mine)
+		return false; /* never stamped: an older library's runtime */
+	uint64_t f = file_word(r, FILE_STAMP_OFF);
+	if (f != mine &&
+	    f != atomic_load_explicit(&r->rt->file_stamp_next, memory_order_relaxed))
+		return true;
+	if (r->sb.durability == PSTM_RELAXED) {
+		/* the runtime's mark first: the flusher raises the file's
+		 * before it, so the file's read after is never below it
+		 * unless the file went back */
+		uint64_t seen = atomic_load_explicit(&r->rt->flushed, memory_order_acquire);
+		if (file_word(r, DURABLE_STATE_OFF +
+				     offsetof(struct durable_state, flushed)) < seen)
+			return true;
+	}
+	return false;
+}
+
+void runtime_stamp(struct pstm_region *r)
+{
+	uint64_t s = 0;
+	if (runtime_file_replaced(r))
+		return; /* the next opener with nobody attached rebuilds */
+	while (!s)
+		if (getrandom(&s, sizeof(s), 0) != (ssize_t)sizeof(s))
+			s = mono_ns() ^ ((uint64_t)getpid() << 32);
+	/* next, file, stamp: a process killed anywhere between leaves the
+	 * file with the old stamp or the next one, both the runtime's */
+	atomic_store_explicit(&r->rt->file_stamp_next, s, memory_order_relaxed);
+	if (pwrite(r->fd, &s, sizeof(s), FILE_STAMP_OFF) == (ssize_t)sizeof(s))
+		atomic_store_explicit(&r->rt->file_stamp, s, memory_order_relaxed);
 }
 
 int attach_lock(int fd, short type)

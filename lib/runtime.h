@@ -33,4 +33,17 @@ HIDDEN int attach_lock(int fd, short type);
  */
 HIDDEN int runtime_map_companion(struct pstm_region *r, bool *stale);
 
+/*
+ * The file stamp (layout.h FILE_STAMP_OFF, rt_header.file_stamp) of a
+ * file region with a companion runtime.  runtime_file_replaced: was the
+ * file overwritten in place since this runtime last stamped it (its
+ * stamp differs; relaxed: its flushed mark is below the runtime's)?
+ * False for a runtime that never stamped.  runtime_stamp: a new stamp
+ * into the file, then the runtime; unless the file was replaced (a close
+ * must not make a replaced file look like the runtime's own).  Both
+ * under the region flock.
+ */
+HIDDEN bool runtime_file_replaced(struct pstm_region *r);
+HIDDEN void runtime_stamp(struct pstm_region *r);
+
 #endif /* PSTM_RUNTIME_H */

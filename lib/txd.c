@@ -54,11 +54,15 @@ static void stats_slotless(struct pstm_region *r, uint64_t sum[ST_COUNT])
 						       memory_order_relaxed);
 }
 
-int pstm_stats_get(pstm_region *r, struct pstm_stats *out)
+
+_Static_assert(STATS_V0 == sizeof(struct pstm_stats), "stats v0");
+
+int pstm_stats_get_sz(pstm_region *r, struct pstm_stats *dst, size_t dst_size)
 {
 	uint64_t sum[ST_COUNT] = {0};
+	struct pstm_stats sums = {0}, *out = &sums;
 
-	if (!r || !out)
+	if (!r || !dst || dst_size < STATS_V0 || dst_size > SIZED_MAX)
 		return PSTM_EINVAL;
 	pthread_mutex_lock(&r->lock);
 	for (pstm_tx *t = r->txds; t; t = t->next)
@@ -90,7 +94,14 @@ out:
 	out->aborts_user = sum[ST_AB_USER];
 	out->escalations = sum[ST_ESCALATIONS];
 	out->recoveries = sum[ST_RECOVERIES];
-	return 0;
+	return sized_out(dst, dst_size, out, sizeof(*out), STATS_V0) ?
+		       0 : PSTM_EINVAL;
+}
+
+/* the symbol of binaries built before pstm_stats_get_sz: a v0 struct */
+int(pstm_stats_get)(pstm_region *r, struct pstm_stats *out)
+{
+	return pstm_stats_get_sz(r, out, STATS_V0);
 }
 
 /* ------------------------------------------------------ descriptors */

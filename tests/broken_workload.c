@@ -4,6 +4,9 @@
  * by the test with cc -shared.  PSTM_CT_BROKEN picks the fault:
  *   check (default)  the invariant never holds
  *   step             every step after the 100th fails (returns 7)
+ * Built with -DBROKEN_SIZE=N it says its struct is N bytes
+ * (pstm_crashtest_workload_size), and the 16 bytes after the struct
+ * hold a non-zero byte at offset 8: a field of a newer header.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,14 +35,24 @@ static int check(pstm_tx *tx, pstm_off s, char *why, size_t whylen)
 	return 1;
 }
 
-static const struct pstm_crashtest_workload broken = {
-	.name = "broken",
-	.state_bytes = 8,
-	.step = step,
-	.check = check,
+static const struct {
+	struct pstm_crashtest_workload w;
+	unsigned char newer[16];
+} broken = {
+	.w = {
+		.name = "broken",
+		.state_bytes = 8,
+		.step = step,
+		.check = check,
+	},
+	.newer = {[8] = 1},
 };
+
+#ifdef BROKEN_SIZE
+const size_t pstm_crashtest_workload_size = BROKEN_SIZE;
+#endif
 
 const struct pstm_crashtest_workload *pstm_crashtest_workload(void)
 {
-	return &broken;
+	return &broken.w;
 }

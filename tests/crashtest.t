@@ -207,4 +207,25 @@ SKIP: {
 	like($err, qr/step failed: the workload returned 7/, '... and the worker said why');
 }
 
+# ---------------------- the size a workload says (pstm_crashtest.h)
+SKIP: {
+	my %so;
+	for my $k (['small', '8'], ['newer', '(sizeof(struct pstm_crashtest_workload) + 16)'],
+		   ['zero', '(sizeof(struct pstm_crashtest_workload) + 8)']) {
+		$so{$k->[0]} = "$tmp/broken-$k->[0].so";
+		skip "no C compiler ($cc)", 4
+		    if system("$cc -shared -fPIC -Wall -Werror -Iinclude '-DBROKEN_SIZE=$k->[1]' "
+			      . "tests/broken_workload.c -o $so{$k->[0]} 2>$tmp/cc.log") != 0;
+	}
+	($rc, $out, $err) = crashtest('--workload', $so{small}, '--rounds', 2, shm_uri());
+	is($rc, 1, 'a workload whose struct is smaller than any release: exit 1');
+	like($err, qr/pstm_crashtest_workload_size is 8 bytes, not a struct/, '... saying so');
+	($rc, $out, $err) = crashtest('--workload', $so{newer}, '--rounds', 2, shm_uri());
+	like($err, qr/sets fields this pstm-crashtest does not know/,
+	     'a workload that sets a field of a newer header is refused');
+	($rc, $out, $err) = crashtest('--workload', $so{zero}, '--rounds', 10, shm_uri());
+	like($out, qr/invariant does not hold: deliberately broken/,
+	     'a larger struct whose unknown tail is zero runs');
+}
+
 done_testing();

@@ -5,7 +5,10 @@
  * it is idle or while processes are attached, is a region of its own; a
  * region moved with mv keeps working for the processes attached to it and
  * for new openers; a backup restored after the original was deleted does
- * not pick up the original's companions.  Real processes on real regions.
+ * not pick up the original's companions; an older copy restored over
+ * the region in place (cp X A: same inode) makes the next opener rebuild
+ * the companions from it, or refuse while processes are attached.  Real
+ * processes on real regions.
  * With --hold URI it is the attached process of tests/cli.t.
  */
 #define _GNU_SOURCE
@@ -18,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "companion.h"
 #include "helpers.h"
 #include "region.h"
 
@@ -497,6 +502,155 @@ static void test_restore_backup_durable(void **s) { (void)s; restore_backup(DURA
 static void test_restore_backup_relaxed(void **s) { (void)s; restore_backup(RELAXED); }
 
 /*
+ * cp X A, X an older copy of A, over A itself: A keeps its inode (and
+ * birth time), so its companions keep their names, but they belong to
+ * the bytes that were there before.  The opener must notice and rebuild
+ * them from the restored file when nobody is attached, and refuse while
+ * someone is.
+ */
+/*
+ * With @use_cp, cp(1) itself: it opens the target with O_TRUNC, so for a
+ * moment the file is shorter than the mappings of processes attached to
+ * it, which die of SIGBUS if they touch it then (a relaxed region's
+ * flush thread may): so only over an idle region.  Otherwise write()
+ * over the bytes in place, without truncating (dd conv=notrunc).
+ */
+static void restore_over(const char *x_uri, const char *a_uri, bool use_cp)
+{
+	char x[300], a[300], cmd[700];
+	struct stat before, after;
+	assert_int_equal(stat(test_path_of(a_uri, a, sizeof(a)), &before), 0);
+	test_path_of(x_uri, x, sizeof(x));
+	if (use_cp) {
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", x, a);
+		assert_int_equal(system(cmd), 0);
+	} else {
+		int in = open(x, O_RDONLY), out = open(a, O_WRONLY);
+		char chunk[65536];
+		ssize_t n;
+		assert_true(in >= 0 && out >= 0);
+		while ((n = read(in, chunk, sizeof(chunk))) > 0)
+			assert_int_equal(write(out, chunk, (size_t)n), n);
+		assert_int_equal(n, 0);
+		close(in);
+		close(out);
+	}
+	assert_int_equal(stat(a, &after), 0);
+	assert_true(before.st_ino == after.st_ino); /* in place */
+	assert_true(before.st_size == after.st_size);
+}
+
+/* after the restore: rebuilt from the file (it holds @want), and the
+ * region works on from there: commits land, in the file too, and the
+ * next open does not rebuild again */
+static void assert_restored(const char *a, uint64_t want)
+{
+	pstm_region *r;
+	struct open_recovery o;
+	assert_pstm_ok(pstm_open(a, &r));
+	region_open_recovery(r, &o);
+	assert_true(o.runtime_rebuilt);
+	assert_int_equal(word_add(r, 0), want);
+	assert_int_equal(word_add(r, 5), want + 5);
+	assert_pstm_ok(pstm_close(r));
+	assert_false(reopen_recovery(a).runtime_rebuilt);
+	test_assert_clean(a);
+	/* a power failure: what the file holds, replayed */
+	char p[300];
+	region_forget_volatile(test_path_of(a, p, sizeof(p)));
+	assert_int_equal(word_of(a), want + 5);
+	test_assert_clean(a);
+}
+
+/* idle: A was opened and written after the copy was taken */
+static void restore_in_place_idle(enum kind k)
+{
+	const char *a = create(k, "rpi", 1);
+	const char *x = sibling(a, "old");
+	copy_region(a, x);
+	pstm_region *r;
+	assert_pstm_ok(pstm_open(a, &r));
+	word_set(r, 2);
+	assert_pstm_ok(pstm_close(r));
+	restore_over(x, a, true);
+	assert_restored(a, 1);
+}
+
+/* a process attached (since after the copy) when the copy is restored:
+ * every open refuses until it is gone; then the file is the region */
+static void restore_in_place_attached(enum kind k)
+{
+	const char *a = create(k, "rpa", 1);
+	const char *x = sibling(a, "old");
+	struct holder h;
+	pstm_region *r;
+	copy_region(a, x);
+	holder_start(&h, a);
+	assert_int_equal(holder_ask(&h, 'i'), 2);
+	restore_over(x, a, false);
+	for (int i = 0; i < 2; i++) {
+		r = (pstm_region *)1;
+		assert_int_equal(pstm_open(a, &r), PSTM_EREPLACED);
+		assert_null(r);
+	}
+	assert_int_equal(member_entries(a, h.pid), 1); /* left alone */
+	holder_end(&h, true);
+	assert_restored(a, 1);
+}
+
+/* the copy taken while a process was attached and committing, restored
+ * after it closed: its close stamped the file anew */
+static void restore_in_place_after_close(enum kind k)
+{
+	const char *a = create(k, "rpc", 1);
+	const char *x = sibling(a, "old");
+	struct holder h;
+	holder_start(&h, a);
+	assert_int_equal(holder_ask(&h, 'i'), 2);
+	copy_region(a, x);
+	assert_int_equal(holder_ask(&h, 'i'), 3);
+	holder_end(&h, false);
+	restore_over(x, a, true);
+	assert_restored(a, 2);
+}
+
+/*
+ * relaxed: the copy taken while a process stays attached, with no open
+ * or close since (the stamps agree); the flushes after it raised the
+ * runtime's flushed mark above the copy's.  The process is stopped
+ * (SIGSTOP) before the restore, then killed: a running one's flush
+ * thread would raise the file's mark again within flush_ms (lib/flush.c
+ * writes it on every pass), hiding the restore from this check.
+ */
+static void test_restore_in_place_flushed_relaxed(void **s)
+{
+	(void)s;
+	const char *a = create(RELAXED, "rpf", 1);
+	const char *x = sibling(a, "old");
+	struct holder h;
+	pstm_region *r;
+	int st;
+	holder_start(&h, a);
+	assert_int_equal(holder_ask(&h, 'i'), 2);
+	copy_region(a, x);
+	assert_int_equal(holder_ask(&h, 'i'), 3);
+	assert_int_equal(kill(h.pid, SIGSTOP), 0);
+	assert_int_equal(waitpid(h.pid, &st, WUNTRACED), h.pid);
+	assert_true(WIFSTOPPED(st));
+	restore_over(x, a, false);
+	assert_int_equal(pstm_open(a, &r), PSTM_EREPLACED);
+	holder_end(&h, true);
+	assert_restored(a, 2);
+}
+
+static void test_restore_in_place_idle_durable(void **s) { (void)s; restore_in_place_idle(DURABLE); }
+static void test_restore_in_place_idle_relaxed(void **s) { (void)s; restore_in_place_idle(RELAXED); }
+static void test_restore_in_place_attached_durable(void **s) { (void)s; restore_in_place_attached(DURABLE); }
+static void test_restore_in_place_attached_relaxed(void **s) { (void)s; restore_in_place_attached(RELAXED); }
+static void test_restore_in_place_after_close_durable(void **s) { (void)s; restore_in_place_after_close(DURABLE); }
+static void test_restore_in_place_after_close_relaxed(void **s) { (void)s; restore_in_place_after_close(RELAXED); }
+
+/*
  * test_companion --hold URI: open URI, print "attached", stay attached
  * until stdin ends, then close.  tests/cli.t's process attached to a
  * region (pstm rm, ls, gc).
@@ -534,6 +688,13 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_move_attached_relaxed, teardown),
 		cmocka_unit_test_teardown(test_restore_backup_durable, teardown),
 		cmocka_unit_test_teardown(test_restore_backup_relaxed, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_idle_durable, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_idle_relaxed, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_attached_durable, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_attached_relaxed, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_after_close_durable, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_after_close_relaxed, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_flushed_relaxed, teardown),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -494,6 +494,153 @@ static void test_failure_stops_every_runner(void **s)
 	free((void *)uri);
 }
 
+/* ------------------------------------- the failed list's public calls */
+
+static _Atomic uint64_t picky_ran; /* commits of picky tasks, this process */
+static uint64_t picky_flag;        /* the region word that lets them pass */
+
+static void picky_committed(void *unused)
+{
+	(void)unused;
+	atomic_fetch_add(&picky_ran, 1);
+}
+
+/* fails with 7 until the flag is set */
+static int picky_fn(pstm_tx *tx, const void *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	if (!pstm_load64(tx, picky_flag))
+		return 7;
+	pstm_tx_on_commit(tx, picky_committed, NULL);
+	return 0;
+}
+
+static int root_word(pstm_tx *tx, void *arg)
+{
+	*(uint64_t *)arg = pstm_root(tx, 8);
+	return 0;
+}
+
+static int store_flag(pstm_tx *tx, void *arg)
+{
+	pstm_store64(tx, picky_flag, (uint64_t)(uintptr_t)arg);
+	return 0;
+}
+
+static int in_tx_calls(pstm_tx *tx, void *arg)
+{
+	pstm_region *r = pstm_tx_region(tx);
+	size_t n, len;
+	uint64_t k;
+	*(int *)arg = pstm_queue_failed(r, NULL, 0, &n) == PSTM_EINTX &&
+		      pstm_queue_failed_arg(r, 1, NULL, 0, &len) == PSTM_EINTX &&
+		      pstm_queue_retry_failed(r, &k) == PSTM_EINTX &&
+		      pstm_queue_drop_failed(r, &k) == PSTM_EINTX;
+	return 0;
+}
+
+/* pstm_queue_failed, _failed_arg, _retry_failed, _drop_failed */
+static void test_failed_list_api(void **s)
+{
+	(void)s;
+	const char *uri = test_shm_uri("taskq-failapi");
+	struct pstm_create_opts o = {.size_bytes = 4 << 20};
+	pstm_region *r;
+	size_t n = 99, len = 99;
+	uint64_t moved = 99;
+	char buf[8];
+	pstm_unlink(uri);
+	assert_pstm_ok(pstm_create(uri, &o, &r));
+
+	/* no queue yet: nothing failed */
+	assert_pstm_ok(pstm_queue_failed(r, NULL, 0, &n));
+	assert_int_equal(n, 0);
+	assert_pstm_ok(pstm_queue_retry_failed(r, &moved));
+	assert_int_equal(moved, 0);
+	assert_int_equal(pstm_queue_failed_arg(r, 1, NULL, 0, &len), PSTM_ENOENT);
+
+	assert_pstm_ok(pstm_atomic(r, root_word, &picky_flag));
+	assert_pstm_ok(pstm_register(r, "picky", picky_fn));
+	assert_pstm_ok(pstm_enqueue(r, "picky", "bb", 2));
+	assert_int_equal(pstm_queue_run(r, 1), 7);
+
+	/* listed: its id, type, argument and error; into a larger struct
+	 * (a newer header's) only its size, the tail zeroed */
+	struct {
+		struct pstm_failed_task t;
+		unsigned char newer[16];
+	} big[2];
+	memset(big, 0xa5, sizeof(big));
+	assert_pstm_ok(pstm_queue_failed_sz(r, &big[0].t, 2, sizeof(big[0]), &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(big[0].t.type, "picky");
+	assert_int_equal(big[0].t.arg_len, 2);
+	assert_int_equal(big[0].t.err, 7);
+	for (size_t i = 0; i < sizeof(big[0].newer); i++)
+		assert_int_equal(big[0].newer[i], 0);
+	for (size_t i = 0; i < sizeof(big[1]); i++) /* one task: one entry */
+		assert_int_equal(((unsigned char *)&big[1])[i], 0xa5);
+	uint64_t id = big[0].t.id;
+	struct pstm_failed_task one;
+	assert_pstm_ok(pstm_queue_failed(r, &one, 1, &n));
+	assert_int_equal(one.id, id);
+	assert_pstm_ok(pstm_queue_failed_arg(r, id, buf, sizeof(buf), &len));
+	assert_int_equal(len, 2);
+	assert_memory_equal(buf, "bb", 2);
+	memset(buf, 0, sizeof(buf));
+	assert_pstm_ok(pstm_queue_failed_arg(r, id, buf, 1, &len));
+	assert_int_equal(len, 2);
+	assert_int_equal(buf[0], 'b');
+	assert_int_equal(buf[1], 0);
+	assert_int_equal(pstm_queue_failed_arg(r, id + 1, buf, 8, &len), PSTM_ENOENT);
+
+	/* bad input, calls inside a transaction */
+	assert_int_equal(pstm_queue_failed(r, NULL, 1, &n), PSTM_EINVAL);
+	assert_int_equal(pstm_queue_failed(NULL, NULL, 0, &n), PSTM_EINVAL);
+	assert_int_equal(pstm_queue_failed(r, NULL, 0, NULL), PSTM_EINVAL);
+	assert_int_equal(pstm_queue_failed_sz(r, &one, 1, 8, &n), PSTM_EINVAL);
+	assert_int_equal(pstm_queue_failed_arg(r, id, NULL, 4, &len), PSTM_EINVAL);
+	assert_int_equal(pstm_queue_retry_failed(NULL, &moved), PSTM_EINVAL);
+	int all_eintx = 0;
+	assert_pstm_ok(pstm_atomic(r, in_tx_calls, &all_eintx));
+	assert_true(all_eintx);
+
+	/* retried: it runs again (and fails again, keeping its id) */
+	assert_pstm_ok(pstm_queue_retry_failed(r, &moved));
+	assert_int_equal(moved, 1);
+	assert_pstm_ok(pstm_queue_failed(r, NULL, 0, &n));
+	assert_int_equal(n, 0);
+	assert_int_equal(pstm_queue_run(r, 1), 7);
+	assert_pstm_ok(pstm_queue_failed(r, &one, 1, &n));
+	assert_int_equal(n, 1);
+	assert_int_equal(one.id, id);
+	/* now it can pass: retried, it runs once */
+	assert_pstm_ok(pstm_atomic(r, store_flag, (void *)1));
+	assert_pstm_ok(pstm_queue_retry_failed(r, NULL));
+	assert_pstm_ok(pstm_queue_run(r, 1));
+	assert_int_equal(atomic_load(&picky_ran), 1);
+
+	/* dropped: gone, never run, the queue runs on */
+	assert_pstm_ok(pstm_atomic(r, store_flag, (void *)0));
+	assert_pstm_ok(pstm_enqueue(r, "picky", "x", 1));
+	assert_int_equal(pstm_queue_run(r, 1), 7);
+	assert_pstm_ok(pstm_queue_drop_failed(r, &moved));
+	assert_int_equal(moved, 1);
+	assert_pstm_ok(pstm_queue_failed(r, NULL, 0, &n));
+	assert_int_equal(n, 0);
+	assert_pstm_ok(pstm_atomic(r, store_flag, (void *)1));
+	assert_pstm_ok(pstm_queue_run(r, 1));
+	assert_int_equal(atomic_load(&picky_ran), 1);
+	uint64_t pending, failed;
+	queue_state(r, &pending, &failed);
+	assert_int_equal(pending + failed, 0);
+
+	assert_pstm_ok(pstm_close(r));
+	test_assert_clean(uri);
+	pstm_unlink(uri);
+}
+
 /* -------------------------------------------------------- termination */
 
 enum { BURST = 1000, SLOW_MS = 300 };
@@ -943,6 +1090,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_unregistered_types),
 		cmocka_unit_test(test_termination_waits_without_spinning),
 		cmocka_unit_test(test_failure_stops_every_runner),
+		cmocka_unit_test(test_failed_list_api),
 		cmocka_unit_test(test_exactly_once_kill_shm),
 		cmocka_unit_test(test_exactly_once_kill_file),
 		cmocka_unit_test(test_powerfail),

@@ -54,7 +54,7 @@ from ._core import (  # noqa: F401  (re-exported)
     TooSmall, ProcessTableFull, SlotsFull, OutOfRange, LogFull, HeapFull,
     InTransaction, Busy, Canceled, NotInTransaction, ClockExhausted,
     EmptyFile, RuntimeVanished, Conflict, RegionClosed, TransactionEnded,
-    Unregistered, TypesFull,
+    Unregistered, TypesFull, RegionReplaced,
 )
 
 __version__ = _core.version
@@ -289,7 +289,8 @@ class Transaction(_core.Attempt):
     queues: ``map()``, ``pickle_map()``, ``queue()``, ``map_at()``,
     ``new_map()``, ``new_queue()``.  Hooks: ``on_commit()``,
     ``on_abort()``; ``inevitable()``.  The region's task queue:
-    ``enqueue()`` (see pstm.transaction.TransactionQueue).
+    ``enqueue()`` (see pstm.transaction.TransactionQueue).  Conflict
+    reports: ``set_name(name)`` (``pstm conflicts URI``).
 
     Every method may raise the binding's internal retry exception (a
     BaseException): do not catch BaseException in a body, or re-raise it.

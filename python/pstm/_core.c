@@ -87,6 +87,7 @@ static const struct code_name {
 	{PSTM_ECONFLICT, "Conflict", 0, "PSTM_ECONFLICT"},
 	{PSTM_EUNREGISTERED, "Unregistered", 0, "PSTM_EUNREGISTERED"},
 	{PSTM_ETYPESFULL, "TypesFull", 0, "PSTM_ETYPESFULL"},
+	{PSTM_EREPLACED, "RegionReplaced", 0, "PSTM_EREPLACED"},
 };
 #define NCODES (sizeof code_names / sizeof code_names[0])
 static PyObject *code_class[NCODES];
@@ -988,6 +989,55 @@ static PyObject *tx_inevitable(TxObject *t, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+/*
+ * set_name(name) - pstm_tx_name.  The library keeps the pointer until the
+ * transaction ends (it copies the name when the attempt aborts or
+ * publishes it), and a task's transaction ends after its Python object
+ * may be gone: so each distinct name is kept, as bytes, for the life of
+ * the process (tx_names; programs use a few fixed names).
+ */
+static PyObject *tx_names; /* str -> bytes */
+
+static PyObject *tx_set_name(TxObject *t, PyObject *arg)
+{
+	pstm_tx *tx = tx_get(t);
+	const char *name = NULL;
+	if (!tx)
+		return NULL;
+	if (arg != Py_None) {
+		if (!PyUnicode_Check(arg)) {
+			PyErr_Format(PyExc_TypeError,
+				     "set_name: a str or None, not %.100s",
+				     Py_TYPE(arg)->tp_name);
+			return NULL;
+		}
+		PyObject *b = PyDict_GetItemWithError(tx_names, arg);
+		if (!b) {
+			Py_ssize_t n;
+			if (PyErr_Occurred())
+				return NULL;
+			const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
+			if (!s)
+				return NULL;
+			if (n < 1 || n > 111 || strlen(s) != (size_t)n)
+				return raise_code(PSTM_EINVAL,
+						  "set_name: 1 to 111 bytes of UTF-8, "
+						  "without NUL");
+			b = PyBytes_FromStringAndSize(s, n);
+			if (!b || PyDict_SetItem(tx_names, arg, b)) {
+				Py_XDECREF(b);
+				return NULL;
+			}
+			Py_DECREF(b); /* the dict keeps it */
+		}
+		name = PyBytes_AS_STRING(b);
+	}
+	int rc = pstm_tx_name(tx, name); /* never unwinds, never waits */
+	if (rc)
+		return raise_code(rc, NULL);
+	Py_RETURN_NONE;
+}
+
 static PyObject *tx_commit(TxObject *t, PyObject *unused)
 {
 	(void)unused;
@@ -1655,6 +1705,95 @@ static PyObject *region_queue_run(RegionObject *self, PyObject *args)
 	return PyLong_FromLong(rc);
 }
 
+/* _failed() -> [(id, type, error, data)], the failed list newest first
+ * (pstm_queue_failed, then each one's argument; a task retried or
+ * dropped meanwhile is left out) */
+static PyObject *region_failed(RegionObject *self, PyObject *unused)
+{
+	(void)unused;
+	pstm_region *r = region_get(self);
+	struct pstm_failed_task *v = NULL;
+	size_t n = 0, cap = 0;
+	PyObject *list = NULL;
+	int rc;
+	if (!r)
+		return NULL;
+	for (;;) {
+		CALL(rc = pstm_queue_failed(r, v, cap, &n));
+		if (rc) {
+			raise_code(rc, NULL);
+			goto out;
+		}
+		if (n <= cap)
+			break;
+		cap = n + 16; /* more failed meanwhile: ask again */
+		PyMem_Free(v);
+		v = PyMem_Malloc(cap * sizeof(*v));
+		if (!v) {
+			PyErr_NoMemory();
+			goto out;
+		}
+	}
+	list = PyList_New(0);
+	for (size_t i = 0; list && i < n; i++) {
+		PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)v[i].arg_len);
+		size_t len = 0;
+		if (!data) {
+			Py_CLEAR(list);
+			break;
+		}
+		CALL(rc = pstm_queue_failed_arg(r, v[i].id, PyBytes_AS_STRING(data),
+						(size_t)v[i].arg_len, &len));
+		if (rc == PSTM_ENOENT || (!rc && len != v[i].arg_len)) {
+			Py_DECREF(data); /* retried or dropped since */
+			continue;
+		}
+		PyObject *item = rc ? NULL : Py_BuildValue("(KsiN)",
+				(unsigned long long)v[i].id, v[i].type, v[i].err, data);
+		if (rc) {
+			Py_DECREF(data);
+			raise_code(rc, NULL);
+		}
+		if (!item || PyList_Append(list, item)) {
+			Py_XDECREF(item);
+			Py_CLEAR(list);
+			break;
+		}
+		Py_DECREF(item);
+	}
+out:
+	PyMem_Free(v);
+	return list;
+}
+
+/* _retry_failed() / _drop_failed() -> how many were moved */
+static PyObject *move_failed(RegionObject *self, int retry)
+{
+	pstm_region *r = region_get(self);
+	uint64_t n = 0;
+	int rc;
+	if (!r)
+		return NULL;
+	CALL(rc = retry ? pstm_queue_retry_failed(r, &n) : pstm_queue_drop_failed(r, &n));
+	if (rc == PSTM_EINTX)
+		return raise_code(rc, "this thread runs a transaction");
+	if (rc)
+		return raise_code(rc, NULL);
+	return PyLong_FromUnsignedLongLong(n);
+}
+
+static PyObject *region_retry_failed(RegionObject *self, PyObject *unused)
+{
+	(void)unused;
+	return move_failed(self, 1);
+}
+
+static PyObject *region_drop_failed(RegionObject *self, PyObject *unused)
+{
+	(void)unused;
+	return move_failed(self, 0);
+}
+
 struct enqueue_call {
 	const void *buf;
 	size_t len;
@@ -1723,6 +1862,13 @@ static PyMethodDef region_methods[] = {
 	 "_enqueue(data) (internal: TransactionQueue.add)."},
 	{"_queue_run", (PyCFunction)region_queue_run, METH_VARARGS,
 	 "_queue_run(region, nthreads) -> int (internal: a worker's run)."},
+	{"_failed", (PyCFunction)region_failed, METH_NOARGS,
+	 "_failed() -> [(id, type, error, data)] (internal: "
+	 "TransactionQueue.failed)."},
+	{"_retry_failed", (PyCFunction)region_retry_failed, METH_NOARGS,
+	 "_retry_failed() -> int (internal: TransactionQueue.retry_failed)."},
+	{"_drop_failed", (PyCFunction)region_drop_failed, METH_NOARGS,
+	 "_drop_failed() -> int (internal: TransactionQueue.drop_failed)."},
 	{"_begin", (PyCFunction)(void (*)(void))region_begin, METH_FASTCALL,
 	 "_begin(cls, region, attempt, read_only) -> one attempt, an instance "
 	 "of cls (internal: use pstm.Region.atomic())."},
@@ -1773,6 +1919,15 @@ static PyMethodDef tx_methods[] = {
 	 "read so far changed: call it before the I/O.  An exception in the "
 	 "body still rolls it back (the region is unchanged; the I/O is "
 	 "done).  InvalidArgument in a read-only transaction."},
+	{"set_name", (PyCFunction)tx_set_name, METH_O,
+	 "set_name(name): name this transaction (a str of 1 to 111 bytes of "
+	 "UTF-8; None removes the name) for conflict reports (`pstm "
+	 "conflicts URI`: \"transfer lost 32 ms against audit\").  Call it "
+	 "first in the body (a body that runs again calls it again).  "
+	 "Without one, transactions of Python show as unnamed.  Each "
+	 "distinct name is kept for the life of the process: use a few "
+	 "fixed names.  Only regions of format 2 keep conflict reports; on "
+	 "others it does nothing."},
 	{"_root", (PyCFunction)tx_root, METH_O, NULL},
 	{"_commit", (PyCFunction)tx_commit, METH_NOARGS, NULL},
 	{"_end", (PyCFunction)tx_end, METH_NOARGS, NULL},
@@ -1871,6 +2026,9 @@ PyMODINIT_FUNC PyInit__core(void)
 	if (!m)
 		return NULL;
 	if (PyType_Ready(&RegionType) || PyType_Ready(&TxType))
+		goto fail;
+	tx_names = PyDict_New();
+	if (!tx_names)
 		goto fail;
 	Error = PyErr_NewExceptionWithDoc(
 		"pstm.Error", "A pstm error: .code (PSTM_E*), .strerror.",

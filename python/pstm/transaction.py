@@ -170,7 +170,7 @@ import types as _types
 from . import Error, RegionClosed, Unregistered
 
 __all__ += ["TransactionQueue", "TaskFailed", "WorkerDied",
-            "RemoteTraceback"]
+            "RemoteTraceback", "FailedTask"]
 
 
 class RemoteTraceback(Exception):
@@ -199,6 +199,49 @@ class WorkerDied(Error):
     """A worker process of TransactionQueue.run() ended without reporting
     (killed by a signal, ...).  What it was running was rolled back and
     is still queued (or was run by another worker): run() again."""
+
+
+class FailedTask:
+    """A task on the region's failed list (TransactionQueue.failed()).
+
+    ``id``: the task's id, unique in the region and kept when it is
+    retried; ``type``: its type's name (``"pstm.py"`` for the tasks of
+    TransactionQueue, else a C program's pstm_register name); ``error``:
+    what it failed with (``pstm.transaction.TASK_RAISED`` for a Python
+    task that raised; a C task's own return value or a PSTM_E* code);
+    ``message``: that in words; ``data``: its argument bytes.  For a
+    Python task, ``function`` ("module.qualname"), ``args`` and ``kwds``
+    are what add() queued (None when the pickle cannot be loaded here,
+    or for tasks of other types).  The exception a Python task raised is
+    not kept in the region: run() re-raises it in the process that ran
+    it."""
+
+    __slots__ = ("id", "type", "error", "data", "function", "args", "kwds")
+
+    def __init__(self, id, type, error, data):
+        self.id, self.type, self.error, self.data = id, type, error, data
+        self.function = self.args = self.kwds = None
+        if type == _core.TASK_TYPE:
+            try:
+                module, qualname, args, kwds = _pickle.loads(data)
+                self.function = "%s.%s" % (module, qualname)
+                self.args, self.kwds = args, kwds
+            except Exception:  # noqa: B902  (any pickle: left as bytes)
+                pass
+
+    @property
+    def message(self):
+        if self.error == _core.TASK_RAISED and self.type == _core.TASK_TYPE:
+            return "the task raised a Python exception"
+        return strerror(self.error)
+
+    def __repr__(self):
+        what = self.function or self.type
+        return "<FailedTask %x %s: %s>" % (self.id, what, self.message)
+
+
+# the error of a Python task that raised (on the failed list)
+TASK_RAISED = _core.TASK_RAISED
 
 
 def _name_of(f):
@@ -358,7 +401,8 @@ class TransactionQueue:
     The tasks live in the region (pstm_enqueue): any process that runs
     the queue runs what any process added, and each task runs exactly
     once, also when a worker process is killed (its task rolls back and
-    another worker runs it).  See add() and run().
+    another worker runs it).  See add() and run(); a task that raised
+    goes to the failed list: failed(), retry_failed(), drop_failed().
     """
 
     def __init__(self, region):
@@ -420,8 +464,9 @@ class TransactionQueue:
         its original traceback text as ``__cause__`` (a RemoteTraceback)
         and ``.remote_traceback``; the tasks not run stay queued.  While
         the failed list is not empty the queue does not run: run()
-        raises TaskFailed at once, until ``pstm queue URI
-        --retry-failed`` (or ``--drop-failed``).  A task failed in a
+        raises TaskFailed at once, until retry_failed() or drop_failed()
+        (or ``pstm queue URI --retry-failed | --drop-failed``); failed()
+        lists them.  A task failed in a
         process that this run did not start raises TaskFailed.  A worker
         that dies (killed) raises WorkerDied once the others finished:
         its task was rolled back, so run() again to finish the queue.
@@ -506,9 +551,47 @@ class TransactionQueue:
                 raise TaskFailed("a task failed (in a process this run did "
                                  "not start, or earlier): the queue stays "
                                  "stopped until its failed tasks are "
-                                 "retried or dropped (pstm queue %s "
-                                 "--retry-failed | --drop-failed)" % uri)
+                                 "retried or dropped (failed(), "
+                                 "retry_failed(), drop_failed(); pstm "
+                                 "queue %s --retry-failed | --drop-failed)"
+                                 % uri)
             raise _error_for(rc)
+
+    def failed(self):
+        """The tasks on the region's failed list, newest first, as
+        FailedTask objects (id, type, error, message, data; for Python
+        tasks function, args, kwds): what ``pstm queue URI`` lists.  The
+        failed tasks of every process and language are there; while the
+        list is not empty the queue does not run (run() raises
+        TaskFailed).  One read-only transaction for the list, one per
+        task for its argument.  Not inside a transaction
+        (InTransaction)."""
+        self._outside("failed")
+        return [FailedTask(*t) for t in self.region._h._failed()]
+
+    def retry_failed(self):
+        """Put every failed task back in the queue, to run again at the
+        next run() (here or in any process running the queue); returns
+        how many.  A Python task runs again with the arguments add()
+        gave it: fix what made it raise first (its function is found by
+        name, so new code in the worker's import runs).  Not inside a
+        transaction (InTransaction)."""
+        self._outside("retry_failed")
+        return self.region._h._retry_failed()
+
+    def drop_failed(self):
+        """Delete every failed task (never run; its argument is freed);
+        returns how many.  The queue then runs again.  Not inside a
+        transaction (InTransaction)."""
+        self._outside("drop_failed")
+        return self.region._h._drop_failed()
+
+    def _outside(self, what):
+        if current() is not None or _core.in_tx():
+            raise InTransaction("TransactionQueue.%s() inside a transaction"
+                                % what)
+        if self.region.closed:
+            raise RegionClosed("region is closed")
 
     def number_of_transactions_executed(self):
         """The number of tasks that this object's run() calls executed

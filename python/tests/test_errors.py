@@ -17,7 +17,7 @@ def test_every_code_has_a_class_with_code_and_text():
                 cls is not pstm.Error and "code" in cls.__dict__:
             assert getattr(pstm, name) is cls
             seen.add(cls.code)
-    assert seen == set(range(-1026, -1000))   # PSTM_ERR_LAST .. EINVAL
+    assert seen == set(range(-1027, -1000))   # PSTM_ERR_LAST .. EINVAL
     assert pstm.RegionNotFound.code == -1002
     assert pstm.HeapFull.code == -1016
     assert pstm.Corrupt.code == -1009

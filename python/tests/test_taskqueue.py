@@ -349,3 +349,92 @@ def test_two_callers_share_one_queue(uri):
         assert queue_listing(uri)["pending"] == 0
     finally:
         region.close()
+
+
+# --------------------------------------------- the failed list from Python
+
+def picky(tx, i, note="x"):
+    """Counts i once word 1 of the array is set; raises before that."""
+    base = tx.load64(tx.root() + 8)
+    if not tx.load64(base + 8):
+        raise RuntimeError("not yet %d" % i)
+    bump(tx, i)
+
+
+def _allow(tx):
+    tx.store64(words(tx, 4) + 8, 1)
+
+
+def test_failed_list_retry_and_drop(uri):
+    region = pstm.create(uri, size=16 << 20)
+    try:
+        region.atomic(words, 4)
+        q = TransactionQueue(region)
+        assert q.failed() == []
+        assert q.retry_failed() == 0 and q.drop_failed() == 0
+        q.add(picky, 2, note="first")
+        with pytest.raises(RuntimeError, match="not yet 2"):
+            q.run(processes=2)
+
+        # listed as pstm queue lists it, with what add() queued
+        (f,) = q.failed()
+        listing = queue_listing(uri)
+        assert [x["id"] for x in listing["failed"]] == [f.id]
+        assert f.type == "pstm.py" and f.error == transaction.TASK_RAISED
+        assert f.function == __name__ + ".picky"
+        assert f.args == (2,) and f.kwds == {"note": "first"}
+        assert "raised a Python exception" in f.message
+        assert "picky" in repr(f)
+
+        # another process sees the same list
+        def child():
+            r = pstm.open(uri)
+            ids = [t.id for t in TransactionQueue(r).failed()]
+            r.close()
+            return json.dumps(ids).encode()
+        from procs import fork, join
+        assert json.loads(join([fork(child)])[0]) == [f.id]
+
+        # retried: queued again, fails again (same id), nothing counted
+        assert q.retry_failed() == 1
+        assert q.failed() == []
+        assert queue_listing(uri)["pending"] == 1
+        with pytest.raises(RuntimeError, match="not yet 2"):
+            q.run(processes=1)
+        assert [t.id for t in q.failed()] == [f.id]
+        assert counts(region, 4)[2] == 0   # its write was discarded
+        # once it can pass, a retry runs it, once
+        region.atomic(_allow)
+        assert q.retry_failed() == 1
+        q.run(processes=2)
+        assert counts(region, 4)[2] == 1
+        assert q.failed() == [] and queue_listing(uri)["failed_count"] == 0
+
+        # dropped: gone, never run, the queue runs again
+        region.atomic(lambda tx: tx.store64(words(tx, 4) + 8, 0))
+        q.add(picky, 3)
+        with pytest.raises(RuntimeError, match="not yet 3"):
+            q.run(processes=1)
+        for _ in range(5):
+            q.add(bump, 0)
+        with pytest.raises(TaskFailed, match="retry_failed"):
+            q.run(processes=1)             # stopped while one failed
+        assert q.drop_failed() == 1
+        assert q.failed() == []
+        q.run(processes=2)
+        assert counts(region, 4)[0] == 5 and counts(region, 4)[3] == 0
+        assert queue_listing(uri)["pending"] == 0
+    finally:
+        region.close()
+
+
+def test_failed_list_calls_outside_transactions_only(uri):
+    region = pstm.create(uri, size=16 << 20)
+    q = TransactionQueue(region)
+    for call in (q.failed, q.retry_failed, q.drop_failed):
+        with pytest.raises(pstm.InTransaction):
+            region.atomic(lambda tx: call())
+    region.close()
+    for call in (q.failed, q.retry_failed, q.drop_failed):
+        with pytest.raises(pstm.RegionClosed):
+            call()

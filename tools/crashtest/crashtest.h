@@ -120,7 +120,8 @@ struct ct {
 	uint32_t flush_ms;       /* --flush-ms, 0: the library's default */
 	uint64_t seed, size_bytes;
 	/* the run */
-	const struct pstm_crashtest_workload *wl;
+	const struct pstm_crashtest_workload *wl; /* &wl_copy, or the bank */
+	struct pstm_crashtest_workload wl_copy;   /* the workload's, its size */
 	const char *wl_name;
 	bool is_file;
 	uint64_t rng;

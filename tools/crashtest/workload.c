@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,8 +75,35 @@ int workload_load(struct ct *c)
 			PSTM_CRASHTEST_SYMBOL);
 		return -1;
 	}
-	c->wl = get();
-	if (!c->wl || !c->wl->step || !c->wl->check || !c->wl->state_bytes) {
+	const struct pstm_crashtest_workload *wl = get();
+	/* as many bytes as its header had (pstm_crashtest.h): the fields up
+	 * to check, the first release's struct, unless it says more */
+	const size_t v0 = offsetof(struct pstm_crashtest_workload, check) +
+			  sizeof(wl->check);
+	const size_t *szp = (const size_t *)dlsym(h, PSTM_CRASHTEST_SIZE_SYMBOL);
+	size_t size = szp ? *szp : v0, known = sizeof(c->wl_copy);
+	if (!wl) {
+		fprintf(stderr, "%s: %s: %s() returned NULL\n", PROG, c->lib,
+			PSTM_CRASHTEST_SYMBOL);
+		return -1;
+	}
+	if (size < v0 || size > 4096) {
+		fprintf(stderr, "%s: %s: %s is %zu bytes, not a struct "
+			"pstm_crashtest_workload (%zu..4096)\n", PROG, c->lib,
+			PSTM_CRASHTEST_SIZE_SYMBOL, size, v0);
+		return -1;
+	}
+	memset(&c->wl_copy, 0, known);
+	memcpy(&c->wl_copy, wl, size < known ? size : known);
+	for (size_t i = known; i < size; i++)
+		if (((const unsigned char *)wl)[i]) {
+			fprintf(stderr, "%s: %s: the workload sets fields this "
+				"pstm-crashtest does not know (built with a "
+				"newer pstm_crashtest.h?)\n", PROG, c->lib);
+			return -1;
+		}
+	c->wl = &c->wl_copy;
+	if (!c->wl->step || !c->wl->check || !c->wl->state_bytes) {
 		fprintf(stderr, "%s: %s: %s() must return a workload with step, check "
 			"and state_bytes > 0\n", PROG, c->lib, PSTM_CRASHTEST_SYMBOL);
 		return -1;

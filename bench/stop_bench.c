@@ -7,8 +7,11 @@
  * moments, for STOP ms each, then SIGCONTs it, ROUNDS times.  For each
  * stop it counts the commits of the other two while it lasted; reported:
  * the stops during which they made none, and the longest time without
- * any commit by a running process.  Public API only, so the same source
- * measures any build of the library.
+ * any commit by a running process.  A fourth process, never stopped,
+ * runs read-only transactions over both accounts: reported, the stops
+ * during which it made none (readers never wait past a commit point: they
+ * read through the stopped commit's redo record).  Public API only, so
+ * the same source measures any build of the library.
  *
  *   stop_bench [ROUNDS [STOP_MS [URI]]]     defaults 200, 100, shm:stopbench
  */
@@ -26,6 +29,8 @@
 struct shared {
 	_Atomic uint64_t commits[3];
 	_Atomic uint64_t last_ns[3];
+	_Atomic uint64_t reads;   /* the auditor's read-only transactions */
+	_Atomic int bad;          /* it saw a wrong total */
 	_Atomic int done;
 };
 static struct shared *SH;
@@ -85,6 +90,23 @@ static void worker(const char *uri, int i)
 	_exit(0);
 }
 
+static void auditor(const char *uri)
+{
+	pstm_region *r;
+	uint64_t sum;
+	if (pstm_open(uri, &r) || pstm_atomic(r, setup, NULL))
+		_exit(2);
+	while (!atomic_load(&SH->done)) {
+		if (pstm_atomic_ro(r, total, &sum))
+			_exit(3);
+		if (sum != 2000)
+			atomic_store(&SH->bad, 1);
+		atomic_fetch_add(&SH->reads, 1);
+	}
+	pstm_close(r);
+	_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 200;
@@ -99,12 +121,14 @@ int main(int argc, char **argv)
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (SH == MAP_FAILED)
 		return 1;
-	pid_t pid[3];
+	pid_t pid[4];
 	for (int i = 0; i < 3; i++)
 		if ((pid[i] = fork()) == 0)
 			worker(uri, i);
+	if ((pid[3] = fork()) == 0)
+		auditor(uri);
 	srand(12345);
-	int blocked = 0;
+	int blocked = 0, unread = 0;
 	uint64_t worst_gap = 0;
 	struct timespec ts = {0, 20000000};
 	nanosleep(&ts, NULL);
@@ -115,7 +139,7 @@ int main(int argc, char **argv)
 		kill(pid[v], SIGSTOP);
 		int st;
 		waitpid(pid[v], &st, WUNTRACED);
-		uint64_t c0 = 0, c1 = 0, t0 = now_ns();
+		uint64_t c0 = 0, c1 = 0, t0 = now_ns(), r0 = atomic_load(&SH->reads);
 		for (int i = 0; i < 3; i++)
 			if (i != v)
 				c0 += atomic_load(&SH->commits[i]);
@@ -136,11 +160,17 @@ int main(int argc, char **argv)
 				c1 += atomic_load(&SH->commits[i]);
 		if (c1 == c0)
 			blocked++;
+		if (atomic_load(&SH->reads) == r0)
+			unread++;
 		kill(pid[v], SIGCONT);
 	}
 	atomic_store(&SH->done, 1);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		waitpid(pid[i], NULL, 0);
+	if (atomic_load(&SH->bad)) {
+		fprintf(stderr, "stop_bench: a read-only transaction saw a wrong total\n");
+		return 1;
+	}
 	uint64_t sum = 0;
 	if (pstm_open(uri, &r) || pstm_atomic(r, setup, NULL) ||
 	    pstm_atomic(r, total, &sum) || sum != 2000) {
@@ -152,8 +182,9 @@ int main(int argc, char **argv)
 	pstm_unlink(uri);
 	printf("stop_bench: %d stops of %d ms (3 processes, 2 accounts): the others "
 	       "made no commit during %d (%.1f%%); longest time without a commit "
-	       "by a running process %.1f ms; total exact\n",
+	       "by a running process %.1f ms; the reader made no read-only "
+	       "transaction during %d (%.1f%%); totals exact\n",
 	       rounds, stop_ms, blocked, 100.0 * blocked / rounds,
-	       (double)worst_gap / 1e6);
+	       (double)worst_gap / 1e6, unread, 100.0 * unread / rounds);
 	return 0;
 }

@@ -159,7 +159,9 @@ enum pstm_error {
 	                           PSTM_TASK_TYPES_MAX task types */
 	PSTM_EREPLACED = -1027, /* pstm_open: the region file was overwritten
 	                           in place (an older copy restored over it)
-	                           while processes are attached */
+	                           while processes are attached; pstm_sync
+	                           of such a process's relaxed region: its
+	                           commits no longer reach the file */
 	PSTM_ERR_LAST = -1027
 };
 

@@ -61,6 +61,7 @@
 #include "recovery.h"
 #include "redo_log.h"
 #include "replay.h"
+#include "runtime.h"
 #include "util.h"
 
 #define CKPT_EVERY 8 /* timer flushes per checkpoint (a committer whose
@@ -296,6 +297,17 @@ static bool flush_once(struct pstm_region *r, bool wait, bool ckpt, int need,
 	int got = token_take(r, wait);
 	if (!got) {
 		done = false;
+		goto out;
+	}
+	/* a file overwritten in place by an older copy of itself (cp X A
+	 * under attached processes): our records do not follow what it
+	 * holds now, and copying them in (or raising its flushed mark)
+	 * would mix them into it and hide the restore from the next
+	 * opener.  Stop for good, as after a write error: pstm_sync and
+	 * later checkpoints report it; the file stays the copy. */
+	if (runtime_file_replaced(r)) {
+		set_err(r, PSTM_EREPLACED);
+		token_give(r);
 		goto out;
 	}
 	/* after a takeover always flush: the dead owner's copies may not

@@ -230,7 +230,8 @@ struct holder {
 };
 
 /* Child: attach, say 'R', then serve 'i' (add 1, sync, reply the value),
- * 'g' (reply the value), 'q' (close, exit 0). */
+ * 'g' (reply the value), 'c' (add 1, reply the value: no sync), 's'
+ * (reply pstm_sync's result), 'q' (close, exit 0). */
 static int holder_child(void *arg, int i)
 {
 	struct holder *h = arg;
@@ -245,9 +246,20 @@ static int holder_child(void *arg, int i)
 	if (write(h->rep[1], &c, 1) != 1)
 		return 4;
 	while (read(h->cmd[0], &c, 1) == 1) {
-		uint64_t d = c == 'i' ? 1 : 0;
+		uint64_t d = c == 'i' || c == 'c' ? 1 : 0;
 		if (c == 'q')
 			return pstm_close(r) ? 5 : 0;
+		if (c == 's') {
+			d = (uint64_t)(int64_t)pstm_sync(r);
+			if (write(h->rep[1], &d, 8) != 8)
+				return 7;
+			continue;
+		}
+		if (c == 'c') {
+			if (pstm_atomic(r, tx_add, &d) || write(h->rep[1], &d, 8) != 8)
+				return 8;
+			continue;
+		}
 		if (pstm_atomic(r, tx_add, &d) || pstm_sync(r))
 			return 6;
 		if (write(h->rep[1], &d, 8) != 8)
@@ -643,6 +655,33 @@ static void test_restore_in_place_flushed_relaxed(void **s)
 	assert_restored(a, 2);
 }
 
+/*
+ * relaxed, the copy restored under a running process (its flush thread
+ * too): its flusher stops instead of copying its records into a file
+ * they do not follow and raising the file's mark (which would hide the
+ * restore, above); its commits go on in the working copy, its pstm_sync
+ * says PSTM_EREPLACED, opens keep refusing, and the file stays the copy.
+ */
+static void test_restore_in_place_running_relaxed(void **s)
+{
+	(void)s;
+	const char *a = create(RELAXED, "rpr", 1);
+	const char *x = sibling(a, "old");
+	struct holder h;
+	pstm_region *r;
+	holder_start(&h, a);
+	assert_int_equal(holder_ask(&h, 'i'), 2);
+	copy_region(a, x);
+	assert_int_equal(holder_ask(&h, 'i'), 3);
+	restore_over(x, a, false);
+	assert_int_equal(holder_ask(&h, 'c'), 4);
+	usleep(100000); /* flush_ms 10: several passes */
+	assert_int_equal((int64_t)holder_ask(&h, 's'), PSTM_EREPLACED);
+	assert_int_equal(pstm_open(a, &r), PSTM_EREPLACED);
+	holder_end(&h, true);
+	assert_restored(a, 2);
+}
+
 static void test_restore_in_place_idle_durable(void **s) { (void)s; restore_in_place_idle(DURABLE); }
 static void test_restore_in_place_idle_relaxed(void **s) { (void)s; restore_in_place_idle(RELAXED); }
 static void test_restore_in_place_attached_durable(void **s) { (void)s; restore_in_place_attached(DURABLE); }
@@ -695,6 +734,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_restore_in_place_after_close_durable, teardown),
 		cmocka_unit_test_teardown(test_restore_in_place_after_close_relaxed, teardown),
 		cmocka_unit_test_teardown(test_restore_in_place_flushed_relaxed, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_running_relaxed, teardown),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -416,6 +416,29 @@ static int cli(char *out, size_t cap, const char *args, const char *uri)
 	return pstm_cmd(out, cap, "queue", args, uri);
 }
 
+/* pstm queue's listing attaches nothing: it works on a region whose
+ * process table is full (this process holds its one entry) */
+static void test_listing_attaches_nothing(void **s)
+{
+	(void)s;
+	const char *uri = strdup(test_shm_uri("taskq-ls"));
+	struct pstm_create_opts o = {.size_bytes = 8 << 20, .max_procs = 1};
+	pstm_region *r, *r2;
+	char out[8192];
+	assert_pstm_ok(pstm_create(uri, &o, &r));
+	assert_pstm_ok(pstm_register(r, "job", job_fn));
+	uint64_t i = 7;
+	assert_pstm_ok(pstm_enqueue(r, "job", &i, sizeof(i)));
+	assert_int_equal(pstm_open(uri, &r2), PSTM_EPROCFULL); /* full */
+	assert_int_equal(cli(out, sizeof(out), "--json", uri), 0);
+	assert_non_null(strstr(out, "\"pending\":1"));
+	/* retrying or dropping writes, so it attaches: refused here */
+	assert_int_equal(cli(out, sizeof(out), "--drop-failed", uri), 1);
+	assert_pstm_ok(pstm_close(r));
+	pstm_unlink(uri);
+	free((void *)uri);
+}
+
 static void test_failure_stops_every_runner(void **s)
 {
 	(void)s;
@@ -1090,6 +1113,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_unregistered_types),
 		cmocka_unit_test(test_termination_waits_without_spinning),
 		cmocka_unit_test(test_failure_stops_every_runner),
+		cmocka_unit_test(test_listing_attaches_nothing),
 		cmocka_unit_test(test_failed_list_api),
 		cmocka_unit_test(test_exactly_once_kill_shm),
 		cmocka_unit_test(test_exactly_once_kill_file),

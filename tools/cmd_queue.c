@@ -4,7 +4,8 @@
  * failed and the attempts rolled back, and the failed tasks with their
  * errors; --retry-failed puts the failed tasks back in the queue,
  * --drop-failed deletes them (either lets pstm_queue_run run again).
- * Read in one read-only transaction, so it attaches like pstm dump.
+ * Read in one read-only transaction through a handle that attaches
+ * nothing (PSTM_OPEN_OBSERVE, as pstm dump), unless it retries or drops.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -162,7 +163,9 @@ int cmd_queue(int argc, char **argv)
 	struct taskq_listing l;
 	uint64_t moved = 0;
 	const char *done = action == 'r' ? "retried" : action == 'd' ? "dropped" : NULL;
-	int rc = pstm_open(uri, &r);
+	/* listing only: attach nothing (read permission is enough, a full
+	 * process table does not matter, nobody is recovered) */
+	int rc = action ? pstm_open(uri, &r) : pstm_open_opts(uri, PSTM_OPEN_OBSERVE, &r);
 	if (rc)
 		return cli_fail("cannot open", uri, rc);
 	if (action == 'r')

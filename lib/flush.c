@@ -532,6 +532,7 @@ int flush_start(struct pstm_region *r)
 		free(fl);
 		return PSTM_ENOMEM;
 	}
+	pthread_setname_np(fl->th, "pstm-flush"); /* top -H, /proc comm */
 	fl->running = true;
 	return 0;
 }

@@ -163,7 +163,18 @@ static uint64_t switches_of(pid_t pid)
 	while ((e = readdir(dir))) {
 		if (e->d_name[0] == '.')
 			continue;
-		char sp[600];
+		/* the main thread and the library's flush thread only (a
+		 * sanitizer's own background thread is not the library's) */
+		char sp[600], comm[64] = "";
+		snprintf(sp, sizeof(sp), "%s/%s/comm", path, e->d_name);
+		FILE *cf = fopen(sp, "r");
+		if (cf) {
+			if (!fgets(comm, sizeof(comm), cf))
+				comm[0] = 0;
+			fclose(cf);
+		}
+		if (atoi(e->d_name) != (int)pid && strncmp(comm, "pstm-flush", 10) != 0)
+			continue;
 		snprintf(sp, sizeof(sp), "%s/%s/status", path, e->d_name);
 		FILE *f = fopen(sp, "r");
 		if (!f)

@@ -274,7 +274,7 @@ static void test_exactly_once_kill_file(void **s)
 	snprintf(uri, sizeof(uri), "/dev/shm/pstm-test-taskq-%d.region", (int)getpid());
 	struct pstm_create_opts o = {.size_bytes = 64 << 20, .durability = PSTM_DURABLE};
 	int kills = test_env_int("PSTM_KILL_ROUNDS", 200) / 20;
-	tree_setup(uri, &o, tree_for(kills, 4095));
+	tree_setup(uri, &o, tree_for(kills, 16383)); /* enough work for 3 kills under load */
 	T.spin_ns = 20000;
 	int killed = kill_campaign(uri, kills);
 	assert_tree_done(uri);

@@ -333,7 +333,7 @@ static inline int atomic(pstm_region *r, pstm_fn fn, void *arg, bool read_only)
 	if (__builtin_expect(r != NULL && fn != NULL && c->cur == NULL &&
 				     !c->in_abort_hooks && c->open_id == r->open_id,
 			     1))
-		return drive(c->t, fn, arg, read_only || r->observe || r->read_only);
+		return drive(c->t, fn, arg, read_only || r->rt_readonly);
 	return atomic_other(r, fn, arg, read_only);
 }
 

@@ -180,7 +180,8 @@ static void backoff(pstm_tx *t)
 
 static inline __attribute__((always_inline)) void begin(pstm_tx *t)
 {
-	if (__builtin_expect(atomic_load_explicit(&t->r->rt->serial,
+	struct rt_header *rt = t->r->rt; /* loaded once: acquires below */
+	if (__builtin_expect(atomic_load_explicit(&rt->serial,
 						  memory_order_acquire) != 0, 0) &&
 	    !t->escalated && !t->read_only)
 		wait_serial(t);
@@ -191,11 +192,12 @@ static inline __attribute__((always_inline)) void begin(pstm_tx *t)
 		memset(t->wtab_epoch, 0, sizeof(*t->wtab_epoch) * (t->wtab_mask + 1));
 		t->epoch = 1;
 	}
-	t->rv = atomic_load_explicit(&t->r->rt->clock, memory_order_acquire);
+	uint64_t rv = atomic_load_explicit(&rt->clock, memory_order_acquire);
+	t->rv = rv;
 	/* an orec word <= rv_bound has version <= rv; with the broken-
 	 * validation test switch every version is accepted */
 	t->rv_bound = TESTING_NO_VALIDATE(t->r) ? UINT64_MAX
-					     : orec_make(t->rv) | ((1ull << OREC_VSHIFT) - 1);
+					     : orec_make(rv) | ((1ull << OREC_VSHIFT) - 1);
 }
 
 static inline __attribute__((always_inline)) void end(pstm_tx *t)

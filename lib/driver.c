@@ -185,7 +185,7 @@ static inline __attribute__((always_inline)) void begin(pstm_tx *t)
 						  memory_order_acquire) != 0, 0) &&
 	    !t->escalated && !t->read_only)
 		wait_serial(t);
-	t->nws = t->nrs = t->nlocks = 0;
+	t->nws = t->nrs = t->nlocks = t->nnewer = 0;
 	t->wbloom = 0;
 	t->ws_limit = t->read_only ? 0 : t->ws_cap;
 	if (++t->epoch == 0) {

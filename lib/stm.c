@@ -101,10 +101,62 @@ void stm_fail(pstm_tx *t, int err)
 
 /* -------------------------------------------------------- validation */
 
+/*
+ * A slotless descriptor's reads above its snapshot (take_newer,
+ * read_through), whose versions a later commit may give the orec again
+ * (nobody raised the clock past them: GV5's "nobody read it" holds for
+ * such a reader), are validated by value as well: a blind commit that
+ * reused the version changed the value.  A value changed and changed
+ * back reads as it is.
+ */
+static void newer_push(pstm_tx *t, uint64_t off, uint64_t val, uint64_t lock,
+		       uint64_t state)
+{
+	if (t->nnewer == t->newer_cap) {
+		uint32_t nc = t->newer_cap ? 2 * t->newer_cap : 16;
+		struct newer_read *n = nc > t->newer_cap ? realloc(t->newer, sizeof(*n) * nc)
+							 : NULL;
+		if (!n)
+			stm_fail(t, PSTM_ENOMEM);
+		t->newer = n;
+		t->newer_cap = nc;
+	}
+	t->newer[t->nnewer++] = (struct newer_read){off, val, lock, state};
+}
+
+/*
+ * The values of those reads still hold: a word read through a commit's
+ * record (@lock its lock word) holds it while that commit still locks
+ * the orec (the same lock word, the owner's state word unchanged: k
+ * names the commit); any other word, and one whose orec is unlocked
+ * now, holds it in memory.
+ */
+static bool newer_values_ok(pstm_tx *t)
+{
+	struct pstm_region *r = t->r;
+	fence_acquire(); /* after the orec loads of the validation */
+	for (uint32_t i = 0; i < t->nnewer; i++) {
+		const struct newer_read *e = &t->newer[i];
+		uint64_t o = atomic_load_explicit(region_orec(r, e->off),
+						  memory_order_acquire);
+		if (e->lock && o == e->lock &&
+		    atomic_load_explicit(&region_log(r, orec_owner(o))->state,
+					 memory_order_acquire) == e->state)
+			continue;
+		if (orec_is_locked(o) ||
+		    __atomic_load_n(region_word(r, e->off), DATA_LOAD) != e->val)
+			return false;
+		fence_acquire();
+		if (atomic_load_explicit(region_orec(r, e->off), memory_order_relaxed) != o)
+			return false;
+	}
+	return true;
+}
+
 /* Every read so far still current: then the snapshot is @now. */
 static inline bool revalidate_at(pstm_tx *t, uint64_t now)
 {
-	if (!stm_validate(t))
+	if (!stm_validate(t) || (t->nnewer && !newer_values_ok(t)))
 		return false;
 	t->rv = now;
 	t->rv_bound = orec_make(now) | ((1ull << OREC_VSHIFT) - 1);
@@ -264,6 +316,9 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
  *   power failure could take back.  An overflow record's extent is not
  *   flushed here: such a reader waits, as do reads of records longer
  *   than a ring (the search is linear).
+ * - A lock word read through once is remembered (t->through_seen): met
+ *   again it is read through at once, without the spin, and its record
+ *   is not persisted again (@again).
  * - The read set keeps the lock word: validation accepts it while that
  *   commit holds the orec (equal); once the orec is released its version
  *   differs and the reader aborts, the only cost.
@@ -273,7 +328,7 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
  *   its commit point and held the word.
  */
 static bool read_through(pstm_tx *t, uint64_t off, uint64_t idx,
-			 _Atomic uint64_t *o, uint64_t v, uint64_t *out)
+			 _Atomic uint64_t *o, uint64_t v, bool again, uint64_t *out)
 {
 	struct pstm_region *r = t->r;
 	uint32_t s = orec_owner(v);
@@ -303,9 +358,15 @@ static bool read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 		t->cf.hint_off = off;
 		stm_abort(t, ST_AB_READ);
 	}
+	/* persisted before by this descriptor if it read this commit (the
+	 * same slot's state word: k names the commit) through already */
+	uint64_t *done = &t->through_state[idx % THROUGH_SEEN];
 	if (r->durable && !r->relaxed && LOG_ST(st) == LOG_COMMITTED &&
-	    region_persist(r, rec, record_bytes(n)) != 0)
-		return false;
+	    !(again && *done == (st | (uint64_t)s << 48))) {
+		if (region_persist(r, rec, record_bytes(n)) != 0)
+			return false;
+		*done = st | (uint64_t)s << 48;
+	}
 	struct log_entry *e = record_entries(rec);
 	uint64_t val = 0;
 	bool named = false;
@@ -320,11 +381,35 @@ static bool read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 	if (atomic_load_explicit(&h->state, memory_order_relaxed) != st ||
 	    atomic_load_explicit(o, memory_order_relaxed) != v)
 		return false;
-	rs_push(t, idx, v);
-	if (slotless && t->rv < wv && !TESTING_NO_VALIDATE(r) &&
-	    !revalidate_at(t, atomic_load_explicit(&r->rt->clock, memory_order_acquire))) {
-		t->cf.hint_off = off;
-		stm_abort(t, ST_AB_READ);
+	if (slotless && t->rv < wv && !TESTING_NO_VALIDATE(r)) {
+		/* the others validated while this commit held the word: read
+		 * its state and lock word again after the validation */
+		if (!revalidate_at(t, atomic_load_explicit(&r->rt->clock,
+							   memory_order_acquire))) {
+			t->cf.hint_off = off;
+			stm_abort(t, ST_AB_READ);
+		}
+		fence_acquire();
+		if (atomic_load_explicit(&h->state, memory_order_relaxed) != st ||
+		    atomic_load_explicit(o, memory_order_relaxed) != v)
+			return false;
+	}
+	/*
+	 * In the read set: for a descriptor that raised the clock to wv, the
+	 * version the orec gets at the release (no later commit can give it
+	 * again), never the lock word: a later commit of the same slot may
+	 * lock the orec with the same word (its version unchanged, GV5) and
+	 * change the value.  A slotless one cannot raise the clock, so
+	 * versions and lock words may repeat for it: it keeps the lock word
+	 * (valid while this commit holds the orec, so that its next reads
+	 * of the commit's words validate) and the value, which its
+	 * validations compare too.
+	 */
+	if (slotless) {
+		rs_push(t, idx, v);
+		newer_push(t, off, val, v, st);
+	} else {
+		rs_push(t, idx, orec_make(wv));
 	}
 	*out = val;
 	return true;
@@ -540,6 +625,7 @@ static __attribute__((noinline)) uint64_t take_newer(pstm_tx *t, uint64_t idx,
 						     uint64_t off)
 {
 	rs_push(t, idx, o1);
+	newer_push(t, off, v, 0, 0); /* the version may repeat: the value tells */
 	if (!revalidate_at(t, atomic_load_explicit(&t->r->rt->clock,
 						   memory_order_acquire))) {
 		t->cf.hint_off = off;
@@ -574,12 +660,19 @@ static __attribute__((noinline)) uint64_t load_slow(pstm_tx *t, uint64_t off)
 	for (;;) {
 		if (orec_is_locked(o1)) {
 			t->cf.hint_off = off; /* if it aborts: where */
+			uint64_t val;
+			/* a lock word read through before is a commit that
+			 * was already slow past its commit point: no spin */
+			uint64_t *seen = &t->through_seen[idx % THROUGH_SEEN];
+			if (*seen == o1 && read_through(t, off, idx, o, o1, true, &val))
+				return val;
 			o1 = spin_unlocked(o, o1);
 			if (!orec_is_locked(o1))
 				continue;
-			uint64_t val;
-			if (read_through(t, off, idx, o, o1, &val))
+			if (read_through(t, off, idx, o, o1, false, &val)) {
+				*seen = o1;
 				return val;
+			}
 			o1 = wait_after_spin(t, o, o1, ST_AB_READ);
 			continue;
 		}

@@ -125,6 +125,20 @@ struct pstm_tx {
 	uint32_t blk_slot;
 	uint64_t blk_state, blk_since;
 
+	/* lock words lately read through (lib/stm.c read_through), by
+	 * orec index: met again, they are read through without a spin */
+#define THROUGH_SEEN 4
+	uint64_t through_seen[THROUGH_SEEN];
+	uint64_t through_state[THROUGH_SEEN]; /* slot << 48 | state word
+						 of a record it persisted */
+	/* slotless: reads taken above the snapshot, validated by value
+	 * too (lib/stm.c newer_push) */
+	struct newer_read {
+		uint64_t off, val;
+		uint64_t lock, state; /* read through this commit; 0: memory */
+	} *newer;
+	uint32_t nnewer, newer_cap;
+
 	struct pstm_tx *next;     /* region's list */
 	struct conflict_state cf; /* conflict reports (lib/conflict.c) */
 	/* TXD_NO_SLOT: where txd_stats_flush puts st[] (no slot's words to

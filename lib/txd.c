@@ -115,6 +115,7 @@ static void txd_free(pstm_tx *t)
 	free(t->wtab_epoch);
 	free(t->rs);
 	free(t->locks);
+	free(t->newer);
 	free(t);
 }
 

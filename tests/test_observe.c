@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -261,6 +262,75 @@ static void test_dead_lock_read_through(void **s)
 	assert_int_equal(v, 99); /* it had committed: replayed */
 	assert_int_equal(procs_in(uri, INSPECT_DEAD), 0);
 	assert_pstm_ok(pstm_close(r));
+}
+
+/*
+ * An observer cannot raise the clock, so a blind commit (one that reads
+ * nothing) can give an orec a version the observer already read above
+ * its snapshot (GV5 reuses a version nobody read): such reads are
+ * validated by value too.  A and B are written together by blind
+ * commits of another thread (A == B always); the observer reads A, a
+ * blind commit rewrites both (the same version again), then it reads B:
+ * the attempt must conflict, never return A != B.
+ */
+struct ab {
+	pstm_region *w;
+	pstm_off root;
+	uint64_t val;
+};
+
+static int ab_write(pstm_tx *tx, void *arg)
+{
+	struct ab *x = arg;
+	x->root = pstm_root(tx, 16);
+	pstm_store64(tx, x->root, x->val);
+	pstm_store64(tx, x->root + 8, x->val);
+	return 0;
+}
+
+static void *ab_writer(void *arg)
+{
+	return (void *)(intptr_t)pstm_atomic(((struct ab *)arg)->w, ab_write, arg);
+}
+
+static void test_reused_version_conflicts(void **s)
+{
+	(void)s;
+	struct pstm_create_opts o = {.size_bytes = 2 << 20, .replace = 1};
+	region = test_shm_uri("observe");
+	struct ab x = {.val = 1};
+	pstm_region *obs;
+	assert_pstm_ok(pstm_create(region, &o, &x.w));
+	assert_pstm_ok(pstm_atomic(x.w, ab_write, &x)); /* A = B = 1 */
+	assert_pstm_ok(pstm_open_opts(region, PSTM_OPEN_OBSERVE, &obs));
+	int conflicts = 0, rounds = 0;
+	for (uint64_t k = 2; k < 50; k++, rounds++) {
+		pstm_tx *tx;
+		uint64_t a = 0, b = 0;
+		assert_pstm_ok(pstm_tx_begin(obs, PSTM_TX_READ_ONLY, &tx));
+		int rc = pstm_tx_load64(tx, x.root, &a);
+		pthread_t th;
+		x.val = k; /* a blind commit between the two loads */
+		assert_int_equal(pthread_create(&th, NULL, ab_writer, &x), 0);
+		void *wrc;
+		pthread_join(th, &wrc);
+		assert_int_equal((intptr_t)wrc, 0);
+		if (rc == 0)
+			rc = pstm_tx_load64(tx, x.root + 8, &b);
+		if (rc == 0) {
+			assert_pstm_ok(pstm_tx_commit(tx));
+			assert_int_equal(a, b); /* one snapshot */
+		} else {
+			assert_int_equal(rc, PSTM_ECONFLICT);
+			assert_pstm_ok(pstm_tx_end(tx));
+			conflicts++;
+		}
+	}
+	print_message("# %d of %d observer attempts met a rewrite between their loads\n",
+		      conflicts, rounds);
+	assert_true(conflicts > 0); /* the rewrite was seen, not missed */
+	assert_pstm_ok(pstm_close(obs));
+	assert_pstm_ok(pstm_close(x.w));
 }
 
 /* ------------------------------------------------ attaching nothing */
@@ -751,6 +821,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_teardown(test_no_store, teardown),
 	cmocka_unit_test_teardown(test_token_of_stopped_process, teardown),
 	cmocka_unit_test_teardown(test_dead_lock_read_through, teardown),
+	cmocka_unit_test_teardown(test_reused_version_conflicts, teardown),
 	cmocka_unit_test_teardown(test_full_process_table, teardown),
 	cmocka_unit_test_teardown(test_read_permission_only, ro_teardown),
 	cmocka_unit_test_teardown(test_dump_beside_writers, teardown),

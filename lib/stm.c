@@ -319,13 +319,12 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
  * - A lock word read through once is remembered (t->through_seen): met
  *   again it is read through at once, without the spin, and its record
  *   is not persisted again (@again).
- * - The read set keeps the lock word: validation accepts it while that
- *   commit holds the orec (equal); once the orec is released its version
- *   differs and the reader aborts, the only cost.
- * - A slotless descriptor (it may not raise the clock) instead validates
- *   every read, this one included, after taking the value, as take_newer
- *   does: all of them held at that validation, when the commit was past
- *   its commit point and held the word.
+ * - The read set keeps the version of the release, orec_make(wv) (see
+ *   the comment at the push below); a slotless descriptor, which may
+ *   not raise the clock, validates every other read after taking the
+ *   value (as take_newer does: all of them held at that validation,
+ *   when the commit was past its commit point and held the word), and
+ *   keeps the lock word and the value (newer_push).
  */
 static bool read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 			 _Atomic uint64_t *o, uint64_t v, bool again, uint64_t *out)

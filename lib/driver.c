@@ -13,6 +13,11 @@
  * neither take the token nor wait for it: they lock nothing and are never
  * validated against, so they cannot make the holder lose, and a holder
  * that stopped (SIGSTOP) or died does not block them.
+ *
+ * About 620 lines, one concept: the unwinding point and what runs under
+ * it.  The explicit form's calls set the same point as pstm_atomic and
+ * share begin/end/backoff with it; a file of their own would have to
+ * export the attempt's inner steps, which the hot path keeps inline.
  */
 #define _GNU_SOURCE
 #include <sched.h>

@@ -42,6 +42,10 @@
  * persisting.  Committers whose ring is full, pstm_sync and pstm_close
  * take the token too.  Within a process, fl->mu serialises threads
  * (they share the tag).
+ *
+ * About 610 lines: the flush, the checkpoint and the thread that drives
+ * them share the token and fl->mu's invariants; the pstmd watch is the
+ * thread's wait, not a separate mechanism.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -186,6 +186,27 @@ HIDDEN _Noreturn void stm_abort(pstm_tx *t, int cause);
  * owner, or abort (cause @cause).  Returns the orec's new value. */
 HIDDEN uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
 				  int cause);
+/* lib/stm.c, the read set and validation, shared with lib/lockwait.c:
+ * push a read; validate every read and take @now as the snapshot; move
+ * the snapshot to include version @seen (raising the clock); a slotless
+ * descriptor's read above its snapshot, validated by value too (@lock,
+ * @state: read through that commit, 0: from memory) */
+HIDDEN void stm_rs_push(pstm_tx *t, uint64_t idx, uint64_t o);
+HIDDEN bool stm_revalidate_at(pstm_tx *t, uint64_t now);
+HIDDEN bool stm_extend(pstm_tx *t, uint64_t seen);
+HIDDEN void stm_newer_push(pstm_tx *t, uint64_t off, uint64_t val, uint64_t lock,
+			   uint64_t state);
+/* lib/lockwait.c: a load met orec @o (word @off, index @idx) locked with
+ * @v: spin briefly (the orec's new value); read the word through the
+ * holder's redo record if it is past its commit point (true, *out and
+ * the read set entry; @again: @v was read through before); else wait,
+ * recover, abort a stopped holder or abort (stm_wait_unlocked's part
+ * after its spin) */
+HIDDEN uint64_t stm_spin_unlocked(_Atomic uint64_t *o, uint64_t v);
+HIDDEN bool stm_read_through(pstm_tx *t, uint64_t off, uint64_t idx,
+			     _Atomic uint64_t *o, uint64_t v, bool again, uint64_t *out);
+HIDDEN uint64_t stm_wait_after_spin(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
+				    int cause);
 /* Unlock what the commit locked, keeping the old versions; log IDLE. */
 HIDDEN void stm_release_unchanged(pstm_tx *t);
 /* lib/stm.c: a lock naming a slot that stays free for 10 ms (damage) */

@@ -190,6 +190,28 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The next message on @fd before @until (now_ms()): its length in @buf
+ * (fds in @fds), or PSTM_EIO if none came in time or the connection
+ * failed. */
+static ssize_t recv_until(int fd, uint8_t *buf, int *fds, int *nfds, uint64_t until)
+{
+	for (;;) {
+		uint64_t now = now_ms();
+		if (now >= until)
+			return PSTM_EIO;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int k = poll(&p, 1, (int)(until - now));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return PSTM_EIO;
+		ssize_t n = wire_recv(fd, buf, fds, nfds, true);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		return n > 0 ? n : PSTM_EIO;
+	}
+}
+
 /* Send @w on a fresh connection and wait at most @ms for the reply to
  * it: its length in @buf (fds in @fds), or a PSTM_E* code. */
 static int ask(const struct wire_buf *w, const int *send_fds, int nsend, uint8_t *buf,
@@ -203,24 +225,7 @@ static int ask(const struct wire_buf *w, const int *send_fds, int nsend, uint8_t
 		rc = PSTM_EIO;
 		goto out;
 	}
-	uint64_t until = now_ms() + (uint64_t)ms;
-	for (;;) {
-		uint64_t now = now_ms();
-		rc = PSTM_EIO;
-		if (now >= until)
-			goto out;
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int k = poll(&p, 1, (int)(until - now));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			goto out;
-		ssize_t n = wire_recv(fd, buf, fds, nfds, true);
-		if (n == -EAGAIN || n == -EINTR)
-			continue;
-		rc = n > 0 ? (int)n : PSTM_EIO;
-		goto out;
-	}
+	rc = (int)recv_until(fd, buf, fds, nfds, now_ms() + (uint64_t)ms);
 out:
 	close(fd);
 	return rc;
@@ -366,19 +371,11 @@ int member_procs(int region_fd, struct member_procs *out)
 		goto out;
 	uint64_t until = now_ms() + MEMBER_ASK_MS;
 	for (;;) {
-		uint64_t now = now_ms();
-		rc = PSTM_EIO;
-		if (now >= until)
+		ssize_t n = recv_until(fd, buf, fds, &nfds, until);
+		if (n < 0) {
+			rc = (int)n;
 			goto out;
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int k = poll(&p, 1, (int)(until - now));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			goto out;
-		ssize_t n = wire_recv(fd, buf, fds, &nfds, true);
-		if (n == -EAGAIN || n == -EINTR)
-			continue;
+		}
 		wire_close_fds(fds, nfds);
 		rc = procs_record(buf, n, nfds, out);
 		if (rc <= 0)

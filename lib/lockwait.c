@@ -162,7 +162,12 @@ bool stm_read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 {
 	struct pstm_region *r = t->r;
 	uint32_t s = orec_owner(v);
-	if (s >= r->sb.max_slots || s == t->slot || t->inevitable)
+	/* read-only transactions only: an update one would take the
+	 * commit into its read set and then fail its commit's validation
+	 * for as long as that commit holds the word (a dead holder then
+	 * never gets recovered by it: it must wait, and recover, as
+	 * before) */
+	if (s >= r->sb.max_slots || s == t->slot || t->inevitable || !t->read_only)
 		return false;
 	struct log_header *h = region_log(r, s);
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "crash.h"
+#include "proc.h"
 #include "recovery.h"
 #include "stm.h"
 #include "testing.h"
@@ -54,18 +55,29 @@ bool pstm_in_tx(void) { return tl_cur != NULL; }
 pstm_tx *stm_current(void) { return tl_cur; }
 
 /*
- * Wait while another slot holds the serial token.  A holder that keeps
- * it for SERIAL_REVOKE_NS (stopped, frozen, or just long) without
- * beating (rt->serial_beat: pstm copy's held passes do) loses it: the
+ * Wait while another slot holds the serial token.  A holder loses it to
+ * a waiter once its token and rt->serial_beat (beaten at each attempt
+ * of an escalated transaction, and by pstm copy's held passes) have
+ * stayed the same for SERIAL_REVOKE_NS and its process is stopped
+ * (SIGSTOP, a debugger: slot_owner_stopped), or for SERIAL_IDLE_NS
+ * whatever it does (frozen, asleep in its body, or just long).  The
  * token only buys a starving transaction a quiet region, and its
- * transaction stays correct without it (it validates like any other).
+ * transaction stays correct without it (it validates like any other);
+ * a holder that lost it takes it again at its next abort (backoff).
  * The holder clears it at the end only if it still holds it (CAS).
+ *
+ * Why not revoke a merely descheduled holder: on a loaded machine an
+ * escalated attempt of a few ms of CPU spans several time slices of
+ * others; revoked at each, it lost to the same transactions again and
+ * again (test_stm's long transaction took 14 s beside two CPU hogs).
  */
 #define SERIAL_REVOKE_NS 10000000ull
+#define SERIAL_IDLE_NS 1000000000ull
 static void wait_serial(pstm_tx *t)
 {
 	struct pstm_region *r = t->r;
 	uint64_t me = t->slot + 1, s, seen = 0, seen_beat = 0, since = 0;
+	uint64_t looked = 0;
 	unsigned n = 0;
 
 	while ((s = atomic_load_explicit(&r->rt->serial, memory_order_acquire)) &&
@@ -79,8 +91,12 @@ static void wait_serial(pstm_tx *t)
 			if (s != seen || beat != seen_beat) {
 				seen = s;
 				seen_beat = beat;
-				since = now;
-			} else if (now - since > SERIAL_REVOKE_NS) {
+				since = looked = now;
+			} else if (now - since > SERIAL_IDLE_NS ||
+				   (now - since > SERIAL_REVOKE_NS &&
+				    now - looked > 1000000 && /* one look a ms */
+				    (looked = now,
+				     slot_owner_stopped(r, (uint32_t)(s - 1))))) {
 				atomic_compare_exchange_strong_explicit(
 					&r->rt->serial, &s, 0, memory_order_acq_rel,
 					memory_order_relaxed);
@@ -160,6 +176,10 @@ static void backoff(pstm_tx *t)
 		if (t->retries >= ESCALATE_AFTER)
 			t->retries = ESCALATE_AFTER - 1;
 	}
+	if (t->escalated &&
+	    atomic_load_explicit(&t->r->rt->serial, memory_order_relaxed) !=
+		    (uint64_t)t->slot + 1)
+		t->escalated = false; /* revoked (wait_serial): take it again */
 	if (t->retries >= ESCALATE_AFTER && !t->escalated && !t->read_only) {
 		escalate(t);
 		return;
@@ -186,10 +206,15 @@ static void backoff(pstm_tx *t)
 static inline __attribute__((always_inline)) void begin(pstm_tx *t)
 {
 	struct rt_header *rt = t->r->rt; /* loaded once: acquires below */
-	if (__builtin_expect(atomic_load_explicit(&rt->serial,
-						  memory_order_acquire) != 0, 0) &&
-	    !t->escalated && !t->read_only)
-		wait_serial(t);
+	uint64_t serial = atomic_load_explicit(&rt->serial, memory_order_acquire);
+	if (__builtin_expect(serial != 0, 0)) {
+		if (serial == (uint64_t)t->slot + 1) /* the holder's next
+							 attempt: progress */
+			atomic_fetch_add_explicit(&rt->serial_beat, 1,
+						  memory_order_relaxed);
+		else if (!t->escalated && !t->read_only)
+			wait_serial(t);
+	}
 	t->nws = t->nrs = t->nlocks = t->nnewer = 0;
 	t->wbloom = 0;
 	t->ws_limit = t->read_only ? 0 : t->ws_cap;

@@ -174,10 +174,11 @@ struct rt_header {
 	_Atomic uint64_t inevitable;
 	/*
 	 * serial_beat: bumped (relaxed) by a serial-token holder that shows
-	 * it is making progress (pstm copy's held passes).  A waiter revokes
-	 * the token only from a holder whose token and beat both stayed the
-	 * same for SERIAL_REVOKE_NS (lib/driver.c); an escalated transaction
-	 * runs user code and never beats.  0 in a runtime built by an older
+	 * it is making progress (each attempt of an escalated transaction,
+	 * pstm copy's held passes).  A waiter revokes the token only from a
+	 * holder whose token and beat both stayed the same for
+	 * SERIAL_REVOKE_NS and whose process is stopped, or for
+	 * SERIAL_IDLE_NS (lib/driver.c).  0 in a runtime built by an older
 	 * library (it was padding).
 	 */
 	_Atomic uint64_t serial_beat;

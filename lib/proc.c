@@ -16,17 +16,17 @@
 
 #include "proc.h"
 
-uint64_t proc_start_ticks(pid_t pid, bool *zombie)
+/* /proc/PID/stat's state letter (field 3) into *state; its start time
+ * (field 22), 0 if no such pid or unreadable. */
+static uint64_t stat_read(pid_t pid, char *state)
 {
 	char path[64], buf[1024];
 	FILE *f;
 	size_t n;
 	char *p;
 	unsigned long long start = 0;
-	char state = 0;
 
-	if (zombie)
-		*zombie = false;
+	*state = 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -40,7 +40,19 @@ uint64_t proc_start_ticks(pid_t pid, bool *zombie)
 	/* after ") ": field 3 (state) ... field 22 (starttime) */
 	if (sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
 			  "%*u %*d %*d %*d %*d %*d %*d %llu",
-		   &state, &start) != 2)
+		   state, &start) != 2)
+		return 0;
+	return start;
+}
+
+uint64_t proc_start_ticks(pid_t pid, bool *zombie)
+{
+	char state;
+	uint64_t start = stat_read(pid, &state);
+
+	if (zombie)
+		*zombie = false;
+	if (!start)
 		return 0;
 	if (zombie && (state == 'Z' || state == 'X')) {
 		/*
@@ -50,9 +62,10 @@ uint64_t proc_start_ticks(pid_t pid, bool *zombie)
 		 * (a reviewer's finding: taken for dead, its slots would be
 		 * "recovered" and its flush token taken while in use).
 		 */
+		char path[64];
 		*zombie = true;
 		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-		f = fopen(path, "re");
+		FILE *f = fopen(path, "re");
 		if (f) {
 			char line[256];
 			unsigned long threads = 0;
@@ -92,6 +105,26 @@ bool proc_entry_alive(struct pstm_region *r, uint32_t p, uint64_t ps)
 uint64_t proc_my_tag(struct pstm_region *r)
 {
 	return PROC_GEN(r->proc_state) << 16 | (r->proc_idx + 1);
+}
+
+bool slot_owner_stopped(struct pstm_region *r, uint32_t s)
+{
+	if (s >= r->sb.max_slots)
+		return false;
+	uint64_t st = atomic_load_explicit(&r->slots[s].state, memory_order_acquire);
+	uint32_t p = (uint32_t)SLOT_PROC(st);
+	if (SLOT_ST(st) != SLOT_ACTIVE || p >= r->sb.max_procs)
+		return false;
+	struct proc_entry *e = &r->procs[p];
+	uint64_t ps = atomic_load_explicit(&e->state, memory_order_acquire);
+	uint64_t pid = atomic_load_explicit(&e->pid, memory_order_relaxed);
+	uint64_t start = atomic_load_explicit(&e->start_ticks, memory_order_relaxed);
+	char state;
+	if (PROC_ST(ps) != PROC_ALIVE || p == r->proc_idx ||
+	    stat_read((pid_t)pid, &state) != start ||
+	    atomic_load_explicit(&e->state, memory_order_acquire) != ps)
+		return false;
+	return state == 'T' || state == 't';
 }
 
 bool proc_tag_dead(struct pstm_region *r, uint64_t tag)

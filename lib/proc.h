@@ -33,4 +33,12 @@ HIDDEN bool proc_tag_dead(struct pstm_region *r, uint64_t tag);
  * the word changed meanwhile (look again) or it is this handle's own. */
 HIDDEN bool proc_entry_alive(struct pstm_region *r, uint32_t p, uint64_t ps);
 
+/*
+ * Is the process owning slot @s stopped (SIGSTOP, a debugger's stop:
+ * /proc/PID/stat state T or t)?  False if it runs, is runnable, sleeps,
+ * is dead, is this process, or the slot changed hands meanwhile.  A
+ * syscall's worth of cost: for waiters that have already waited long.
+ */
+HIDDEN bool slot_owner_stopped(struct pstm_region *r, uint32_t s);
+
 #endif /* PSTM_PROC_H */

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 #include <cmocka.h>
@@ -62,10 +63,19 @@ void test_assert_clean(const char *uri);
 	} while (0)
 
 /* run the group with TAP output */
+/* TAP output; PSTM_TEST_ONLY=PATTERN runs only the tests it matches
+ * (cmocka's filter: * and ? wildcards), for looping one test. */
+#define TEST_OUTPUT()                                                         \
+	do {                                                                  \
+		cmocka_set_message_output(CM_OUTPUT_TAP);                     \
+		if (getenv("PSTM_TEST_ONLY"))                                 \
+			cmocka_set_test_filter(getenv("PSTM_TEST_ONLY"));     \
+	} while (0)
+
 #define TEST_MAIN(tests)                                                      \
 	int main(void)                                                        \
 	{                                                                     \
-		cmocka_set_message_output(CM_OUTPUT_TAP);                     \
+		TEST_OUTPUT();                                                \
 		return cmocka_run_group_tests(tests, NULL, NULL);             \
 	}
 

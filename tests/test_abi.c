@@ -326,6 +326,6 @@ int main(void)
 		cmocka_unit_test(test_create_opts_sizes),
 		cmocka_unit_test(test_copy_sizes),
 	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
+	TEST_OUTPUT();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

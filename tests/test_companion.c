@@ -736,6 +736,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_restore_in_place_flushed_relaxed, teardown),
 		cmocka_unit_test_teardown(test_restore_in_place_running_relaxed, teardown),
 	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
+	TEST_OUTPUT();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -193,6 +193,6 @@ static const struct CMUnitTest tests[] = {
 
 int main(void)
 {
-	cmocka_set_message_output(CM_OUTPUT_TAP);
+	TEST_OUTPUT();
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -706,6 +706,6 @@ int main(void)
 		cmocka_unit_test(test_inevitable_killed),
 		cmocka_unit_test(test_explicit_hooks),
 	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
+	TEST_OUTPUT();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

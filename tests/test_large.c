@@ -705,6 +705,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_inevitable_large),
 		cmocka_unit_test(test_explicit_large),
 	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
+	TEST_OUTPUT();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

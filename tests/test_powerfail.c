@@ -111,6 +111,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_powerfail_pmem),
 		cmocka_unit_test(test_powerfail_msync),
 	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
+	TEST_OUTPUT();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1119,7 +1119,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_exactly_once_kill_file),
 		cmocka_unit_test(test_powerfail),
 	};
-	cmocka_set_message_output(CM_OUTPUT_TAP);
+	TEST_OUTPUT();
 	if (getenv("TQ_ONLY"))
 		cmocka_set_test_filter(getenv("TQ_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);

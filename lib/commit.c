@@ -202,7 +202,11 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 		redo_log_persist_record(r, t->slot, rec, rbytes);
 	CP(CP_COMMIT_LOGGED);
 
-	/* 5. write back; the media gets it at the next checkpoint */
+	/* 5. write back; the media gets it at the next checkpoint.  Not
+	 * before the state left LOCKING/SEALING: a reader that finds the
+	 * orec locked in SEALING reads the old value from memory and checks
+	 * the state after (lib/lockwait.c, read_before_sealing) */
+	fence_release();
 	uint8_t *const base = r->base;
 	for (uint32_t i = 0; i < nws; i++)
 		__atomic_store_n((uint64_t *)(base + ws[i].off), ws[i].val, DATA_STORE);

@@ -157,6 +157,54 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
  *   when the commit was past its commit point and held the word), and
  *   keeps the lock word and the value (newer_push).
  */
+/*
+ * The word at @off (orec @idx at @o, lock word @v) as it was before the
+ * durable commit that holds the orec and sits in SEALING (@st, header
+ * @h): that commit cannot be aborted there, and is not committed yet (a
+ * recoverer of its dead owner rolls it back), so a reader takes the
+ * value from before it instead of waiting.  Slotted read-only readers
+ * only; true with *out if it could.
+ *
+ * - SEALING(k) comes after the owner stored its wv in the header (the
+ *   CAS into SEALING publishes it) and before its write-back (after
+ *   COMMITTED, behind a release fence: commit.c).  So memory holds the
+ *   value of the commit that released the orec with version
+ *   orec_version(@v), if the state is still SEALING(k) after the value
+ *   was read and the orec still holds @v.
+ * - The snapshot must exclude the commit: rv < wv (after extending to
+ *   the old version if needed), and it never takes the commit in
+ *   later: the read set gets the old version's unlocked word, which no
+ *   validation matches while the commit holds the orec or after it
+ *   releases it (version wv), so an extension past wv aborts.  With rv
+ *   >= wv (GV5: another commit of the same wv was met) it waits, as
+ *   before.
+ */
+static bool read_before_sealing(pstm_tx *t, uint64_t off, uint64_t idx,
+				_Atomic uint64_t *o, uint64_t v, struct log_header *h,
+				uint64_t st, uint64_t *out)
+{
+	struct pstm_region *r = t->r;
+	uint64_t wv = __atomic_load_n(&h->wv, __ATOMIC_RELAXED);
+	uint64_t old = orec_version(v);
+	if (t->slot == TXD_NO_SLOT || TESTING_NO_VALIDATE(r) || old >= wv ||
+	    wv >= OREC_VMAX)
+		return false;
+	if (old > t->rv && !stm_extend(t, old)) {
+		t->cf.hint_off = off;
+		stm_abort(t, ST_AB_READ);
+	}
+	if (t->rv >= wv)
+		return false;
+	uint64_t val = __atomic_load_n(region_word(r, off), DATA_LOAD);
+	fence_acquire();
+	if (atomic_load_explicit(&h->state, memory_order_relaxed) != st ||
+	    atomic_load_explicit(o, memory_order_relaxed) != v)
+		return false;
+	stm_rs_push(t, idx, orec_make(old));
+	*out = val;
+	return true;
+}
+
 bool stm_read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 			 _Atomic uint64_t *o, uint64_t v, bool again, uint64_t *out)
 {
@@ -171,6 +219,8 @@ bool stm_read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 		return false;
 	struct log_header *h = region_log(r, s);
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	if (LOG_ST(st) == LOG_SEALING)
+		return read_before_sealing(t, off, idx, o, v, h, st, out);
 	if (LOG_ST(st) != LOG_COMMITTED && LOG_ST(st) != LOG_RELEASING)
 		return false;
 	uint64_t wv = __atomic_load_n(&h->wv, __ATOMIC_RELAXED);

@@ -120,6 +120,10 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	const uint32_t nws = t->nws;
 	_Atomic uint64_t *const orecs = r->orecs;
 	const uint64_t omask = r->orec_mask;
+	/* room for a lock per write: the loop notes them unchecked */
+	while (__builtin_expect(t->locks_cap - t->nlocks < nws, 0))
+		stm_grow_locks(t);
+	uint64_t *const locks_at = t->locks;
 	for (uint32_t i = 0; i < nws; i++) {
 		uint64_t idx = (ws[i].off >> OREC_SHIFT) & omask;
 		_Atomic uint64_t *o = &orecs[idx];
@@ -135,7 +139,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 			if (atomic_compare_exchange_weak_explicit(
 				    o, &v, orec_make_locked(v, t->slot),
 				    memory_order_acq_rel, memory_order_relaxed)) {
-				stm_note_lock(t, idx);
+				locks_at[t->nlocks++] = idx;
 				break;
 			}
 		}

@@ -14,7 +14,7 @@
 void stm_grow_locks(pstm_tx *t)
 {
 	uint32_t nc = t->locks_cap * 2;
-	uint64_t *n = realloc(t->locks, sizeof(*n) * nc);
+	uint64_t *n = nc > t->locks_cap ? realloc(t->locks, sizeof(*n) * nc) : NULL;
 	if (!n)
 		stm_fail(t, PSTM_ENOMEM);
 	t->locks = n;

@@ -3,7 +3,8 @@
  * just return: they write nothing shared).
  *
  *   1. copy the write set into a redo record in this slot's log area
- *      (durable: appended to the slot's ring), state LOCKING
+ *      (durable: appended to the slot's ring), wv_floor = clock + 1 (a
+ *      bound for readers: lib/lockwait.c, read_before), state LOCKING
  *   2. lock every written orec by CAS (version kept, slot in the word)
  *   3. wv = clock + 1 (the clock is not written: GV5, see below);
  *      revalidate the reads
@@ -105,6 +106,9 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	__atomic_store_n(&h->rec_off, pos, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->count, t->nws, __ATOMIC_RELAXED);
 	h->wrap = atomic_load_explicit(&sl->wrap, memory_order_relaxed);
+	__atomic_store_n(&h->wv_floor,
+			 atomic_load_explicit(&r->rt->clock, memory_order_acquire) + 1,
+			 __ATOMIC_RELAXED);
 	const uint64_t k = ++t->commit_k;
 	atomic_store_explicit(&h->state, log_state(k, LOG_LOCKING),
 			      memory_order_release);
@@ -208,8 +212,8 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 
 	/* 5. write back; the media gets it at the next checkpoint.  Not
 	 * before the state left LOCKING/SEALING: a reader that finds the
-	 * orec locked in SEALING reads the old value from memory and checks
-	 * the state after (lib/lockwait.c, read_before_sealing) */
+	 * orec locked then reads the old value from memory and checks
+	 * the state after (lib/lockwait.c, read_before) */
 	fence_release();
 	uint8_t *const base = r->base;
 	for (uint32_t i = 0; i < nws; i++)

@@ -358,7 +358,13 @@ struct log_header {
 	uint64_t wv;      /* commit version (orecs) */
 	uint64_t rec_off; /* current record, from the start of the ring */
 	uint64_t wrap;    /* relaxed: the slot's wrap count for rec_off */
-	uint64_t pad[3];
+	/* clock + 1 read before LOCKING(k): the current commit's wv will
+	 * be at least this (the clock only grows); readers that meet its
+	 * locks before its commit point read the old values if their rv is
+	 * below it (lib/lockwait.c, read_before).  0 from older libraries,
+	 * which had padding here: no reader then reads before them. */
+	uint64_t wv_floor;
+	uint64_t pad[2];
 };
 #define LOG_REC_MAGIC 0x7073746d72656331ull
 #define LOG_REC_MAGIC_EXT 0x7073746d72656378ull

@@ -159,41 +159,45 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
  */
 /*
  * The word at @off (orec @idx at @o, lock word @v) as it was before the
- * durable commit that holds the orec and sits in SEALING (@st, header
- * @h): that commit cannot be aborted there, and is not committed yet (a
- * recoverer of its dead owner rolls it back), so a reader takes the
- * value from before it instead of waiting.  Slotted read-only readers
- * only; true with *out if it could.
+ * commit that holds the orec and has not reached its commit point: state
+ * @st LOCKING(k), or SEALING(k) on a durable region (which no waiter may
+ * abort, and which a recoverer of its dead owner rolls back), header @h.
+ * The reader takes the value from before that commit instead of waiting
+ * for it.  Slotted read-only readers only; true with *out if it could.
  *
- * - SEALING(k) comes after the owner stored its wv in the header (the
- *   CAS into SEALING publishes it) and before its write-back (after
- *   COMMITTED, behind a release fence: commit.c).  So memory holds the
- *   value of the commit that released the orec with version
- *   orec_version(@v), if the state is still SEALING(k) after the value
- *   was read and the orec still holds @v.
- * - The snapshot must exclude the commit: rv < wv (after extending to
- *   the old version if needed), and it never takes the commit in
- *   later: the read set gets the old version's unlocked word, which no
- *   validation matches while the commit holds the orec or after it
- *   releases it (version wv), so an extension past wv aborts.  With rv
- *   >= wv (GV5: another commit of the same wv was met) it waits, as
- *   before.
+ * - Before COMMITTED the owner has written nothing back (the write-back
+ *   comes after it, behind a release fence: commit.c).  So memory holds
+ *   the value of the commit that released the orec with version
+ *   orec_version(@v), if the state is still @st after the value was read
+ *   and the orec still holds @v (a lock word names one commit).
+ * - The snapshot must exclude the commit: its wv is at least
+ *   h->wv_floor (clock + 1 read before LOCKING(k); published by it), and
+ *   SEALING's h->wv is its wv.  So rv < that bound (after extending to
+ *   the old version if needed) serialises the reader before the commit.
+ *   Otherwise (GV5: another commit of the same wv was met and raised the
+ *   clock) it waits, as before.
+ * - It never takes the commit in later: the read set gets the old
+ *   version's unlocked word, which no validation matches while the
+ *   commit holds the orec, nor after its release (version wv) or a
+ *   take-back (version + 1): an extension past wv aborts the reader.
  */
-static bool read_before_sealing(pstm_tx *t, uint64_t off, uint64_t idx,
-				_Atomic uint64_t *o, uint64_t v, struct log_header *h,
-				uint64_t st, uint64_t *out)
+static bool read_before(pstm_tx *t, uint64_t off, uint64_t idx,
+			_Atomic uint64_t *o, uint64_t v, struct log_header *h,
+			uint64_t st, uint64_t *out)
 {
 	struct pstm_region *r = t->r;
-	uint64_t wv = __atomic_load_n(&h->wv, __ATOMIC_RELAXED);
+	uint64_t bound = LOG_ST(st) == LOG_SEALING
+				 ? __atomic_load_n(&h->wv, __ATOMIC_RELAXED)
+				 : __atomic_load_n(&h->wv_floor, __ATOMIC_RELAXED);
 	uint64_t old = orec_version(v);
-	if (t->slot == TXD_NO_SLOT || TESTING_NO_VALIDATE(r) || old >= wv ||
-	    wv >= OREC_VMAX)
+	if (t->slot == TXD_NO_SLOT || TESTING_NO_VALIDATE(r) || old >= bound ||
+	    bound >= OREC_VMAX)
 		return false;
 	if (old > t->rv && !stm_extend(t, old)) {
 		t->cf.hint_off = off;
 		stm_abort(t, ST_AB_READ);
 	}
-	if (t->rv >= wv)
+	if (t->rv >= bound)
 		return false;
 	uint64_t val = __atomic_load_n(region_word(r, off), DATA_LOAD);
 	fence_acquire();
@@ -219,8 +223,8 @@ bool stm_read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 		return false;
 	struct log_header *h = region_log(r, s);
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
-	if (LOG_ST(st) == LOG_SEALING)
-		return read_before_sealing(t, off, idx, o, v, h, st, out);
+	if (LOG_ST(st) == LOG_LOCKING || LOG_ST(st) == LOG_SEALING)
+		return read_before(t, off, idx, o, v, h, st, out);
 	if (LOG_ST(st) != LOG_COMMITTED && LOG_ST(st) != LOG_RELEASING)
 		return false;
 	uint64_t wv = __atomic_load_n(&h->wv, __ATOMIC_RELAXED);

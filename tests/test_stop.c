@@ -309,6 +309,95 @@ static void test_stopped_recoverer(void **s)
 	bank_exact_and_remove();
 }
 
+/*
+ * Readers leave a commit stopped before its commit point alone: a
+ * victim locks both accounts for a transfer and stops (commit.locked:1);
+ * read-only transactions meanwhile read the balances from before it, at
+ * once, and do not abort it (they used to, after STOPPED_NS: it then ran
+ * its transfer a second time).  Once continued, its one attempt commits.
+ * Shm and durable file.
+ */
+static _Atomic int attempts; /* the victim's, in the victim */
+
+static int counted_transfer(pstm_tx *tx, void *arg)
+{
+	atomic_fetch_add(&attempts, 1);
+	return test_bank_transfer(tx, arg);
+}
+
+static int lone_victim(void *arg, int i)
+{
+	(void)arg;
+	(void)i;
+	pstm_region *r;
+	setenv("PSTM_CRASH_AT", "commit.locked:1:stop", 1);
+	if (pstm_open(URI, &r) || pstm_atomic(r, test_bank_setup, &BANK))
+		return 2;
+	struct test_xfer x = {&BANK, 0, 1, 7, 0};
+	if (pstm_atomic(r, counted_transfer, &x))
+		return 3;
+	pstm_close(r);
+	return atomic_load(&attempts) == 1 ? 0 : 10 + atomic_load(&attempts);
+}
+
+static int balances(pstm_tx *tx, void *arg)
+{
+	uint64_t *b = arg;
+	b[0] = pstm_load64(tx, BANK.base);
+	b[1] = pstm_load64(tx, BANK.base + 8);
+	return 0;
+}
+
+static void readers_before(int durability)
+{
+	pstm_region *r;
+	struct pstm_create_opts o = {.size_bytes = 4 << 20, .durability = durability,
+				     .replace = 1};
+	URI = durability == PSTM_DURABLE ? test_file_uri("before") : test_shm_uri("before");
+	assert_pstm_ok(pstm_create(URI, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
+	uint64_t b[2];
+	/* meets the setup's versions: raises the clock past them, as any
+	 * reader does (a commit's old values are read only if the clock
+	 * had passed them when it began) */
+	assert_pstm_ok(pstm_atomic_ro(r, balances, b));
+	pid_t v = test_spawn(lone_victim, NULL, 0);
+	int st;
+	assert_int_equal(waitpid(v, &st, WUNTRACED), v);
+	assert_true(WIFSTOPPED(st)); /* both accounts locked */
+	struct pstm_stats s0, s1;
+	assert_pstm_ok(pstm_stats_get(r, &s0));
+	uint64_t n = 0, t0 = test_now_ns();
+	while (test_now_ns() - t0 < 50000000ull) { /* 50 ms, 50 STOPPED_NS */
+		assert_pstm_ok(pstm_atomic_ro(r, balances, b));
+		assert_int_equal(b[0], 1000); /* from before the transfer */
+		assert_int_equal(b[1], 1000);
+		n++;
+	}
+	assert_pstm_ok(pstm_stats_get(r, &s1));
+	print_message("# %s: %llu read-only transactions beside a commit stopped "
+		      "at commit.locked, %llu aborts\n",
+		      durability == PSTM_DURABLE ? "file" : "shm", (unsigned long long)n,
+		      (unsigned long long)(s1.aborts_read + s1.aborts_lock -
+					   s0.aborts_read - s0.aborts_lock));
+	assert_true(n > 100);
+	kill(v, SIGCONT);
+	assert_int_equal(test_wait(v), 0); /* one attempt: nobody aborted it */
+	assert_pstm_ok(pstm_atomic_ro(r, balances, b));
+	assert_int_equal(b[0], 993);
+	assert_int_equal(b[1], 1007);
+	pstm_close(r);
+	test_assert_clean(URI);
+	assert_pstm_ok(pstm_unlink(URI));
+}
+
+static void test_readers_before_commit_point(void **s)
+{
+	(void)s;
+	readers_before(PSTM_DEFAULT);
+	readers_before(PSTM_DURABLE);
+}
+
 int main(void)
 {
 	SH = test_map_shared(NULL, sizeof(*SH));
@@ -318,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_stop_points_shm),
 		cmocka_unit_test(test_stop_points_file),
 		cmocka_unit_test(test_stopped_recoverer),
+		cmocka_unit_test(test_readers_before_commit_point),
 	};
 	TEST_OUTPUT();
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -195,6 +195,7 @@ static void check_runtime(struct pstm_region *r, struct check_report *rep)
 			    "the next open rebuilds it");
 		return;
 	}
+	unsigned attached0 = rep->procs_attached;
 	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
 		uint64_t ps = atomic_load(&r->procs[p].state);
 		if (PROC_ST(ps) == PROC_FREE)
@@ -217,6 +218,18 @@ static void check_runtime(struct pstm_region *r, struct check_report *rep)
 			add(rep, CHECK_INFO, "process entry %u: pid %llu attached", p,
 			    (unsigned long long)pid);
 		}
+	}
+	/* an older copy of the file written over it (runtime.c); findings
+	 * hold 160 characters */
+	if (runtime_file_replaced(r)) {
+		if (rep->procs_attached > attached0)
+			add(rep, CHECK_PENDING, "file overwritten in place by an older "
+			    "copy while processes were attached: opens fail until they "
+			    "are gone, then the runtime is rebuilt");
+		else
+			add(rep, CHECK_PENDING, "file overwritten in place by an older "
+			    "copy since its runtime was built: the next open rebuilds "
+			    "the runtime from the file");
 	}
 	for (uint32_t s = 0; s < r->sb.max_slots; s++) {
 		uint64_t st = atomic_load(&r->slots[s].state);

@@ -574,6 +574,24 @@ static void assert_restored(const char *a, uint64_t want)
 	test_assert_clean(a);
 }
 
+/* pstm check on a file restored in place: one pending finding that
+ * says so (@what in its text), no damage */
+static void assert_check_says_replaced(const char *a, const char *what)
+{
+	struct check_report rep;
+	assert_pstm_ok(region_check(a, &rep));
+	int found = 0;
+	for (unsigned i = 0; i < rep.n; i++)
+		if (strstr(rep.f[i].text, "overwritten in place") &&
+		    strstr(rep.f[i].text, what)) {
+			assert_int_equal(rep.f[i].severity, CHECK_PENDING);
+			found++;
+		}
+	assert_int_equal(found, 1);
+	assert_int_equal(rep.damage, 0);
+	check_report_free(&rep);
+}
+
 /* idle: A was opened and written after the copy was taken */
 static void restore_in_place_idle(enum kind k)
 {
@@ -585,6 +603,7 @@ static void restore_in_place_idle(enum kind k)
 	word_set(r, 2);
 	assert_pstm_ok(pstm_close(r));
 	restore_over(x, a, true);
+	assert_check_says_replaced(a, "the next open rebuilds");
 	assert_restored(a, 1);
 }
 
@@ -606,6 +625,7 @@ static void restore_in_place_attached(enum kind k)
 		assert_null(r);
 	}
 	assert_int_equal(member_entries(a, h.pid), 1); /* left alone */
+	assert_check_says_replaced(a, "while processes were attached");
 	holder_end(&h, true);
 	assert_restored(a, 1);
 }

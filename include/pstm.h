@@ -161,7 +161,10 @@ enum pstm_error {
 	                           in place (an older copy restored over it)
 	                           while processes are attached; pstm_sync
 	                           of such a process's relaxed region: its
-	                           commits no longer reach the file */
+	                           commits no longer reach the file; a
+	                           commit of such a process on a durable
+	                           region that needs a checkpoint (its redo
+	                           ring full) */
 	PSTM_ERR_LAST = -1027
 };
 
@@ -255,7 +258,10 @@ PSTM_API int(pstm_create)(const char *uri, const struct pstm_create_opts *o,
  * the region.  With processes attached it fails with PSTM_EREPLACED, and
  * so does every open until they have all closed or died (they go on
  * running on a runtime that does not match the file, and may write over
- * the restore; cp truncates the file first, so a process touching its
+ * the restore: on a durable region until a commit of theirs needs a
+ * checkpoint, which fails with PSTM_EREPLACED from then on instead of
+ * reusing ring space the restored file's records hold, as pstm_sync of
+ * a relaxed one does; cp truncates the file first, so a process touching its
  * mapping meanwhile dies of SIGBUS: stop them before restoring).  Not
  * detected: a restore of a copy taken while processes stayed attached,
  * if no open or close happened between the copy and the restore (on a

@@ -195,7 +195,7 @@ static void check_runtime(struct pstm_region *r, struct check_report *rep)
 			    "the next open rebuilds it");
 		return;
 	}
-	unsigned attached0 = rep->procs_attached;
+	unsigned live0 = rep->procs_attached - rep->procs_dead;
 	for (uint32_t p = 0; p < r->sb.max_procs; p++) {
 		uint64_t ps = atomic_load(&r->procs[p].state);
 		if (PROC_ST(ps) == PROC_FREE)
@@ -222,7 +222,7 @@ static void check_runtime(struct pstm_region *r, struct check_report *rep)
 	/* an older copy of the file written over it (runtime.c); findings
 	 * hold 160 characters */
 	if (runtime_file_replaced(r)) {
-		if (rep->procs_attached > attached0)
+		if (rep->procs_attached - rep->procs_dead > live0)
 			add(rep, CHECK_PENDING, "file overwritten in place by an older "
 			    "copy while processes were attached: opens fail until they "
 			    "are gone, then the runtime is rebuilt");

@@ -12,6 +12,7 @@
 #include "persist.h"
 #include "recovery.h"
 #include "redo_log.h"
+#include "runtime.h"
 
 /*
  * pmem: write back the data lines of every record in [from, to).  Cache
@@ -54,6 +55,13 @@ int checkpoint_until(struct pstm_region *r, uint64_t past)
 	unsigned tries = 0;
 	if (r->relaxed)
 		return flush_checkpoint(r, past);
+	/* an older copy of the file restored over it while we are attached
+	 * (lib/runtime.c): our rings and sequence numbers describe other
+	 * logs than the file's, so no commit reuses ring space any more (a
+	 * pread a checkpoint, which msyncs the heap anyway); opens refuse
+	 * too, and once every process is gone the next one rebuilds */
+	if (runtime_file_replaced(r))
+		return PSTM_EREPLACED;
 	while (atomic_load(&region_dstate(r)->horizon) <= past) {
 		uint64_t h = redo_log_horizon_now(r);
 		if (r->is_pmem) /* commits did not flush their data: we do */

@@ -109,6 +109,12 @@ static int tx_add(pstm_tx *tx, void *arg)
 	return 0;
 }
 
+static int tx_get(pstm_tx *tx, void *arg)
+{
+	*(uint64_t *)arg = pstm_load64(tx, pstm_root(tx, 8));
+	return 0;
+}
+
 static int tx_set(pstm_tx *tx, void *arg)
 {
 	pstm_store64(tx, pstm_root(tx, 8), *(uint64_t *)arg);
@@ -230,8 +236,10 @@ struct holder {
 };
 
 /* Child: attach, say 'R', then serve 'i' (add 1, sync, reply the value),
- * 'g' (reply the value), 'c' (add 1, reply the value: no sync), 's'
- * (reply pstm_sync's result), 'q' (close, exit 0). */
+ * 'g' (reply the value), 'c' (add 1, reply the value: no sync), 'n' (add
+ * 1 up to 100,000 times, reply the first error or 0), 'v' (reply the
+ * value, read-only), 's' (reply
+ * pstm_sync's result), 'q' (close, exit 0). */
 static int holder_child(void *arg, int i)
 {
 	struct holder *h = arg;
@@ -249,6 +257,22 @@ static int holder_child(void *arg, int i)
 		uint64_t d = c == 'i' || c == 'c' ? 1 : 0;
 		if (c == 'q')
 			return pstm_close(r) ? 5 : 0;
+		if (c == 'n') {
+			int rc = 0;
+			for (int k = 0; k < 100000 && !rc; k++) {
+				d = 1;
+				rc = pstm_atomic(r, tx_add, &d);
+			}
+			d = (uint64_t)(int64_t)rc;
+			if (write(h->rep[1], &d, 8) != 8)
+				return 7;
+			continue;
+		}
+		if (c == 'v') {
+			if (pstm_atomic_ro(r, tx_get, &d) || write(h->rep[1], &d, 8) != 8)
+				return 9;
+			continue;
+		}
 		if (c == 's') {
 			d = (uint64_t)(int64_t)pstm_sync(r);
 			if (write(h->rep[1], &d, 8) != 8)
@@ -702,6 +726,38 @@ static void test_restore_in_place_running_relaxed(void **s)
 	assert_restored(a, 2);
 }
 
+/*
+ * The same on a durable region: its commits persist into the restored
+ * file, with ring heads and sequence numbers of the logs the runtime
+ * knew.  The first checkpoint (a ring full) finds the restore: the
+ * commit fails with PSTM_EREPLACED instead of reusing ring space the
+ * file's records still hold, and so does every later one that needs
+ * one; opens refuse; once the holder is gone the next open rebuilds.
+ */
+static void test_restore_in_place_running_durable(void **s)
+{
+	(void)s;
+	const char *a = create(DURABLE, "rpd", 1);
+	const char *x = sibling(a, "old");
+	struct holder h;
+	pstm_region *r;
+	copy_region(a, x); /* then the holder's open stamps the file anew */
+	holder_start(&h, a);
+	assert_int_equal(holder_ask(&h, 'i'), 2);
+	restore_over(x, a, false);
+	assert_int_equal((int64_t)holder_ask(&h, 'n'), PSTM_EREPLACED);
+	assert_int_equal((int64_t)holder_ask(&h, 'n'), PSTM_EREPLACED);
+	uint64_t v = holder_ask(&h, 'v');
+	print_message("# durable holder: %llu commits after the restore before "
+		      "its first checkpoint refused\n", (unsigned long long)(v - 1));
+	assert_true(v > 1);
+	assert_int_equal(pstm_open(a, &r), PSTM_EREPLACED);
+	holder_end(&h, true);
+	assert_check_says_replaced(a, "the next open rebuilds");
+	/* what it committed was persisted into the file: kept */
+	assert_restored(a, v);
+}
+
 static void test_restore_in_place_idle_durable(void **s) { (void)s; restore_in_place_idle(DURABLE); }
 static void test_restore_in_place_idle_relaxed(void **s) { (void)s; restore_in_place_idle(RELAXED); }
 static void test_restore_in_place_attached_durable(void **s) { (void)s; restore_in_place_attached(DURABLE); }
@@ -747,6 +803,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_move_attached_relaxed, teardown),
 		cmocka_unit_test_teardown(test_restore_backup_durable, teardown),
 		cmocka_unit_test_teardown(test_restore_backup_relaxed, teardown),
+		cmocka_unit_test_teardown(test_restore_in_place_running_durable, teardown),
 		cmocka_unit_test_teardown(test_restore_in_place_idle_durable, teardown),
 		cmocka_unit_test_teardown(test_restore_in_place_idle_relaxed, teardown),
 		cmocka_unit_test_teardown(test_restore_in_place_attached_durable, teardown),

@@ -286,12 +286,16 @@ enum pstm_open_flags {
 	 * transaction with PSTM_EINVAL), opaque as every transaction is;
 	 * they never escalate, never wait for an escalated transaction, and
 	 * never abort, recover or otherwise settle another process's
-	 * commit: a lock held by a commit stopped before its commit point
-	 * makes the attempt conflict, and pstm_atomic_ro retries, sleeping
-	 * up to 1 ms between attempts, until its owner goes on or another
-	 * process aborts it (use pstm_tx_begin to be able to give up); past
-	 * its commit point (owner stopped or dead) the value is read through
-	 * that commit's redo record, as every reader does.  Statistics
+	 * commit: a word locked by a commit before its commit point (owner
+	 * slow, stopped or dead) is read as it was before that commit, past
+	 * it through that commit's redo record, as every read-only reader
+	 * does.  Where neither applies (the region's clock has moved past
+	 * the commit's since it began, as other readers move it in a busy
+	 * region, where an ordinary transaction soon aborts a stopped
+	 * commit anyway) the attempt conflicts and
+	 * pstm_atomic_ro retries, sleeping up to 1 ms between attempts,
+	 * until the owner goes on or another process settles it (use
+	 * pstm_tx_begin to be able to give up).  Statistics
 	 * (pstm_stats_get) are the handle's own.  A relaxed region gets no
 	 * flush thread from it, pstm_copy refuses it (PSTM_EINVAL).  The
 	 * runtime must exist: one missing or from another boot (after a

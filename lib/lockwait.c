@@ -158,12 +158,51 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
  *   keeps the lock word and the value (newer_push).
  */
 /*
+ * read_before for a slotless descriptor (an observer, a read-only grant):
+ * it may not raise the clock, so an old version above its snapshot is
+ * taken as take_newer takes one, every read revalidated at the clock's
+ * value @now, which must stay below @bound.  The read set keeps the
+ * lock word and t->newer the value with the lock and state words:
+ * valid while the commit holds the orec in that state (before its commit
+ * point), or once the orec is unlocked with the value unchanged in
+ * memory (the commit rolled back, or wrote the same value); a later
+ * validation after the commit passed its point fails (the state word
+ * differs and the orec is locked, or the value differs), as for
+ * read_through's slotless reads.
+ */
+static bool read_before_slotless(pstm_tx *t, uint64_t off, uint64_t idx,
+				 _Atomic uint64_t *o, uint64_t v, struct log_header *h,
+				 uint64_t st, uint64_t bound, uint64_t *out)
+{
+	struct pstm_region *r = t->r;
+	bool above = orec_version(v) > t->rv;
+	uint64_t now = above ? atomic_load_explicit(&r->rt->clock, memory_order_acquire)
+			     : t->rv;
+	if (now >= bound)
+		return false;
+	uint64_t val = __atomic_load_n(region_word(r, off), DATA_LOAD);
+	fence_acquire();
+	if (atomic_load_explicit(&h->state, memory_order_relaxed) != st ||
+	    atomic_load_explicit(o, memory_order_relaxed) != v)
+		return false;
+	stm_rs_push(t, idx, v);
+	stm_newer_push(t, off, val, v, st);
+	if (above && !stm_revalidate_at(t, now)) {
+		t->cf.hint_off = off;
+		stm_abort(t, ST_AB_READ);
+	}
+	*out = val;
+	return true;
+}
+
+/*
  * The word at @off (orec @idx at @o, lock word @v) as it was before the
  * commit that holds the orec and has not reached its commit point: state
  * @st LOCKING(k), or SEALING(k) on a durable region (which no waiter may
  * abort, and which a recoverer of its dead owner rolls back), header @h.
  * The reader takes the value from before that commit instead of waiting
- * for it.  Slotted read-only readers only; true with *out if it could.
+ * for it.  Read-only readers only (slotless ones: read_before_slotless);
+ * true with *out if it could.
  *
  * - Before COMMITTED the owner has written nothing back (the write-back
  *   comes after it, behind a release fence: commit.c).  So memory holds
@@ -190,8 +229,11 @@ static bool read_before(pstm_tx *t, uint64_t off, uint64_t idx,
 				 ? __atomic_load_n(&h->wv, __ATOMIC_RELAXED)
 				 : __atomic_load_n(&h->wv_floor, __ATOMIC_RELAXED);
 	uint64_t old = orec_version(v);
-	if (t->slot == TXD_NO_SLOT || TESTING_NO_VALIDATE(r) || old >= bound ||
-	    bound >= OREC_VMAX)
+	if (TESTING_NO_VALIDATE(r) || bound >= OREC_VMAX)
+		return false;
+	if (t->slot == TXD_NO_SLOT)
+		return read_before_slotless(t, off, idx, o, v, h, st, bound, out);
+	if (old >= bound)
 		return false;
 	if (old > t->rv && !stm_extend(t, old)) {
 		t->cf.hint_off = off;

@@ -5,9 +5,11 @@
  * consistent snapshot even while other processes write.  To run it, dump
  * attaches (unlike info and check), but as an observer
  * (PSTM_OPEN_OBSERVE): it recovers no dead process, never escalates and
- * never waits for a transaction that did, so it stalls no writer; an
- * attempt that keeps conflicting (writers changing what it reads, or
- * locks a stopped or dead process holds) is given up after --timeout-ms.
+ * never waits for a transaction that did, so it stalls no writer; it
+ * reads words a stopped or dead process's commit holds as they were
+ * before it or, past its commit point, through its record; an attempt
+ * that keeps conflicting (writers changing what it reads, or such locks
+ * where neither applies) is given up after --timeout-ms.
  *
  * The JSON form is what pstm load reads back (cmd_load.c): every key,
  * value and item is a byte string written so that it round-trips exactly,

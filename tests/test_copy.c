@@ -94,6 +94,7 @@ static uint64_t rnd(uint64_t *s)
 struct shared {
 	volatile int stop;
 	volatile int ready;
+	volatile int copies; /* test_growing_heap's copies so far */
 	uint64_t moves[4];
 };
 
@@ -161,8 +162,15 @@ static int allocator(void *arg, int id)
 	while (!sh->stop && sh->moves[id] < RECEIPTS) {
 		if (pstm_atomic(r, add_receipt, NULL))
 			return 2;
-		if (++sh->moves[id] % 8 == 0)
-			usleep(20); /* grow for a while: over several copies */
+		/* grow over several copies, whatever a copy takes (under
+		 * TSan and load one outlasted the whole growth, when this
+		 * only slept 20 us every 8 receipts): an eighth, then wait
+		 * for the next copy to end, 2 s at most */
+		if (++sh->moves[id] % (RECEIPTS / 8) == 0) {
+			int c = sh->copies;
+			for (int k = 0; k < 2000 && !sh->stop && sh->copies == c; k++)
+				usleep(1000);
+		}
 	}
 	return pstm_close(r) ? 3 : 0;
 }
@@ -368,6 +376,7 @@ static void test_growing_heap(void **s)
 	pstm_off base = base_of(r);
 	struct receipts rc = {0, 0};
 	int copies = 0, midway = 0;
+	sh->copies = 0;
 	start_writers(1, true);
 	/* copies while it allocates (at least 2, at most 20) */
 	for (; copies < 2 || (copies < 20 && sh->moves[1] < RECEIPTS); copies++) {
@@ -383,6 +392,7 @@ static void test_growing_heap(void **s)
 		assert_pstm_ok(pstm_close(c));
 		assert_pstm_ok(pstm_unlink(dst_uri));
 		dst_uri = NULL;
+		sh->copies++;
 	}
 	stop_writers();
 	print_message("# %d copies, %d of them while the heap grew\n", copies, midway);

@@ -27,6 +27,7 @@ static const char *const names[CP_COUNT] = {
 	[CP_CKPT_APPLIED] = "checkpoint.applied",
 	[CP_OVF_TAKEN] = "overflow.taken",
 	[CP_ESCALATED] = "escalate.taken",
+	[CP_ABORT_ROLLBACK] = "abort.rollback",
 };
 
 const char *crash_point_name(int p)

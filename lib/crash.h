@@ -31,6 +31,8 @@ enum crash_point {
 	CP_OVF_TAKEN,        /* large commit: a new extent taken (its side
 				transaction committed), not yet used */
 	CP_ESCALATED,        /* the escalation (serial) token just taken */
+	CP_ABORT_ROLLBACK,   /* an aborting commit in ROLLBACK, its locks
+				still held (data untouched) */
 	CP_COUNT
 };
 

@@ -199,7 +199,9 @@ static bool read_before_slotless(pstm_tx *t, uint64_t off, uint64_t idx,
  * The word at @off (orec @idx at @o, lock word @v) as it was before the
  * commit that holds the orec and has not reached its commit point: state
  * @st LOCKING(k), or SEALING(k) on a durable region (which no waiter may
- * abort, and which a recoverer of its dead owner rolls back), header @h.
+ * abort, and which a recoverer of its dead owner rolls back), or
+ * ROLLBACK(k) or ABORTED(k) (it never commits: it writes nothing and
+ * releases its locks, or waiters take them), header @h.
  * The reader takes the value from before that commit instead of waiting
  * for it.  Read-only readers only (slotless ones: read_before_slotless);
  * true with *out if it could.
@@ -211,7 +213,8 @@ static bool read_before_slotless(pstm_tx *t, uint64_t off, uint64_t idx,
  *   and the orec still holds @v (a lock word names one commit).
  * - The snapshot must exclude the commit: its wv is at least
  *   h->wv_floor (clock + 1 read before LOCKING(k); published by it), and
- *   SEALING's h->wv is its wv.  So rv < that bound (after extending to
+ *   SEALING's h->wv is its wv; ROLLBACK and ABORTED need no bound.
+ *   So rv < that bound (after extending to
  *   the old version if needed) serialises the reader before the commit.
  *   Otherwise (GV5: another commit of the same wv was met and raised the
  *   clock) it waits, as before.
@@ -225,9 +228,13 @@ static bool read_before(pstm_tx *t, uint64_t off, uint64_t idx,
 			uint64_t st, uint64_t *out)
 {
 	struct pstm_region *r = t->r;
+	/* ROLLBACK, ABORTED: that commit never commits, any snapshot may
+	 * exclude it */
 	uint64_t bound = LOG_ST(st) == LOG_SEALING
 				 ? __atomic_load_n(&h->wv, __ATOMIC_RELAXED)
-				 : __atomic_load_n(&h->wv_floor, __ATOMIC_RELAXED);
+			 : LOG_ST(st) == LOG_LOCKING
+				 ? __atomic_load_n(&h->wv_floor, __ATOMIC_RELAXED)
+				 : OREC_VMAX - 1;
 	uint64_t old = orec_version(v);
 	if (TESTING_NO_VALIDATE(r) || bound >= OREC_VMAX)
 		return false;
@@ -265,7 +272,8 @@ bool stm_read_through(pstm_tx *t, uint64_t off, uint64_t idx,
 		return false;
 	struct log_header *h = region_log(r, s);
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
-	if (LOG_ST(st) == LOG_LOCKING || LOG_ST(st) == LOG_SEALING)
+	if (LOG_ST(st) == LOG_LOCKING || LOG_ST(st) == LOG_SEALING ||
+	    LOG_ST(st) == LOG_ROLLBACK || LOG_ST(st) == LOG_ABORTED)
 		return read_before(t, off, idx, o, v, h, st, out);
 	if (LOG_ST(st) != LOG_COMMITTED && LOG_ST(st) != LOG_RELEASING)
 		return false;

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "recovery.h"
 #include "redo_log.h"
 #include "stm.h"
@@ -49,11 +50,14 @@ void stm_release_unchanged(pstm_tx *t)
 	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
 	uint64_t st = atomic_load_explicit(&h->state, memory_order_acquire);
 	uint64_t bump = 0;
-	if (LOG_ST(st) == LOG_LOCKING &&
-	    !atomic_compare_exchange_strong_explicit(
-		    &h->state, &st, (st & ~0xffull) | LOG_ROLLBACK,
-		    memory_order_acq_rel, memory_order_acquire))
-		bump = 1; /* now ABORTED */
+	if (LOG_ST(st) == LOG_LOCKING) {
+		if (!atomic_compare_exchange_strong_explicit(
+			    &h->state, &st, (st & ~0xffull) | LOG_ROLLBACK,
+			    memory_order_acq_rel, memory_order_acquire))
+			bump = 1; /* now ABORTED */
+		else
+			CRASH_POINT(CP_ABORT_ROLLBACK);
+	}
 	if (LOG_ST(st) == LOG_ABORTED)
 		bump = 1;
 	for (uint32_t i = 0; i < t->nlocks; i++) {

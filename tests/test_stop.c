@@ -309,6 +309,19 @@ static void test_stopped_recoverer(void **s)
 	bank_exact_and_remove();
 }
 
+static pid_t stopped_victim; /* killed by kill_victim if a test fails */
+
+static int kill_victim(void **s)
+{
+	(void)s;
+	if (stopped_victim > 0) {
+		kill(stopped_victim, SIGKILL);
+		waitpid(stopped_victim, NULL, 0);
+	}
+	stopped_victim = 0;
+	return 0;
+}
+
 /*
  * Readers leave a commit stopped before its commit point alone: a
  * victim locks both accounts for a transfer and stops (commit.locked:1);
@@ -361,7 +374,7 @@ static void readers_before(int durability)
 	 * reader does (a commit's old values are read only if the clock
 	 * had passed them when it began) */
 	assert_pstm_ok(pstm_atomic_ro(r, balances, b));
-	pid_t v = test_spawn(lone_victim, NULL, 0);
+	pid_t v = stopped_victim = test_spawn(lone_victim, NULL, 0);
 	int st;
 	assert_int_equal(waitpid(v, &st, WUNTRACED), v);
 	assert_true(WIFSTOPPED(st)); /* both accounts locked */
@@ -382,6 +395,7 @@ static void readers_before(int durability)
 					   s0.aborts_read - s0.aborts_lock));
 	assert_true(n > 100);
 	kill(v, SIGCONT);
+	stopped_victim = 0;
 	assert_int_equal(test_wait(v), 0); /* one attempt: nobody aborted it */
 	assert_pstm_ok(pstm_atomic_ro(r, balances, b));
 	assert_int_equal(b[0], 993);
@@ -398,6 +412,137 @@ static void test_readers_before_commit_point(void **s)
 	readers_before(PSTM_DURABLE);
 }
 
+/*
+ * The same for a commit that aborts itself and stops while it still holds
+ * its locks (abort.rollback:1): the victim reads account 0, waits until
+ * the parent has changed it, writes account 1; its commit locks account
+ * 1, fails validation, enters ROLLBACK and stops.  Read-only transactions
+ * of an ordinary handle and of an observer read account 1 as it was, at
+ * once, and abort nothing; continued, the victim runs again and commits.
+ */
+static int rolling_transfer(pstm_tx *tx, void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&attempts, 1);
+	uint64_t a = pstm_load64(tx, BANK.base);
+	atomic_store(&SH->victim_steps, 1); /* read it */
+	while (!atomic_load(&SH->done))
+		;
+	pstm_store64(tx, BANK.base + 8, pstm_load64(tx, BANK.base + 8) + a % 7 + 1);
+	return 0;
+}
+
+static int rolling_victim(void *arg, int i)
+{
+	(void)i;
+	pstm_region *r;
+	setenv("PSTM_CRASH_AT", arg ? arg : "abort.rollback:1:stop", 1);
+	if (pstm_open(URI, &r) || pstm_atomic(r, test_bank_setup, &BANK) ||
+	    pstm_atomic(r, rolling_transfer, NULL))
+		return 2;
+	pstm_close(r);
+	return atomic_load(&attempts) == 2 ? 0 : 10 + atomic_load(&attempts);
+}
+
+static int add_to_first(pstm_tx *tx, void *arg)
+{
+	(void)arg;
+	pstm_store64(tx, BANK.base, pstm_load64(tx, BANK.base) + 1);
+	return 0;
+}
+
+static void readers_beside_rollback(int durability)
+{
+	pstm_region *r, *obs;
+	struct pstm_create_opts o = {.size_bytes = 4 << 20, .durability = durability,
+				     .replace = 1};
+	URI = durability == PSTM_DURABLE ? test_file_uri("rollback")
+					 : test_shm_uri("rollback");
+	assert_pstm_ok(pstm_create(URI, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
+	memset(SH, 0, sizeof(*SH));
+	pid_t v = stopped_victim = test_spawn(rolling_victim, NULL, 0);
+	while (!atomic_load(&SH->victim_steps))
+		sleep_ms(1);
+	assert_pstm_ok(pstm_atomic(r, add_to_first, NULL)); /* 1001 */
+	atomic_store(&SH->done, 1);
+	int st;
+	assert_int_equal(waitpid(v, &st, WUNTRACED), v);
+	assert_true(WIFSTOPPED(st)); /* in ROLLBACK, account 1 locked */
+	assert_pstm_ok(pstm_open_opts(URI, PSTM_OPEN_OBSERVE, &obs));
+	uint64_t t0 = test_now_ns(), n = 0;
+	while (test_now_ns() - t0 < 20000000ull) { /* 20 STOPPED_NS */
+		for (int k = 0; k < 2; k++) {
+			uint64_t b[2] = {0, 0};
+			pstm_tx *tx;
+			assert_pstm_ok(pstm_tx_begin(k ? obs : r, PSTM_TX_READ_ONLY, &tx));
+			assert_pstm_ok(pstm_tx_call(tx, balances, b));
+			assert_pstm_ok(pstm_tx_commit(tx));
+			assert_int_equal(b[0], 1001);
+			assert_int_equal(b[1], 1000);
+		}
+		n++;
+	}
+	print_message("# %s: %llu pairs of read-only transactions beside a commit "
+		      "stopped in ROLLBACK\n", durability == PSTM_DURABLE ? "file" : "shm",
+		      (unsigned long long)n);
+	assert_pstm_ok(pstm_close(obs));
+	kill(v, SIGCONT);
+	stopped_victim = 0;
+	assert_int_equal(test_wait(v), 0); /* aborted once, then committed */
+	uint64_t b[2];
+	assert_pstm_ok(pstm_atomic_ro(r, balances, b));
+	assert_int_equal(b[0], 1001);
+	assert_int_equal(b[1], 1000 + 1001 % 7 + 1);
+	pstm_close(r);
+	test_assert_clean(URI);
+	assert_pstm_ok(pstm_unlink(URI));
+}
+
+/* Killed there instead: its locks stay until it is recovered; readers
+ * read the old value meanwhile, and the first transaction that needs the
+ * word recovers it (locks dropped, nothing written). */
+static void killed_in_rollback(int durability)
+{
+	pstm_region *r;
+	struct pstm_create_opts o = {.size_bytes = 4 << 20, .durability = durability,
+				     .replace = 1};
+	URI = durability == PSTM_DURABLE ? test_file_uri("rbkill") : test_shm_uri("rbkill");
+	assert_pstm_ok(pstm_create(URI, &o, &r));
+	assert_pstm_ok(pstm_atomic(r, test_bank_setup, &BANK));
+	memset(SH, 0, sizeof(*SH));
+	pid_t v = test_spawn(rolling_victim, (void *)"abort.rollback:1", 0);
+	while (!atomic_load(&SH->victim_steps))
+		sleep_ms(1);
+	assert_pstm_ok(pstm_atomic(r, add_to_first, NULL)); /* 1001 */
+	atomic_store(&SH->done, 1);
+	assert_int_equal(test_wait(v), 128 + SIGKILL);
+	uint64_t b[2] = {0, 0};
+	pstm_tx *tx;
+	assert_pstm_ok(pstm_tx_begin(r, PSTM_TX_READ_ONLY, &tx));
+	assert_pstm_ok(pstm_tx_call(tx, balances, b)); /* the old value, at once */
+	assert_pstm_ok(pstm_tx_commit(tx));
+	assert_int_equal(b[0], 1001);
+	assert_int_equal(b[1], 1000);
+	struct test_xfer x = {&BANK, 1, 0, 10, 0};
+	assert_pstm_ok(pstm_atomic(r, test_bank_transfer, &x)); /* recovers it */
+	assert_pstm_ok(pstm_atomic_ro(r, balances, b));
+	assert_int_equal(b[0], 1011);
+	assert_int_equal(b[1], 990);
+	pstm_close(r);
+	test_assert_clean(URI);
+	assert_pstm_ok(pstm_unlink(URI));
+}
+
+static void test_readers_beside_rollback(void **s)
+{
+	(void)s;
+	readers_beside_rollback(PSTM_DEFAULT);
+	readers_beside_rollback(PSTM_DURABLE);
+	killed_in_rollback(PSTM_DEFAULT);
+	killed_in_rollback(PSTM_DURABLE);
+}
+
 int main(void)
 {
 	SH = test_map_shared(NULL, sizeof(*SH));
@@ -407,7 +552,8 @@ int main(void)
 		cmocka_unit_test(test_stop_points_shm),
 		cmocka_unit_test(test_stop_points_file),
 		cmocka_unit_test(test_stopped_recoverer),
-		cmocka_unit_test(test_readers_before_commit_point),
+		cmocka_unit_test_teardown(test_readers_before_commit_point, kill_victim),
+		cmocka_unit_test_teardown(test_readers_beside_rollback, kill_victim),
 	};
 	TEST_OUTPUT();
 	return cmocka_run_group_tests(tests, NULL, NULL);

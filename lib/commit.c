@@ -128,6 +128,9 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	while (__builtin_expect(t->locks_cap - t->nlocks < nws, 0))
 		stm_grow_locks(t);
 	uint64_t *const locks_at = t->locks;
+	/* the count in a local, stored back before a wait (which may
+	 * unwind: the rollback releases what t->nlocks names) and after */
+	uint32_t nl = t->nlocks;
 	for (uint32_t i = 0; i < nws; i++) {
 		uint64_t idx = (ws[i].off >> OREC_SHIFT) & omask;
 		_Atomic uint64_t *o = &orecs[idx];
@@ -136,18 +139,20 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 			if (orec_is_locked(v)) {
 				if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
 					break; /* shared orec, already ours */
+				t->nlocks = nl;
 				v = stm_wait_unlocked(t, o, v, ST_AB_LOCK);
 				continue;
 			}
 			/* acq_rel: whoever sees this lock sees LOCKING(k) */
 			if (atomic_compare_exchange_weak_explicit(
-				    o, &v, orec_make_locked(v, t->slot),
+				    o, &v, (v & ~((1ull << OREC_VSHIFT) - 1)) | mine,
 				    memory_order_acq_rel, memory_order_relaxed)) {
-				locks_at[t->nlocks++] = idx;
+				locks_at[nl++] = idx;
 				break;
 			}
 		}
 	}
+	t->nlocks = nl;
 	/* data stores below must not become visible before the locks */
 	fence_release();
 	CP(CP_COMMIT_LOCKED);

@@ -482,11 +482,13 @@ static void sleeper_start(const char *uri, struct sleeper *h)
 	h->release = go[1];
 }
 
-/* (a later sleeper holds an earlier one's pipe too: SIGKILL it) */
+/* (a later sleeper holds an earlier one's pipe too: SIGKILL it; before
+ * the close, or the last one, woken by it, may exit first: seen once
+ * beside CPU hogs) */
 static void sleeper_stop(struct sleeper *h)
 {
-	close(h->release);
 	kill(h->pid, SIGKILL);
+	close(h->release);
 	assert_int_equal(test_wait(h->pid), 128 + SIGKILL);
 }
 

@@ -256,7 +256,7 @@ static void test_killed_pstmd_taken_over(void **s)
 	(void)s;
 	static struct test_pstmd d;
 	struct pstm_region ro;
-	setup(&d, 200);
+	setup(&d, 1000);
 	int fd = open(C.uri, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_pstm_ok(region_map_readonly(C.uri, &ro));
@@ -270,17 +270,19 @@ static void test_killed_pstmd_taken_over(void **s)
 	}
 	kill(d.pid, SIGKILL);
 	uint64_t t0 = test_now_ns();
-	assert_true(test_poll_until(is_flushed, &f, 2000));
+	assert_true(test_poll_until(is_flushed, &f, 5000));
 	double ms = (double)(test_now_ns() - t0) / 1e6;
 	print_message("# pstmd SIGKILLed with commits unflushed: in the file %.2f ms later "
-		      "(flush_ms 200)\n", ms);
-	assert_true(ms < 100); /* half a flush_ms: not the member's timer */
+		      "(flush_ms 1000)\n", ms);
+	/* half a flush_ms: not the member's timer (flush_ms was 200, and
+	 * 100 ms failed once beside two CPU hogs) */
+	assert_true(ms < 500);
 	assert_int_equal(test_wait(d.pid), 128 + SIGKILL);
 	d.pid = 0;
 	/* and the member flushes by itself from now on */
 	ask('c');
 	f.seq = atomic_load(&ro.rt->dseq);
-	assert_true(test_poll_until(is_flushed, &f, 2000));
+	assert_true(test_poll_until(is_flushed, &f, 5000));
 	region_unmap_readonly(&ro);
 	close(fd);
 	finish(&d);

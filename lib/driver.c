@@ -14,7 +14,7 @@
  * validated against, so they cannot make the holder lose, and a holder
  * that stopped (SIGSTOP) or died does not block them.
  *
- * About 620 lines, one concept: the unwinding point and what runs under
+ * About 650 lines, one concept: the unwinding point and what runs under
  * it.  The explicit form's calls set the same point as pstm_atomic and
  * share begin/end/backoff with it; a file of their own would have to
  * export the attempt's inner steps, which the hot path keeps inline.
@@ -69,7 +69,7 @@ pstm_tx *stm_current(void) { return tl_cur; }
  * Why not revoke a merely descheduled holder: on a loaded machine an
  * escalated attempt of a few ms of CPU spans several time slices of
  * others; revoked at each, it lost to the same transactions again and
- * again (test_stm's long transaction took 14 s beside two CPU hogs).
+ * again (test_stm's long transaction took up to 30 s beside two CPU hogs).
  */
 #define SERIAL_REVOKE_NS 10000000ull
 #define SERIAL_IDLE_NS 1000000000ull

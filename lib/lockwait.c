@@ -158,6 +158,22 @@ uint64_t stm_wait_unlocked(pstm_tx *t, _Atomic uint64_t *o, uint64_t v,
  *   keeps the lock word and the value (newer_push).
  */
 /*
+ * The word at @off from memory, if the commit holding its orec (@v at
+ * @o) has written nothing back: its state is still @st (LOCKING,
+ * SEALING, ROLLBACK or ABORTED of one commit) and the orec still @v after
+ * the load.  The write-back comes only after COMMITTED, behind a release
+ * fence (commit.c).
+ */
+static bool word_before(struct pstm_region *r, uint64_t off, _Atomic uint64_t *o,
+			uint64_t v, struct log_header *h, uint64_t st, uint64_t *val)
+{
+	*val = __atomic_load_n(region_word(r, off), DATA_LOAD);
+	fence_acquire();
+	return atomic_load_explicit(&h->state, memory_order_relaxed) == st &&
+	       atomic_load_explicit(o, memory_order_relaxed) == v;
+}
+
+/*
  * read_before for a slotless descriptor (an observer, a read-only grant):
  * it may not raise the clock, so an old version above its snapshot is
  * taken as take_newer takes one, every read revalidated at the clock's
@@ -180,10 +196,8 @@ static bool read_before_slotless(pstm_tx *t, uint64_t off, uint64_t idx,
 			     : t->rv;
 	if (now >= bound)
 		return false;
-	uint64_t val = __atomic_load_n(region_word(r, off), DATA_LOAD);
-	fence_acquire();
-	if (atomic_load_explicit(&h->state, memory_order_relaxed) != st ||
-	    atomic_load_explicit(o, memory_order_relaxed) != v)
+	uint64_t val;
+	if (!word_before(r, off, o, v, h, st, &val))
 		return false;
 	stm_rs_push(t, idx, v);
 	stm_newer_push(t, off, val, v, st);
@@ -248,10 +262,8 @@ static bool read_before(pstm_tx *t, uint64_t off, uint64_t idx,
 	}
 	if (t->rv >= bound)
 		return false;
-	uint64_t val = __atomic_load_n(region_word(r, off), DATA_LOAD);
-	fence_acquire();
-	if (atomic_load_explicit(&h->state, memory_order_relaxed) != st ||
-	    atomic_load_explicit(o, memory_order_relaxed) != v)
+	uint64_t val;
+	if (!word_before(r, off, o, v, h, st, &val))
 		return false;
 	stm_rs_push(t, idx, orec_make(old));
 	*out = val;

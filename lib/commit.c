@@ -57,7 +57,15 @@ static inline void record_put_entries(struct log_entry *e, const struct wentry *
 		__atomic_store_n(&e[i].val, ws[i].val, __ATOMIC_RELAXED);
 	}
 #else
-	memcpy(e, ws, sizeof(struct log_entry) * n);
+	/* the usual few entries by a loop: memcpy's call for 32 bytes cost
+	 * 2-5% of a 2-account transfer (bench bank, 1,024 accounts, 25 and
+	 * 41 interleaved rounds) */
+	if (n <= 8) {
+		for (uint32_t i = 0; i < n; i++)
+			e[i] = (struct log_entry){ws[i].off, ws[i].val};
+	} else {
+		memcpy(e, ws, sizeof(struct log_entry) * n);
+	}
 #endif
 }
 

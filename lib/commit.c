@@ -34,9 +34,11 @@
 /*
  * The protocol, for a record in the ring (!@large) or in the slot's
  * overflow extent (lib/overflow.c), with its crash points (@armed) or
- * without: three copies of one body (small unarmed, small armed, large),
- * so that the common one keeps its registers and tests no crash point
- * (a shared body cost ~20 instructions a commit, the points ~25).
+ * without, on a region known volatile (@vol) or either: four copies of
+ * one body (small unarmed volatile, small unarmed, small armed, large),
+ * so that the common ones keep their registers and test no crash point
+ * (a shared body cost ~20 instructions a commit, the points ~25) and a
+ * volatile one no durability (~25 more, and 5-10% of a transfer).
  */
 #define CP(p)                                \
 	do {                                 \
@@ -70,9 +72,12 @@ static inline void record_put_entries(struct log_entry *e, const struct wentry *
 }
 
 static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool large,
-							 const bool armed)
+							 const bool armed, const bool vol)
 {
 	struct pstm_region *r = t->r;
+	/* in locals: every atomic below would load the fields again */
+	const bool durable = !vol && r->durable;
+	const bool relaxed = !vol && r->relaxed;
 
 	struct log_header *h = t->log;
 	struct slot *sl = &r->slots[t->slot];
@@ -88,14 +93,14 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	 * checkpoint first makes every record in it obsolete.
 	 */
 	uint64_t pos = 0;
-	if (r->durable) {
+	if (durable) {
 		pos = atomic_load_explicit(&sl->ring_head, memory_order_relaxed);
 		if (pos + rbytes > r->ring_bytes) {
 			int rc = checkpoint_until(r, atomic_load(&r->rt->dseq) - 1);
 			if (rc)
 				stm_fail(t, rc); /* nothing locked yet */
 			pos = 0;
-			if (r->relaxed) /* the flusher tells rounds apart */
+			if (relaxed) /* the flusher tells rounds apart */
 				atomic_fetch_add_explicit(&sl->wrap, 1,
 							  memory_order_relaxed);
 		}
@@ -113,7 +118,8 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	 * commit, and check the state word around */
 	__atomic_store_n(&h->rec_off, pos, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->count, t->nws, __ATOMIC_RELAXED);
-	h->wrap = atomic_load_explicit(&sl->wrap, memory_order_relaxed);
+	if (durable) /* only relaxed regions count wraps: 0 on the others */
+		h->wrap = atomic_load_explicit(&sl->wrap, memory_order_relaxed);
 	__atomic_store_n(&h->wv_floor,
 			 atomic_load_explicit(&r->rt->clock, memory_order_acquire) + 1,
 			 __ATOMIC_RELAXED);
@@ -197,7 +203,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	 * seal the record.
 	 */
 	uint64_t lk = log_state(k, LOG_LOCKING);
-	if (r->durable) {
+	if (durable) {
 		if (!atomic_compare_exchange_strong_explicit(
 			    &h->state, &lk, log_state(k, LOG_SEALING),
 			    memory_order_acq_rel, memory_order_relaxed))
@@ -208,18 +214,18 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 						       : record_entries(rec));
 	}
 	CP(CP_COMMIT_SEALED);
-	if (r->durable)
+	if (durable)
 		atomic_store_explicit(&h->state, log_state(k, LOG_COMMITTED),
 				      memory_order_release);
 	else if (!atomic_compare_exchange_strong_explicit(
 			 &h->state, &lk, log_state(k, LOG_COMMITTED),
 			 memory_order_acq_rel, memory_order_relaxed))
 		stm_abort(t, ST_AB_LOCK);
-	if (r->relaxed) { /* the flusher may copy it now; nothing waits */
+	if (relaxed) { /* the flusher may copy it now; nothing waits */
 		atomic_store_explicit(&sl->pub, h->wrap << 32 | (pos + rbytes),
 				      memory_order_release);
 		flush_note_commit(r); /* a flush thread that asked to hear */
-	} else if (r->durable)
+	} else if (durable)
 		redo_log_persist_record(r, t->slot, rec, rbytes);
 	CP(CP_COMMIT_LOGGED);
 
@@ -231,7 +237,7 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	uint8_t *const base = r->base;
 	for (uint32_t i = 0; i < nws; i++)
 		__atomic_store_n((uint64_t *)(base + ws[i].off), ws[i].val, DATA_STORE);
-	if (r->durable) {
+	if (durable) {
 		atomic_store_explicit(&sl->ring_head, pos + rbytes,
 				      memory_order_relaxed);
 		atomic_store(&sl->inflight, 0);
@@ -265,12 +271,12 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 
 static __attribute__((noinline)) void commit_large(pstm_tx *t)
 {
-	commit(t, true, true);
+	commit(t, true, true, false);
 }
 
 static __attribute__((noinline)) void commit_armed(pstm_tx *t)
 {
-	commit(t, false, true);
+	commit(t, false, true, false);
 }
 
 void stm_commit_update(pstm_tx *t)
@@ -280,6 +286,8 @@ void stm_commit_update(pstm_tx *t)
 	else if (__builtin_expect(atomic_load_explicit(&crash_armed,
 						       memory_order_relaxed) != 0, 0))
 		commit_armed(t); /* a crash point is armed (tests, crashtest) */
+	else if (!t->r->durable)
+		commit(t, false, false, true);
 	else
-		commit(t, false, false);
+		commit(t, false, false, false);
 }

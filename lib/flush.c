@@ -37,9 +37,9 @@
  * that is not durable 1.5 flush_ms after it while no flusher has made
  * progress for 2 flush_ms (a stopped pstmd) is flushed by us; after
  * three checks without a commit of ours it sleeps again.  So an idle
- * process does no periodic work at all.  A token whose owner died is taken over by CAS; the new owner first persists
- * the whole log area, since the dead one may have copied without
- * persisting.  Committers whose ring is full, pstm_sync and pstm_close
+ * process does no periodic work at all.  A token whose owner died is
+ * taken over by CAS; the new owner first persists the whole log area,
+ * since the dead one may have copied without persisting.  Committers whose ring is full, pstm_sync and pstm_close
  * take the token too.  Within a process, fl->mu serialises threads
  * (they share the tag).
  *

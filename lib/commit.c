@@ -71,6 +71,45 @@ static inline void record_put_entries(struct log_entry *e, const struct wentry *
 #endif
 }
 
+/*
+ * Lock the orecs of write entries @i.. (commit's step 2, its uncommon
+ * part): an orec locked by another waits for it (stm_wait_unlocked, which
+ * may unwind: the rollback releases what t->nlocks names, so the count is
+ * stored before each wait), one that is ours already (two words on one
+ * orec) is skipped, a lost CAS is tried again.  Returns the lock count.
+ */
+static __attribute__((noinline)) uint32_t lock_rest(pstm_tx *t, uint32_t i, uint32_t nl)
+{
+	const struct wentry *ws = t->ws;
+	const uint32_t nws = t->nws;
+	_Atomic uint64_t *const orecs = t->r->orecs;
+	const uint64_t omask = t->r->orec_mask;
+	const uint64_t mine = ((uint64_t)t->slot << 1) | OREC_LOCK;
+	uint64_t *const locks_at = t->locks;
+
+	for (; i < nws; i++) {
+		uint64_t idx = (ws[i].off >> OREC_SHIFT) & omask;
+		_Atomic uint64_t *o = &orecs[idx];
+		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
+		for (;;) {
+			if (orec_is_locked(v)) {
+				if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
+					break; /* shared orec, already ours */
+				t->nlocks = nl;
+				v = stm_wait_unlocked(t, o, v, ST_AB_LOCK);
+				continue;
+			}
+			if (atomic_compare_exchange_weak_explicit(
+				    o, &v, (v & ~((1ull << OREC_VSHIFT) - 1)) | mine,
+				    memory_order_acq_rel, memory_order_relaxed)) {
+				locks_at[nl++] = idx;
+				break;
+			}
+		}
+	}
+	return nl;
+}
+
 static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool large,
 							 const bool armed, const bool vol)
 {
@@ -142,30 +181,27 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	while (__builtin_expect(t->locks_cap - t->nlocks < nws, 0))
 		stm_grow_locks(t);
 	uint64_t *const locks_at = t->locks;
-	/* the count in a local, stored back before a wait (which may
-	 * unwind: the rollback releases what t->nlocks names) and after */
-	uint32_t nl = t->nlocks;
-	for (uint32_t i = 0; i < nws; i++) {
-		uint64_t idx = (ws[i].off >> OREC_SHIFT) & omask;
+	/* the common case: each orec free and the CAS won.  No call in this
+	 * loop, so its values stay in scratch registers (with the wait's
+	 * call inside, GCC moved eight registers to the stack and back
+	 * around it, ~25 instructions a commit); anything else (locked,
+	 * ours already, a lost CAS) goes on in lock_rest() */
+	uint32_t nl = t->nlocks, li = 0;
+	for (; li < nws; li++) {
+		uint64_t idx = (ws[li].off >> OREC_SHIFT) & omask;
 		_Atomic uint64_t *o = &orecs[idx];
 		uint64_t v = atomic_load_explicit(o, memory_order_relaxed);
-		for (;;) {
-			if (orec_is_locked(v)) {
-				if ((v & ((1ull << OREC_VSHIFT) - 1)) == mine)
-					break; /* shared orec, already ours */
-				t->nlocks = nl;
-				v = stm_wait_unlocked(t, o, v, ST_AB_LOCK);
-				continue;
-			}
-			/* acq_rel: whoever sees this lock sees LOCKING(k) */
-			if (atomic_compare_exchange_weak_explicit(
-				    o, &v, (v & ~((1ull << OREC_VSHIFT) - 1)) | mine,
-				    memory_order_acq_rel, memory_order_relaxed)) {
-				locks_at[nl++] = idx;
-				break;
-			}
-		}
+		/* acq_rel: whoever sees this lock sees LOCKING(k) */
+		if (__builtin_expect(orec_is_locked(v), 0) ||
+		    __builtin_expect(!atomic_compare_exchange_weak_explicit(
+					     o, &v, (v & ~((1ull << OREC_VSHIFT) - 1)) | mine,
+					     memory_order_acq_rel, memory_order_relaxed),
+				     0))
+			break;
+		locks_at[nl++] = idx;
 	}
+	if (__builtin_expect(li < nws, 0))
+		nl = lock_rest(t, li, nl);
 	t->nlocks = nl;
 	/* data stores below must not become visible before the locks */
 	fence_release();
@@ -264,8 +300,9 @@ static inline __attribute__((always_inline)) void commit(pstm_tx *t, const bool 
 	t->nlocks = 0;
 	atomic_store_explicit(&h->state, LOG_IDLE, memory_order_relaxed);
 
-	t->st[ST_COMMITS]++;
-	if (++t->st_unflushed >= STATS_FLUSH_EVERY)
+	/* the slot's words get the counts every STATS_FLUSH_EVERY commits
+	 * (a count of its own since the last flush cost ~3 instructions) */
+	if ((++t->st[ST_COMMITS] & (STATS_FLUSH_EVERY - 1)) == 0)
 		txd_stats_flush(t);
 }
 
@@ -279,6 +316,16 @@ static __attribute__((noinline)) void commit_armed(pstm_tx *t)
 	commit(t, false, true, false);
 }
 
+static __attribute__((noinline)) void commit_vol(pstm_tx *t)
+{
+	commit(t, false, false, true);
+}
+
+static __attribute__((noinline)) void commit_small(pstm_tx *t)
+{
+	commit(t, false, false, false);
+}
+
 void stm_commit_update(pstm_tx *t)
 {
 	if (__builtin_expect(t->nws > t->r->log_cap, 0))
@@ -287,7 +334,7 @@ void stm_commit_update(pstm_tx *t)
 						       memory_order_relaxed) != 0, 0))
 		commit_armed(t); /* a crash point is armed (tests, crashtest) */
 	else if (!t->r->durable)
-		commit(t, false, false, true);
+		commit_vol(t);
 	else
-		commit(t, false, false, false);
+		commit_small(t);
 }

@@ -244,7 +244,21 @@ static inline __attribute__((always_inline)) void end(pstm_tx *t)
 		t->escalated = false;
 	}
 	t->depth = 0;
-	tl_cur = NULL;
+	t->tlc->cur = NULL;
+}
+
+/* The end of a committed attempt with hooks, inevitability or the
+ * serial token (attempt()'s uncommon case). */
+static __attribute__((noinline)) int committed_end(pstm_tx *t)
+{
+	if (t->abort_hooks) /* committed: they never run */
+		hooks_free(&t->abort_hooks);
+	struct tx_hook *hooks = t->hooks;
+	t->hooks = NULL;
+	end(t);
+	if (hooks)
+		hooks_run(t->r, hooks);
+	return 0;
 }
 
 /*
@@ -279,13 +293,14 @@ static __attribute__((noinline)) int attempt(pstm_tx *t, pstm_fn fn, void *arg)
 		return rc;
 	}
 	stm_commit(t, fn);
-	if (t->abort_hooks) /* committed: they never run */
-		hooks_free(&t->abort_hooks);
-	struct tx_hook *hooks = t->hooks;
-	t->hooks = NULL;
-	end(t);
-	if (hooks)
-		hooks_run(t->r, hooks);
+	/* the usual end, no hooks, inevitability or token to drop: one
+	 * test (a test per field cost ~5 instructions a transaction) */
+	if (__builtin_expect(((uintptr_t)t->abort_hooks | (uintptr_t)t->hooks |
+			      (uintptr_t)t->inevitable | (uintptr_t)t->escalated) != 0,
+			     0))
+		return committed_end(t);
+	t->depth = 0;
+	t->tlc->cur = NULL;
 	return 0;
 }
 
@@ -296,7 +311,7 @@ static int drive(pstm_tx *t, pstm_fn fn, void *arg, bool read_only)
 	t->read_only = read_only;
 	t->doomed = 0;
 	t->guard = false;
-	tl_cur = t;
+	t->tlc->cur = t;
 	int j = STM_SETJMP(t, t->env);
 	if (__builtin_expect(j != 0, 0)) {
 		if (j == JUMP_ERROR) {
@@ -382,7 +397,6 @@ int stm_run_side(pstm_tx *t, pstm_fn fn, void *arg)
 	for (int k = 0; k < ST_COUNT; k++)
 		t->st[k] += s->st[k];
 	memset(s->st, 0, sizeof(s->st));
-	s->st_unflushed = 0;
 	return rc;
 }
 

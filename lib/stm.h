@@ -63,6 +63,9 @@ typedef void *stm_jmpbuf[5];
 /* One per (thread, open region): this is the pstm_tx users see. */
 struct pstm_tx {
 	struct pstm_region *r;
+	struct txd_cache *tlc;    /* its thread's tl_txd_cache (lib/txd.c):
+				     the driver's stores to it skip a TLS
+				     lookup (a call in the shared library) */
 	uint32_t slot;
 	struct log_header *log;   /* the slot's log (region_log), kept */
 	uint32_t depth;           /* >0 while a transaction runs */
@@ -104,7 +107,6 @@ struct pstm_tx {
 				     transaction: no step towards escalating */
 	uint64_t prng;
 	uint64_t st[ST_COUNT];    /* totals since the slot was claimed */
-	uint32_t st_unflushed;
 
 	/*
 	 * Large transactions (lib/overflow.c): this slot's overflow extent
@@ -171,7 +173,8 @@ static inline pstm_tx *txd_get(struct pstm_region *r, int *err)
 HIDDEN void txd_thread_exit(void *tx);       /* pthread key destructor */
 HIDDEN void txd_release_all(struct pstm_region *r); /* pstm_close */
 HIDDEN void txd_stats_flush(pstm_tx *t);     /* statistics to the slot */
-#define STATS_FLUSH_EVERY 256 /* update commits between two stats_flush */
+#define STATS_FLUSH_EVERY 256 /* update commits between two stats_flush
+				 (a power of two: lib/commit.c) */
 
 /* lib/stm.c: word access with bounds [lo, heap_hi); lo is heap_off for
  * internal metadata (allocator), heap_lo for user calls. */

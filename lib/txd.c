@@ -25,7 +25,6 @@ void txd_stats_flush(pstm_tx *t)
 						       : t->r->slots[t->slot].stats;
 	for (int k = 0; k < ST_COUNT; k++)
 		atomic_store_explicit(&out[k], t->st[k], memory_order_relaxed);
-	t->st_unflushed = 0;
 }
 
 /* A descriptor goes: its statistics and slot (or, slotless, its totals
@@ -129,6 +128,7 @@ static pstm_tx *txd_alloc(struct pstm_region *r)
 	if (!t)
 		return NULL;
 	t->r = r;
+	t->tlc = &tl_cache; /* a descriptor serves the thread that made it */
 	t->ws_cap = r->log_cap;
 	while (tab < 2 * t->ws_cap)
 		tab <<= 1;

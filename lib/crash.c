@@ -28,6 +28,8 @@ static const char *const names[CP_COUNT] = {
 	[CP_OVF_TAKEN] = "overflow.taken",
 	[CP_ESCALATED] = "escalate.taken",
 	[CP_ABORT_ROLLBACK] = "abort.rollback",
+	[CP_STAMP_NEXT] = "stamp.next",
+	[CP_STAMP_WRITTEN] = "stamp.written",
 };
 
 const char *crash_point_name(int p)

@@ -33,6 +33,10 @@ enum crash_point {
 	CP_ESCALATED,        /* the escalation (serial) token just taken */
 	CP_ABORT_ROLLBACK,   /* an aborting commit in ROLLBACK, its locks
 				still held (data untouched) */
+	CP_STAMP_NEXT,       /* file stamp: the next one noted in the
+				runtime, not yet written to the file */
+	CP_STAMP_WRITTEN,    /* file stamp: written to the file, not yet
+				the runtime's own */
 	CP_COUNT
 };
 

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "companion.h"
+#include "crash.h"
 #include "error.h"
 #include "runtime.h"
 
@@ -123,15 +124,30 @@ static uint64_t file_word(struct pstm_region *r, off_t off)
 	return pread(r->fd, &v, sizeof(v), off) == (ssize_t)sizeof(v) ? v : 0;
 }
 
+/*
+ * Callers hold no flock: a stamper (runtime_stamp) may move the two
+ * words while we read the file.  The file holds one of them at every
+ * instant, so a verdict counts only when neither moved across the read;
+ * otherwise look again (a few times: stamps that keep moving are opens
+ * and closes of the file itself, and the next look judges it).
+ */
 bool runtime_file_replaced(struct pstm_region *r)
 {
-	uint64_t mine = atomic_load_explicit(&r->rt->file_stamp, memory_order_relaxed);
-	if (!mine)
-		return false; /* never stamped: an older library's runtime */
-	uint64_t f = file_word(r, FILE_STAMP_OFF);
-	if (f != mine &&
-	    f != atomic_load_explicit(&r->rt->file_stamp_next, memory_order_relaxed))
-		return true;
+	for (int tries = 0;; tries++) {
+		uint64_t mine = atomic_load_explicit(&r->rt->file_stamp, memory_order_acquire);
+		uint64_t next = atomic_load_explicit(&r->rt->file_stamp_next,
+						     memory_order_acquire);
+		if (!mine)
+			return false; /* never stamped: an older library's runtime */
+		uint64_t f = file_word(r, FILE_STAMP_OFF);
+		if (f == mine || f == next)
+			break;
+		if (mine == atomic_load_explicit(&r->rt->file_stamp, memory_order_acquire) &&
+		    next == atomic_load_explicit(&r->rt->file_stamp_next, memory_order_acquire))
+			return true; /* neither word moved: the file holds neither */
+		if (tries == 8)
+			return false;
+	}
 	if (r->sb.durability == PSTM_RELAXED) {
 		/* the runtime's mark first: the flusher raises the file's
 		 * before it, so the file's read after is never below it
@@ -144,19 +160,35 @@ bool runtime_file_replaced(struct pstm_region *r)
 	return false;
 }
 
+/*
+ * A new stamp, under the flock (opens and closes of file regions).
+ * Invariant at entry and at every step: the file holds the runtime's
+ * stamp or its next one.  Next, file, stamp: a process killed anywhere
+ * between leaves the file with the old stamp or the next one.  One
+ * killed after writing the file and before taking the stamp as its own
+ * leaves file == next != stamp; the next stamper adopts it first, so
+ * that its own next (which replaces that one) keeps the invariant even
+ * if it dies too (without this, two such deaths in a row made the
+ * region read as overwritten in place: every open and flush refused,
+ * PSTM_EREPLACED, until all its processes were gone).
+ */
 void runtime_stamp(struct pstm_region *r)
 {
 	uint64_t s = 0;
 	if (runtime_file_replaced(r))
 		return; /* the next opener with nobody attached rebuilds */
+	uint64_t f = file_word(r, FILE_STAMP_OFF);
+	if (f && f == atomic_load_explicit(&r->rt->file_stamp_next, memory_order_relaxed))
+		atomic_store_explicit(&r->rt->file_stamp, f, memory_order_relaxed);
 	while (!s)
 		if (getrandom(&s, sizeof(s), 0) != (ssize_t)sizeof(s))
 			s = mono_ns() ^ ((uint64_t)getpid() << 32);
-	/* next, file, stamp: a process killed anywhere between leaves the
-	 * file with the old stamp or the next one, both the runtime's */
 	atomic_store_explicit(&r->rt->file_stamp_next, s, memory_order_relaxed);
-	if (pwrite(r->fd, &s, sizeof(s), FILE_STAMP_OFF) == (ssize_t)sizeof(s))
+	CRASH_POINT(CP_STAMP_NEXT);
+	if (pwrite(r->fd, &s, sizeof(s), FILE_STAMP_OFF) == (ssize_t)sizeof(s)) {
+		CRASH_POINT(CP_STAMP_WRITTEN);
 		atomic_store_explicit(&r->rt->file_stamp, s, memory_order_relaxed);
+	}
 }
 
 int attach_lock(int fd, short type)

@@ -14,7 +14,7 @@
  * validated against, so they cannot make the holder lose, and a holder
  * that stopped (SIGSTOP) or died does not block them.
  *
- * About 650 lines, one concept: the unwinding point and what runs under
+ * About 670 lines, one concept: the unwinding point and what runs under
  * it.  The explicit form's calls set the same point as pstm_atomic and
  * share begin/end/backoff with it; a file of their own would have to
  * export the attempt's inner steps, which the hot path keeps inline.
